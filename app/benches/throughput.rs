@@ -1,0 +1,65 @@
+//! Training throughput (images/s) of LeNet-5 and ResNet-20 on random data:
+//! forward, backward and an SGD step per batch, as in a training loop.
+//!
+//! `cargo bench -p shears --bench throughput -- [--batch 128] [--iters 20] [--models lenet5,resnet20] [--device cpu]`
+//! prints one JSON line per model.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use shears::model::{ModelSpec, Network};
+use shears::train::{Optimizer, OptimizerSpec};
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> shears::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let batch: usize = arg(&args, "--batch", 128);
+    let iters: usize = arg(&args, "--iters", 20);
+    let models: String = arg(&args, "--models", "lenet5,resnet20".to_string());
+    let device_name: String = arg(&args, "--device", "cpu".to_string());
+    let (device, dname) = shears::device::open(shears::device::parse(&device_name)?)?;
+    for m in models.split(',') {
+        let (spec, input) = match m {
+            "lenet5" => (ModelSpec::Lenet5, [1, 28, 28]),
+            "resnet20" => (ModelSpec::Resnet20 { width: 16 }, [3, 32, 32]),
+            other => (ModelSpec::from_name(other)?, [3, 32, 32]),
+        };
+        let mut net = Network::new(spec.build(input, 10)?, 0, &device)?;
+        let mut opt = Optimizer::new(OptimizerSpec::default());
+        let x = Tensor::randn(0f32, 1.0, (batch, input[0], input[1], input[2]), &device)?;
+        let y = Tensor::from_vec(
+            (0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(),
+            batch,
+            &device,
+        )?;
+        let mut step = |net: &mut Network| -> shears::Result<()> {
+            let loss = candle_nn::loss::cross_entropy(&net.forward(&x, true)?, &y)?;
+            let grads = loss.backward()?;
+            opt.step(net, &grads, 0.01)?;
+            Ok(())
+        };
+        for _ in 0..3 {
+            step(&mut net)?;
+        }
+        device.synchronize()?;
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            step(&mut net)?;
+        }
+        device.synchronize()?;
+        let secs = t0.elapsed().as_secs_f64();
+        let _ = DType::F32;
+        println!(
+            "{{\"impl\":\"candle\",\"model\":\"{m}\",\"device\":\"{dname}\",\"batch\":{batch},\"iters\":{iters},\"images_per_s\":{:.1}}}",
+            (batch * iters) as f64 / secs
+        );
+    }
+    Ok(())
+}

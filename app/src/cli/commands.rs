@@ -1,0 +1,287 @@
+//! `shears train`, `prune`, `eval`, `inspect` and `plugins`.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::Device;
+
+use super::{DataArgs, EvalArgs, PruneArgs, TrainArgs};
+use crate::data::{prepare, DataSplits, DatasetSpec};
+use crate::error::{Error, Result};
+use crate::model::checkpoint::{self, Checkpoint};
+use crate::model::{ModelSpec, Network};
+use crate::plugins::Registry;
+use crate::prune::{
+    compact, prune_to, sparsity, CriterionInputs, GranularityChoice, PruneMode, Scope,
+};
+use crate::train::{
+    accumulate_gradients, collect_activations, evaluate, fit, EpochReport, OptimizerSpec,
+    TrainConfig,
+};
+
+fn open_device(a: &DataArgs) -> Result<Device> {
+    let (d, name) =
+        crate::device::open(crate::device::parse(a.device.as_deref().unwrap_or("cpu"))?)?;
+    eprintln!("device: {name}");
+    Ok(d)
+}
+
+fn load_splits(a: &DataArgs, seed: u64) -> Result<(DatasetSpec, DataSplits)> {
+    let spec = match &a.data {
+        Some(p) => DatasetSpec::detect(p)?,
+        None => DatasetSpec::default(),
+    };
+    let (train, test) = spec.load()?;
+    Ok((spec, prepare(train, test, 0.1, seed)?))
+}
+
+fn print_epoch(r: EpochReport) {
+    eprintln!(
+        "epoch {}/{}: loss {:.4}, train acc {:.2}%, val acc {:.2}%, lr {:.4}",
+        r.epoch,
+        r.of,
+        r.train.loss,
+        r.train.acc * 100.0,
+        r.val.acc * 100.0,
+        r.lr
+    );
+}
+
+fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
+    let input = [data.train.channels, data.train.height, data.train.width];
+    if net.arch.input != input || net.arch.num_classes < data.train.num_classes {
+        return Err(Error::format(
+            path,
+            format!(
+                "model takes {:?} inputs and {} classes, the dataset has {input:?} and {}",
+                net.arch.input, net.arch.num_classes, data.train.num_classes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn train(a: TrainArgs) -> Result<()> {
+    let device = open_device(&a.data)?;
+    let (spec, data) = load_splits(&a.data, a.seed)?;
+    let arch = ModelSpec::from_name(&a.model)?.build(
+        [data.train.channels, data.train.height, data.train.width],
+        data.train.num_classes,
+    )?;
+    let optimizer = match a.optimizer.as_str() {
+        "sgd" => OptimizerSpec::default(),
+        "adamw" => OptimizerSpec::Adamw {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+        o => {
+            return Err(Error::config(
+                "--optimizer",
+                format!("unknown optimiser `{o}` (use sgd or adamw)"),
+            ))
+        }
+    };
+    let tc = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        optimizer,
+        ..TrainConfig::default()
+    };
+    tc.validate("train")?;
+    let mut net = Network::new(arch, a.seed, &device)?;
+    let cancel = AtomicBool::new(false);
+    fit(
+        &mut net,
+        &tc,
+        a.epochs,
+        0,
+        &data.train,
+        &data.val,
+        a.seed,
+        0,
+        &cancel,
+        &mut print_epoch,
+    )?;
+    let test = evaluate(&mut net, &data.test, a.batch_size)?;
+    println!(
+        "test accuracy {:.2}% (loss {:.4})",
+        test.acc * 100.0,
+        test.loss
+    );
+    let info = serde_json::json!({"dataset": spec.to_string(), "epochs": a.epochs, "seed": a.seed, "test_acc": test.acc});
+    checkpoint::save(&net, &info, &a.out)?;
+    println!("saved {}", a.out.display());
+    Ok(())
+}
+
+pub(super) fn prune(a: PruneArgs) -> Result<()> {
+    let device = open_device(&a.data)?;
+    let mut net = checkpoint::load(&a.checkpoint, &device)?;
+    let granularity = match a.granularity.as_str() {
+        "unstructured" => GranularityChoice::Unstructured,
+        "structured" => GranularityChoice::Structured,
+        g => {
+            return Err(Error::config(
+                "--granularity",
+                format!("`{g}` (use unstructured or structured)"),
+            ))
+        }
+    };
+    let scope = match a.scope.as_str() {
+        "global" => Scope::Global,
+        "layer" => Scope::Layer,
+        s => {
+            return Err(Error::config(
+                "--scope",
+                format!("`{s}` (use global or layer)"),
+            ))
+        }
+    };
+    let registry = Registry::builtin();
+    let mut criterion = registry.criterion(&a.criterion, &serde_json::json!({}))?;
+    let needs = criterion.needs();
+    let needs_data = needs.gradient || needs.activations || a.finetune_epochs > 0;
+    let data = if needs_data || a.data.data.is_some() {
+        let (_, d) = load_splits(&a.data, 0)?;
+        check_fits(&net, &d, &a.checkpoint)?;
+        Some(d)
+    } else {
+        None
+    };
+    let (grads, acts) = match &data {
+        Some(d) => (
+            if needs.gradient {
+                Some(accumulate_gradients(&mut net, &d.train, 128, 4)?)
+            } else {
+                None
+            },
+            if needs.activations {
+                Some(collect_activations(&mut net, &d.train, 128, 4)?)
+            } else {
+                None
+            },
+        ),
+        None => (None, None),
+    };
+    let inputs = CriterionInputs {
+        grads: grads.as_ref(),
+        acts: acts.as_ref(),
+    };
+    let reached = prune_to(
+        &mut net,
+        criterion.as_mut(),
+        &a.criterion,
+        PruneMode { granularity, scope },
+        a.sparsity,
+        inputs,
+    )?;
+    println!("pruned to {:.2}% ({:?})", reached * 100.0, granularity);
+    if let Some(d) = &data {
+        if a.finetune_epochs > 0 {
+            let tc = TrainConfig {
+                lr: a.lr,
+                ..TrainConfig::default()
+            };
+            fit(
+                &mut net,
+                &tc,
+                a.finetune_epochs,
+                0,
+                &d.train,
+                &d.val,
+                0,
+                0,
+                &AtomicBool::new(false),
+                &mut print_epoch,
+            )?;
+        }
+        let test = evaluate(&mut net, &d.test, 256)?;
+        println!("test accuracy {:.2}%", test.acc * 100.0);
+    }
+    if a.compact {
+        let before = net.arch.num_params();
+        net = compact(&net)?;
+        println!(
+            "compacted: {before} -> {} parameters",
+            net.arch.num_params()
+        );
+    }
+    let info = serde_json::json!({"pruned_from": a.checkpoint.display().to_string(), "criterion": a.criterion, "sparsity": reached});
+    checkpoint::save(&net, &info, &a.out)?;
+    println!("saved {}", a.out.display());
+    Ok(())
+}
+
+pub(super) fn eval(a: EvalArgs) -> Result<()> {
+    let device = open_device(&a.data)?;
+    let mut net = checkpoint::load(&a.checkpoint, &device)?;
+    let (spec, data) = load_splits(&a.data, 0)?;
+    check_fits(&net, &data, &a.checkpoint)?;
+    let test = evaluate(&mut net, &data.test, 256)?;
+    println!(
+        "{}: test accuracy {:.2}%, loss {:.4} on {} ({} images); sparsity {:.2}%",
+        a.checkpoint.display(),
+        test.acc * 100.0,
+        test.loss,
+        spec,
+        data.test.len(),
+        sparsity(&net)?.global * 100.0
+    );
+    Ok(())
+}
+
+pub(super) fn inspect(path: &Path) -> Result<()> {
+    let ck = Checkpoint::read(path)?;
+    let info = ck.info.clone();
+    let net = ck.into_network(&Device::Cpu)?;
+    let sp = sparsity(&net)?;
+    let a = &net.arch;
+    println!("{}", path.display());
+    println!(
+        "  {:?}, input {:?}, {} classes, {} parameters, {} MACs/sample",
+        a.family,
+        a.input,
+        a.num_classes,
+        a.num_params(),
+        a.macs()
+    );
+    println!(
+        "  sparsity {:.2}% of conv/linear weights, {:.2}% of prunable channels",
+        sp.global * 100.0,
+        sp.channels * 100.0
+    );
+    if !info.is_null() {
+        println!("  info: {info}");
+    }
+    println!(
+        "  {:<28} {:<7} {:<18} {:>9} {:>9}",
+        "layer", "kind", "shape", "weights", "sparsity"
+    );
+    for (l, s) in a.layers().iter().zip(&sp.layers) {
+        println!(
+            "  {:<28} {:<7} {:<18} {:>9} {:>8.2}%",
+            l.name,
+            format!("{:?}", l.kind).to_lowercase(),
+            format!("{:?}", l.weight_shape),
+            l.weight_len(),
+            s.sparsity() * 100.0
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn plugins() {
+    println!(
+        "{:<10} {:<20} {:<8} {:<8} description",
+        "kind", "name", "version", "origin"
+    );
+    for r in Registry::builtin().rows() {
+        println!(
+            "{:<10} {:<20} {:<8} {:<8} {}",
+            r.kind, r.name, r.version, "builtin", r.description
+        );
+    }
+}

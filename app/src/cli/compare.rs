@@ -1,0 +1,288 @@
+//! `shears compare`: runs a comparison with progress on the terminal, events
+//! appended to DIR/events.jsonl, results saved after every run.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{report, CompareArgs, EXIT_CANCELLED};
+use crate::data::DatasetSpec;
+use crate::error::{Error, Result};
+use crate::experiment::results::to_csv;
+use crate::experiment::{
+    run_comparison, ComparisonResults, Context, Event, ExperimentConfig, Status,
+};
+use crate::fsutil::{append_line, write_atomic};
+use crate::model::ModelSpec;
+use crate::plugins::Registry;
+
+/// Applies the command-line overrides to a config.
+pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Result<()> {
+    if let Some(path) = &a.data.data {
+        cfg.data = DatasetSpec::detect(path)?;
+    }
+    if let Some(d) = &a.data.device {
+        cfg.device = d.clone();
+    }
+    if let Some(m) = &a.model {
+        cfg.model = ModelSpec::from_name(m)?;
+    }
+    if let Some(e) = a.epochs {
+        cfg.train.epochs = e;
+    }
+    if let Some(e) = a.finetune_epochs {
+        cfg.finetune.epochs = e;
+    }
+    if let Some(s) = &a.sparsities {
+        cfg.sparsities = s.clone();
+    }
+    if let Some(s) = &a.seeds {
+        cfg.seeds = s.clone();
+    }
+    if let Some(b) = &a.base {
+        cfg.base_checkpoint = Some(b.clone());
+    }
+    if let Some(n) = a.train_samples {
+        match &mut cfg.data {
+            DatasetSpec::Embedded { train, .. } => *train = n,
+            _ => {
+                return Err(Error::config(
+                    "--train-samples",
+                    "only applies to the embedded dataset",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Progress {
+    bars: MultiProgress,
+    runs: ProgressBar,
+    epochs: ProgressBar,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        let bars = MultiProgress::new();
+        if quiet {
+            bars.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let runs = bars.add(ProgressBar::new(0));
+        runs.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {pos}/{len} runs  {elapsed} elapsed, ETA {eta}  {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        runs.set_prefix("overall");
+        let epochs = bars.add(ProgressBar::new(0));
+        epochs.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] epoch {pos}/{len}  {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        epochs.set_prefix("phase");
+        runs.enable_steady_tick(Duration::from_millis(500));
+        Self { bars, runs, epochs }
+    }
+
+    fn on(&self, e: &Event) {
+        match e {
+            Event::Started {
+                runs,
+                device,
+                data,
+                model,
+            } => {
+                self.runs.set_length(*runs as u64);
+                let _ = self.bars.println(format!(
+                    "{} on {device}: {} ({} train / {} val / {} test), {} params",
+                    model.family, data.name, data.train, data.val, data.test, model.params
+                ));
+            }
+            Event::Epoch {
+                phase,
+                target,
+                epoch,
+                of,
+                val,
+                train,
+                ..
+            } => {
+                self.epochs.set_length(u64::from(*of));
+                self.epochs.set_position(u64::from(*epoch));
+                let what = if phase == "base" {
+                    "base model".to_string()
+                } else {
+                    format!("{phase} @ {:.0}%", target * 100.0)
+                };
+                self.epochs.set_message(format!(
+                    "{what}: loss {:.3}, val acc {:.2}%",
+                    train.loss,
+                    val.acc * 100.0
+                ));
+            }
+            Event::BaseReady(b) => {
+                let _ = self.bars.println(format!(
+                    "base model (seed {}): test acc {:.2}%, {:.1}s",
+                    b.seed,
+                    b.test.acc * 100.0,
+                    b.seconds
+                ));
+            }
+            Event::RunStarted {
+                strategy,
+                target,
+                seed,
+                ..
+            } => {
+                self.runs
+                    .set_message(format!("{strategy} @ {:.0}% (seed {seed})", target * 100.0));
+            }
+            Event::Pruned {
+                strategy,
+                target,
+                reached,
+            } => {
+                self.epochs.set_message(format!(
+                    "{strategy}: pruned to {:.1}% (asked {:.1}%)",
+                    reached * 100.0,
+                    target * 100.0
+                ));
+            }
+            Event::RunFinished(r) => {
+                self.runs.inc(1);
+                let line = match (&r.status, r.last()) {
+                    (Status::Failed(e), _) => {
+                        format!("{} @ {:.0}%: FAILED: {e}", r.strategy, r.target * 100.0)
+                    }
+                    (_, Some(s)) => format!(
+                        "{} @ {:.0}%: test acc {:.2}% at sparsity {:.1}% after {} epochs, {:.1}s",
+                        r.strategy,
+                        r.target * 100.0,
+                        s.test.acc * 100.0,
+                        s.sparsity.global * 100.0,
+                        s.epochs,
+                        s.seconds
+                    ),
+                    (_, None) => format!(
+                        "{} @ {:.0}%: no step finished",
+                        r.strategy,
+                        r.target * 100.0
+                    ),
+                };
+                let _ = self.bars.println(line);
+            }
+            Event::Step { .. } | Event::Finished { .. } => {}
+        }
+    }
+
+    fn finish(&self) {
+        self.epochs.finish_and_clear();
+        self.runs.finish_and_clear();
+    }
+}
+
+/// Writes results.json and results.csv into `out`.
+pub(super) fn save_results(out: &Path, r: &ComparisonResults) -> Result<()> {
+    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&out.join("results.json"), &json)?;
+    write_atomic(&out.join("results.csv"), to_csv(r).as_bytes())
+}
+
+pub(super) fn compare(a: CompareArgs) -> Result<i32> {
+    let mut cfg = match &a.config {
+        Some(p) => ExperimentConfig::load(p)?,
+        None => ExperimentConfig::demo(),
+    };
+    apply_overrides(&mut cfg, &a)?;
+    let registry = Registry::builtin();
+    cfg.validate(&registry)?;
+    let out = a.out.as_path();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let events_path = out.join("events.jsonl");
+    write_atomic(&events_path, b"")?;
+    let cfg_text = toml::to_string(&cfg).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&out.join("config.toml"), cfg_text.as_bytes())?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        // A second handler cannot be installed in the same process (tests call
+        // this repeatedly); Ctrl-C then falls back to the default behaviour.
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(EXIT_CANCELLED);
+            }
+            eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once); finished runs are kept");
+        });
+    }
+    let progress = Progress::new(a.quiet);
+    let write_error: RefCell<Option<Error>> = RefCell::new(None);
+    let mut sink = |e: &Event, r: &ComparisonResults| {
+        progress.on(e);
+        let mut res = serde_json::to_string(e)
+            .map_err(|x| Error::Other(x.to_string()))
+            .and_then(|line| append_line(&events_path, &line));
+        if matches!(
+            e,
+            Event::BaseReady(_) | Event::RunFinished(_) | Event::Finished { .. }
+        ) {
+            res = res.and_then(|_| save_results(out, r));
+        }
+        if let Err(err) = res {
+            if write_error.borrow().is_none() {
+                *write_error.borrow_mut() = Some(err);
+            }
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let ctx = Context {
+        registry: &registry,
+        cancel: &cancel,
+        out_dir: Some(out),
+    };
+    let result = run_comparison(&cfg, &ctx, &mut sink);
+    progress.finish();
+    let results = result?;
+    if let Some(e) = write_error.into_inner() {
+        return Err(Error::Other(format!(
+            "could not save results: {e} (the comparison was stopped)"
+        )));
+    }
+    println!("{}", report::summary_table(&results));
+    println!("results: {}", out.join("results.json").display());
+    Ok(match results.status {
+        Some(Status::Complete) if results.runs.iter().all(|r| r.status == Status::Complete) => 0,
+        Some(Status::Cancelled) => {
+            eprintln!(
+                "cancelled: {} finished runs kept in {}",
+                results.runs.len(),
+                out.display()
+            );
+            EXIT_CANCELLED
+        }
+        Some(Status::Failed(ref e)) => {
+            eprintln!("error: {e}");
+            1
+        }
+        _ => {
+            let failed = results
+                .runs
+                .iter()
+                .filter(|r| matches!(r.status, Status::Failed(_)))
+                .count();
+            eprintln!(
+                "error: {failed} run(s) failed (see the table and {})",
+                out.join("events.jsonl").display()
+            );
+            1
+        }
+    })
+}

@@ -1,0 +1,216 @@
+//! The `shears` command line: `compare`, `train`, `prune`, `eval`, `inspect`
+//! and `plugins`. With no arguments it runs the demo comparison.
+
+mod commands;
+mod compare;
+mod report;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::Result;
+
+/// Command-line interface of Shears.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shears",
+    version,
+    about = "Compare neural-network pruning strategies on your own model and data"
+)]
+pub struct Cli {
+    /// What to do (default: the demo comparison).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a comparison of strategies x target sparsities x seeds.
+    Compare(CompareArgs),
+    /// Train a model and save it as a checkpoint.
+    Train(TrainArgs),
+    /// Prune a checkpoint once (optionally fine-tune) and save the result.
+    Prune(PruneArgs),
+    /// Evaluate a checkpoint on a dataset.
+    Eval(EvalArgs),
+    /// Show a checkpoint's layers, shapes and sparsity.
+    Inspect {
+        /// The checkpoint (.safetensors).
+        checkpoint: PathBuf,
+    },
+    /// List the available criteria and schedules.
+    Plugins,
+}
+
+/// Settings shared by commands that read data and build a model.
+#[derive(Debug, Args, Default, Clone)]
+pub struct DataArgs {
+    /// Dataset folder or file (IDX, CIFAR binary, digits CSV); default: the embedded glyphs.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Compute device: cpu, auto or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// `shears compare`.
+#[derive(Debug, Args, Default)]
+pub struct CompareArgs {
+    /// Experiment config (TOML); default: the demo (assets/demo.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output folder for events.jsonl, results.json, results.csv and checkpoints.
+    #[arg(long, default_value = "shears-out")]
+    pub out: PathBuf,
+    /// Data and device overrides.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model architecture override: mlp, lenet5, vgg, resnet20.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Base training epochs.
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Default fine-tuning epochs per step.
+    #[arg(long)]
+    pub finetune_epochs: Option<u32>,
+    /// Target sparsities, comma-separated (e.g. 0.5,0.9,0.95).
+    #[arg(long, value_delimiter = ',')]
+    pub sparsities: Option<Vec<f32>>,
+    /// Seeds, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Start from this checkpoint instead of training a base model.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Use only this many training samples of the embedded dataset (quick runs).
+    #[arg(long)]
+    pub train_samples: Option<usize>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `shears train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Data and device.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Architecture: mlp, lenet5, vgg, resnet20.
+    #[arg(long, default_value = "lenet5")]
+    pub model: String,
+    /// Epochs.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: u32,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Optimiser: sgd or adamw.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Seed (weights and data order).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the checkpoint.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `shears prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Checkpoint to prune.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Data (needed for fine-tuning and gradient/activation criteria) and device.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Target sparsity in [0, 1).
+    #[arg(long)]
+    pub sparsity: f32,
+    /// Criterion plugin.
+    #[arg(long, default_value = "magnitude")]
+    pub criterion: String,
+    /// unstructured or structured.
+    #[arg(long, default_value = "unstructured")]
+    pub granularity: String,
+    /// global or layer.
+    #[arg(long, default_value = "global")]
+    pub scope: String,
+    /// Fine-tuning epochs after pruning.
+    #[arg(long, default_value_t = 0)]
+    pub finetune_epochs: u32,
+    /// Fine-tuning learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Remove pruned channels physically (structured pruning).
+    #[arg(long)]
+    pub compact: bool,
+    /// Where to write the pruned checkpoint.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `shears eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Checkpoint to evaluate.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Data and device.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Exit code for a comparison stopped by the user.
+pub const EXIT_CANCELLED: i32 = 130;
+
+/// Runs the command line with `args` (including the program name) and
+/// returns the process exit code. Errors are printed as one line on stderr.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => {
+            eprintln!("No command given: running the demo comparison (see `shears --help`).");
+            compare::compare(CompareArgs {
+                out: PathBuf::from("shears-out"),
+                ..Default::default()
+            })
+        }
+        Some(Command::Compare(a)) => compare::compare(a),
+        Some(Command::Train(a)) => commands::train(a).map(|_| 0),
+        Some(Command::Prune(a)) => commands::prune(a).map(|_| 0),
+        Some(Command::Eval(a)) => commands::eval(a).map(|_| 0),
+        Some(Command::Inspect { checkpoint }) => commands::inspect(&checkpoint).map(|_| 0),
+        Some(Command::Plugins) => {
+            commands::plugins();
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Seeded epoch orders and assembling mini-batches into Candle tensors, with
+//! the standard CIFAR augmentation (random crop with padding, horizontal
+//! flip) done on the host.
+
+use candle_core::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::{mix_seed, Dataset};
+use crate::error::{Error, Result};
+
+/// Stream tag mixed into the seed of epoch orders.
+const ORDER_STREAM: u64 = 0x004f_5244_4552;
+/// Zero padding of the random crop, in pixels.
+const CROP_PAD: usize = 4;
+
+/// The order in which to visit `n` samples in epoch `epoch`: a permutation of
+/// `0..n` from a seeded shuffle. The same `(n, seed, epoch)` always gives the
+/// same order; different epochs (or seeds) give different orders.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut rng = StdRng::seed_from_u64(mix_seed(&[seed, ORDER_STREAM, epoch as u64]));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    order
+}
+
+/// True when `ds` has the CIFAR image shape (3x32x32) that augmentation
+/// applies to.
+fn augmentable(ds: &Dataset) -> bool {
+    ds.channels == 3 && ds.height == 32 && ds.width == 32
+}
+
+/// Copies one CHW image into `out`, randomly cropped from the image padded
+/// with `CROP_PAD` zero pixels on every side, and flipped horizontally with
+/// probability 0.5.
+fn augment_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng: &mut StdRng) {
+    let dy = rng.random_range(0..=2 * CROP_PAD);
+    let dx = rng.random_range(0..=2 * CROP_PAD);
+    let flip = rng.random_bool(0.5);
+    out.fill(0.0);
+    for ch in 0..c {
+        let plane = &src[ch * h * w..(ch + 1) * h * w];
+        let dst = &mut out[ch * h * w..(ch + 1) * h * w];
+        for y in 0..h {
+            // Source row of output row y: y + dy - pad, if inside the image.
+            let sy = y + dy;
+            if sy < CROP_PAD || sy - CROP_PAD >= h {
+                continue;
+            }
+            let srow = &plane[(sy - CROP_PAD) * w..(sy - CROP_PAD + 1) * w];
+            let drow = &mut dst[y * w..(y + 1) * w];
+            for (x, d) in drow.iter_mut().enumerate() {
+                let xc = if flip { w - 1 - x } else { x };
+                let sx = xc + dx;
+                if sx >= CROP_PAD && sx - CROP_PAD < w {
+                    *d = srow[sx - CROP_PAD];
+                }
+            }
+        }
+    }
+}
+
+/// Gathers the samples at `idx` into an image tensor `[b, c, h, w]` (`f32`)
+/// and a label tensor `[b]` (`u32`) on `device`.
+///
+/// With `augment = Some(rng)` and 3x32x32 (CIFAR-shaped) data, each image is
+/// randomly cropped from a copy padded with 4 zero pixels per side and flipped
+/// horizontally with probability 0.5, on the host buffer before a single
+/// upload; other shapes are never augmented. The same rng state gives the
+/// same batch. Errors if an index is out of range (naming the dataset).
+pub fn make_batch(
+    ds: &Dataset,
+    idx: &[usize],
+    augment: Option<&mut StdRng>,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    if let Some(&bad) = idx.iter().find(|&&i| i >= ds.len()) {
+        return Err(Error::Other(format!(
+            "batch index {bad} out of range for dataset `{}` of {} images",
+            ds.name,
+            ds.len()
+        )));
+    }
+    let n = ds.image_len();
+    let (c, h, w) = (ds.channels, ds.height, ds.width);
+    let mut images = vec![0f32; idx.len() * n];
+    let augment = augment.filter(|_| augmentable(ds));
+    match augment {
+        Some(rng) => {
+            for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
+                augment_into(ds.image(i), out, c, h, w, rng);
+            }
+        }
+        None => {
+            for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
+                out.copy_from_slice(ds.image(i));
+            }
+        }
+    }
+    let labels: Vec<u32> = idx.iter().map(|&i| ds.labels[i]).collect();
+    let x = Tensor::from_vec(images, (idx.len(), c, h, w), device)?;
+    let y = Tensor::from_vec(labels, idx.len(), device)?;
+    Ok((x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rgb(n: usize) -> Dataset {
+        Dataset {
+            name: "rgb".into(),
+            images: (0..n * 3072)
+                .map(|v| (v % 251) as f32 / 251.0 + 0.01)
+                .collect(),
+            labels: (0..n as u32).map(|i| i % 10).collect(),
+            channels: 3,
+            height: 32,
+            width: 32,
+            num_classes: 10,
+        }
+    }
+
+    #[test]
+    fn epoch_order_is_seeded_permutation() {
+        let a = epoch_order(100, 5, 0);
+        assert_eq!(a, epoch_order(100, 5, 0));
+        assert_ne!(a, epoch_order(100, 5, 1));
+        assert_ne!(a, epoch_order(100, 6, 0));
+        let mut s = a.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+        assert!(epoch_order(0, 1, 1).is_empty());
+    }
+
+    #[test]
+    fn plain_batch_matches_data() {
+        let ds = rgb(5);
+        let (x, y) = make_batch(&ds, &[3, 1], None, &Device::Cpu).unwrap();
+        assert_eq!(x.dims(), &[2, 3, 32, 32]);
+        assert_eq!(y.to_vec1::<u32>().unwrap(), vec![3, 1]);
+        let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(&flat[..3072], ds.image(3));
+        assert_eq!(&flat[3072..], ds.image(1));
+        let err = make_batch(&ds, &[5], None, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("index 5") && err.contains("`rgb`"), "{err}");
+        let (x, y) = make_batch(&ds, &[], None, &Device::Cpu).unwrap();
+        assert_eq!(x.dims(), &[0, 3, 32, 32]);
+        assert_eq!(y.dims(), &[0]);
+    }
+
+    #[test]
+    fn augmentation_deterministic_and_shaped() {
+        let ds = rgb(8);
+        let idx: Vec<usize> = (0..8).collect();
+        let run = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (x, _) = make_batch(&ds, &idx, Some(&mut rng), &Device::Cpu).unwrap();
+            assert_eq!(x.dims(), &[8, 3, 32, 32]);
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let a = run(1);
+        assert_eq!(a, run(1));
+        assert_ne!(a, run(2));
+        let plain = make_batch(&ds, &idx, None, &Device::Cpu).unwrap().0;
+        assert_ne!(a, plain.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        // Every output pixel is either zero padding or a pixel of the source
+        // image's same channel.
+        for (i, img) in a.chunks_exact(3072).enumerate() {
+            for ch in 0..3 {
+                let src = &ds.image(i)[ch * 1024..(ch + 1) * 1024];
+                for &v in &img[ch * 1024..(ch + 1) * 1024] {
+                    assert!(v == 0.0 || src.contains(&v));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crop_and_flip_geometry() {
+        // A single lit pixel at (y=10, x=5) in channel 1.
+        let mut src = vec![0f32; 3072];
+        src[1024 + 10 * 32 + 5] = 1.0;
+        let mut seen_flip = false;
+        let mut seen_plain = false;
+        let mut rng = StdRng::seed_from_u64(0);
+        for _ in 0..64 {
+            let mut out = vec![0f32; 3072];
+            augment_into(&src, &mut out, 3, 32, 32, &mut rng);
+            let pos = out.iter().position(|&v| v == 1.0).unwrap();
+            assert_eq!(pos / 1024, 1);
+            let (y, x) = ((pos % 1024) / 32, pos % 32);
+            assert!((6..=14).contains(&y), "{y}");
+            if (1..=9).contains(&x) {
+                seen_plain = true;
+            } else {
+                assert!((22..=30).contains(&x), "{x}");
+                seen_flip = true;
+            }
+        }
+        assert!(seen_flip && seen_plain);
+    }
+
+    #[test]
+    fn non_cifar_shapes_not_augmented() {
+        let ds = Dataset {
+            name: "grey".into(),
+            images: (0..2 * 784).map(|v| v as f32).collect(),
+            labels: vec![0, 1],
+            channels: 1,
+            height: 28,
+            width: 28,
+            num_classes: 2,
+        };
+        let mut rng = StdRng::seed_from_u64(3);
+        let (x, _) = make_batch(&ds, &[1, 0], Some(&mut rng), &Device::Cpu).unwrap();
+        let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(&flat[..784], ds.image(1));
+    }
+}

@@ -1,0 +1,264 @@
+//! Datasets: loaders for the formats users already have on disk (IDX for
+//! MNIST / Fashion-MNIST / KMNIST, the CIFAR-10/100 binary format, the UCI
+//! digits CSV), an embedded procedurally generated default dataset, seeded
+//! stratified splits, per-channel normalisation and batching into Candle
+//! tensors.
+//!
+//! Every loader returns images as `f32` in `[0, 1]`, row-major NCHW, and
+//! labels as `u32`. Everything random is driven by a seeded
+//! [`rand::rngs::StdRng`], so the same seed always gives the same bytes.
+
+mod batch;
+mod cifar;
+mod digits_csv;
+mod glyphs;
+mod idx;
+mod spec;
+mod split;
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+pub use batch::{epoch_order, make_batch};
+pub use cifar::{load_cifar_dir, load_cifar_file, CifarVariant};
+pub use digits_csv::{load_digits_csv, read_digits_csv};
+pub use glyphs::{embedded_glyphs, GLYPH_CLASS_NAMES, GLYPH_SIZE};
+pub use idx::{load_idx_dir, read_idx_images, read_idx_labels};
+pub use spec::DatasetSpec;
+pub use split::{prepare, split_validation, stratified_indices, DataSplits, Normalization};
+
+/// An in-memory labelled image dataset.
+///
+/// Images are stored contiguously as `f32`, row-major NCHW: image `i` is
+/// `images[i * c*h*w .. (i + 1) * c*h*w]`, laid out channel by channel, each
+/// channel row by row.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Human-readable name, e.g. `mnist-10k` or `embedded-glyphs`.
+    pub name: String,
+    /// Pixel values, `len() * channels * height * width` of them, NCHW.
+    pub images: Vec<f32>,
+    /// One class index per image, each `< num_classes`.
+    pub labels: Vec<u32>,
+    /// Channels per image (1 for grey, 3 for RGB).
+    pub channels: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Number of classes (labels are `0..num_classes`).
+    pub num_classes: usize,
+}
+
+impl Dataset {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the dataset holds no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of values in one image: `channels * height * width`.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The shape of one image as `[channels, height, width]`.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    /// The pixels of image `i` (`image_len()` values, CHW).
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let n = self.image_len();
+        &self.images[i * n..(i + 1) * n]
+    }
+
+    /// A new dataset holding the images at `idx`, in that order (indices may
+    /// repeat). Name, shape and `num_classes` are kept.
+    ///
+    /// # Panics
+    /// If an index is `>= len()`.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let n = self.image_len();
+        let mut images = Vec::with_capacity(idx.len() * n);
+        let mut labels = Vec::with_capacity(idx.len());
+        for &i in idx {
+            images.extend_from_slice(self.image(i));
+            labels.push(self.labels[i]);
+        }
+        Dataset {
+            name: self.name.clone(),
+            images,
+            labels,
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            num_classes: self.num_classes,
+        }
+    }
+
+    /// How many images each class has; the vector has `num_classes` entries
+    /// (more if some label is out of range).
+    pub fn class_counts(&self) -> Vec<usize> {
+        let max_label = self
+            .labels
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut counts = vec![0usize; self.num_classes.max(max_label)];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    /// Checks the invariants: buffer length matches `len() * image_len()`,
+    /// every label is `< num_classes`. The error names the dataset.
+    pub fn validate(&self) -> Result<()> {
+        let expected = self.len().checked_mul(self.image_len());
+        if expected != Some(self.images.len()) {
+            return Err(Error::Shape(format!(
+                "dataset `{}`: {} labels of {}x{}x{} images need {} pixel values, found {}",
+                self.name,
+                self.len(),
+                self.channels,
+                self.height,
+                self.width,
+                expected.map_or_else(|| "too many".to_string(), |e| e.to_string()),
+                self.images.len()
+            )));
+        }
+        if let Some((i, &l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= self.num_classes)
+        {
+            return Err(Error::Shape(format!(
+                "dataset `{}`: label {l} of image {i} is out of range 0..{}",
+                self.name, self.num_classes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole file, transparently decompressing it when it starts with the
+/// gzip magic bytes `1f 8b` (whatever its extension).
+pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::format(path, format!("corrupt gzip data: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// `a * b * ...` without overflow, or `None`.
+pub(crate) fn checked_product(factors: &[usize]) -> Option<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
+}
+
+/// A 64-bit mixing function (SplitMix64 finaliser) used to derive independent
+/// RNG seeds from `(seed, stream, index)` tuples.
+pub(crate) fn mix_seed(parts: &[u64]) -> u64 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15;
+    for &p in parts {
+        let mut z = h ^ p.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
+/// Directory containing the shared real datasets, for tests.
+#[cfg(test)]
+pub(crate) fn shared_datasets_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/datasets"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tiny() -> Dataset {
+        Dataset {
+            name: "tiny".into(),
+            images: (0..12).map(|v| v as f32).collect(),
+            labels: vec![0, 1, 1],
+            channels: 1,
+            height: 2,
+            width: 2,
+            num_classes: 3,
+        }
+    }
+
+    #[test]
+    fn accessors_and_subset() {
+        let ds = tiny();
+        assert_eq!(ds.len(), 3);
+        assert!(!ds.is_empty());
+        assert_eq!(ds.image_len(), 4);
+        assert_eq!(ds.image(1), &[4.0, 5.0, 6.0, 7.0]);
+        assert_eq!(ds.class_counts(), vec![1, 2, 0]);
+        let sub = ds.subset(&[2, 0]);
+        assert_eq!(sub.labels, vec![1, 0]);
+        assert_eq!(sub.images, vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(sub.num_classes, 3);
+        ds.validate().unwrap();
+        let mut bad = ds.clone();
+        bad.labels[0] = 7;
+        assert!(bad.validate().unwrap_err().to_string().contains("label 7"));
+        let mut bad = ds;
+        bad.images.pop();
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn gzip_detected_by_magic_not_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = b"hello gzip world".repeat(10);
+        let gz_no_ext = dir.path().join("plain.bin");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&payload).unwrap();
+        std::fs::write(&gz_no_ext, enc.finish().unwrap()).unwrap();
+        assert_eq!(read_maybe_gz(&gz_no_ext).unwrap(), payload);
+        let raw_with_ext = dir.path().join("raw.gz");
+        std::fs::write(&raw_with_ext, &payload).unwrap();
+        assert_eq!(read_maybe_gz(&raw_with_ext).unwrap(), payload);
+        let corrupt = dir.path().join("corrupt.gz");
+        std::fs::write(&corrupt, [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+        let err = read_maybe_gz(&corrupt).unwrap_err().to_string();
+        assert!(
+            err.contains("corrupt gzip") && err.contains("corrupt.gz"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mix_seed_differs() {
+        assert_ne!(mix_seed(&[0, 1]), mix_seed(&[1, 0]));
+        assert_eq!(mix_seed(&[3, 4]), mix_seed(&[3, 4]));
+    }
+}

@@ -1,0 +1,85 @@
+//! The engine's error type: every error says what went wrong and where
+//! (which file, field, layer or plugin).
+
+use std::path::{Path, PathBuf};
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file was read but its content is not what its format requires.
+    #[error("{path}: {msg}")]
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A configuration key has a bad value.
+    #[error("config `{field}`: {msg}")]
+    Config {
+        /// Dotted path of the key, e.g. `train.lr`.
+        field: String,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// Tensors or layers do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A plugin failed or answered something invalid.
+    #[error("plugin `{plugin}`: {msg}")]
+    Plugin {
+        /// Plugin name (and file, for loaded ones).
+        plugin: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Training diverged.
+    #[error("training diverged: {0}")]
+    NonFinite(String),
+    /// The user cancelled the run.
+    #[error("cancelled")]
+    Cancelled,
+    /// An error inside Candle.
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Anything else, with its context.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// A format error in `path`.
+    pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.as_ref().to_path_buf(),
+            msg: msg.into(),
+        }
+    }
+
+    /// A configuration error on `field`.
+    pub fn config(field: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+}

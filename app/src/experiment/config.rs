@@ -1,0 +1,302 @@
+//! Experiment configuration (TOML): data, model, training, and the strategies
+//! to compare at each target sparsity.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DatasetSpec;
+use crate::error::{Error, Result};
+use crate::model::ModelSpec;
+use crate::plugins::Registry;
+use crate::prune::{GranularityChoice, PruneMode, Scope};
+use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
+
+/// One strategy: a schedule plugin and a criterion plugin with their
+/// parameters, a granularity and a scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySpec {
+    /// Label in tables and plots (default: `schedule/criterion`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Schedule plugin name, e.g. `one-shot`, `iterative-geometric`, `patience`.
+    pub schedule: String,
+    /// Schedule parameters (validated by the plugin).
+    #[serde(default = "empty_object")]
+    pub schedule_params: serde_json::Value,
+    /// Criterion plugin name, e.g. `magnitude`, `taylor`, `wanda`.
+    #[serde(default = "default_criterion")]
+    pub criterion: String,
+    /// Criterion parameters (validated by the plugin).
+    #[serde(default = "empty_object")]
+    pub criterion_params: serde_json::Value,
+    /// Weights or channels.
+    #[serde(default)]
+    pub granularity: GranularityChoice,
+    /// Global or per-layer ranking.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+fn default_criterion() -> String {
+    "magnitude".into()
+}
+
+impl StrategySpec {
+    /// The label used in results.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}/{}", self.schedule, self.criterion))
+    }
+
+    /// Granularity and scope together.
+    pub fn mode(&self) -> PruneMode {
+        PruneMode {
+            granularity: self.granularity,
+            scope: self.scope,
+        }
+    }
+}
+
+/// A whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// Name shown in reports.
+    pub name: String,
+    /// Seeds: each seed trains its own base model and repeats every run.
+    pub seeds: Vec<u64>,
+    /// Target sparsities to compare (each in `[0, 1)`).
+    pub sparsities: Vec<f32>,
+    /// `cpu`, `auto` or `cuda:N`.
+    pub device: String,
+    /// Fraction of the training data held out for validation (patience).
+    pub val_fraction: f32,
+    /// Batches used to compute gradients / activations for criteria that need them.
+    pub calibration_batches: usize,
+    /// The dataset.
+    pub data: DatasetSpec,
+    /// The model to train (ignored when `base_checkpoint` is set).
+    pub model: ModelSpec,
+    /// Start from this checkpoint instead of training a base model.
+    pub base_checkpoint: Option<PathBuf>,
+    /// Base training.
+    pub train: TrainConfig,
+    /// Fine-tuning after each prune; `finetune.epochs` is given to schedules
+    /// that take a `finetune_epochs` parameter and were not given one.
+    pub finetune: TrainConfig,
+    /// The strategies.
+    #[serde(rename = "strategy")]
+    pub strategies: Vec<StrategySpec>,
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        Self {
+            name: "comparison".into(),
+            seeds: vec![0],
+            sparsities: vec![0.5, 0.8, 0.9, 0.95],
+            device: "cpu".into(),
+            val_fraction: 0.1,
+            calibration_batches: 4,
+            data: DatasetSpec::default(),
+            model: ModelSpec::default(),
+            base_checkpoint: None,
+            train: TrainConfig::default(),
+            finetune: TrainConfig {
+                epochs: 2,
+                lr: 0.01,
+                optimizer: OptimizerSpec::default(),
+                lr_schedule: LrSchedule::Cosine,
+                batch_size: 128,
+            },
+            strategies: vec![],
+        }
+    }
+}
+
+/// The demo experiment shipped in `assets/demo.toml` (embedded dataset).
+pub const DEMO_TOML: &str = include_str!("../../../assets/demo.toml");
+
+impl ExperimentConfig {
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].lines().count().max(1);
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            Error::format(origin, format!("{msg}{at}"))
+        })?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The built-in demo.
+    pub fn demo() -> Self {
+        Self::from_toml(DEMO_TOML, Path::new("assets/demo.toml"))
+            .expect("the embedded demo config parses")
+    }
+
+    /// Checks every value and that every plugin exists and accepts its
+    /// parameters; the error names the field.
+    pub fn validate(&self, registry: &Registry) -> Result<()> {
+        if self.seeds.is_empty() {
+            return Err(Error::config("seeds", "give at least one seed"));
+        }
+        if self.sparsities.is_empty() {
+            return Err(Error::config(
+                "sparsities",
+                "give at least one target sparsity",
+            ));
+        }
+        for (i, s) in self.sparsities.iter().enumerate() {
+            if !(0.0..1.0).contains(s) {
+                return Err(Error::config(
+                    format!("sparsities[{i}]"),
+                    format!("{s} is outside [0, 1)"),
+                ));
+            }
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return Err(Error::config(
+                "val_fraction",
+                format!("{} is outside [0, 0.9)", self.val_fraction),
+            ));
+        }
+        if self.calibration_batches == 0 {
+            return Err(Error::config("calibration_batches", "must be at least 1"));
+        }
+        crate::device::parse(&self.device).map_err(|e| Error::config("device", e.to_string()))?;
+        self.train.validate("train")?;
+        self.finetune.validate("finetune")?;
+        if self.strategies.is_empty() {
+            return Err(Error::config("strategy", "give at least one [[strategy]]"));
+        }
+        for (i, s) in self.strategies.iter().enumerate() {
+            let field = format!("strategy[{i}]");
+            registry
+                .schedule(&s.schedule, &self.schedule_params(s, registry))
+                .map_err(|e| Error::config(format!("{field}.schedule"), e.to_string()))?;
+            registry
+                .criterion(&s.criterion, &s.criterion_params)
+                .map_err(|e| Error::config(format!("{field}.criterion"), e.to_string()))?;
+        }
+        let mut labels: Vec<String> = self.strategies.iter().map(|s| s.label()).collect();
+        labels.sort();
+        if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                "strategy",
+                format!("two strategies are named `{}`", w[0]),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The schedule parameters of `s`, with `finetune_epochs` filled in from
+    /// `finetune.epochs` when the schedule takes it and it was not given.
+    pub fn schedule_params(&self, s: &StrategySpec, registry: &Registry) -> serde_json::Value {
+        let mut params = s.schedule_params.clone();
+        let takes_epochs = registry
+            .schedule_meta(&s.schedule)
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m.params_schema).ok())
+            .is_some_and(|schema| schema["properties"].get("finetune_epochs").is_some());
+        if let Some(obj) = params.as_object_mut() {
+            if takes_epochs && !obj.contains_key("finetune_epochs") {
+                obj.insert("finetune_epochs".into(), self.finetune.epochs.into());
+            }
+        }
+        params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid() {
+        let cfg = ExperimentConfig::demo();
+        cfg.validate(&Registry::builtin()).unwrap();
+        assert!(matches!(cfg.data, DatasetSpec::Embedded { .. }));
+        assert_eq!(cfg.strategies.len(), 3);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let p = Path::new("x.toml");
+        let e = ExperimentConfig::from_toml("sparsitiez = [0.5]", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sparsitiez") && e.contains("x.toml"), "{e}");
+        let e = ExperimentConfig::from_toml("[train]\nlr = \"fast\"", p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lr") || e.contains("line 2"), "{e}");
+        let reg = Registry::builtin();
+        let mut cfg = ExperimentConfig::demo();
+        cfg.sparsities = vec![0.5, 1.2];
+        assert!(cfg
+            .validate(&reg)
+            .unwrap_err()
+            .to_string()
+            .contains("sparsities[1]"));
+        let mut cfg = ExperimentConfig::demo();
+        cfg.strategies[1].schedule = "nope".into();
+        let e = cfg.validate(&reg).unwrap_err().to_string();
+        assert!(
+            e.contains("strategy[1].schedule") && e.contains("one-shot"),
+            "{e}"
+        );
+        let mut cfg = ExperimentConfig::demo();
+        cfg.strategies[0].schedule_params = serde_json::json!({"bogus": 1});
+        let e = cfg.validate(&reg).unwrap_err().to_string();
+        assert!(e.contains("strategy[0]") && e.contains("bogus"), "{e}");
+        let mut cfg = ExperimentConfig::demo();
+        cfg.train.lr = -1.0;
+        assert!(cfg
+            .validate(&reg)
+            .unwrap_err()
+            .to_string()
+            .contains("train.lr"));
+    }
+
+    #[test]
+    fn finetune_epochs_are_filled_in_only_where_taken() {
+        let reg = Registry::builtin();
+        let mut cfg = ExperimentConfig::demo();
+        cfg.finetune.epochs = 3;
+        let s = StrategySpec {
+            name: None,
+            schedule: "one-shot".into(),
+            schedule_params: serde_json::json!({}),
+            criterion: "magnitude".into(),
+            criterion_params: serde_json::json!({}),
+            granularity: GranularityChoice::Unstructured,
+            scope: Scope::Global,
+        };
+        assert_eq!(cfg.schedule_params(&s, &reg)["finetune_epochs"], 3);
+        let p = StrategySpec {
+            schedule: "patience".into(),
+            ..s
+        };
+        assert!(cfg
+            .schedule_params(&p, &reg)
+            .get("finetune_epochs")
+            .is_none());
+    }
+}

@@ -1,0 +1,9 @@
+//! Strategy comparison: configuration, the runner, events and results.
+
+pub mod config;
+pub mod results;
+pub mod runner;
+
+pub use config::{ExperimentConfig, StrategySpec};
+pub use results::{Baseline, ComparisonResults, Event, RunResult, Status, StepRecord};
+pub use runner::{run_comparison, Context};

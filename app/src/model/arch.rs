@@ -1,0 +1,611 @@
+//! Architectures as plain data: a small graph of layers that can be saved as
+//! JSON (in a checkpoint's metadata), counted (parameters, FLOPs), pruned
+//! structurally and rebuilt physically smaller.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One node of an architecture. Sequences of nodes run in order; a
+/// [`Node::Residual`] adds the output of its `body` to that of its `shortcut`
+/// (identity when empty).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Node {
+    /// 2-D convolution, weight `[out_c, in_c, k, k]`.
+    Conv2d {
+        /// Layer name; parameters are `{name}.weight` and `{name}.bias`.
+        name: String,
+        /// Input channels.
+        in_c: usize,
+        /// Output channels.
+        out_c: usize,
+        /// Square kernel size.
+        k: usize,
+        /// Stride.
+        stride: usize,
+        /// Zero padding on each side.
+        pad: usize,
+        /// Whether the layer has a bias.
+        bias: bool,
+    },
+    /// Batch normalisation over channels; parameters `{name}.weight`,
+    /// `{name}.bias`, buffers `{name}.running_mean`, `{name}.running_var`.
+    BatchNorm {
+        /// Layer name.
+        name: String,
+        /// Channels.
+        c: usize,
+    },
+    /// Rectified linear unit.
+    Relu,
+    /// Max pooling with a square window and equal stride.
+    MaxPool {
+        /// Window size and stride.
+        k: usize,
+    },
+    /// Mean over the spatial dimensions: `[b, c, h, w] -> [b, c]`.
+    GlobalAvgPool,
+    /// `[b, c, h, w] -> [b, c*h*w]`.
+    Flatten,
+    /// Fully connected layer, weight `[out_f, in_f]`, bias `[out_f]`.
+    Linear {
+        /// Layer name.
+        name: String,
+        /// Input features.
+        in_f: usize,
+        /// Output features.
+        out_f: usize,
+    },
+    /// `body(x) + shortcut(x)`, then nothing else (add a `Relu` after it).
+    Residual {
+        /// Main branch.
+        body: Vec<Node>,
+        /// Projection branch; empty means identity.
+        shortcut: Vec<Node>,
+    },
+}
+
+/// The model families Shears builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// Multi-layer perceptron.
+    Mlp,
+    /// LeNet-5 (ReLU, max pooling).
+    Lenet5,
+    /// VGG-style CNN (3x3 convs with BatchNorm, max pooling, one linear head).
+    Vgg,
+    /// ResNet-20 for 32x32 inputs (He et al. 2016), projection shortcuts.
+    Resnet20,
+}
+
+/// A complete architecture: input shape, classes and the node graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// Which family it was built as (informative).
+    pub family: Family,
+    /// Input shape `[channels, height, width]`.
+    pub input: [usize; 3],
+    /// Number of output classes.
+    pub num_classes: usize,
+    /// The layers, in order.
+    pub nodes: Vec<Node>,
+}
+
+/// Kind of a layer that holds prunable weights.
+pub use shears_plugin_api::LayerKind;
+
+/// A layer with a prunable weight, as found by [`Architecture::layers`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    /// Layer name.
+    pub name: String,
+    /// Linear or convolution.
+    pub kind: LayerKind,
+    /// Weight shape.
+    pub weight_shape: Vec<usize>,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+    /// Output spatial size (1x1 for linear).
+    pub out_hw: (usize, usize),
+    /// Multiply-accumulates of one forward pass for one sample.
+    pub macs: usize,
+}
+
+impl LayerInfo {
+    /// Number of weight entries.
+    pub fn weight_len(&self) -> usize {
+        self.weight_shape.iter().product()
+    }
+}
+
+/// Hyper-parameters of the model to build (the `[model]` table of a config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// MLP with the given hidden widths.
+    Mlp {
+        /// Hidden layer widths.
+        #[serde(default = "default_mlp_hidden")]
+        hidden: Vec<usize>,
+    },
+    /// LeNet-5.
+    Lenet5,
+    /// VGG-style CNN; `channels` lists conv widths, 0 = max pool.
+    Vgg {
+        /// Conv widths and pools (0).
+        #[serde(default = "default_vgg_channels")]
+        channels: Vec<usize>,
+    },
+    /// ResNet-20 with base width `width` (16 in the paper).
+    Resnet20 {
+        /// Channels of the first stage.
+        #[serde(default = "default_resnet_width")]
+        width: usize,
+    },
+}
+
+fn default_mlp_hidden() -> Vec<usize> {
+    vec![300, 100]
+}
+fn default_vgg_channels() -> Vec<usize> {
+    vec![32, 32, 0, 64, 64, 0, 128, 128, 0]
+}
+fn default_resnet_width() -> usize {
+    16
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec::Lenet5
+    }
+}
+
+impl ModelSpec {
+    /// The default spec of an architecture named `mlp`, `lenet5`, `vgg` or
+    /// `resnet20`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "mlp" => ModelSpec::Mlp {
+                hidden: default_mlp_hidden(),
+            },
+            "lenet5" | "lenet" | "lenet-5" => ModelSpec::Lenet5,
+            "vgg" => ModelSpec::Vgg {
+                channels: default_vgg_channels(),
+            },
+            "resnet20" | "resnet-20" => ModelSpec::Resnet20 {
+                width: default_resnet_width(),
+            },
+            other => {
+                return Err(Error::config(
+                    "model",
+                    format!("unknown architecture `{other}` (use mlp, lenet5, vgg or resnet20)"),
+                ))
+            }
+        })
+    }
+
+    /// Builds the architecture for inputs of shape `[c, h, w]` and `classes`.
+    pub fn build(&self, input: [usize; 3], classes: usize) -> Result<Architecture> {
+        let arch = match self {
+            ModelSpec::Mlp { hidden } => mlp(input, hidden, classes),
+            ModelSpec::Lenet5 => lenet5(input, classes),
+            ModelSpec::Vgg { channels } => vgg(input, channels, classes),
+            ModelSpec::Resnet20 { width } => resnet20(input, *width, classes),
+        };
+        arch.check()?;
+        Ok(arch)
+    }
+}
+
+fn conv(
+    name: &str,
+    in_c: usize,
+    out_c: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+) -> Node {
+    Node::Conv2d {
+        name: name.into(),
+        in_c,
+        out_c,
+        k,
+        stride,
+        pad,
+        bias,
+    }
+}
+
+fn bn(name: &str, c: usize) -> Node {
+    Node::BatchNorm {
+        name: name.into(),
+        c,
+    }
+}
+
+fn linear(name: &str, in_f: usize, out_f: usize) -> Node {
+    Node::Linear {
+        name: name.into(),
+        in_f,
+        out_f,
+    }
+}
+
+/// An MLP: flatten, then `hidden` ReLU layers, then the classifier.
+pub fn mlp(input: [usize; 3], hidden: &[usize], classes: usize) -> Architecture {
+    let mut nodes = vec![Node::Flatten];
+    let mut width = input.iter().product();
+    for (i, &h) in hidden.iter().enumerate() {
+        nodes.push(linear(&format!("fc{}", i + 1), width, h));
+        nodes.push(Node::Relu);
+        width = h;
+    }
+    nodes.push(linear(&format!("fc{}", hidden.len() + 1), width, classes));
+    Architecture {
+        family: Family::Mlp,
+        input,
+        num_classes: classes,
+        nodes,
+    }
+}
+
+/// LeNet-5 with ReLU and max pooling; 28x28 inputs are padded by 2 in the
+/// first convolution so that both 28x28 and 32x32 inputs reach 5x5 maps.
+pub fn lenet5(input: [usize; 3], classes: usize) -> Architecture {
+    let pad = if input[1] < 32 {
+        (32 - input[1]).div_ceil(2)
+    } else {
+        0
+    };
+    let after = |s: usize| ((s + 2 * pad - 4) / 2 - 4) / 2;
+    let (h, w) = (after(input[1]), after(input[2]));
+    Architecture {
+        family: Family::Lenet5,
+        input,
+        num_classes: classes,
+        nodes: vec![
+            conv("conv1", input[0], 6, 5, 1, pad, true),
+            Node::Relu,
+            Node::MaxPool { k: 2 },
+            conv("conv2", 6, 16, 5, 1, 0, true),
+            Node::Relu,
+            Node::MaxPool { k: 2 },
+            Node::Flatten,
+            linear("fc1", 16 * h * w, 120),
+            Node::Relu,
+            linear("fc2", 120, 84),
+            Node::Relu,
+            linear("fc3", 84, classes),
+        ],
+    }
+}
+
+/// A VGG-style network: 3x3 conv + BatchNorm + ReLU per entry of `channels`,
+/// 2x2 max pool for each 0, then global average pooling and a linear head.
+pub fn vgg(input: [usize; 3], channels: &[usize], classes: usize) -> Architecture {
+    let mut nodes = Vec::new();
+    let mut c = input[0];
+    let mut i = 0;
+    for &ch in channels {
+        if ch == 0 {
+            nodes.push(Node::MaxPool { k: 2 });
+            continue;
+        }
+        i += 1;
+        nodes.push(conv(&format!("conv{i}"), c, ch, 3, 1, 1, false));
+        nodes.push(bn(&format!("bn{i}"), ch));
+        nodes.push(Node::Relu);
+        c = ch;
+    }
+    nodes.push(Node::GlobalAvgPool);
+    nodes.push(linear("fc", c, classes));
+    Architecture {
+        family: Family::Vgg,
+        input,
+        num_classes: classes,
+        nodes,
+    }
+}
+
+/// ResNet-20: a 3x3 stem, three stages of three basic blocks (widths `w`,
+/// `2w`, `4w`, stride 2 at the start of stages 2 and 3, 1x1 projection
+/// shortcuts where the shape changes), global average pooling, linear head.
+pub fn resnet20(input: [usize; 3], w: usize, classes: usize) -> Architecture {
+    let mut nodes = vec![
+        conv("conv1", input[0], w, 3, 1, 1, false),
+        bn("bn1", w),
+        Node::Relu,
+    ];
+    let mut c = w;
+    for stage in 0..3 {
+        let out = w << stage;
+        for block in 0..3 {
+            let stride = if stage > 0 && block == 0 { 2 } else { 1 };
+            let p = format!("layer{}.{}", stage + 1, block);
+            let body = vec![
+                conv(&format!("{p}.conv1"), c, out, 3, stride, 1, false),
+                bn(&format!("{p}.bn1"), out),
+                Node::Relu,
+                conv(&format!("{p}.conv2"), out, out, 3, 1, 1, false),
+                bn(&format!("{p}.bn2"), out),
+            ];
+            let shortcut = if stride != 1 || c != out {
+                vec![
+                    conv(&format!("{p}.shortcut.conv"), c, out, 1, stride, 0, false),
+                    bn(&format!("{p}.shortcut.bn"), out),
+                ]
+            } else {
+                vec![]
+            };
+            nodes.push(Node::Residual { body, shortcut });
+            nodes.push(Node::Relu);
+            c = out;
+        }
+    }
+    nodes.push(Node::GlobalAvgPool);
+    nodes.push(linear("fc", c, classes));
+    Architecture {
+        family: Family::Resnet20,
+        input,
+        num_classes: classes,
+        nodes,
+    }
+}
+
+/// Activation shape flowing through the graph during shape inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Map(usize, usize, usize),
+    Vec(usize),
+}
+
+impl Architecture {
+    /// Checks that consecutive layers fit together and the output has
+    /// `num_classes` features; the error names the first layer that does not fit.
+    pub fn check(&self) -> Result<()> {
+        let mut layers = Vec::new();
+        let out = walk(
+            &self.nodes,
+            Flow::Map(self.input[0], self.input[1], self.input[2]),
+            &mut layers,
+        )?;
+        if out != Flow::Vec(self.num_classes) {
+            return Err(Error::Shape(format!(
+                "network output is {out:?}, expected {} class scores",
+                self.num_classes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every layer with a prunable weight, in forward order.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        let mut layers = Vec::new();
+        // `check` is run when an architecture is built or loaded; a failure here
+        // leaves the list short, never panics.
+        let _ = walk(
+            &self.nodes,
+            Flow::Map(self.input[0], self.input[1], self.input[2]),
+            &mut layers,
+        );
+        layers
+    }
+
+    /// Names and shapes of every trainable parameter and buffer, in order:
+    /// `(name, shape, is_buffer)`.
+    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>, bool)> {
+        let mut out = Vec::new();
+        visit(&self.nodes, &mut |n| match n {
+            Node::Conv2d {
+                name,
+                in_c,
+                out_c,
+                k,
+                bias,
+                ..
+            } => {
+                out.push((format!("{name}.weight"), vec![*out_c, *in_c, *k, *k], false));
+                if *bias {
+                    out.push((format!("{name}.bias"), vec![*out_c], false));
+                }
+            }
+            Node::Linear { name, in_f, out_f } => {
+                out.push((format!("{name}.weight"), vec![*out_f, *in_f], false));
+                out.push((format!("{name}.bias"), vec![*out_f], false));
+            }
+            Node::BatchNorm { name, c } => {
+                out.push((format!("{name}.weight"), vec![*c], false));
+                out.push((format!("{name}.bias"), vec![*c], false));
+                out.push((format!("{name}.running_mean"), vec![*c], true));
+                out.push((format!("{name}.running_var"), vec![*c], true));
+            }
+            _ => {}
+        });
+        out
+    }
+
+    /// Total trainable parameters.
+    pub fn num_params(&self) -> usize {
+        self.tensor_specs()
+            .iter()
+            .filter(|(_, _, buf)| !buf)
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Total multiply-accumulates of one forward pass of one sample in the
+    /// conv and linear layers (dense count).
+    pub fn macs(&self) -> usize {
+        self.layers().iter().map(|l| l.macs).sum()
+    }
+}
+
+/// Calls `f` on every node, recursing into residual branches.
+pub fn visit(nodes: &[Node], f: &mut impl FnMut(&Node)) {
+    for n in nodes {
+        f(n);
+        if let Node::Residual { body, shortcut } = n {
+            visit(body, f);
+            visit(shortcut, f);
+        }
+    }
+}
+
+fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow> {
+    for n in nodes {
+        x = match (n, x) {
+            (
+                Node::Conv2d {
+                    name,
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    bias,
+                },
+                Flow::Map(c, h, w),
+            ) => {
+                if c != *in_c {
+                    return Err(Error::Shape(format!(
+                        "layer `{name}` expects {in_c} input channels, gets {c}"
+                    )));
+                }
+                if h + 2 * pad < *k || w + 2 * pad < *k || *stride == 0 {
+                    return Err(Error::Shape(format!(
+                        "layer `{name}`: kernel {k} does not fit a {h}x{w} input"
+                    )));
+                }
+                let oh = (h + 2 * pad - k) / stride + 1;
+                let ow = (w + 2 * pad - k) / stride + 1;
+                layers.push(LayerInfo {
+                    name: name.clone(),
+                    kind: LayerKind::Conv2d,
+                    weight_shape: vec![*out_c, *in_c, *k, *k],
+                    bias: *bias,
+                    out_hw: (oh, ow),
+                    macs: out_c * in_c * k * k * oh * ow,
+                });
+                Flow::Map(*out_c, oh, ow)
+            }
+            (Node::BatchNorm { name, c: bc }, Flow::Map(c, h, w)) => {
+                if c != *bc {
+                    return Err(Error::Shape(format!(
+                        "layer `{name}` expects {bc} channels, gets {c}"
+                    )));
+                }
+                Flow::Map(c, h, w)
+            }
+            (Node::Relu, x) => x,
+            (Node::MaxPool { k }, Flow::Map(c, h, w)) => {
+                if h < *k || w < *k || *k == 0 {
+                    return Err(Error::Shape(format!(
+                        "max pool {k} does not fit a {h}x{w} map"
+                    )));
+                }
+                Flow::Map(c, h / k, w / k)
+            }
+            (Node::GlobalAvgPool, Flow::Map(c, _, _)) => Flow::Vec(c),
+            (Node::Flatten, Flow::Map(c, h, w)) => Flow::Vec(c * h * w),
+            (Node::Flatten, Flow::Vec(n)) => Flow::Vec(n),
+            (Node::Linear { name, in_f, out_f }, Flow::Vec(n)) => {
+                if n != *in_f {
+                    return Err(Error::Shape(format!(
+                        "layer `{name}` expects {in_f} input features, gets {n}"
+                    )));
+                }
+                layers.push(LayerInfo {
+                    name: name.clone(),
+                    kind: LayerKind::Linear,
+                    weight_shape: vec![*out_f, *in_f],
+                    bias: true,
+                    out_hw: (1, 1),
+                    macs: in_f * out_f,
+                });
+                Flow::Vec(*out_f)
+            }
+            (Node::Residual { body, shortcut }, x) => {
+                let a = walk(body, x, layers)?;
+                let b = walk(shortcut, x, layers)?;
+                if a != b {
+                    return Err(Error::Shape(format!(
+                        "residual branches disagree: body gives {a:?}, shortcut gives {b:?}"
+                    )));
+                }
+                a
+            }
+            (n, x) => return Err(Error::Shape(format!("{n:?} cannot take input {x:?}"))),
+        };
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenet5_counts_match_the_paper() {
+        let a = ModelSpec::Lenet5.build([1, 28, 28], 10).unwrap();
+        // 156 + 2416 + 48120 + 10164 + 850
+        assert_eq!(a.num_params(), 61_706);
+        let l = a.layers();
+        assert_eq!(l.len(), 5);
+        assert_eq!(l[2].weight_shape, vec![120, 400]);
+        let a32 = ModelSpec::Lenet5.build([3, 32, 32], 10).unwrap();
+        assert_eq!(a32.layers()[2].weight_shape, vec![120, 400]);
+    }
+
+    #[test]
+    fn resnet20_has_about_270k_params() {
+        let a = ModelSpec::Resnet20 { width: 16 }
+            .build([3, 32, 32], 10)
+            .unwrap();
+        let convs = a.layers().len();
+        assert_eq!(convs, 19 + 2 + 1); // 19 convs, 2 projections, 1 fc
+        let p = a.num_params();
+        assert!((270_000..=280_000).contains(&p), "{p}");
+        // ~41M MACs for the standard ResNet-20
+        assert!(
+            (40_000_000..=43_000_000).contains(&a.macs()),
+            "{}",
+            a.macs()
+        );
+    }
+
+    #[test]
+    fn mismatched_layers_are_named() {
+        let mut a = lenet5([1, 28, 28], 10);
+        if let Node::Linear { in_f, .. } = &mut a.nodes[7] {
+            *in_f = 399;
+        }
+        let e = a.check().unwrap_err().to_string();
+        assert!(e.contains("fc1") && e.contains("399"), "{e}");
+    }
+
+    #[test]
+    fn architecture_round_trips_through_json() {
+        let a = ModelSpec::Resnet20 { width: 8 }
+            .build([3, 32, 32], 100)
+            .unwrap();
+        let j = serde_json::to_string(&a).unwrap();
+        let b: Architecture = serde_json::from_str(&j).unwrap();
+        assert_eq!(a, b);
+        let v = ModelSpec::Vgg {
+            channels: vec![8, 0, 16],
+        }
+        .build([1, 28, 28], 10)
+        .unwrap();
+        assert_eq!(v.layers().len(), 3);
+        assert_eq!(
+            ModelSpec::Mlp { hidden: vec![32] }
+                .build([1, 8, 8], 10)
+                .unwrap()
+                .num_params(),
+            64 * 32 + 32 + 330
+        );
+    }
+}

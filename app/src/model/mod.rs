@@ -1,0 +1,9 @@
+//! Models: architectures as data, runnable networks, checkpoints.
+
+pub mod arch;
+pub mod checkpoint;
+pub mod conv;
+pub mod network;
+
+pub use arch::{Architecture, Family, LayerInfo, ModelSpec, Node};
+pub use network::{ActivationStats, Network};

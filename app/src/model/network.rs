@@ -1,0 +1,355 @@
+//! A runnable network: an [`Architecture`] plus its parameters, BatchNorm
+//! buffers and pruning masks, with a forward pass in Candle.
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+
+use super::arch::{Architecture, Node};
+use crate::error::{Error, Result};
+
+/// BatchNorm momentum for running statistics (PyTorch convention).
+const BN_MOMENTUM: f64 = 0.1;
+/// BatchNorm epsilon.
+const BN_EPS: f64 = 1e-5;
+
+/// Per-input-channel sums of squared activations, gathered during a forward
+/// pass for activation-aware criteria (Wanda). Keyed by layer name.
+#[derive(Debug, Default, Clone)]
+pub struct ActivationStats {
+    /// Layer name -> sum over samples (and positions) of `x_j^2`, per input j.
+    pub sum_sq: BTreeMap<String, Vec<f32>>,
+}
+
+impl ActivationStats {
+    /// L2 norm per input channel of `layer` (`sqrt` of the sums).
+    pub fn norms(&self, layer: &str) -> Option<Vec<f32>> {
+        self.sum_sq
+            .get(layer)
+            .map(|v| v.iter().map(|s| s.sqrt()).collect())
+    }
+
+    fn add(&mut self, layer: &str, x: &Tensor) -> Result<()> {
+        let sq = x.sqr()?;
+        let per_channel = match sq.rank() {
+            4 => sq.sum((0, 2, 3))?,
+            _ => sq.sum(0)?,
+        };
+        let v = per_channel.to_vec1::<f32>()?;
+        let e = self
+            .sum_sq
+            .entry(layer.to_string())
+            .or_insert_with(|| vec![0.0; v.len()]);
+        for (a, b) in e.iter_mut().zip(v) {
+            *a += b;
+        }
+        Ok(())
+    }
+}
+
+/// A network ready to train or evaluate.
+#[derive(Debug)]
+pub struct Network {
+    /// The architecture this network was built from.
+    pub arch: Architecture,
+    /// Trainable parameters by name (`conv1.weight`, `bn1.bias`, ...).
+    pub params: BTreeMap<String, Var>,
+    /// Non-trainable buffers (BatchNorm running statistics).
+    pub buffers: BTreeMap<String, Tensor>,
+    /// Pruning masks by parameter name (1 kept, 0 pruned). A parameter with no
+    /// entry is dense.
+    pub masks: BTreeMap<String, Tensor>,
+    device: Device,
+}
+
+impl Network {
+    /// Builds a freshly initialised network (He-uniform weights, zero biases,
+    /// unit BatchNorm scale), deterministic for a given `seed`.
+    pub fn new(arch: Architecture, seed: u64, device: &Device) -> Result<Self> {
+        arch.check()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut params = BTreeMap::new();
+        let mut buffers = BTreeMap::new();
+        for (name, shape, is_buffer) in arch.tensor_specs() {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = if name.ends_with(".running_var") {
+                vec![1.0; n]
+            } else if name.ends_with(".weight") && shape.len() >= 2 {
+                let fan_in: usize = shape[1..].iter().product();
+                let bound = (6.0 / fan_in as f32).sqrt();
+                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+            } else if name.ends_with(".weight") {
+                vec![1.0; n] // BatchNorm scale
+            } else {
+                vec![0.0; n]
+            };
+            let t = Tensor::from_vec(data, shape, device)?;
+            if is_buffer {
+                buffers.insert(name, t);
+            } else {
+                params.insert(name, Var::from_tensor(&t)?);
+            }
+        }
+        Ok(Self {
+            arch,
+            params,
+            buffers,
+            masks: BTreeMap::new(),
+            device: device.clone(),
+        })
+    }
+
+    /// Builds a network from named tensors (e.g. a checkpoint). Every tensor the
+    /// architecture needs must be present with the right shape; masks are taken
+    /// from `masks` when given.
+    pub fn from_tensors(
+        arch: Architecture,
+        mut tensors: BTreeMap<String, Tensor>,
+        masks: BTreeMap<String, Tensor>,
+        device: &Device,
+    ) -> Result<Self> {
+        arch.check()?;
+        let mut params = BTreeMap::new();
+        let mut buffers = BTreeMap::new();
+        for (name, shape, is_buffer) in arch.tensor_specs() {
+            let t = tensors
+                .remove(&name)
+                .ok_or_else(|| Error::Shape(format!("tensor `{name}` is missing")))?;
+            if t.dims() != shape.as_slice() {
+                return Err(Error::Shape(format!(
+                    "tensor `{name}` has shape {:?}, the architecture needs {shape:?}",
+                    t.dims()
+                )));
+            }
+            let t = t.to_dtype(DType::F32)?.to_device(device)?;
+            if is_buffer {
+                buffers.insert(name, t);
+            } else {
+                params.insert(name, Var::from_tensor(&t)?);
+            }
+        }
+        if let Some(extra) = tensors.keys().next() {
+            return Err(Error::Shape(format!(
+                "tensor `{extra}` is not part of the architecture"
+            )));
+        }
+        let mut net = Self {
+            arch,
+            params,
+            buffers,
+            masks: BTreeMap::new(),
+            device: device.clone(),
+        };
+        for (name, m) in masks {
+            let p = net
+                .params
+                .get(&name)
+                .ok_or_else(|| Error::Shape(format!("mask `{name}` has no matching parameter")))?;
+            if p.dims() != m.dims() {
+                return Err(Error::Shape(format!(
+                    "mask `{name}` has shape {:?}, its parameter has {:?}",
+                    m.dims(),
+                    p.dims()
+                )));
+            }
+            net.masks
+                .insert(name, m.to_dtype(DType::F32)?.to_device(device)?);
+        }
+        net.apply_masks()?;
+        Ok(net)
+    }
+
+    /// The device the tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A deep copy (independent parameters, buffers and masks).
+    pub fn try_clone(&self) -> Result<Self> {
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), Var::from_tensor(&v.as_tensor().copy()?)?)))
+            .collect::<Result<_>>()?;
+        let copy = |m: &BTreeMap<String, Tensor>| -> Result<BTreeMap<String, Tensor>> {
+            m.iter().map(|(k, t)| Ok((k.clone(), t.copy()?))).collect()
+        };
+        Ok(Self {
+            arch: self.arch.clone(),
+            params,
+            buffers: copy(&self.buffers)?,
+            masks: copy(&self.masks)?,
+            device: self.device.clone(),
+        })
+    }
+
+    /// Moves every tensor to `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let move_map = |m: &BTreeMap<String, Tensor>| -> Result<BTreeMap<String, Tensor>> {
+            m.iter()
+                .map(|(k, t)| Ok((k.clone(), t.to_device(device)?)))
+                .collect()
+        };
+        let tensors = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .chain(self.buffers.iter().map(|(k, t)| (k.clone(), t.clone())))
+            .collect::<BTreeMap<_, _>>();
+        Self::from_tensors(
+            self.arch.clone(),
+            move_map(&tensors)?,
+            move_map(&self.masks)?,
+            device,
+        )
+    }
+
+    /// Multiplies every masked parameter by its mask, so pruned weights are
+    /// exactly zero.
+    pub fn apply_masks(&self) -> Result<()> {
+        for (name, m) in &self.masks {
+            if let Some(p) = self.params.get(name) {
+                p.set(&p.as_tensor().mul(m)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The weight tensor of a prunable layer.
+    pub fn weight(&self, layer: &str) -> Result<&Var> {
+        self.params
+            .get(&format!("{layer}.weight"))
+            .ok_or_else(|| Error::Shape(format!("no layer `{layer}`")))
+    }
+
+    /// Runs the network on a batch `[b, c, h, w]`, returning logits `[b, classes]`.
+    /// In training mode BatchNorm uses batch statistics and updates its running
+    /// statistics; in evaluation mode it uses the running statistics.
+    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut ctx = Ctx {
+            params: &self.params,
+            buffers: &mut self.buffers,
+            train,
+            stats: None,
+        };
+        let nodes = self.arch.nodes.clone();
+        run(&nodes, x.clone(), &mut ctx)
+    }
+
+    /// Like [`Network::forward`] in evaluation mode, also accumulating
+    /// per-input activation statistics into `stats`.
+    pub fn forward_recording(&mut self, x: &Tensor, stats: &mut ActivationStats) -> Result<Tensor> {
+        let mut ctx = Ctx {
+            params: &self.params,
+            buffers: &mut self.buffers,
+            train: false,
+            stats: Some(stats),
+        };
+        let nodes = self.arch.nodes.clone();
+        run(&nodes, x.clone(), &mut ctx)
+    }
+}
+
+struct Ctx<'a> {
+    params: &'a BTreeMap<String, Var>,
+    buffers: &'a mut BTreeMap<String, Tensor>,
+    train: bool,
+    stats: Option<&'a mut ActivationStats>,
+}
+
+impl Ctx<'_> {
+    fn p(&self, name: &str) -> Result<&Tensor> {
+        self.params
+            .get(name)
+            .map(|v| v.as_tensor())
+            .ok_or_else(|| Error::Shape(format!("parameter `{name}` is missing")))
+    }
+}
+
+fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    for n in nodes {
+        x = match n {
+            Node::Conv2d {
+                name,
+                stride,
+                pad,
+                bias,
+                ..
+            } => {
+                if let Some(s) = ctx.stats.as_deref_mut() {
+                    s.add(name, &x)?;
+                }
+                let w = ctx.p(&format!("{name}.weight"))?;
+                let y = super::conv::conv2d(&x, w, *stride, *pad)?;
+                if *bias {
+                    let b = ctx.p(&format!("{name}.bias"))?;
+                    y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?
+                } else {
+                    y
+                }
+            }
+            Node::Linear { name, .. } => {
+                if let Some(s) = ctx.stats.as_deref_mut() {
+                    s.add(name, &x)?;
+                }
+                let w = ctx.p(&format!("{name}.weight"))?;
+                let b = ctx.p(&format!("{name}.bias"))?;
+                x.matmul(&w.t()?)?.broadcast_add(b)?
+            }
+            Node::BatchNorm { name, c } => batch_norm(&x, name, *c, ctx)?,
+            Node::Relu => x.relu()?,
+            Node::MaxPool { k } => x.max_pool2d(*k)?,
+            Node::GlobalAvgPool => x.mean((2, 3))?,
+            Node::Flatten => x.flatten_from(1)?,
+            Node::Residual { body, shortcut } => {
+                let a = run(body, x.clone(), ctx)?;
+                let b = if shortcut.is_empty() {
+                    x
+                } else {
+                    run(shortcut, x, ctx)?
+                };
+                (a + b)?
+            }
+        };
+    }
+    Ok(x)
+}
+
+fn batch_norm(x: &Tensor, name: &str, c: usize, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    let shape = (1, c, 1, 1);
+    let gamma = ctx.p(&format!("{name}.weight"))?.reshape(shape)?;
+    let beta = ctx.p(&format!("{name}.bias"))?.reshape(shape)?;
+    let mean_key = format!("{name}.running_mean");
+    let var_key = format!("{name}.running_var");
+    let (mean, var) = if ctx.train {
+        let mean = x.mean_keepdim((0, 2, 3))?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+        let n = (x.elem_count() / c) as f64;
+        let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.flatten_all()?;
+        let update = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
+            Ok(((old * (1.0 - BN_MOMENTUM))? + (new * BN_MOMENTUM)?)?)
+        };
+        let rm = update(&ctx.buffers[&mean_key], &mean.detach().flatten_all()?)?;
+        let rv = update(&ctx.buffers[&var_key], &unbiased)?;
+        ctx.buffers.insert(mean_key, rm);
+        ctx.buffers.insert(var_key, rv);
+        let y = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+        return Ok(y.broadcast_mul(&gamma)?.broadcast_add(&beta)?);
+    } else {
+        (
+            ctx.buffers[&mean_key].reshape(shape)?,
+            ctx.buffers[&var_key].reshape(shape)?,
+        )
+    };
+    let y = x
+        .broadcast_sub(&mean)?
+        .broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+    Ok(y.broadcast_mul(&gamma)?.broadcast_add(&beta)?)
+}
+
+/// Index of the largest logit per row: `[b, classes] -> Vec<u32>`.
+pub fn argmax(logits: &Tensor) -> Result<Vec<u32>> {
+    Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}

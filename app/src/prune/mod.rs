@@ -1,0 +1,410 @@
+//! Pruning: scoring layers with a criterion, turning scores into masks at a
+//! target sparsity (per layer or globally), structured channel dependencies,
+//! and sparsity accounting.
+
+pub mod structure;
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use shears_plugin_api::{Criterion, Granularity, LayerView};
+
+use crate::error::{Error, Result};
+use crate::model::{ActivationStats, Network};
+pub use structure::{channel_groups, compact, ChannelGroup};
+
+/// What is removed: single weights or whole output channels / neurons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GranularityChoice {
+    /// Individual weights of every conv and linear layer.
+    #[default]
+    Unstructured,
+    /// Output channels of the layers whose channels can be removed (see
+    /// [`channel_groups`]); the target is a fraction of those channels.
+    Structured,
+}
+
+impl GranularityChoice {
+    /// The plugin-contract granularity.
+    pub fn api(self) -> Granularity {
+        match self {
+            GranularityChoice::Unstructured => Granularity::Unstructured,
+            GranularityChoice::Structured => Granularity::StructuredChannel,
+        }
+    }
+}
+
+/// Where scores are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// One ranking over all layers (structured: scores are divided by their
+    /// layer's mean first, so layers of different scale compete fairly).
+    #[default]
+    Global,
+    /// Every layer is pruned to the target on its own.
+    Layer,
+}
+
+/// Sparsity of one layer's weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerSparsity {
+    /// Layer name.
+    pub name: String,
+    /// Weight entries.
+    pub total: usize,
+    /// Pruned entries.
+    pub pruned: usize,
+}
+
+impl LayerSparsity {
+    /// Fraction pruned.
+    pub fn sparsity(&self) -> f32 {
+        self.pruned as f32 / self.total.max(1) as f32
+    }
+}
+
+/// Sparsity of a network: per prunable layer and over all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparsityReport {
+    /// Fraction of all conv/linear weights that are pruned.
+    pub global: f32,
+    /// Fraction of structurally prunable channels that are removed.
+    pub channels: f32,
+    /// Per layer, in forward order.
+    pub layers: Vec<LayerSparsity>,
+}
+
+/// Counts pruned weights (mask zeros) per layer.
+pub fn sparsity(net: &Network) -> Result<SparsityReport> {
+    let mut layers = Vec::new();
+    let (mut total, mut pruned) = (0usize, 0usize);
+    for l in net.arch.layers() {
+        let n = l.weight_len();
+        let p = match net.masks.get(&format!("{}.weight", l.name)) {
+            Some(m) => n - m.sum_all()?.to_scalar::<f32>()?.round() as usize,
+            None => 0,
+        };
+        total += n;
+        pruned += p;
+        layers.push(LayerSparsity {
+            name: l.name,
+            total: n,
+            pruned: p,
+        });
+    }
+    let (mut ch_total, mut ch_removed) = (0usize, 0usize);
+    for g in channel_groups(&net.arch) {
+        ch_total += g.channels;
+        ch_removed += removed_channels(net, &g)?.iter().filter(|&&r| r).count();
+    }
+    Ok(SparsityReport {
+        global: pruned as f32 / total.max(1) as f32,
+        channels: ch_removed as f32 / ch_total.max(1) as f32,
+        layers,
+    })
+}
+
+fn removed_channels(net: &Network, g: &ChannelGroup) -> Result<Vec<bool>> {
+    Ok(match net.masks.get(&format!("{}.weight", g.producer)) {
+        Some(m) => m
+            .flatten_from(1)?
+            .max(1)?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| v == 0.0)
+            .collect(),
+        None => vec![false; g.channels],
+    })
+}
+
+/// Extra inputs some criteria need, computed by the caller on training data.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CriterionInputs<'a> {
+    /// Accumulated gradients by parameter name.
+    pub grads: Option<&'a BTreeMap<String, Vec<f32>>>,
+    /// Activation statistics by layer name.
+    pub acts: Option<&'a ActivationStats>,
+}
+
+/// How to prune: granularity and scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PruneMode {
+    /// Weights or channels.
+    pub granularity: GranularityChoice,
+    /// Global or per-layer ranking.
+    pub scope: Scope,
+}
+
+/// Prunes `net` to `target` (weights: fraction of all conv/linear weights;
+/// channels: fraction of prunable channels), scoring with `criterion`.
+/// Already-pruned weights stay pruned. Every layer keeps at least one weight
+/// (channel). Returns the sparsity reached, in the granularity's unit.
+///
+/// Scores are validated: a wrong length or a NaN/infinite score is reported as
+/// [`Error::Plugin`] naming `plugin` and the layer, and the network is left
+/// unchanged.
+pub fn prune_to(
+    net: &mut Network,
+    criterion: &mut dyn Criterion,
+    plugin: &str,
+    mode: PruneMode,
+    target: f32,
+    inputs: CriterionInputs<'_>,
+) -> Result<f32> {
+    if !(0.0..1.0).contains(&target) {
+        return Err(Error::Plugin {
+            plugin: plugin.into(),
+            msg: format!("target sparsity {target} is outside [0, 1)"),
+        });
+    }
+    match mode.granularity {
+        GranularityChoice::Unstructured => {
+            prune_weights(net, criterion, plugin, mode.scope, target, inputs)
+        }
+        GranularityChoice::Structured => {
+            prune_channels(net, criterion, plugin, mode.scope, target, inputs)
+        }
+    }
+}
+
+/// Host copies of one layer's data for a criterion call.
+struct HostLayer {
+    name: String,
+    kind: shears_plugin_api::LayerKind,
+    shape: Vec<usize>,
+    weight: Vec<f32>,
+    mask: Vec<f32>,
+    grad: Option<Vec<f32>>,
+    acts: Option<Vec<f32>>,
+}
+
+fn host_layer(net: &Network, name: &str, inputs: CriterionInputs<'_>) -> Result<HostLayer> {
+    let key = format!("{name}.weight");
+    let w = net.weight(name)?.as_tensor();
+    let shape = w.dims().to_vec();
+    let weight = w.flatten_all()?.to_vec1::<f32>()?;
+    let mask = match net.masks.get(&key) {
+        Some(m) => m.flatten_all()?.to_vec1::<f32>()?,
+        None => vec![1.0; weight.len()],
+    };
+    let kind = net
+        .arch
+        .layers()
+        .into_iter()
+        .find(|l| l.name == name)
+        .map(|l| l.kind)
+        .ok_or_else(|| Error::Shape(format!("no layer `{name}`")))?;
+    Ok(HostLayer {
+        name: name.to_string(),
+        kind,
+        shape,
+        weight,
+        mask,
+        grad: inputs.grads.and_then(|g| g.get(&key).cloned()),
+        acts: inputs.acts.and_then(|a| a.norms(name)),
+    })
+}
+
+fn score_layer(
+    criterion: &mut dyn Criterion,
+    plugin: &str,
+    l: &HostLayer,
+    granularity: Granularity,
+) -> Result<Vec<f32>> {
+    let view = LayerView {
+        name: &l.name,
+        kind: l.kind,
+        shape: &l.shape,
+        weight: &l.weight,
+        mask: &l.mask,
+        grad: l.grad.as_deref(),
+        act_norms: l.acts.as_deref(),
+        granularity,
+    };
+    let mut out = vec![0f32; view.score_len()];
+    criterion
+        .score(&view, &mut out)
+        .map_err(|e| Error::Plugin {
+            plugin: plugin.into(),
+            msg: format!("layer `{}`: {e}", l.name),
+        })?;
+    if let Some((i, v)) = out.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::Plugin {
+            plugin: plugin.into(),
+            msg: format!(
+                "layer `{}`: score {i} is {v} (scores must be finite)",
+                l.name
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Marks the `k` lowest entries of `scores` (ties broken by position) as
+/// pruned; entries already pruned carry `-inf`, so they stay pruned.
+fn lowest_k(scores: &[f32], k: usize) -> Vec<bool> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let k = k.min(scores.len());
+    if k > 0 && k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, |&a, &b| {
+            scores[a].total_cmp(&scores[b]).then(a.cmp(&b))
+        });
+    }
+    let mut pruned = vec![false; scores.len()];
+    for &i in &idx[..k] {
+        pruned[i] = true;
+    }
+    pruned
+}
+
+/// Splits a flat decision vector over `sizes` and makes sure each part keeps
+/// at least one entry (the best-scored pruned one is revived).
+fn split_keep_one(flat: Vec<bool>, scores: &[f32], sizes: &[usize]) -> Vec<Vec<bool>> {
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut off = 0;
+    for &n in sizes {
+        let mut part = flat[off..off + n].to_vec();
+        if n > 0 && part.iter().all(|&p| p) {
+            let s = &scores[off..off + n];
+            let best = (0..n).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap_or(0);
+            part[best] = false;
+        }
+        out.push(part);
+        off += n;
+    }
+    out
+}
+
+fn count(target: f32, n: usize) -> usize {
+    ((target as f64) * n as f64).round() as usize
+}
+
+fn prune_weights(
+    net: &mut Network,
+    criterion: &mut dyn Criterion,
+    plugin: &str,
+    scope: Scope,
+    target: f32,
+    inputs: CriterionInputs<'_>,
+) -> Result<f32> {
+    let layers = net.arch.layers();
+    let mut all_scores = Vec::new();
+    let mut sizes = Vec::new();
+    let mut decisions = Vec::new();
+    for l in &layers {
+        let h = host_layer(net, &l.name, inputs)?;
+        let mut s = score_layer(criterion, plugin, &h, Granularity::Unstructured)?;
+        for (v, m) in s.iter_mut().zip(&h.mask) {
+            if *m == 0.0 {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+        if scope == Scope::Layer {
+            decisions.extend(split_keep_one(
+                lowest_k(&s, count(target, s.len())),
+                &s,
+                &[s.len()],
+            ));
+        }
+        sizes.push(s.len());
+        all_scores.extend(s);
+    }
+    if scope == Scope::Global {
+        let flat = lowest_k(&all_scores, count(target, all_scores.len()));
+        decisions = split_keep_one(flat, &all_scores, &sizes);
+    }
+    let device = net.device().clone();
+    for (l, pruned) in layers.iter().zip(decisions) {
+        let mask: Vec<f32> = pruned.iter().map(|&p| if p { 0.0 } else { 1.0 }).collect();
+        let t = Tensor::from_vec(mask, l.weight_shape.clone(), &device)?;
+        net.masks.insert(format!("{}.weight", l.name), t);
+    }
+    net.apply_masks()?;
+    Ok(sparsity(net)?.global)
+}
+
+fn prune_channels(
+    net: &mut Network,
+    criterion: &mut dyn Criterion,
+    plugin: &str,
+    scope: Scope,
+    target: f32,
+    inputs: CriterionInputs<'_>,
+) -> Result<f32> {
+    let groups = channel_groups(&net.arch);
+    if groups.is_empty() {
+        return Err(Error::Shape(format!(
+            "the {:?} architecture has no layer whose channels can be removed",
+            net.arch.family
+        )));
+    }
+    let mut all_scores = Vec::new();
+    let mut sizes = Vec::new();
+    let mut decisions = Vec::new();
+    for g in &groups {
+        let h = host_layer(net, &g.producer, inputs)?;
+        let mut s = score_layer(criterion, plugin, &h, Granularity::StructuredChannel)?;
+        let removed = removed_channels(net, g)?;
+        if scope == Scope::Global {
+            // Normalise by the layer's mean alive score so layers compete fairly.
+            let alive: Vec<f32> = s
+                .iter()
+                .zip(&removed)
+                .filter(|(_, &r)| !r)
+                .map(|(v, _)| *v)
+                .collect();
+            let mean = alive.iter().map(|v| v.abs()).sum::<f32>() / alive.len().max(1) as f32;
+            if mean > 0.0 {
+                s.iter_mut().for_each(|v| *v /= mean);
+            }
+        }
+        for (v, r) in s.iter_mut().zip(&removed) {
+            if *r {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+        if scope == Scope::Layer {
+            decisions.extend(split_keep_one(
+                lowest_k(&s, count(target, s.len())),
+                &s,
+                &[s.len()],
+            ));
+        }
+        sizes.push(s.len());
+        all_scores.extend(s);
+    }
+    if scope == Scope::Global {
+        let flat = lowest_k(&all_scores, count(target, all_scores.len()));
+        decisions = split_keep_one(flat, &all_scores, &sizes);
+    }
+    // Combine every group's masks multiplicatively with the existing ones.
+    let mut combined: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    for (g, pruned) in groups.iter().zip(&decisions) {
+        let keep: Vec<bool> = pruned.iter().map(|p| !p).collect();
+        for (k, m) in structure::channel_masks(g, &keep, net)? {
+            match combined.get_mut(&k) {
+                Some(old) => old.iter_mut().zip(m).for_each(|(a, b)| *a *= b),
+                None => {
+                    combined.insert(k, m);
+                }
+            }
+        }
+    }
+    let device = net.device().clone();
+    for (k, m) in combined {
+        let p = &net.params[&k];
+        let mut t = Tensor::from_vec(m, p.dims(), &device)?;
+        if let Some(old) = net.masks.get(&k) {
+            t = t.mul(old)?;
+        }
+        net.masks.insert(k, t);
+    }
+    net.apply_masks()?;
+    Ok(sparsity(net)?.channels)
+}
+
+#[cfg(test)]
+mod tests;

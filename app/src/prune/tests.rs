@@ -1,0 +1,269 @@
+use super::*;
+use crate::model::ModelSpec;
+use candle_core::{DType, Device};
+use shears_plugin_api::{PluginError, PluginResult};
+
+/// |w| per weight, L1 norm per channel: enough to test the host side.
+struct Abs;
+impl Criterion for Abs {
+    fn score(&mut self, l: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
+        match l.granularity {
+            Granularity::Unstructured => {
+                out.iter_mut().zip(l.weight).for_each(|(o, w)| *o = w.abs())
+            }
+            Granularity::StructuredChannel => {
+                let f = l.fan_in();
+                for (c, o) in out.iter_mut().enumerate() {
+                    *o = l.weight[c * f..(c + 1) * f].iter().map(|w| w.abs()).sum();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Garbage(f32);
+impl Criterion for Garbage {
+    fn score(&mut self, _: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
+        out.fill(self.0);
+        Ok(())
+    }
+}
+
+struct Fails;
+impl Criterion for Fails {
+    fn score(&mut self, _: &LayerView<'_>, _: &mut [f32]) -> PluginResult<()> {
+        Err(PluginError::new("boom"))
+    }
+}
+
+fn net(spec: ModelSpec, input: [usize; 3]) -> Network {
+    Network::new(spec.build(input, 10).unwrap(), 3, &Device::Cpu).unwrap()
+}
+
+fn mode(g: GranularityChoice, s: Scope) -> PruneMode {
+    PruneMode {
+        granularity: g,
+        scope: s,
+    }
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn global_unstructured_hits_target_and_zeroes_weights() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    let s = prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        PruneMode::default(),
+        0.5,
+        Default::default(),
+    )
+    .unwrap();
+    assert!((s - 0.5).abs() < 1e-3, "{s}");
+    for l in n.arch.layers() {
+        let key = format!("{}.weight", l.name);
+        let w = values(n.params[&key].as_tensor());
+        let m = values(&n.masks[&key]);
+        assert!(w.iter().zip(&m).all(|(w, m)| *m == 1.0 || *w == 0.0));
+        assert!(
+            m.iter().any(|&m| m == 1.0),
+            "layer {} lost every weight",
+            l.name
+        );
+    }
+}
+
+#[test]
+fn masks_only_grow_across_steps() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        PruneMode::default(),
+        0.3,
+        Default::default(),
+    )
+    .unwrap();
+    let before = values(&n.masks["fc1.weight"]);
+    // scramble the weights so a new ranking would differ
+    let w = n.params["fc1.weight"].as_tensor();
+    n.params["fc1.weight"]
+        .set(&(w.neg().unwrap() + 0.01).unwrap())
+        .unwrap();
+    n.apply_masks().unwrap();
+    prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        PruneMode::default(),
+        0.6,
+        Default::default(),
+    )
+    .unwrap();
+    let after = values(&n.masks["fc1.weight"]);
+    assert!(before
+        .iter()
+        .zip(&after)
+        .all(|(b, a)| *b == 1.0 || *a == 0.0));
+    assert!((sparsity(&n).unwrap().global - 0.6).abs() < 1e-3);
+}
+
+#[test]
+fn per_layer_scope_prunes_every_layer_to_target() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        mode(GranularityChoice::Unstructured, Scope::Layer),
+        0.8,
+        Default::default(),
+    )
+    .unwrap();
+    for l in sparsity(&n).unwrap().layers {
+        assert!(
+            (l.sparsity() - 0.8).abs() < 0.02,
+            "{} {}",
+            l.name,
+            l.sparsity()
+        );
+    }
+}
+
+#[test]
+fn bad_scores_are_rejected_and_leave_the_network_alone() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    for c in [
+        &mut Garbage(f32::NAN) as &mut dyn Criterion,
+        &mut Garbage(f32::INFINITY),
+        &mut Fails,
+    ] {
+        let e = prune_to(
+            &mut n,
+            c,
+            "bad",
+            PruneMode::default(),
+            0.5,
+            Default::default(),
+        )
+        .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bad") && msg.contains("conv1"), "{msg}");
+    }
+    assert!(n.masks.is_empty());
+    assert!(prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        PruneMode::default(),
+        1.0,
+        Default::default()
+    )
+    .is_err());
+}
+
+fn assert_compact_matches(mut n: Network, input: [usize; 3], target: f32, scope: Scope) {
+    // update BatchNorm running statistics so eval mode is non-trivial
+    let x = Tensor::randn(0f32, 1.0, (8, input[0], input[1], input[2]), &Device::Cpu).unwrap();
+    n.forward(&x, true).unwrap();
+    let got = prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        mode(GranularityChoice::Structured, scope),
+        target,
+        Default::default(),
+    )
+    .unwrap();
+    assert!((got - target).abs() < 0.1, "channel sparsity {got}");
+    let dense = n.forward(&x, false).unwrap();
+    let mut small = compact(&n).unwrap();
+    assert!(small.arch.num_params() < n.arch.num_params());
+    let out = small.forward(&x, false).unwrap();
+    let diff = (dense - out)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-4, "compacted output differs by {diff}");
+}
+
+#[test]
+fn structured_lenet_compacts_to_the_same_function() {
+    let n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    assert_compact_matches(n, [1, 28, 28], 0.5, Scope::Global);
+    let n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    assert_compact_matches(n, [1, 28, 28], 0.5, Scope::Layer);
+}
+
+#[test]
+fn structured_resnet_respects_residuals_and_compacts() {
+    let spec = ModelSpec::Resnet20 { width: 4 };
+    let n = net(spec.clone(), [3, 16, 16]);
+    let groups = channel_groups(&n.arch);
+    // only the first conv of each of the 9 blocks is prunable
+    assert_eq!(groups.len(), 9);
+    assert!(groups
+        .iter()
+        .all(|g| g.producer.ends_with(".conv1") && g.batch_norm.is_some()));
+    assert_compact_matches(n, [3, 16, 16], 0.5, Scope::Global);
+}
+
+#[test]
+fn structured_vgg_and_mlp_compact() {
+    let spec = ModelSpec::Vgg {
+        channels: vec![8, 0, 16, 16],
+    };
+    assert_compact_matches(net(spec, [3, 8, 8]), [3, 8, 8], 0.5, Scope::Layer);
+    let spec = ModelSpec::Mlp {
+        hidden: vec![16, 8],
+    };
+    assert_compact_matches(net(spec, [1, 4, 4]), [1, 4, 4], 0.4, Scope::Global);
+}
+
+#[test]
+fn structured_pruning_zeroes_coupled_tensors() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        mode(GranularityChoice::Structured, Scope::Layer),
+        0.5,
+        Default::default(),
+    )
+    .unwrap();
+    let row = values(
+        &n.masks["conv1.weight"]
+            .flatten_from(1)
+            .unwrap()
+            .max(1)
+            .unwrap(),
+    );
+    let removed: Vec<usize> = row
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v == 0.0)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(removed.len(), 3);
+    let bias = values(n.params["conv1.bias"].as_tensor());
+    let next = n.params["conv2.weight"]
+        .as_tensor()
+        .to_dtype(DType::F32)
+        .unwrap();
+    for &c in &removed {
+        assert_eq!(bias[c], 0.0);
+        let slice = next.narrow(1, c, 1).unwrap();
+        assert!(values(&slice).iter().all(|&v| v == 0.0));
+    }
+}

@@ -1,0 +1,275 @@
+//! Training and evaluation: optimisers that hold masks, LR schedules, the
+//! epoch loop and accuracy/loss evaluation.
+
+pub mod lr;
+pub mod optim;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{epoch_order, make_batch, Dataset};
+use crate::error::{Error, Result};
+use crate::model::Network;
+pub use lr::LrSchedule;
+pub use optim::{Optimizer, OptimizerSpec};
+
+/// Settings of one training phase (base training or fine-tuning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Epochs (for fine-tuning: the default when a schedule does not say).
+    pub epochs: u32,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Optimiser and its hyper-parameters.
+    pub optimizer: OptimizerSpec,
+    /// Learning-rate schedule over the phase.
+    pub lr_schedule: LrSchedule,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            batch_size: 128,
+            lr: 0.05,
+            optimizer: OptimizerSpec::default(),
+            lr_schedule: LrSchedule::Cosine,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks values; errors name `field.key`.
+    pub fn validate(&self, field: &str) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::config(
+                format!("{field}.batch_size"),
+                "must be at least 1",
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr < 10.0) {
+            return Err(Error::config(
+                format!("{field}.lr"),
+                format!("{} is out of range (0, 10)", self.lr),
+            ));
+        }
+        if let LrSchedule::Step { every, gamma } = self.lr_schedule {
+            if every == 0 || !(gamma > 0.0 && gamma <= 1.0) {
+                return Err(Error::config(
+                    format!("{field}.lr_schedule"),
+                    "step needs every >= 1 and 0 < gamma <= 1",
+                ));
+            }
+        }
+        self.optimizer.validate(&format!("{field}.optimizer"))
+    }
+}
+
+/// Loss and accuracy on a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Metrics {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Fraction of correct top-1 predictions.
+    pub acc: f32,
+}
+
+/// Trains `net` for one epoch over `data` with learning rate `lr`.
+///
+/// The sample order is `epoch_order(len, seed, epoch)`, so every strategy that
+/// trains with the same `(seed, epoch)` sees the same batches. Checks `cancel`
+/// after every batch. A non-finite loss stops training with
+/// [`Error::NonFinite`] naming the epoch and batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch(
+    net: &mut Network,
+    opt: &mut Optimizer,
+    data: &Dataset,
+    batch_size: usize,
+    lr: f64,
+    seed: u64,
+    epoch: u32,
+    cancel: &AtomicBool,
+) -> Result<Metrics> {
+    let device = net.device().clone();
+    let order = epoch_order(data.len(), seed, epoch as usize);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (u64::from(epoch) << 32) ^ 0x5eed);
+    let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+    for (b, idx) in order.chunks(batch_size).enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let (x, y) = make_batch(data, idx, Some(&mut rng), &device)?;
+        let logits = net.forward(&x, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let l = loss.to_scalar::<f32>()?;
+        if !l.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "loss is {l} at epoch {}, batch {} (lower the learning rate?)",
+                epoch + 1,
+                b + 1
+            )));
+        }
+        let grads = loss.backward()?;
+        opt.step(net, &grads, lr)?;
+        loss_sum += f64::from(l) * idx.len() as f64;
+        correct += count_correct(&logits, &y)?;
+        seen += idx.len();
+    }
+    Ok(Metrics {
+        loss: (loss_sum / seen.max(1) as f64) as f32,
+        acc: correct as f32 / seen.max(1) as f32,
+    })
+}
+
+fn count_correct(logits: &Tensor, y: &Tensor) -> Result<usize> {
+    let pred = logits.argmax(1)?;
+    Ok(pred
+        .eq(y)?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as usize)
+}
+
+/// Loss and accuracy of `net` (evaluation mode) on `data`.
+pub fn evaluate(net: &mut Network, data: &Dataset, batch_size: usize) -> Result<Metrics> {
+    let device = net.device().clone();
+    let idx: Vec<usize> = (0..data.len()).collect();
+    let (mut loss_sum, mut correct) = (0f64, 0usize);
+    for chunk in idx.chunks(batch_size.max(1)) {
+        let (x, y) = make_batch(data, chunk, None, &device)?;
+        let logits = net.forward(&x, false)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        loss_sum += f64::from(loss) * chunk.len() as f64;
+        correct += count_correct(&logits, &y)?;
+    }
+    let n = data.len().max(1) as f64;
+    Ok(Metrics {
+        loss: (loss_sum / n) as f32,
+        acc: (correct as f64 / n) as f32,
+    })
+}
+
+/// Sum of gradients of the training loss over the first `batches` batches of
+/// `data` (fixed order), per parameter name. Used by gradient criteria.
+pub fn accumulate_gradients(
+    net: &mut Network,
+    data: &Dataset,
+    batch_size: usize,
+    batches: usize,
+) -> Result<std::collections::BTreeMap<String, Vec<f32>>> {
+    let device = net.device().clone();
+    let mut acc: std::collections::BTreeMap<String, Vec<f32>> = Default::default();
+    let idx: Vec<usize> = (0..data.len()).collect();
+    for chunk in idx.chunks(batch_size.max(1)).take(batches.max(1)) {
+        let (x, y) = make_batch(data, chunk, None, &device)?;
+        let loss = candle_nn::loss::cross_entropy(&net.forward(&x, false)?, &y)?;
+        let grads = loss.backward()?;
+        for (name, var) in &net.params {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                let g = g.flatten_all()?.to_vec1::<f32>()?;
+                let e = acc
+                    .entry(name.clone())
+                    .or_insert_with(|| vec![0.0; g.len()]);
+                for (a, b) in e.iter_mut().zip(g) {
+                    *a += b;
+                }
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// Activation statistics of every prunable layer over the first `batches`
+/// batches of `data` (evaluation mode). Used by activation-aware criteria.
+pub fn collect_activations(
+    net: &mut Network,
+    data: &Dataset,
+    batch_size: usize,
+    batches: usize,
+) -> Result<crate::model::ActivationStats> {
+    let device: Device = net.device().clone();
+    let mut stats = crate::model::ActivationStats::default();
+    let idx: Vec<usize> = (0..data.len()).collect();
+    for chunk in idx.chunks(batch_size.max(1)).take(batches.max(1)) {
+        let (x, _) = make_batch(data, chunk, None, &device)?;
+        net.forward_recording(&x, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+/// What [`fit`] reports after each epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch within the phase.
+    pub epoch: u32,
+    /// Epoch limit of the phase.
+    pub of: u32,
+    /// Training metrics of the epoch.
+    pub train: Metrics,
+    /// Validation metrics after it.
+    pub val: Metrics,
+    /// Learning rate used.
+    pub lr: f64,
+}
+
+/// Trains `net` for up to `max_epochs` with `tc`'s optimiser (fresh state)
+/// and learning-rate schedule, evaluating on `val` after each epoch;
+/// `patience > 0` stops once validation accuracy has not improved for that
+/// many epochs. Epoch `e` uses the data order of epoch `first_epoch + e`.
+/// Returns the validation metrics of every epoch run.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    net: &mut Network,
+    tc: &TrainConfig,
+    max_epochs: u32,
+    patience: u32,
+    train: &Dataset,
+    val: &Dataset,
+    seed: u64,
+    first_epoch: u32,
+    cancel: &AtomicBool,
+    on_epoch: &mut dyn FnMut(EpochReport),
+) -> Result<Vec<Metrics>> {
+    let mut opt = Optimizer::new(tc.optimizer.clone());
+    let mut history: Vec<Metrics> = Vec::new();
+    let (mut best, mut since_best) = (f32::NEG_INFINITY, 0);
+    for e in 0..max_epochs {
+        let lr = tc.lr_schedule.lr(tc.lr, e, max_epochs);
+        let t = train_epoch(
+            net,
+            &mut opt,
+            train,
+            tc.batch_size,
+            lr,
+            seed,
+            first_epoch + e,
+            cancel,
+        )?;
+        let v = evaluate(net, val, tc.batch_size)?;
+        history.push(v);
+        on_epoch(EpochReport {
+            epoch: e + 1,
+            of: max_epochs,
+            train: t,
+            val: v,
+            lr,
+        });
+        if v.acc > best {
+            best = v.acc;
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        if patience > 0 && since_best >= patience {
+            break;
+        }
+    }
+    Ok(history)
+}
