@@ -1,1 +1,80 @@
 //! Helpers shared by the workspace-level integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The shared datasets folder (`../shared/datasets` beside the repository).
+pub fn shared_datasets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
+}
+
+/// Path of the `shears` binary of the current profile, (re)built once per
+/// test process with `cargo build`, so the tests never run a stale binary.
+pub fn shears_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> -> target/<profile>/shears
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>");
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "shears", "--bin", "shears"]);
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build");
+            assert!(status.success(), "building the shears binary failed");
+            profile_dir.join(format!("shears{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+/// Runs `shears` with `args` in `dir`.
+pub fn shears(dir: &Path, args: &[&str]) -> Output {
+    Command::new(shears_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run shears")
+}
+
+/// stdout and stderr of `o`, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small, fast experiment config on the embedded data (MLP, 1 epoch).
+pub fn tiny_config(extra: &str) -> String {
+    format!(
+        r#"
+name = "tiny"
+seeds = [0]
+sparsities = [0.5, 0.9]
+[data]
+kind = "embedded"
+train = 600
+test = 200
+[model]
+arch = "mlp"
+hidden = [64]
+[train]
+epochs = 1
+batch_size = 64
+[finetune]
+epochs = 1
+batch_size = 64
+{extra}
+"#
+    )
+}

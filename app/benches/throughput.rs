@@ -19,6 +19,7 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 }
 
 fn main() -> shears::Result<()> {
+    shears::alloc::tune_for_training();
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = arg(&args, "--batch", 128);
     let iters: usize = arg(&args, "--iters", 20);

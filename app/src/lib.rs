@@ -2,6 +2,7 @@
 //! with Candle. Usable without the GUI; the `shears` binary's subcommands are
 //! thin wrappers over this library.
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -14,9 +15,3 @@ pub mod prune;
 pub mod train;
 
 pub use error::{Error, Result};
-
-/// Training allocates and frees many large tensors per batch; glibc's malloc
-/// returns them to the OS each time and pays for page faults on every reuse.
-/// mimalloc keeps them, which speeds up CPU training measurably (BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

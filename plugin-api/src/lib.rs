@@ -20,6 +20,10 @@ pub const ABI_VERSION: u32 = 1;
 /// run; a schedule that has not answered [`Decision::Stop`] by then is broken.
 pub const MAX_SCHEDULE_DECISIONS: u32 = 10_000;
 
+/// Upper bound on the number of prune steps in one run; every prune must
+/// also raise the sparsity.
+pub const MAX_PRUNE_STEPS: u32 = 1_000;
+
 /// Error returned by a plugin: a human-readable message (the host adds which
 /// plugin and which file it came from).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use candle_core::Device;
-use shears_plugin_api::{Decision, Phase, ScheduleState, MAX_SCHEDULE_DECISIONS};
+use shears_plugin_api::{Decision, Phase, ScheduleState, MAX_PRUNE_STEPS, MAX_SCHEDULE_DECISIONS};
 
 use super::config::{ExperimentConfig, StrategySpec};
 use super::results::{
@@ -357,7 +357,19 @@ fn run_strategy(
                     return Err(bad(format!("asked to prune to {s}, outside [0, 1)")));
                 }
                 if s + 1e-6 < current {
-                    return Err(bad(format!("asked to prune to {s}, below the current {current} (sparsity cannot decrease)")));
+                    return Err(bad(format!(
+                        "asked to prune to {s}, below the current {current} (sparsity cannot decrease)"
+                    )));
+                }
+                if prune_steps > 0 && s <= current {
+                    return Err(bad(format!(
+                        "asked to prune to {s} again (every prune must raise the sparsity)"
+                    )));
+                }
+                if prune_steps >= MAX_PRUNE_STEPS {
+                    return Err(bad(format!(
+                        "did not stop within {MAX_PRUNE_STEPS} prune steps"
+                    )));
                 }
                 if let Some(asked) = pending.take() {
                     record(&mut net, asked, epochs, run, sink)?;

@@ -1,6 +1,7 @@
 //! Models: architectures as data, runnable networks, checkpoints.
 
 pub mod arch;
+mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
 pub mod network;

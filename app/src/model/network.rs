@@ -318,35 +318,55 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
 
 fn batch_norm(x: &Tensor, name: &str, c: usize, ctx: &mut Ctx<'_>) -> Result<Tensor> {
     let shape = (1, c, 1, 1);
-    let gamma = ctx.p(&format!("{name}.weight"))?.reshape(shape)?;
-    let beta = ctx.p(&format!("{name}.bias"))?.reshape(shape)?;
+    let gamma = ctx.p(&format!("{name}.weight"))?;
+    let beta = ctx.p(&format!("{name}.bias"))?;
     let mean_key = format!("{name}.running_mean");
     let var_key = format!("{name}.running_var");
-    let (mean, var) = if ctx.train {
-        let mean = x.mean_keepdim((0, 2, 3))?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
-        let n = (x.elem_count() / c) as f64;
-        let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.flatten_all()?;
+    if ctx.train {
+        let fused = x.device().is_cpu() && x.rank() == 4;
+        let (y, mean, unbiased) = if fused {
+            let x = x.contiguous()?;
+            let stats = x.apply_op1_no_bwd(&super::batchnorm::BatchStats)?;
+            let y = x.apply_op3(
+                gamma,
+                beta,
+                super::batchnorm::BatchNormTrain { eps: BN_EPS as f32 },
+            )?;
+            (y, stats.get(0)?, stats.get(1)?)
+        } else {
+            let mean = channel_mean(x)?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = channel_mean(&centred.sqr()?)?;
+            let n = (x.elem_count() / c) as f64;
+            let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.flatten_all()?;
+            let y = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+            let y = y
+                .broadcast_mul(&gamma.reshape(shape)?)?
+                .broadcast_add(&beta.reshape(shape)?)?;
+            (y, mean.detach().flatten_all()?, unbiased)
+        };
         let update = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
             Ok(((old * (1.0 - BN_MOMENTUM))? + (new * BN_MOMENTUM)?)?)
         };
-        let rm = update(&ctx.buffers[&mean_key], &mean.detach().flatten_all()?)?;
+        let rm = update(&ctx.buffers[&mean_key], &mean)?;
         let rv = update(&ctx.buffers[&var_key], &unbiased)?;
         ctx.buffers.insert(mean_key, rm);
         ctx.buffers.insert(var_key, rv);
-        let y = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        return Ok(y.broadcast_mul(&gamma)?.broadcast_add(&beta)?);
-    } else {
-        (
-            ctx.buffers[&mean_key].reshape(shape)?,
-            ctx.buffers[&var_key].reshape(shape)?,
-        )
-    };
-    let y = x
-        .broadcast_sub(&mean)?
-        .broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-    Ok(y.broadcast_mul(&gamma)?.broadcast_add(&beta)?)
+        return Ok(y);
+    }
+    let scale = (gamma / (&ctx.buffers[&var_key] + BN_EPS)?.sqrt()?)?;
+    let shift = (beta - (&ctx.buffers[&mean_key] * &scale)?)?;
+    Ok(x.broadcast_mul(&scale.reshape(shape)?)?
+        .broadcast_add(&shift.reshape(shape)?)?)
+}
+
+/// Per-channel mean of `[b, c, h, w]` as `[1, c, 1, 1]`, reducing over the
+/// contiguous last axis first (Candle's CPU reduction over non-trailing axes
+/// is several times slower).
+fn channel_mean(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let per_image = x.reshape((b, c, h * w))?.sum(2)?; // [b, c]
+    Ok((per_image.sum_keepdim(0)? / (b * h * w) as f64)?.reshape((1, c, 1, 1))?)
 }
 
 /// Index of the largest logit per row: `[b, classes] -> Vec<u32>`.

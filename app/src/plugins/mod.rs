@@ -58,6 +58,30 @@ impl Registry {
         }
     }
 
+    /// Adds a criterion; a name already taken is an error.
+    pub fn add_criterion(&mut self, f: CriterionFactory) -> Result<()> {
+        if self.criteria.iter().any(|c| c.meta.name == f.meta.name) {
+            return Err(Error::Plugin {
+                plugin: f.meta.name.into(),
+                msg: "a criterion with this name is already registered".into(),
+            });
+        }
+        self.criteria.push(f);
+        Ok(())
+    }
+
+    /// Adds a schedule; a name already taken is an error.
+    pub fn add_schedule(&mut self, f: ScheduleFactory) -> Result<()> {
+        if self.schedules.iter().any(|c| c.meta.name == f.meta.name) {
+            return Err(Error::Plugin {
+                plugin: f.meta.name.into(),
+                msg: "a schedule with this name is already registered".into(),
+            });
+        }
+        self.schedules.push(f);
+        Ok(())
+    }
+
     /// Names of the criteria, in registry order.
     pub fn criterion_names(&self) -> Vec<&'static str> {
         self.criteria.iter().map(|f| f.meta.name).collect()

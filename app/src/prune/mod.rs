@@ -186,6 +186,11 @@ fn host_layer(net: &Network, name: &str, inputs: CriterionInputs<'_>) -> Result<
     let w = net.weight(name)?.as_tensor();
     let shape = w.dims().to_vec();
     let weight = w.flatten_all()?.to_vec1::<f32>()?;
+    if let Some(v) = weight.iter().find(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "layer `{name}` has a weight equal to {v}; the model cannot be pruned"
+        )));
+    }
     let mask = match net.masks.get(&key) {
         Some(m) => m.flatten_all()?.to_vec1::<f32>()?,
         None => vec![1.0; weight.len()],

@@ -1,0 +1,379 @@
+//! The `shears` binary end to end: a comparison with its outputs, the
+//! train/prune/eval/inspect chain, and bad input of every kind giving a clear
+//! one-line error, a non-zero exit code and no panic.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shears_tests::{shears, shears_bin, text, tiny_config};
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+fn assert_clean_error(o: &std::process::Output, needles: &[&str]) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected failure\n{t}");
+    assert!(!t.contains("panicked"), "panic\n{t}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line\n{t}"));
+    for n in needles {
+        assert!(line.contains(n), "`{n}` missing from `{line}`");
+    }
+}
+
+#[test]
+fn compare_writes_events_results_and_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &tiny_config("[[strategy]]\nname = \"one-shot\"\nschedule = \"one-shot\"\n[[strategy]]\nname = \"geometric\"\nschedule = \"iterative-geometric\"\n"),
+    );
+    let o = shears(
+        dir.path(),
+        &["compare", "--config", &cfg, "--out", "out", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("dense baseline")
+            && stdout.contains("geometric")
+            && stdout.contains("90.0% sparse"),
+        "{stdout}"
+    );
+    let out = dir.path().join("out");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(results["status"]["status"], "complete");
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    let kinds: Vec<String> = events
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for k in [
+        "started",
+        "epoch",
+        "base-ready",
+        "run-started",
+        "pruned",
+        "step",
+        "run-finished",
+        "finished",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no `{k}` event in {kinds:?}");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.starts_with("strategy,schedule,criterion,target"));
+    assert!(csv.lines().count() >= 1 + 1 + 4);
+    assert!(out.join("base-seed0.safetensors").exists());
+    // the saved base model opens with `inspect`
+    let o = shears(dir.path(), &["inspect", "out/base-seed0.safetensors"]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("fc1"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn train_prune_eval_inspect_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
+    let d = digits.display().to_string();
+    let o = shears(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            &d,
+            "--model",
+            "alexnet",
+            "--epochs",
+            "1",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    // an unknown architecture: a clear error, not a panic
+    assert_clean_error(&o, &["alexnet"]);
+    let o = shears(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            &d,
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = shears(
+        dir.path(),
+        &[
+            "prune",
+            "--checkpoint",
+            "m.safetensors",
+            "--data",
+            &d,
+            "--sparsity",
+            "0.5",
+            "--granularity",
+            "structured",
+            "--compact",
+            "--finetune-epochs",
+            "1",
+            "--out",
+            "p.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("compacted"),
+        "{}",
+        text(&o)
+    );
+    let o = shears(
+        dir.path(),
+        &["eval", "--checkpoint", "p.safetensors", "--data", &d],
+    );
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("test accuracy"),
+        "{}",
+        text(&o)
+    );
+    let o = shears(
+        dir.path(),
+        &[
+            "prune",
+            "--checkpoint",
+            "m.safetensors",
+            "--sparsity",
+            "0.8",
+            "--out",
+            "u.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = shears(dir.path(), &["inspect", "u.safetensors"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && s.contains("sparsity 80.00%") && s.contains("fc2"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn bad_config_keys_and_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "bad.toml",
+        &tiny_config("sparsitiez = 3\n[[strategy]]\nschedule = \"one-shot\"\n"),
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["compare", "--config", &cfg]),
+        &["bad.toml", "sparsitiez"],
+    );
+    let cfg = write(
+        dir.path(),
+        "bad2.toml",
+        &tiny_config(
+            "[[strategy]]\nschedule = \"one-shot\"\nschedule_params = { finetune_epochs = -3 }\n",
+        ),
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["compare", "--config", &cfg]),
+        &["strategy[0].schedule"],
+    );
+    let cfg = write(
+        dir.path(),
+        "bad3.toml",
+        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"magic\"\n"),
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["compare", "--config", &cfg]),
+        &["strategy[0].criterion", "magic"],
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["compare", "--config", "missing.toml"]),
+        &["missing.toml"],
+    );
+    let cfg = write(
+        dir.path(),
+        "ok.toml",
+        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
+    );
+    assert_clean_error(
+        &shears(
+            dir.path(),
+            &["compare", "--config", &cfg, "--sparsities", "0.5,1.5"],
+        ),
+        &["sparsities[1]"],
+    );
+}
+
+#[test]
+fn corrupt_datasets_and_checkpoints_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = shears_tests::shared_datasets().join("mnist-10k");
+    let bad = dir.path().join("mnist");
+    std::fs::create_dir(&bad).unwrap();
+    for f in [
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(mnist.join(f), bad.join(f)).unwrap();
+    }
+    let img = std::fs::read(mnist.join("train-images-idx3-ubyte.gz")).unwrap();
+    std::fs::write(
+        bad.join("train-images-idx3-ubyte.gz"),
+        &img[..img.len() / 3],
+    )
+    .unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
+    );
+    let o = shears(
+        dir.path(),
+        &["compare", "--config", &cfg, "--data", bad.to_str().unwrap()],
+    );
+    assert_clean_error(&o, &["train-images-idx3-ubyte.gz"]);
+
+    std::fs::write(
+        dir.path().join("junk.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json",
+    )
+    .unwrap();
+    assert_clean_error(
+        &shears(dir.path(), &["inspect", "junk.safetensors"]),
+        &["junk.safetensors"],
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["inspect", "nothing.safetensors"]),
+        &["nothing.safetensors"],
+    );
+}
+
+#[test]
+fn nan_weights_fail_runs_but_keep_results() {
+    use candle_core::{Device, Tensor};
+    use shears::model::{checkpoint, ModelSpec, Network};
+    let dir = tempfile::tempdir().unwrap();
+    let arch = ModelSpec::Mlp { hidden: vec![16] }
+        .build([1, 28, 28], 10)
+        .unwrap();
+    let net = Network::new(arch, 0, &Device::Cpu).unwrap();
+    let w = &net.params["fc1.weight"];
+    w.set(&Tensor::full(f32::NAN, w.dims(), &Device::Cpu).unwrap())
+        .unwrap();
+    checkpoint::save(
+        &net,
+        &serde_json::Value::Null,
+        &dir.path().join("nan.safetensors"),
+    )
+    .unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
+    );
+    let o = shears(
+        dir.path(),
+        &[
+            "compare",
+            "--config",
+            &cfg,
+            "--base",
+            "nan.safetensors",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+    );
+    assert!(
+        !o.status.success() && !text(&o).contains("panicked"),
+        "{}",
+        text(&o)
+    );
+    let results = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap();
+    assert!(results.contains("diverged"), "{results}");
+}
+
+#[test]
+fn interrupt_stops_cleanly_and_keeps_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.toml",
+        &tiny_config("[[strategy]]\nschedule = \"patience\"\nschedule_params = { steps = 20, patience = 5, max_epochs = 20 }\n")
+            .replace("sparsities = [0.5, 0.9]", "sparsities = [0.3, 0.5, 0.7, 0.8, 0.9, 0.95]"),
+    );
+    let mut child = Command::new(shears_bin())
+        .args(["compare", "--config", &cfg, "--out", "out", "--quiet"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = dir.path().join("out/events.jsonl");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("\"run-finished\"")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no run finished in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t1 = Instant::now();
+    let out = loop {
+        if let Some(_s) = child.try_wait().unwrap() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(60),
+            "did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["status"]["status"], "cancelled");
+    let runs = results["runs"].as_array().unwrap();
+    assert!(
+        runs.iter().any(|r| r["status"]["status"] == "complete"),
+        "{runs:?}"
+    );
+    assert!(runs.len() < 6);
+}

@@ -1,0 +1,255 @@
+//! Every built-in schedule and criterion through the comparison runner on
+//! small embedded data: runs complete, reach their targets, are repeatable,
+//! and broken plugins or a cancel stop only what they must.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use shears::experiment::{
+    run_comparison, ComparisonResults, Context, Event, ExperimentConfig, Status,
+};
+use shears::plugins::Registry;
+use shears_plugin_api::{
+    Criterion, CriterionFactory, Decision, LayerView, PluginKind, PluginMeta, PluginResult,
+    Schedule, ScheduleFactory, ScheduleState,
+};
+
+fn run(cfg: &ExperimentConfig, registry: &Registry) -> (ComparisonResults, Vec<Event>) {
+    let cancel = AtomicBool::new(false);
+    let ctx = Context {
+        registry,
+        cancel: &cancel,
+        out_dir: None,
+    };
+    let mut events = Vec::new();
+    let r = run_comparison(cfg, &ctx, &mut |e, _| events.push(e.clone())).unwrap();
+    (r, events)
+}
+
+fn config(strategies: &str) -> ExperimentConfig {
+    let text = shears_tests::tiny_config(strategies);
+    ExperimentConfig::from_toml(&text, std::path::Path::new("tiny.toml")).unwrap()
+}
+
+#[test]
+fn every_schedule_and_criterion_runs_to_its_target() {
+    let mut strategies = String::new();
+    for s in [
+        "one-shot",
+        "iterative",
+        "iterative-geometric",
+        "patience",
+        "hybrid",
+        "gradual",
+        "manual",
+    ] {
+        strategies.push_str(&format!(
+            "[[strategy]]\nschedule = \"{s}\"\ncriterion = \"magnitude\"\n"
+        ));
+    }
+    for c in ["channel-norm", "random", "taylor", "wanda"] {
+        strategies.push_str(&format!(
+            "[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"{c}\"\n"
+        ));
+    }
+    strategies.push_str(
+        "[[strategy]]\nname = \"structured\"\nschedule = \"iterative\"\ncriterion = \"channel-norm\"\ngranularity = \"structured\"\nscope = \"layer\"\nschedule_params = { steps = 2 }\n",
+    );
+    let cfg = config(&strategies);
+    let (r, events) = run(&cfg, &Registry::builtin());
+    assert_eq!(r.status, Some(Status::Complete));
+    assert_eq!(r.runs.len(), 12 * 2);
+    for run in &r.runs {
+        assert_eq!(
+            run.status,
+            Status::Complete,
+            "{} @ {}",
+            run.strategy,
+            run.target
+        );
+        let last = run.last().expect("at least one step");
+        if run.strategy == "structured" {
+            assert!(
+                (last.sparsity.channels - run.target).abs() < 0.05,
+                "{:?}",
+                last.sparsity
+            );
+        } else {
+            assert!(
+                (last.sparsity.global - run.target).abs() < 1e-3,
+                "{} {:?}",
+                run.strategy,
+                last.sparsity.global
+            );
+        }
+        // sparsity never decreases along a run
+        assert!(run
+            .steps
+            .windows(2)
+            .all(|w| w[1].sparsity.global >= w[0].sparsity.global));
+        assert!(last.test.acc > 0.0 && last.seconds > 0.0);
+    }
+    let steps = |name: &str, t: f32| {
+        r.runs
+            .iter()
+            .find(|x| x.strategy == name && x.target == t)
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.target_sparsity)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps("one-shot/magnitude", 0.9), vec![0.9]);
+    assert_eq!(steps("iterative/magnitude", 0.9).len(), 4);
+    let geo = steps("iterative-geometric/magnitude", 0.9);
+    assert_eq!(geo.len(), 4);
+    assert!((geo[0] - 0.5).abs() < 1e-6 && (geo[3] - 0.9).abs() < 1e-6);
+    // patience: at most max_epochs per step, at least one epoch each
+    let p = r
+        .runs
+        .iter()
+        .find(|x| x.strategy == "patience/magnitude")
+        .unwrap();
+    assert_eq!(p.steps.len(), 4);
+    assert!(events.iter().any(|e| matches!(e, Event::Pruned { .. })));
+    assert!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Epoch { .. }))
+            .count()
+            > 30
+    );
+}
+
+#[test]
+fn comparisons_are_repeatable() {
+    let cfg = config("[[strategy]]\nschedule = \"iterative\"\ncriterion = \"taylor\"\nschedule_params = { steps = 2 }\n");
+    let (a, _) = run(&cfg, &Registry::builtin());
+    let (b, _) = run(&cfg, &Registry::builtin());
+    assert_eq!(a.baselines[0].test, b.baselines[0].test);
+    for (x, y) in a.runs.iter().zip(&b.runs) {
+        for (s, t) in x.steps.iter().zip(&y.steps) {
+            assert_eq!(s.test, t.test);
+            assert_eq!(s.sparsity, t.sparsity);
+        }
+    }
+}
+
+struct NanScores;
+impl Criterion for NanScores {
+    fn score(&mut self, _: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
+        out.fill(f32::NAN);
+        Ok(())
+    }
+}
+
+struct Forever;
+impl Schedule for Forever {
+    fn decide(&mut self, s: &ScheduleState<'_>) -> PluginResult<Decision> {
+        Ok(Decision::Prune {
+            sparsity: s.current_sparsity + 1e-4,
+        })
+    }
+}
+
+struct Backwards;
+impl Schedule for Backwards {
+    fn decide(&mut self, s: &ScheduleState<'_>) -> PluginResult<Decision> {
+        Ok(Decision::Prune {
+            sparsity: if s.prune_steps == 0 { 0.5 } else { 0.2 },
+        })
+    }
+}
+
+fn meta(kind: PluginKind, name: &'static str) -> PluginMeta {
+    PluginMeta {
+        kind,
+        name,
+        version: "0.0.1",
+        description: "broken on purpose",
+        params_schema: r#"{"type":"object","properties":{}}"#,
+    }
+}
+
+#[test]
+fn broken_plugins_fail_their_runs_only() {
+    let mut reg = Registry::builtin();
+    reg.add_criterion(CriterionFactory {
+        meta: meta(PluginKind::Criterion, "nan-scores"),
+        create: |_| Ok(Box::new(NanScores)),
+    })
+    .unwrap();
+    reg.add_schedule(ScheduleFactory {
+        meta: meta(PluginKind::Schedule, "forever"),
+        create: |_| Ok(Box::new(Forever)),
+    })
+    .unwrap();
+    reg.add_schedule(ScheduleFactory {
+        meta: meta(PluginKind::Schedule, "backwards"),
+        create: |_| Ok(Box::new(Backwards)),
+    })
+    .unwrap();
+    assert!(reg
+        .add_schedule(ScheduleFactory {
+            meta: meta(PluginKind::Schedule, "one-shot"),
+            create: |_| Ok(Box::new(Forever)),
+        })
+        .is_err());
+    let mut cfg = config(
+        "[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"nan-scores\"\n\
+         [[strategy]]\nschedule = \"forever\"\n\
+         [[strategy]]\nschedule = \"backwards\"\n\
+         [[strategy]]\nschedule = \"one-shot\"\n",
+    );
+    cfg.sparsities = vec![0.5];
+    let (r, _) = run(&cfg, &reg);
+    let status = |name: &str| {
+        r.runs
+            .iter()
+            .find(|x| x.strategy.starts_with(name))
+            .unwrap()
+            .status
+            .clone()
+    };
+    let msg = |name: &str| match status(name) {
+        Status::Failed(m) => m,
+        s => panic!("{name}: {s:?}"),
+    };
+    assert!(
+        msg("one-shot/nan-scores").contains("nan-scores")
+            && msg("one-shot/nan-scores").contains("NaN")
+    );
+    assert!(
+        msg("forever").contains("did not stop within 1000"),
+        "{}",
+        msg("forever")
+    );
+    assert!(
+        msg("backwards").contains("cannot decrease"),
+        "{}",
+        msg("backwards")
+    );
+    assert_eq!(status("one-shot/magnitude"), Status::Complete);
+}
+
+#[test]
+fn cancelling_keeps_finished_runs() {
+    let cfg =
+        config("[[strategy]]\nschedule = \"one-shot\"\n[[strategy]]\nschedule = \"iterative\"\n");
+    let registry = Registry::builtin();
+    let cancel = AtomicBool::new(false);
+    let ctx = Context {
+        registry: &registry,
+        cancel: &cancel,
+        out_dir: None,
+    };
+    let r = run_comparison(&cfg, &ctx, &mut |e, _| {
+        if matches!(e, Event::RunFinished(_)) {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert_eq!(r.status, Some(Status::Cancelled));
+    assert_eq!(r.runs.len(), 2, "the finished run and the cancelled one");
+    assert_eq!(r.runs[0].status, Status::Complete);
+    assert_eq!(r.runs[1].status, Status::Cancelled);
+}
