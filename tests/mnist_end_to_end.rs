@@ -22,7 +22,7 @@ path = "{}"
 [model]
 arch = "lenet5"
 [train]
-epochs = 12
+epochs = 20
 batch_size = 64
 lr = 0.05
 [finetune]

@@ -25,10 +25,47 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// True when `ds` has the CIFAR image shape (3x32x32) that augmentation
-/// applies to.
-fn augmentable(ds: &Dataset) -> bool {
-    ds.channels == 3 && ds.height == 32 && ds.width == 32
+/// Largest shift, in pixels, of the greyscale shift augmentation.
+const MAX_SHIFT: usize = 2;
+
+/// Which augmentation a dataset's shape gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Augmentation {
+    /// 3x32x32 (CIFAR-shaped): random crop with padding and horizontal flip.
+    CropFlip,
+    /// Single-channel images of at least 16x16 (digits, letters, glyphs):
+    /// random shifts of up to 2 pixels, edges replicated; no flip, which
+    /// would change what a digit means.
+    Shift,
+}
+
+fn augmentation(ds: &Dataset) -> Option<Augmentation> {
+    if ds.channels == 3 && ds.height == 32 && ds.width == 32 {
+        Some(Augmentation::CropFlip)
+    } else if ds.channels == 1 && ds.height >= 16 && ds.width >= 16 {
+        Some(Augmentation::Shift)
+    } else {
+        None
+    }
+}
+
+/// Copies one CHW image into `out` shifted by up to [`MAX_SHIFT`] pixels in
+/// each direction, replicating the edge pixels into the uncovered border.
+fn shift_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng: &mut StdRng) {
+    let m = MAX_SHIFT as i64;
+    let dy = rng.random_range(-m..=m) as isize;
+    let dx = rng.random_range(-m..=m) as isize;
+    let clamp = |v: isize, n: usize| v.clamp(0, n as isize - 1) as usize;
+    for ch in 0..c {
+        let plane = &src[ch * h * w..(ch + 1) * h * w];
+        let dst = &mut out[ch * h * w..(ch + 1) * h * w];
+        for y in 0..h {
+            let sy = clamp(y as isize + dy, h);
+            for x in 0..w {
+                dst[y * w + x] = plane[sy * w + clamp(x as isize + dx, w)];
+            }
+        }
+    }
 }
 
 /// Copies one CHW image into `out`, randomly cropped from the image padded
@@ -66,8 +103,9 @@ fn augment_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng:
 ///
 /// With `augment = Some(rng)` and 3x32x32 (CIFAR-shaped) data, each image is
 /// randomly cropped from a copy padded with 4 zero pixels per side and flipped
-/// horizontally with probability 0.5, on the host buffer before a single
-/// upload; other shapes are never augmented. The same rng state gives the
+/// horizontally with probability 0.5; single-channel images of at least
+/// 16x16 are shifted by up to 2 pixels (edges replicated). This happens on the
+/// host buffer before a single upload; other shapes are never augmented. The same rng state gives the
 /// same batch. Errors if an index is out of range (naming the dataset).
 pub fn make_batch(
     ds: &Dataset,
@@ -85,14 +123,16 @@ pub fn make_batch(
     let n = ds.image_len();
     let (c, h, w) = (ds.channels, ds.height, ds.width);
     let mut images = vec![0f32; idx.len() * n];
-    let augment = augment.filter(|_| augmentable(ds));
-    match augment {
-        Some(rng) => {
+    match (augment, augmentation(ds)) {
+        (Some(rng), Some(kind)) => {
             for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
-                augment_into(ds.image(i), out, c, h, w, rng);
+                match kind {
+                    Augmentation::CropFlip => augment_into(ds.image(i), out, c, h, w, rng),
+                    Augmentation::Shift => shift_into(ds.image(i), out, c, h, w, rng),
+                }
             }
         }
-        None => {
+        _ => {
             for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
                 out.copy_from_slice(ds.image(i));
             }
@@ -205,19 +245,44 @@ mod tests {
     }
 
     #[test]
-    fn non_cifar_shapes_not_augmented() {
-        let ds = Dataset {
+    fn small_images_are_not_augmented_and_greyscale_is_shifted() {
+        let grey = |side: usize| Dataset {
             name: "grey".into(),
-            images: (0..2 * 784).map(|v| v as f32).collect(),
+            images: (0..2 * side * side).map(|v| v as f32).collect(),
             labels: vec![0, 1],
             channels: 1,
-            height: 28,
-            width: 28,
+            height: side,
+            width: side,
             num_classes: 2,
         };
+        let ds = grey(8);
         let mut rng = StdRng::seed_from_u64(3);
         let (x, _) = make_batch(&ds, &[1, 0], Some(&mut rng), &Device::Cpu).unwrap();
         let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(&flat[..784], ds.image(1));
+        assert_eq!(&flat[..64], ds.image(1));
+
+        // 28x28: a pure shift by (dy, dx) in [-2, 2] with replicated edges.
+        let ds = grey(28);
+        let mut shifted = false;
+        for seed in 0..8 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (x, _) = make_batch(&ds, &[0], Some(&mut rng), &Device::Cpu).unwrap();
+            let img = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let src = ds.image(0);
+            let found = (-2i32..=2)
+                .flat_map(|dy| (-2i32..=2).map(move |dx| (dy, dx)))
+                .any(|(dy, dx)| {
+                    (0..28).all(|y| {
+                        (0..28).all(|x| {
+                            let sy = (y + dy).clamp(0, 27) as usize;
+                            let sx = (x + dx).clamp(0, 27) as usize;
+                            img[(y * 28 + x) as usize] == src[sy * 28 + sx]
+                        })
+                    })
+                });
+            assert!(found, "seed {seed}: not a shift of the source");
+            shifted |= img != src;
+        }
+        assert!(shifted);
     }
 }

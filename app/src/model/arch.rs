@@ -121,7 +121,7 @@ impl LayerInfo {
 }
 
 /// Hyper-parameters of the model to build (the `[model]` table of a config).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "arch", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ModelSpec {
     /// MLP with the given hidden widths.
@@ -131,6 +131,7 @@ pub enum ModelSpec {
         hidden: Vec<usize>,
     },
     /// LeNet-5.
+    #[default]
     Lenet5,
     /// VGG-style CNN; `channels` lists conv widths, 0 = max pool.
     Vgg {
@@ -154,12 +155,6 @@ fn default_vgg_channels() -> Vec<usize> {
 }
 fn default_resnet_width() -> usize {
     16
-}
-
-impl Default for ModelSpec {
-    fn default() -> Self {
-        ModelSpec::Lenet5
-    }
 }
 
 impl ModelSpec {

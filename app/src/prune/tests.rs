@@ -70,11 +70,7 @@ fn global_unstructured_hits_target_and_zeroes_weights() {
         let w = values(n.params[&key].as_tensor());
         let m = values(&n.masks[&key]);
         assert!(w.iter().zip(&m).all(|(w, m)| *m == 1.0 || *w == 0.0));
-        assert!(
-            m.iter().any(|&m| m == 1.0),
-            "layer {} lost every weight",
-            l.name
-        );
+        assert!(m.contains(&1.0), "layer {} lost every weight", l.name);
     }
 }
 
