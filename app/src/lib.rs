@@ -2,6 +2,8 @@
 //! with Candle. Usable without the GUI; the `shears` binary's subcommands are
 //! thin wrappers over this library.
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 pub mod cli;
 pub mod data;

@@ -11,6 +11,8 @@
 //! [`CriterionFactory`] or [`ScheduleFactory`] per method; the host finds them
 //! by [`PluginMeta::name`].
 
+#![warn(missing_docs)]
+
 use std::fmt;
 
 /// Version of the plugin contract described by this crate.

@@ -257,16 +257,17 @@ pub(super) fn inspect(path: &Path) -> Result<()> {
         println!("  info: {info}");
     }
     println!(
-        "  {:<28} {:<7} {:<18} {:>9} {:>9}",
-        "layer", "kind", "shape", "weights", "sparsity"
+        "  {:<28} {:<7} {:<18} {:>9} {:>12} {:>9}",
+        "layer", "kind", "shape", "weights", "MACs", "sparsity"
     );
     for (l, s) in a.layers().iter().zip(&sp.layers) {
         println!(
-            "  {:<28} {:<7} {:<18} {:>9} {:>8.2}%",
+            "  {:<28} {:<7} {:<18} {:>9} {:>12} {:>8.2}%",
             l.name,
             format!("{:?}", l.kind).to_lowercase(),
             format!("{:?}", l.weight_shape),
             l.weight_len(),
+            l.macs,
             s.sparsity() * 100.0
         );
     }

@@ -120,7 +120,7 @@ impl Progress {
                 let what = if phase == "base" {
                     "base model".to_string()
                 } else {
-                    format!("{phase} @ {:.0}%", target * 100.0)
+                    format!("{phase} @ {:.0}% fine-tune", target * 100.0)
                 };
                 self.epochs.set_message(format!(
                     "{what}: loss {:.3}, val acc {:.2}%",
@@ -147,11 +147,12 @@ impl Progress {
             }
             Event::Pruned {
                 strategy,
+                step,
                 target,
                 reached,
             } => {
                 self.epochs.set_message(format!(
-                    "{strategy}: pruned to {:.1}% (asked {:.1}%)",
+                    "{strategy} step {step}: pruned to {:.1}% (asked {:.1}%)",
                     reached * 100.0,
                     target * 100.0
                 ));

@@ -181,6 +181,8 @@ pub enum Event {
     Pruned {
         /// Strategy label.
         strategy: String,
+        /// 1-based prune step within the run.
+        step: u32,
         /// Sparsity asked for.
         target: f32,
         /// Sparsity reached (in the granularity's unit).

@@ -409,6 +409,7 @@ fn run_strategy(
                 sink(
                     &Event::Pruned {
                         strategy: label.clone(),
+                        step: prune_steps + 1,
                         target: s,
                         reached,
                     },
