@@ -51,6 +51,7 @@ field() { # field KEY JSON_LINE -> value
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=()
 TIMES=()
 for batch in ${BATCHES//,/ }; do
@@ -79,6 +80,8 @@ done
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
 echo "Machine: $(nproc) CPUs (nproc), ${cpu:-unknown CPU}; torch $TORCH_VERSION ($threads threads); Candle RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-default}"
+echo "Load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "(Other CPU-heavy processes, e.g. a cargo build, skew both columns; PyTorch's OpenMP threads suffer most.)"
 echo
 echo "| model | batch | Candle img/s | PyTorch img/s | ratio Candle/PyTorch |"
 echo "|---|---|---|---|---|"
