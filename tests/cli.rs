@@ -14,6 +14,15 @@ fn write(dir: &Path, name: &str, body: &str) -> String {
     p.display().to_string()
 }
 
+/// Writes the tiny config with one one-shot strategy to `dir/c.toml`.
+fn one_shot_config(dir: &Path) -> String {
+    write(
+        dir,
+        "c.toml",
+        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
+    )
+}
+
 fn assert_clean_error(o: &std::process::Output, needles: &[&str]) {
     let t = text(o);
     assert!(!o.status.success(), "expected failure\n{t}");
@@ -249,11 +258,7 @@ fn corrupt_datasets_and_checkpoints_are_named() {
         &img[..img.len() / 3],
     )
     .unwrap();
-    let cfg = write(
-        dir.path(),
-        "c.toml",
-        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
-    );
+    let cfg = one_shot_config(dir.path());
     let o = shears(
         dir.path(),
         &["compare", "--config", &cfg, "--data", bad.to_str().unwrap()],
@@ -293,11 +298,7 @@ fn nan_weights_fail_runs_but_keep_results() {
         &dir.path().join("nan.safetensors"),
     )
     .unwrap();
-    let cfg = write(
-        dir.path(),
-        "c.toml",
-        &tiny_config("[[strategy]]\nschedule = \"one-shot\"\n"),
-    );
+    let cfg = one_shot_config(dir.path());
     let o = shears(
         dir.path(),
         &[

@@ -78,3 +78,24 @@ batch_size = 64
 "#
     )
 }
+
+/// Runs a comparison in-process with the built-in plugins (or `registry`),
+/// collecting every event.
+pub fn run_collecting(
+    cfg: &shears::experiment::ExperimentConfig,
+    registry: &shears::plugins::Registry,
+) -> (
+    shears::experiment::ComparisonResults,
+    Vec<shears::experiment::Event>,
+) {
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let ctx = shears::experiment::Context {
+        registry,
+        cancel: &cancel,
+        out_dir: None,
+    };
+    let mut events = Vec::new();
+    let r = shears::experiment::run_comparison(cfg, &ctx, &mut |e, _| events.push(e.clone()))
+        .expect("comparison set-up");
+    (r, events)
+}

@@ -2,9 +2,7 @@
 //! model reaches at least 97% test accuracy and a one-shot 50% unstructured
 //! magnitude prune plus fine-tuning stays within one point of it.
 
-use std::sync::atomic::AtomicBool;
-
-use shears::experiment::{run_comparison, Context, ExperimentConfig, Status};
+use shears::experiment::{ExperimentConfig, Status};
 use shears::plugins::Registry;
 
 #[test]
@@ -37,14 +35,7 @@ criterion = "magnitude"
         data.display()
     );
     let cfg = ExperimentConfig::from_toml(&toml, std::path::Path::new("e2e.toml")).unwrap();
-    let registry = Registry::builtin();
-    let cancel = AtomicBool::new(false);
-    let ctx = Context {
-        registry: &registry,
-        cancel: &cancel,
-        out_dir: None,
-    };
-    let results = run_comparison(&cfg, &ctx, &mut |_, _| {}).unwrap();
+    let (results, _) = shears_tests::run_collecting(&cfg, &Registry::builtin());
     assert_eq!(results.status, Some(Status::Complete));
     assert_eq!(results.data.train + results.data.val, 8000);
     assert_eq!(results.data.test, 2000);

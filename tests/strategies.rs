@@ -14,15 +14,7 @@ use shears_plugin_api::{
 };
 
 fn run(cfg: &ExperimentConfig, registry: &Registry) -> (ComparisonResults, Vec<Event>) {
-    let cancel = AtomicBool::new(false);
-    let ctx = Context {
-        registry,
-        cancel: &cancel,
-        out_dir: None,
-    };
-    let mut events = Vec::new();
-    let r = run_comparison(cfg, &ctx, &mut |e, _| events.push(e.clone())).unwrap();
-    (r, events)
+    shears_tests::run_collecting(cfg, registry)
 }
 
 fn config(strategies: &str) -> ExperimentConfig {
