@@ -13,6 +13,9 @@
 
 #![warn(missing_docs)]
 
+pub mod abi;
+pub mod sdk;
+
 use std::fmt;
 
 /// Version of the plugin contract described by this crate.

@@ -117,7 +117,7 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn prune(a: PruneArgs) -> Result<()> {
+pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     let device = open_device(&a.data)?;
     let mut net = checkpoint::load(&a.checkpoint, &device)?;
     let granularity = match a.granularity.as_str() {
@@ -140,7 +140,6 @@ pub(super) fn prune(a: PruneArgs) -> Result<()> {
             ))
         }
     };
-    let registry = Registry::builtin();
     let mut criterion = registry.criterion(&a.criterion, &serde_json::json!({}))?;
     let needs = criterion.needs();
     let needs_data = needs.gradient || needs.activations || a.finetune_epochs > 0;
@@ -272,17 +271,4 @@ pub(super) fn inspect(path: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-pub(super) fn plugins() {
-    println!(
-        "{:<10} {:<20} {:<8} {:<8} description",
-        "kind", "name", "version", "origin"
-    );
-    for r in Registry::builtin().rows() {
-        println!(
-            "{:<10} {:<20} {:<8} {:<8} {}",
-            r.kind, r.name, r.version, "builtin", r.description
-        );
-    }
 }

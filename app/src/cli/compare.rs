@@ -197,14 +197,13 @@ pub(super) fn save_results(out: &Path, r: &ComparisonResults) -> Result<()> {
     write_atomic(&out.join("results.csv"), to_csv(r).as_bytes())
 }
 
-pub(super) fn compare(a: CompareArgs) -> Result<i32> {
+pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     let mut cfg = match &a.config {
         Some(p) => ExperimentConfig::load(p)?,
         None => ExperimentConfig::demo(),
     };
     apply_overrides(&mut cfg, &a)?;
-    let registry = Registry::builtin();
-    cfg.validate(&registry)?;
+    cfg.validate(registry)?;
     let out = a.out.as_path();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let events_path = out.join("events.jsonl");
@@ -245,7 +244,7 @@ pub(super) fn compare(a: CompareArgs) -> Result<i32> {
         }
     };
     let ctx = Context {
-        registry: &registry,
+        registry,
         cancel: &cancel,
         out_dir: Some(out),
     };

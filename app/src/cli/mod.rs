@@ -3,6 +3,7 @@
 
 mod commands;
 mod compare;
+mod plugins_cli;
 mod report;
 
 use std::path::PathBuf;
@@ -22,6 +23,10 @@ pub struct Cli {
     /// What to do (default: the demo comparison).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Extra folders to load plugin libraries from (besides `plugins/` next
+    /// to the executable and the user's config folder).
+    #[arg(long = "plugins", global = true, value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
 }
 
 /// Subcommands.
@@ -40,8 +45,29 @@ pub enum Command {
         /// The checkpoint (.safetensors).
         checkpoint: PathBuf,
     },
-    /// List the available criteria and schedules.
-    Plugins,
+    /// List, check or probe plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+/// `shears plugins ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Every criterion and schedule: name, kind, version, ABI, file, status
+    /// (libraries that failed to load are listed with their error).
+    List,
+    /// Load a plugin library in a child process and call each of its
+    /// plugins once, so a library that crashes is reported, not fatal.
+    Check {
+        /// The shared library.
+        file: PathBuf,
+    },
+    /// What `check` runs in the child process.
+    #[command(hide = true)]
+    Probe {
+        /// The shared library.
+        file: PathBuf,
+    },
 }
 
 /// Settings shared by commands that read data and build a model.
@@ -194,23 +220,39 @@ where
     }
 }
 
+/// The registry for a command: built-ins plus discovered libraries; load
+/// errors are printed as warnings and never stop the command.
+fn registry(dirs: &[PathBuf]) -> crate::plugins::Registry {
+    let r = crate::plugins::Registry::discover(dirs);
+    for e in r.errors() {
+        eprintln!("warning: plugin not loaded: {}", e.message);
+    }
+    r
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
+    let dirs = cli.plugin_dirs;
     match cli.command {
         None => {
             eprintln!("No command given: running the demo comparison (see `shears --help`).");
-            compare::compare(CompareArgs {
-                out: PathBuf::from("shears-out"),
-                ..Default::default()
-            })
+            compare::compare(
+                CompareArgs {
+                    out: PathBuf::from("shears-out"),
+                    ..Default::default()
+                },
+                &registry(&dirs),
+            )
         }
-        Some(Command::Compare(a)) => compare::compare(a),
+        Some(Command::Compare(a)) => compare::compare(a, &registry(&dirs)),
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
-        Some(Command::Prune(a)) => commands::prune(a).map(|_| 0),
+        Some(Command::Prune(a)) => commands::prune(a, &registry(&dirs)).map(|_| 0),
         Some(Command::Eval(a)) => commands::eval(a).map(|_| 0),
         Some(Command::Inspect { checkpoint }) => commands::inspect(&checkpoint).map(|_| 0),
-        Some(Command::Plugins) => {
-            commands::plugins();
+        Some(Command::Plugins(PluginsCommand::List)) => {
+            plugins_cli::list(&crate::plugins::Registry::discover(&dirs));
             Ok(0)
         }
+        Some(Command::Plugins(PluginsCommand::Check { file })) => plugins_cli::check(&file),
+        Some(Command::Plugins(PluginsCommand::Probe { file })) => plugins_cli::probe(&file),
     }
 }

@@ -1,160 +1,376 @@
 //! The plugin host: the registry of criteria and schedules a run can use.
 //!
-//! Built-in plugins (the `plugins/` crates) are linked in statically; plugins
-//! loaded from shared libraries join the same registry.
+//! Built-in plugins (the `plugins/` crates) are linked in statically; plugin
+//! libraries found in plugin folders are loaded through the C ABI v1
+//! ([`loader`]) and join the same registry. A library that fails to load is
+//! listed with its error; it never stops the others.
+
+pub mod loader;
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use shears_plugin_api::{
-    Criterion, CriterionFactory, PluginKind, PluginMeta, Schedule, ScheduleFactory,
+    Criterion, CriterionCtor, CriterionFactory, PluginKind, Schedule, ScheduleCtor,
+    ScheduleFactory, ABI_VERSION,
 };
 
 use crate::error::{Error, Result};
+pub use loader::{load_library, LoadedPlugin};
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Origin {
     /// Linked into the application.
     Builtin,
+    /// Loaded from this shared library.
+    Library(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("builtin"),
+            Origin::Library(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Source {
+    Criterion(CriterionCtor),
+    Schedule(ScheduleCtor),
+    Library(Box<LoadedPlugin>),
+}
+
+/// One available plugin.
+#[derive(Clone)]
+pub struct PluginEntry {
+    /// Criterion or schedule.
+    pub kind: PluginKind,
+    /// Name configs refer to.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// One line for users.
+    pub description: String,
+    /// JSON Schema of the parameters.
+    pub params_schema: String,
+    /// Built in or the library file.
+    pub origin: Origin,
+    source: Source,
+}
+
+/// A library that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong (one line, naming the file).
+    pub message: String,
 }
 
 /// A row of `shears plugins list`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginRow {
-    /// Criterion or schedule.
-    pub kind: &'static str,
-    /// Plugin name.
-    pub name: &'static str,
+    /// `criterion`, `schedule`, or `-` for a library that failed to load.
+    pub kind: String,
+    /// Plugin name (file name for a failed library).
+    pub name: String,
     /// Plugin version.
-    pub version: &'static str,
-    /// One-line description.
-    pub description: &'static str,
-    /// Where it came from.
-    pub origin: Origin,
+    pub version: String,
+    /// ABI version.
+    pub abi: u32,
+    /// `builtin` or the library path.
+    pub file: String,
+    /// `ok` or the load error.
+    pub status: String,
 }
 
-/// All criteria and schedules available to a run.
-#[derive(Debug, Clone)]
+/// All criteria and schedules available to a run, and the libraries that
+/// failed to load.
+#[derive(Clone, Default)]
 pub struct Registry {
-    criteria: Vec<CriterionFactory>,
-    schedules: Vec<ScheduleFactory>,
+    entries: Vec<PluginEntry>,
+    errors: Vec<LoadError>,
 }
 
-impl Default for Registry {
-    fn default() -> Self {
-        Self::builtin()
+fn kind_name(k: PluginKind) -> &'static str {
+    match k {
+        PluginKind::Criterion => "criterion",
+        PluginKind::Schedule => "schedule",
     }
+}
+
+/// File extension of shared libraries on this platform.
+pub const LIBRARY_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
+
+/// The default plugin folders: `plugins/` next to the executable and
+/// `shears/plugins/` in the user's config folder.
+pub fn default_plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        dirs.push(dir.join("plugins"));
+    }
+    if let Some(cfg) = dirs::config_dir() {
+        dirs.push(cfg.join("shears").join("plugins"));
+    }
+    dirs
 }
 
 impl Registry {
     /// The built-in plugins.
     pub fn builtin() -> Self {
-        let mut criteria = shears_magnitude::factories();
-        criteria.extend(shears_random::factories());
-        criteria.extend(shears_taylor::factories());
-        criteria.extend(shears_wanda::factories());
-        Self {
-            criteria,
-            schedules: shears_schedules::factories(),
+        let mut r = Self::default();
+        let criteria = [
+            shears_magnitude::factories(),
+            shears_random::factories(),
+            shears_taylor::factories(),
+            shears_wanda::factories(),
+        ];
+        for f in criteria.into_iter().flatten() {
+            r.add_criterion(f).expect("built-in names are unique");
         }
+        for f in shears_schedules::factories() {
+            r.add_schedule(f).expect("built-in names are unique");
+        }
+        r
     }
 
-    /// Adds a criterion; a name already taken is an error.
+    /// The built-ins plus every library in the default plugin folders and
+    /// in `extra` folders (failures are recorded in [`Registry::errors`]).
+    pub fn discover(extra: &[PathBuf]) -> Self {
+        let mut r = Self::builtin();
+        for dir in default_plugin_dirs().iter().chain(extra) {
+            r.scan_dir(dir);
+        }
+        r
+    }
+
+    fn add(&mut self, e: PluginEntry) -> Result<()> {
+        if let Some(old) = self.find(e.kind, &e.name) {
+            return Err(Error::Plugin {
+                plugin: e.name.clone(),
+                msg: format!(
+                    "a {} with this name is already registered (from {}); {} is not loaded",
+                    kind_name(e.kind),
+                    old.origin,
+                    e.origin
+                ),
+            });
+        }
+        self.entries.push(e);
+        Ok(())
+    }
+
+    /// Adds a statically linked criterion; a name already taken is an error.
     pub fn add_criterion(&mut self, f: CriterionFactory) -> Result<()> {
-        if self.criteria.iter().any(|c| c.meta.name == f.meta.name) {
-            return Err(Error::Plugin {
-                plugin: f.meta.name.into(),
-                msg: "a criterion with this name is already registered".into(),
-            });
-        }
-        self.criteria.push(f);
-        Ok(())
-    }
-
-    /// Adds a schedule; a name already taken is an error.
-    pub fn add_schedule(&mut self, f: ScheduleFactory) -> Result<()> {
-        if self.schedules.iter().any(|c| c.meta.name == f.meta.name) {
-            return Err(Error::Plugin {
-                plugin: f.meta.name.into(),
-                msg: "a schedule with this name is already registered".into(),
-            });
-        }
-        self.schedules.push(f);
-        Ok(())
-    }
-
-    /// Names of the criteria, in registry order.
-    pub fn criterion_names(&self) -> Vec<&'static str> {
-        self.criteria.iter().map(|f| f.meta.name).collect()
-    }
-
-    /// Names of the schedules, in registry order.
-    pub fn schedule_names(&self) -> Vec<&'static str> {
-        self.schedules.iter().map(|f| f.meta.name).collect()
-    }
-
-    /// Every plugin, criteria first.
-    pub fn rows(&self) -> Vec<PluginRow> {
-        let row = |m: &PluginMeta| PluginRow {
-            kind: match m.kind {
-                PluginKind::Criterion => "criterion",
-                PluginKind::Schedule => "schedule",
-            },
-            name: m.name,
-            version: m.version,
-            description: m.description,
+        self.add(PluginEntry {
+            kind: PluginKind::Criterion,
+            name: f.meta.name.into(),
+            version: f.meta.version.into(),
+            description: f.meta.description.into(),
+            params_schema: f.meta.params_schema.into(),
             origin: Origin::Builtin,
+            source: Source::Criterion(f.create),
+        })
+    }
+
+    /// Adds a statically linked schedule; a name already taken is an error.
+    pub fn add_schedule(&mut self, f: ScheduleFactory) -> Result<()> {
+        self.add(PluginEntry {
+            kind: PluginKind::Schedule,
+            name: f.meta.name.into(),
+            version: f.meta.version.into(),
+            description: f.meta.description.into(),
+            params_schema: f.meta.params_schema.into(),
+            origin: Origin::Builtin,
+            source: Source::Schedule(f.create),
+        })
+    }
+
+    /// Loads the plugins of one library. On failure (not a library, wrong
+    /// ABI, bad descriptor, a name already taken) nothing of it is added, the
+    /// error is recorded and returned.
+    pub fn add_library(&mut self, path: &Path) -> std::result::Result<usize, String> {
+        let res = load_library(path).and_then(|plugins| {
+            let mut names: Vec<(PluginKind, &str)> = Vec::new();
+            for p in &plugins {
+                if names.contains(&(p.kind, p.name.as_str())) {
+                    return Err(format!("{}: declares `{}` twice", path.display(), p.name));
+                }
+                if let Some(old) = self.find(p.kind, &p.name) {
+                    return Err(format!(
+                        "{}: plugin `{}` duplicates the {} of that name from {}",
+                        path.display(),
+                        p.name,
+                        kind_name(p.kind),
+                        old.origin
+                    ));
+                }
+                names.push((p.kind, p.name.as_str()));
+            }
+            Ok(plugins)
+        });
+        match res {
+            Ok(plugins) => {
+                let n = plugins.len();
+                for p in plugins {
+                    self.entries.push(PluginEntry {
+                        kind: p.kind,
+                        name: p.name.clone(),
+                        version: p.version.clone(),
+                        description: p.description.clone(),
+                        params_schema: p.params_schema.clone(),
+                        origin: Origin::Library(p.path.clone()),
+                        source: Source::Library(Box::new(p)),
+                    });
+                }
+                Ok(n)
+            }
+            Err(message) => {
+                self.errors.push(LoadError {
+                    path: path.to_path_buf(),
+                    message: message.clone(),
+                });
+                Err(message)
+            }
+        }
+    }
+
+    /// Loads every shared library in `dir` (sorted by name); a missing folder
+    /// is skipped silently.
+    pub fn scan_dir(&mut self, dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
         };
-        self.criteria
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == LIBRARY_EXTENSION))
+            .collect();
+        files.sort();
+        for f in files {
+            let _ = self.add_library(&f);
+        }
+    }
+
+    /// Libraries that failed to load, in load order.
+    pub fn errors(&self) -> &[LoadError] {
+        &self.errors
+    }
+
+    /// Every plugin, in registration order.
+    pub fn entries(&self) -> &[PluginEntry] {
+        &self.entries
+    }
+
+    fn find(&self, kind: PluginKind, name: &str) -> Option<&PluginEntry> {
+        self.entries
             .iter()
-            .map(|f| row(&f.meta))
-            .chain(self.schedules.iter().map(|f| row(&f.meta)))
+            .find(|e| e.kind == kind && e.name == name)
+    }
+
+    fn names(&self, kind: PluginKind) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.name.as_str())
             .collect()
     }
 
-    /// Metadata of the schedule called `name`.
-    pub fn schedule_meta(&self, name: &str) -> Option<&PluginMeta> {
-        self.schedules
-            .iter()
-            .find(|f| f.meta.name == name)
-            .map(|f| &f.meta)
+    /// Names of the criteria, in registry order.
+    pub fn criterion_names(&self) -> Vec<&str> {
+        self.names(PluginKind::Criterion)
+    }
+
+    /// Names of the schedules, in registry order.
+    pub fn schedule_names(&self) -> Vec<&str> {
+        self.names(PluginKind::Schedule)
+    }
+
+    /// Every plugin, then every library that failed to load.
+    pub fn rows(&self) -> Vec<PluginRow> {
+        let ok = self.entries.iter().map(|e| PluginRow {
+            kind: kind_name(e.kind).into(),
+            name: e.name.clone(),
+            version: e.version.clone(),
+            abi: ABI_VERSION,
+            file: e.origin.to_string(),
+            status: "ok".into(),
+        });
+        let failed = self.errors.iter().map(|e| PluginRow {
+            kind: "-".into(),
+            name: e
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            version: "-".into(),
+            abi: ABI_VERSION,
+            file: e.path.display().to_string(),
+            status: format!("error: {}", e.message),
+        });
+        ok.chain(failed).collect()
+    }
+
+    /// The parameter schema of the schedule called `name`.
+    pub fn schedule_schema(&self, name: &str) -> Option<&str> {
+        self.find(PluginKind::Schedule, name)
+            .map(|e| e.params_schema.as_str())
+    }
+
+    /// The parameter schema of the criterion called `name`.
+    pub fn criterion_schema(&self, name: &str) -> Option<&str> {
+        self.find(PluginKind::Criterion, name)
+            .map(|e| e.params_schema.as_str())
+    }
+
+    fn entry(&self, kind: PluginKind, name: &str) -> Result<&PluginEntry> {
+        self.find(kind, name).ok_or_else(|| Error::Plugin {
+            plugin: name.into(),
+            msg: format!(
+                "no such {} (available: {})",
+                kind_name(kind),
+                self.names(kind).join(", ")
+            ),
+        })
+    }
+
+    fn plugin_error(e: &PluginEntry, msg: impl std::fmt::Display) -> Error {
+        Error::Plugin {
+            plugin: match &e.origin {
+                Origin::Builtin => e.name.clone(),
+                Origin::Library(p) => format!("{}` ({}", e.name, p.display()),
+            },
+            msg: msg.to_string(),
+        }
     }
 
     /// Creates the criterion `name` with JSON `params`; an unknown name lists
     /// the known ones, invalid parameters name the plugin and the key.
     pub fn criterion(&self, name: &str, params: &serde_json::Value) -> Result<Box<dyn Criterion>> {
-        let f = self
-            .criteria
-            .iter()
-            .find(|f| f.meta.name == name)
-            .ok_or_else(|| Error::Plugin {
-                plugin: name.into(),
-                msg: format!(
-                    "no such criterion (available: {})",
-                    self.criterion_names().join(", ")
-                ),
-            })?;
-        (f.create)(&params.to_string()).map_err(|e| Error::Plugin {
-            plugin: name.into(),
-            msg: e.to_string(),
-        })
+        let e = self.entry(PluginKind::Criterion, name)?;
+        let text = params.to_string();
+        match &e.source {
+            Source::Criterion(create) => create(&text),
+            Source::Library(p) => p.criterion(&text),
+            Source::Schedule(_) => unreachable!("entries are found by kind"),
+        }
+        .map_err(|err| Self::plugin_error(e, err))
     }
 
     /// Creates the schedule `name` with JSON `params`.
     pub fn schedule(&self, name: &str, params: &serde_json::Value) -> Result<Box<dyn Schedule>> {
-        let f = self
-            .schedules
-            .iter()
-            .find(|f| f.meta.name == name)
-            .ok_or_else(|| Error::Plugin {
-                plugin: name.into(),
-                msg: format!(
-                    "no such schedule (available: {})",
-                    self.schedule_names().join(", ")
-                ),
-            })?;
-        (f.create)(&params.to_string()).map_err(|e| Error::Plugin {
-            plugin: name.into(),
-            msg: e.to_string(),
-        })
+        let e = self.entry(PluginKind::Schedule, name)?;
+        let text = params.to_string();
+        match &e.source {
+            Source::Schedule(create) => create(&text),
+            Source::Library(p) => p.schedule(&text),
+            Source::Criterion(_) => unreachable!("entries are found by kind"),
+        }
+        .map_err(|err| Self::plugin_error(e, err))
     }
 }

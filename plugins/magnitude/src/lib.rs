@@ -370,3 +370,6 @@ mod tests {
         assert_eq!(p, ChannelNormParams::default());
     }
 }
+
+#[cfg(feature = "export")]
+shears_plugin_api::export_plugins!(criteria: factories(), schedules: vec![]);

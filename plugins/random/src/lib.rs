@@ -267,3 +267,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(feature = "export")]
+shears_plugin_api::export_plugins!(criteria: factories(), schedules: vec![]);

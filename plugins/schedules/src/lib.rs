@@ -1118,3 +1118,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(feature = "export")]
+shears_plugin_api::export_plugins!(criteria: vec![], schedules: factories());

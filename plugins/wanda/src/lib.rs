@@ -264,3 +264,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(feature = "export")]
+shears_plugin_api::export_plugins!(criteria: factories(), schedules: vec![]);

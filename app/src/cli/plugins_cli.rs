@@ -1,0 +1,163 @@
+//! `shears plugins list | check | probe`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shears_plugin_api::{
+    Decision, Granularity, LayerKind, LayerView, Phase, PluginKind, ScheduleState,
+};
+
+use crate::error::{Error, Result};
+use crate::plugins::{load_library, Registry};
+
+/// How long `check` lets the child process load and probe a library.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) fn list(r: &Registry) {
+    println!(
+        "{:<10} {:<22} {:<8} {:<4} {:<8} file",
+        "kind", "name", "version", "abi", "status"
+    );
+    for row in r.rows() {
+        let status = if row.status == "ok" { "ok" } else { "ERROR" };
+        println!(
+            "{:<10} {:<22} {:<8} {:<4} {:<8} {}",
+            row.kind, row.name, row.version, row.abi, status, row.file
+        );
+        if status != "ok" {
+            println!("           {}", row.status);
+        }
+    }
+}
+
+/// Runs `probe` in a child process and reports how it ended.
+pub(super) fn check(file: &Path) -> Result<i32> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find the shears executable: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["plugins", "probe"])
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Other(format!("cannot start the probe process: {e}")))?;
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| Error::Other(e.to_string()))? {
+            break s;
+        }
+        if t0.elapsed() > CHECK_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Other(format!(
+                "{}: did not finish loading and probing within {}s (hangs?)",
+                file.display(),
+                CHECK_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if status.success() {
+        println!("{}: ok", file.display());
+        return Ok(0);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| crash_reason(&status));
+    let named = reason.starts_with(&file.display().to_string());
+    Err(Error::Other(if named {
+        reason
+    } else {
+        format!("{}: {reason}", file.display())
+    }))
+}
+
+#[cfg(unix)]
+fn crash_reason(s: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match s.signal() {
+        Some(sig) => format!(
+            "crashed with signal {sig} while loading or probing (the library is unsafe to load)"
+        ),
+        None => format!("probe failed with exit code {:?}", s.code()),
+    }
+}
+
+#[cfg(not(unix))]
+fn crash_reason(s: &std::process::ExitStatus) -> String {
+    format!("probe crashed or failed with exit code {:?}", s.code())
+}
+
+/// Loads `file` in this process and calls each plugin once with default
+/// parameters on a small layer or schedule state, validating the answers.
+pub(super) fn probe(file: &Path) -> Result<i32> {
+    let plugins = load_library(file).map_err(Error::Other)?;
+    let fail = |name: &str, msg: String| {
+        Error::Other(format!("{}: plugin `{name}`: {msg}", file.display()))
+    };
+    for p in &plugins {
+        match p.kind {
+            PluginKind::Criterion => {
+                let mut c = p
+                    .criterion("{}")
+                    .map_err(|e| fail(&p.name, e.to_string()))?;
+                let w = [0.5f32, -1.0, 0.25, 2.0, -0.125, 1.5];
+                let ones = [1.0f32; 6];
+                let norms = [1.0f32, 2.0, 3.0];
+                for g in [Granularity::Unstructured, Granularity::StructuredChannel] {
+                    let view = LayerView {
+                        name: "probe",
+                        kind: LayerKind::Linear,
+                        shape: &[2, 3],
+                        weight: &w,
+                        mask: &ones,
+                        grad: Some(&w),
+                        act_norms: Some(&norms),
+                        granularity: g,
+                    };
+                    let mut out = vec![f32::NAN; view.score_len()];
+                    c.score(&view, &mut out)
+                        .map_err(|e| fail(&p.name, e.to_string()))?;
+                    if let Some(v) = out.iter().find(|v| !v.is_finite()) {
+                        return Err(fail(&p.name, format!("returned a non-finite score ({v})")));
+                    }
+                }
+            }
+            PluginKind::Schedule => {
+                let mut s = p.schedule("{}").map_err(|e| fail(&p.name, e.to_string()))?;
+                let state = ScheduleState {
+                    prune_steps: 0,
+                    last: Phase::Start,
+                    current_sparsity: 0.0,
+                    target_sparsity: 0.5,
+                    epochs_spent: 0,
+                    val_acc_history: &[],
+                };
+                match s.decide(&state).map_err(|e| fail(&p.name, e.to_string()))? {
+                    Decision::Prune { sparsity } if !(0.0..1.0).contains(&sparsity) => {
+                        return Err(fail(&p.name, format!("asked for sparsity {sparsity}")))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        println!(
+            "{} {} {}: ok",
+            match p.kind {
+                PluginKind::Criterion => "criterion",
+                PluginKind::Schedule => "schedule",
+            },
+            p.name,
+            p.version
+        );
+    }
+    Ok(0)
+}
