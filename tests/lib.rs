@@ -99,3 +99,45 @@ pub fn run_collecting(
         .expect("comparison set-up");
     (r, events)
 }
+
+/// The built-in plugin crates and the misbehaving test plugin, built as
+/// cdylibs with their C ABI exports (`--features export`) into a target
+/// folder of their own, once per test process. Returns the folder holding
+/// the libraries.
+pub fn plugin_cdylibs() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let target = exe
+                .ancestors()
+                .nth(3)
+                .expect("target folder")
+                .join("plugin-cdylibs");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let crates = ["magnitude", "random", "taylor", "wanda", "schedules"];
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "shears-misbehaving-plugin"])
+                .env("CARGO_TARGET_DIR", &target);
+            let mut features = Vec::new();
+            for c in crates {
+                cmd.args(["-p", &format!("shears-{c}")]);
+                features.push(format!("shears-{c}/export"));
+            }
+            cmd.args(["--features", &features.join(",")]);
+            let status = cmd.status().expect("run cargo build");
+            assert!(status.success(), "building the plugin cdylibs failed");
+            target.join("debug")
+        })
+        .clone()
+}
+
+/// Path of the cdylib of crate `name` (e.g. `shears_magnitude`) built by
+/// [`plugin_cdylibs`].
+pub fn plugin_library(name: &str) -> PathBuf {
+    plugin_cdylibs().join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}

@@ -79,6 +79,9 @@ pub struct ExperimentConfig {
     pub val_fraction: f32,
     /// Batches used to compute gradients / activations for criteria that need them.
     pub calibration_batches: usize,
+    /// Most fine-tuning epochs one run may spend; a schedule that asks for
+    /// more (e.g. one that never stops) fails its run.
+    pub max_epochs_per_run: u32,
     /// The dataset.
     pub data: DatasetSpec,
     /// The model to train (ignored when `base_checkpoint` is set).
@@ -104,6 +107,7 @@ impl Default for ExperimentConfig {
             device: "cpu".into(),
             val_fraction: 0.1,
             calibration_batches: 4,
+            max_epochs_per_run: 1000,
             data: DatasetSpec::default(),
             model: ModelSpec::default(),
             base_checkpoint: None,
@@ -177,6 +181,9 @@ impl ExperimentConfig {
                 "val_fraction",
                 format!("{} is outside [0, 0.9)", self.val_fraction),
             ));
+        }
+        if self.max_epochs_per_run == 0 {
+            return Err(Error::config("max_epochs_per_run", "must be at least 1"));
         }
         if self.calibration_batches == 0 {
             return Err(Error::config("calibration_batches", "must be at least 1"));

@@ -429,6 +429,12 @@ fn run_strategy(
                         "asked to fine-tune {max_epochs} epochs (allowed 1..={MAX_PHASE_EPOCHS})"
                     )));
                 }
+                if epochs + max_epochs > cfg.max_epochs_per_run {
+                    return Err(bad(format!(
+                        "did not stop within {} fine-tuning epochs (max_epochs_per_run)",
+                        cfg.max_epochs_per_run
+                    )));
+                }
                 let h = train_phase(
                     &mut net,
                     &cfg.finetune,
