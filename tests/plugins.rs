@@ -224,3 +224,45 @@ fn broken_plugins_fail_their_runs_and_the_rest_completes() {
     let fine = r.runs.iter().find(|x| x.strategy == "fine").unwrap();
     assert_eq!(fine.status, Status::Complete);
 }
+
+#[test]
+fn out_of_tree_example_plugin_builds_loads_and_prunes() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/obd/Cargo.toml");
+    let target = shears_tests::plugin_cdylibs().join("../../plugin-examples");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "-q", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the example plugin failed");
+    let lib = target.join("debug").join(format!(
+        "{}shears_obd_example{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let mut registry = Registry::builtin();
+    assert_eq!(registry.add_library(&lib).unwrap(), 1);
+    // 1/2 (g^2 + damping) w^2 with g = w
+    let w = [2.0f32, -1.0, 0.5, 0.0];
+    let view = LayerView {
+        name: "fc",
+        kind: LayerKind::Linear,
+        shape: &[2, 2],
+        weight: &w,
+        mask: &[1.0; 4],
+        grad: Some(&w),
+        act_norms: None,
+        granularity: Granularity::Unstructured,
+    };
+    let mut out = [0.0; 4];
+    let mut c = registry.criterion("obd", &serde_json::json!({"damping": 0.0})).unwrap();
+    assert!(c.needs().gradient);
+    c.score(&view, &mut out).unwrap();
+    assert_eq!(out, [8.0, 0.5, 0.03125, 0.0]);
+    let text = tiny_config("[[strategy]]\nschedule = \"iterative\"\ncriterion = \"obd\"\nschedule_params = { steps = 2 }\n");
+    let cfg = ExperimentConfig::from_toml(&text, std::path::Path::new("obd.toml")).unwrap();
+    let (r, _) = run_collecting(&cfg, &registry);
+    assert!(r.runs.iter().all(|x| x.status == Status::Complete), "{:?}", r.runs[0].status);
+}
