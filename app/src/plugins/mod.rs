@@ -6,6 +6,7 @@
 //! listed with its error; it never stops the others.
 
 pub mod loader;
+pub mod schema;
 
 use std::path::{Path, PathBuf};
 
@@ -328,15 +329,26 @@ impl Registry {
             .map(|e| e.params_schema.as_str())
     }
 
-    fn entry(&self, kind: PluginKind, name: &str) -> Result<&PluginEntry> {
-        self.find(kind, name).ok_or_else(|| Error::Plugin {
+    /// The entry of `kind` called `name`, with `params` checked against its
+    /// schema (a schema that is not valid JSON is not enforced).
+    fn entry(
+        &self,
+        kind: PluginKind,
+        name: &str,
+        params: &serde_json::Value,
+    ) -> Result<&PluginEntry> {
+        let e = self.find(kind, name).ok_or_else(|| Error::Plugin {
             plugin: name.into(),
             msg: format!(
                 "no such {} (available: {})",
                 kind_name(kind),
                 self.names(kind).join(", ")
             ),
-        })
+        })?;
+        if let Ok(s) = serde_json::from_str::<serde_json::Value>(&e.params_schema) {
+            schema::validate(&s, params).map_err(|msg| Self::plugin_error(e, msg))?;
+        }
+        Ok(e)
     }
 
     fn plugin_error(e: &PluginEntry, msg: impl std::fmt::Display) -> Error {
@@ -352,7 +364,7 @@ impl Registry {
     /// Creates the criterion `name` with JSON `params`; an unknown name lists
     /// the known ones, invalid parameters name the plugin and the key.
     pub fn criterion(&self, name: &str, params: &serde_json::Value) -> Result<Box<dyn Criterion>> {
-        let e = self.entry(PluginKind::Criterion, name)?;
+        let e = self.entry(PluginKind::Criterion, name, params)?;
         let text = params.to_string();
         match &e.source {
             Source::Criterion(create) => create(&text),
@@ -364,7 +376,7 @@ impl Registry {
 
     /// Creates the schedule `name` with JSON `params`.
     pub fn schedule(&self, name: &str, params: &serde_json::Value) -> Result<Box<dyn Schedule>> {
-        let e = self.entry(PluginKind::Schedule, name)?;
+        let e = self.entry(PluginKind::Schedule, name, params)?;
         let text = params.to_string();
         match &e.source {
             Source::Schedule(create) => create(&text),

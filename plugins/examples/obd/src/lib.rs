@@ -11,8 +11,8 @@
 
 use serde::Deserialize;
 use shears_plugin_api::{
-    check_range, check_score_len, parse_params, Criterion, CriterionFactory, Granularity, LayerView, Needs,
-    PluginError, PluginKind, PluginMeta, PluginResult,
+    check_range, check_score_len, parse_params, Criterion, CriterionFactory, Granularity,
+    LayerView, Needs, PluginError, PluginKind, PluginMeta, PluginResult,
 };
 
 #[derive(Deserialize)]
@@ -50,12 +50,16 @@ impl Criterion for Obd {
 
     fn score(&mut self, layer: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
         check_score_len(layer, out)?;
-        let g = layer
-            .grad
-            .ok_or_else(|| PluginError(format!("layer `{}`: obd needs the gradient", layer.name)))?;
-        let saliency = |i: usize| 0.5 * (g[i] * g[i] + self.damping) * layer.weight[i] * layer.weight[i];
+        let g = layer.grad.ok_or_else(|| {
+            PluginError(format!("layer `{}`: obd needs the gradient", layer.name))
+        })?;
+        let saliency =
+            |i: usize| 0.5 * (g[i] * g[i] + self.damping) * layer.weight[i] * layer.weight[i];
         match layer.granularity {
-            Granularity::Unstructured => out.iter_mut().enumerate().for_each(|(i, o)| *o = saliency(i)),
+            Granularity::Unstructured => out
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, o)| *o = saliency(i)),
             Granularity::StructuredChannel => {
                 let f = layer.fan_in();
                 for (c, o) in out.iter_mut().enumerate() {
@@ -64,7 +68,10 @@ impl Criterion for Obd {
             }
         }
         if out.iter().any(|v| !v.is_finite()) {
-            return Err(PluginError(format!("layer `{}`: saliency overflowed", layer.name)));
+            return Err(PluginError(format!(
+                "layer `{}`: saliency overflowed",
+                layer.name
+            )));
         }
         Ok(())
     }
