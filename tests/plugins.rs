@@ -227,7 +227,8 @@ fn broken_plugins_fail_their_runs_and_the_rest_completes() {
 
 #[test]
 fn out_of_tree_example_plugin_builds_loads_and_prunes() {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/obd/Cargo.toml");
+    let manifest =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/examples/obd/Cargo.toml");
     let target = shears_tests::plugin_cdylibs().join("../../plugin-examples");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
@@ -257,12 +258,18 @@ fn out_of_tree_example_plugin_builds_loads_and_prunes() {
         granularity: Granularity::Unstructured,
     };
     let mut out = [0.0; 4];
-    let mut c = registry.criterion("obd", &serde_json::json!({"damping": 0.0})).unwrap();
+    let mut c = registry
+        .criterion("obd", &serde_json::json!({"damping": 0.0}))
+        .unwrap();
     assert!(c.needs().gradient);
     c.score(&view, &mut out).unwrap();
     assert_eq!(out, [8.0, 0.5, 0.03125, 0.0]);
     let text = tiny_config("[[strategy]]\nschedule = \"iterative\"\ncriterion = \"obd\"\nschedule_params = { steps = 2 }\n");
     let cfg = ExperimentConfig::from_toml(&text, std::path::Path::new("obd.toml")).unwrap();
     let (r, _) = run_collecting(&cfg, &registry);
-    assert!(r.runs.iter().all(|x| x.status == Status::Complete), "{:?}", r.runs[0].status);
+    assert!(
+        r.runs.iter().all(|x| x.status == Status::Complete),
+        "{:?}",
+        r.runs[0].status
+    );
 }
