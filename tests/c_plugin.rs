@@ -393,7 +393,8 @@ fn c_plugins_load_score_and_schedule_through_the_registry() {
             &mut short,
         )
         .unwrap_err();
-    assert!(e.0.contains("5 entries, expected 6"), "{e}");
+    // the host refuses before the plugin could read past the buffer
+    assert!(e.0.contains("do not match the shape"), "{e}");
 
     // invalid parameters: an error naming the plugin, the file and the key
     // (refused by the host's schema check or by the plugin itself)
@@ -544,8 +545,13 @@ fn short_variant_rejects_a_wrong_buffer_length() {
         &w,
         Granularity::StructuredChannel,
     );
+    // a wrong length never reaches the plugin: the host checks it first
     let mut out = vec![0.0f32; 1];
-    assert_eq!(c.score(&v, &mut out).unwrap_err().0, "buffer too short");
+    assert!(c
+        .score(&v, &mut out)
+        .unwrap_err()
+        .0
+        .contains("do not match the shape"));
     let mut out = vec![0.0f32; 2];
     c.score(&v, &mut out).unwrap();
     assert_eq!(out, channel_norms(&w, 2));

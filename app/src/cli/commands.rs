@@ -143,6 +143,15 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     let mut criterion = registry.criterion(&a.criterion, &serde_json::json!({}))?;
     let needs = criterion.needs();
     let needs_data = needs.gradient || needs.activations || a.finetune_epochs > 0;
+    if needs_data && a.data.data.is_none() {
+        return Err(Error::config(
+            "--data",
+            format!(
+                "required to fine-tune or to compute the inputs of `{}` (the model's own training data)",
+                a.criterion
+            ),
+        ));
+    }
     let data = if needs_data || a.data.data.is_some() {
         let (_, d) = load_splits(&a.data, 0)?;
         check_fits(&net, &d, &a.checkpoint)?;
@@ -184,6 +193,7 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
                 lr: a.lr,
                 ..TrainConfig::default()
             };
+            tc.validate("--lr")?;
             fit(
                 &mut net,
                 &tc,

@@ -176,10 +176,13 @@ impl ExperimentConfig {
                 ));
             }
         }
-        if !(0.0..0.9).contains(&self.val_fraction) {
+        if !(self.val_fraction > 0.0 && self.val_fraction < 0.9) {
             return Err(Error::config(
                 "val_fraction",
-                format!("{} is outside [0, 0.9)", self.val_fraction),
+                format!(
+                    "{} is outside (0, 0.9): patience and the reports need a validation set",
+                    self.val_fraction
+                ),
             ));
         }
         if self.max_epochs_per_run == 0 {

@@ -204,7 +204,8 @@ pub enum Event {
     },
 }
 
-/// One CSV row per step of every run, plus the baselines (step 0).
+/// One CSV row per step of every run (one empty row for a run that ended
+/// before its first step), plus the baselines (step 0).
 pub fn to_csv(results: &ComparisonResults) -> String {
     let mut out = String::from(
         "strategy,schedule,criterion,target,seed,step,target_sparsity,sparsity,channel_sparsity,val_acc,val_loss,test_acc,test_loss,epochs,seconds,status\n",
@@ -221,6 +222,17 @@ pub fn to_csv(results: &ComparisonResults) -> String {
             Status::Cancelled => "cancelled".to_string(),
             Status::Failed(e) => format!("failed: {}", e.replace([',', '\n'], ";")),
         };
+        if r.steps.is_empty() {
+            out.push_str(&format!(
+                "{},{},{},{},{},0,,,,,,,,0,0,{}\n",
+                csv_field(&r.strategy),
+                r.schedule,
+                r.criterion,
+                r.target,
+                r.seed,
+                status
+            ));
+        }
         for s in &r.steps {
             out.push_str(&format!(
                 "{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}\n",
@@ -254,8 +266,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Final test accuracy of `strategy` at `target`, averaged over seeds that
-/// completed a step; `None` when no run has one.
+/// Final test accuracy of `strategy` at `target`, averaged over the seeds
+/// whose run completed; `None` when none did.
 pub fn mean_final_acc(
     results: &ComparisonResults,
     strategy: &str,
@@ -265,6 +277,7 @@ pub fn mean_final_acc(
         .runs
         .iter()
         .filter(|r| r.strategy == strategy && (r.target - target).abs() < 1e-6)
+        .filter(|r| r.status == Status::Complete)
         .filter_map(|r| r.last().map(|s| s.test.acc))
         .collect();
     if accs.is_empty() {

@@ -3,11 +3,13 @@
 //! the same data order, streaming events as it goes.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
-use shears_plugin_api::{Decision, Phase, ScheduleState, MAX_PRUNE_STEPS, MAX_SCHEDULE_DECISIONS};
+use shears_plugin_api::{
+    Decision, Phase, PluginKind, ScheduleState, MAX_PRUNE_STEPS, MAX_SCHEDULE_DECISIONS,
+};
 
 use super::config::{ExperimentConfig, StrategySpec};
 use super::results::{
@@ -17,7 +19,7 @@ use crate::data::{prepare, DataSplits};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, Network};
 use crate::plugins::Registry;
-use crate::prune::{prune_to, sparsity, CriterionInputs};
+use crate::prune::{prune_to, sparsity, CriterionInputs, GranularityChoice};
 use crate::train::{
     accumulate_gradients, collect_activations, evaluate, fit, EpochReport, Metrics, TrainConfig,
 };
@@ -41,12 +43,21 @@ pub struct Context<'a> {
 /// Loads the data and prepares the splits described by `cfg`.
 pub fn load_data(cfg: &ExperimentConfig) -> Result<DataSplits> {
     let (train, test) = cfg.data.load()?;
-    prepare(
-        train,
-        test,
-        f64::from(cfg.val_fraction),
-        cfg.seeds.first().copied().unwrap_or(0),
-    )
+    let n = train.len();
+    let seed = cfg.seeds.first().copied().unwrap_or(0);
+    let splits = prepare(train, test, f64::from(cfg.val_fraction), seed)?;
+    if splits.val.is_empty() || splits.train.is_empty() || splits.test.is_empty() {
+        return Err(Error::config(
+            "val_fraction",
+            format!(
+                "the data ({n} training images) leaves an empty split: {} train / {} validation / {} test",
+                splits.train.len(),
+                splits.val.len(),
+                splits.test.len()
+            ),
+        ));
+    }
+    Ok(splits)
 }
 
 /// Summary of the data for results and events.
@@ -202,6 +213,9 @@ fn run_all(
         sink(&Event::BaseReady(baseline), results);
         for strategy in &cfg.strategies {
             for &target in &cfg.sparsities {
+                if ctx.cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
                 sink(
                     &Event::RunStarted {
                         index,
@@ -309,11 +323,22 @@ fn run_strategy(
         .registry
         .criterion(&strategy.criterion, &strategy.criterion_params)?;
     let needs = criterion.needs();
+    let criterion_label = ctx
+        .registry
+        .label(PluginKind::Criterion, &strategy.criterion);
+    let schedule_label = ctx.registry.label(PluginKind::Schedule, &strategy.schedule);
     let bad = |msg: String| Error::Plugin {
-        plugin: strategy.schedule.clone(),
+        plugin: schedule_label.clone(),
         msg,
     };
-    let (mut prune_steps, mut last, mut current, mut epochs) = (0u32, Phase::Start, 0f32, 0u32);
+    // The schedule sees sparsity in the unit of the granularity; a base
+    // checkpoint may already be pruned.
+    let start = sparsity(&net)?;
+    let mut current = match strategy.granularity {
+        GranularityChoice::Unstructured => start.global,
+        GranularityChoice::Structured => start.channels,
+    };
+    let (mut prune_steps, mut last, mut epochs) = (0u32, Phase::Start, 0u32);
     let mut history: Vec<f32> = Vec::new();
     let mut pending: Option<f32> = None;
     let record = |net: &mut Network,
@@ -342,6 +367,9 @@ fn run_strategy(
         Ok(())
     };
     for _ in 0..MAX_SCHEDULE_DECISIONS {
+        if ctx.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
         let state = ScheduleState {
             prune_steps,
             last,
@@ -401,7 +429,7 @@ fn run_strategy(
                 let reached = prune_to(
                     &mut net,
                     criterion.as_mut(),
-                    &strategy.criterion,
+                    &criterion_label,
                     strategy.mode(),
                     s,
                     inputs,
@@ -454,6 +482,9 @@ fn run_strategy(
                 last = Phase::FineTuned;
                 if let Some(asked) = pending.take() {
                     record(&mut net, asked, epochs, run, sink)?;
+                } else if let Some(prev) = run.steps.pop() {
+                    // More fine-tuning of the same step: its record is replaced.
+                    record(&mut net, prev.target_sparsity, epochs, run, sink)?;
                 }
             }
             Decision::Stop => {

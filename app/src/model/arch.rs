@@ -250,12 +250,15 @@ pub fn mlp(input: [usize; 3], hidden: &[usize], classes: usize) -> Architecture 
 /// LeNet-5 with ReLU and max pooling; 28x28 inputs are padded by 2 in the
 /// first convolution so that both 28x28 and 32x32 inputs reach 5x5 maps.
 pub fn lenet5(input: [usize; 3], classes: usize) -> Architecture {
-    let pad = if input[1] < 32 {
-        (32 - input[1]).div_ceil(2)
+    let side = input[1].min(input[2]);
+    let pad = if side < 32 {
+        (32 - side).div_ceil(2)
     } else {
         0
     };
-    let after = |s: usize| ((s + 2 * pad - 4) / 2 - 4) / 2;
+    // conv 5 -> pool 2 -> conv 5 -> pool 2; 0 when the input is too small
+    // (`check` then names the layer that does not fit).
+    let after = |s: usize| ((s + 2 * pad).saturating_sub(4) / 2).saturating_sub(4) / 2;
     let (h, w) = (after(input[1]), after(input[2]));
     Architecture {
         family: Family::Lenet5,

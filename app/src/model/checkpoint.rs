@@ -97,10 +97,10 @@ impl Checkpoint {
             .get(INFO_KEY)
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or(serde_json::Value::Null);
-        let specs: BTreeMap<String, Vec<usize>> = arch
+        let specs: BTreeMap<String, (Vec<usize>, bool)> = arch
             .tensor_specs()
             .into_iter()
-            .map(|(n, s, _)| (n, s))
+            .map(|(n, s, buffer)| (n, (s, buffer)))
             .collect();
         let mut tensors = BTreeMap::new();
         let mut masks = BTreeMap::new();
@@ -109,7 +109,7 @@ impl Checkpoint {
                 Some(p) => (p.to_string(), true),
                 None => (name.clone(), false),
             };
-            let Some(want) = specs.get(&target_name) else {
+            let Some((want, is_buffer)) = specs.get(&target_name) else {
                 return Err(Error::format(
                     path,
                     format!(
@@ -137,6 +137,19 @@ impl Checkpoint {
                 .load(&Device::Cpu)
                 .map_err(|e| Error::format(path, format!("tensor `{name}`: {e}")))?;
             if is_mask {
+                if *is_buffer {
+                    return Err(Error::format(
+                        path,
+                        format!("mask `{name}` masks a buffer, not a parameter"),
+                    ));
+                }
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(v) = values.iter().find(|&&v| v != 0.0 && v != 1.0) {
+                    return Err(Error::format(
+                        path,
+                        format!("mask `{name}` holds {v}; masks hold only 0 and 1"),
+                    ));
+                }
                 masks.insert(target_name, t);
             } else {
                 tensors.insert(name, t);
@@ -214,6 +227,22 @@ mod tests {
             assert_eq!(a, b, "{k}");
         }
         assert_eq!(back.masks.len(), 1);
+    }
+
+    #[test]
+    fn masks_must_be_zero_or_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut net = lenet();
+        let w = net.params["fc3.weight"].as_tensor();
+        net.masks
+            .insert("fc3.weight".into(), (w.ones_like().unwrap() * 2.0).unwrap());
+        save(&net, &serde_json::Value::Null, &path).unwrap();
+        let e = Checkpoint::read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("mask/fc3.weight") && e.contains("m.safetensors"),
+            "{e}"
+        );
     }
 
     #[test]

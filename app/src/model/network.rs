@@ -323,6 +323,11 @@ fn batch_norm(x: &Tensor, name: &str, c: usize, ctx: &mut Ctx<'_>) -> Result<Ten
     let mean_key = format!("{name}.running_mean");
     let var_key = format!("{name}.running_var");
     if ctx.train {
+        if x.elem_count() == c {
+            return Err(Error::Shape(format!(
+                "batch norm `{name}` gets one value per channel in training (batch of 1 on a 1x1 map); use a larger batch"
+            )));
+        }
         let fused = x.device().is_cpu() && x.rank() == 4;
         let (y, mean, unbiased) = if fused {
             let x = x.contiguous()?;

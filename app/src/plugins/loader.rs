@@ -266,6 +266,21 @@ impl Criterion for FfiCriterion {
     }
 
     fn score(&mut self, layer: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
+        // The plugin trusts these lengths: check them before handing pointers over.
+        let n = layer.weight.len();
+        let lengths_ok = layer.shape.iter().product::<usize>() == n
+            && layer.mask.len() == n
+            && layer.grad.is_none_or(|g| g.len() == n)
+            && layer
+                .act_norms
+                .is_none_or(|a| layer.shape.get(1) == Some(&a.len()))
+            && out.len() == layer.score_len();
+        if !lengths_ok {
+            return Err(PluginError(format!(
+                "layer `{}`: buffers do not match the shape {:?}",
+                layer.name, layer.shape
+            )));
+        }
         let name =
             CString::new(layer.name).map_err(|_| PluginError::new("layer name contains NUL"))?;
         let shape: Vec<u64> = layer.shape.iter().map(|&d| d as u64).collect();

@@ -353,12 +353,23 @@ impl Registry {
 
     fn plugin_error(e: &PluginEntry, msg: impl std::fmt::Display) -> Error {
         Error::Plugin {
-            plugin: match &e.origin {
-                Origin::Builtin => e.name.clone(),
-                Origin::Library(p) => format!("{}` ({}", e.name, p.display()),
-            },
+            plugin: Self::describe(e),
             msg: msg.to_string(),
         }
+    }
+
+    fn describe(e: &PluginEntry) -> String {
+        match &e.origin {
+            Origin::Builtin => e.name.clone(),
+            Origin::Library(p) => format!("{}` from `{}", e.name, p.display()),
+        }
+    }
+
+    /// How errors name the plugin: its name, and its library file for a
+    /// loaded one (`obd` from `/path/libobd.so`).
+    pub fn label(&self, kind: PluginKind, name: &str) -> String {
+        self.find(kind, name)
+            .map_or_else(|| name.to_string(), Self::describe)
     }
 
     /// Creates the criterion `name` with JSON `params`; an unknown name lists

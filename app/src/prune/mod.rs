@@ -202,14 +202,34 @@ fn host_layer(net: &Network, name: &str, inputs: CriterionInputs<'_>) -> Result<
         .find(|l| l.name == name)
         .map(|l| l.kind)
         .ok_or_else(|| Error::Shape(format!("no layer `{name}`")))?;
+    let grad = match inputs.grads.and_then(|g| g.get(&key)) {
+        Some(g) if g.len() != weight.len() => {
+            return Err(Error::Shape(format!(
+                "gradient of `{key}` has {} values, the weight has {}",
+                g.len(),
+                weight.len()
+            )))
+        }
+        g => g.cloned(),
+    };
+    let acts = match inputs.acts.and_then(|a| a.norms(name)) {
+        Some(a) if shape.get(1) != Some(&a.len()) => {
+            return Err(Error::Shape(format!(
+                "activation norms of `{name}` have {} values, the layer has {:?} inputs",
+                a.len(),
+                shape.get(1)
+            )))
+        }
+        a => a,
+    };
     Ok(HostLayer {
         name: name.to_string(),
         kind,
         shape,
         weight,
         mask,
-        grad: inputs.grads.and_then(|g| g.get(&key).cloned()),
-        acts: inputs.acts.and_then(|a| a.norms(name)),
+        grad,
+        acts,
     })
 }
 
@@ -323,9 +343,14 @@ fn prune_weights(
     }
     let device = net.device().clone();
     for (l, pruned) in layers.iter().zip(decisions) {
+        let key = format!("{}.weight", l.name);
         let mask: Vec<f32> = pruned.iter().map(|&p| if p { 0.0 } else { 1.0 }).collect();
-        let t = Tensor::from_vec(mask, l.weight_shape.clone(), &device)?;
-        net.masks.insert(format!("{}.weight", l.name), t);
+        let mut t = Tensor::from_vec(mask, l.weight_shape.clone(), &device)?;
+        // Already-pruned weights stay pruned even when asked for less.
+        if let Some(old) = net.masks.get(&key) {
+            t = t.mul(old)?;
+        }
+        net.masks.insert(key, t);
     }
     net.apply_masks()?;
     Ok(sparsity(net)?.global)

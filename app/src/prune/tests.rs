@@ -108,6 +108,17 @@ fn masks_only_grow_across_steps() {
         .zip(&after)
         .all(|(b, a)| *b == 1.0 || *a == 0.0));
     assert!((sparsity(&n).unwrap().global - 0.6).abs() < 1e-3);
+    // asking for less never revives pruned weights
+    prune_to(
+        &mut n,
+        &mut Abs,
+        "abs",
+        PruneMode::default(),
+        0.3,
+        Default::default(),
+    )
+    .unwrap();
+    assert!((sparsity(&n).unwrap().global - 0.6).abs() < 1e-3);
 }
 
 #[test]

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum LrSchedule {
     /// The same rate throughout.
     Constant,
-    /// Cosine annealing from the base rate to `min_factor` x base at the end.
+    /// Cosine annealing: `base * (1 + cos(pi * epoch / total)) / 2`, from the
+    /// base rate at the first epoch towards 0 after the last.
     #[default]
     Cosine,
     /// Multiply by `gamma` every `every` epochs.

@@ -105,6 +105,11 @@ pub fn train_epoch(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
+        if idx.len() == 1 && b > 0 {
+            // A last batch of one sample gives BatchNorm no statistics: skip it
+            // (the next epoch's order puts that sample elsewhere).
+            continue;
+        }
         let (x, y) = make_batch(data, idx, Some(&mut rng), &device)?;
         let logits = net.forward(&x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
