@@ -206,6 +206,13 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     cfg.validate(registry)?;
     let out = a.out.as_path();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    // Results of an earlier comparison in this folder must not pass for this one's.
+    for old in ["results.json", "results.csv"] {
+        let p = out.join(old);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
     let events_path = out.join("events.jsonl");
     write_atomic(&events_path, b"")?;
     let cfg_text = toml::to_string(&cfg).map_err(|e| Error::Other(e.to_string()))?;

@@ -42,6 +42,28 @@ pub(super) fn check(file: &Path) -> Result<i32> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Error::Other(format!("cannot start the probe process: {e}")))?;
+    // Drain both pipes while waiting, so a chatty plugin cannot block the child.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().map_err(|e| Error::Other(e.to_string()))? {
@@ -58,9 +80,11 @@ pub(super) fn check(file: &Path) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     print!("{}", String::from_utf8_lossy(&out.stdout));
     if status.success() {
         println!("{}: ok", file.display());

@@ -88,9 +88,11 @@ pub fn model_summary(net: &Network) -> ModelSummary {
 }
 
 /// Runs the whole comparison. Setup errors (config, data, model, device) are
-/// returned as `Err`; an error after that (a failing plugin, a diverging run)
-/// marks that run failed and the comparison goes on; cancellation stops it
-/// with [`Status::Cancelled`]. Finished runs are always in the result.
+/// returned as `Err`. An error inside a run (a failing plugin, a diverging
+/// fine-tune) marks that run failed and the comparison goes on; an error while
+/// training a seed's base model (or saving it) ends the comparison with
+/// [`Status::Failed`]; cancellation ends it with [`Status::Cancelled`].
+/// Finished runs are always in the result.
 pub fn run_comparison(
     cfg: &ExperimentConfig,
     ctx: &Context<'_>,
