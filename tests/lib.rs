@@ -141,3 +141,32 @@ pub fn plugin_library(name: &str) -> PathBuf {
         std::env::consts::DLL_SUFFIX
     ))
 }
+
+/// Asserts `run` completed and its last step reached its target: the
+/// fraction of channels for structured runs, of weights otherwise.
+pub fn assert_reached_target(run: &shears::experiment::RunResult, structured: bool) {
+    use shears::experiment::Status;
+    assert_eq!(
+        run.status,
+        Status::Complete,
+        "{} @ {}",
+        run.strategy,
+        run.target
+    );
+    let last = run.last().expect("at least one step");
+    if structured {
+        assert!(
+            (last.sparsity.channels - run.target).abs() < 0.05,
+            "{} {:?}",
+            run.strategy,
+            last.sparsity
+        );
+    } else {
+        assert!(
+            (last.sparsity.global - run.target).abs() < 1e-3,
+            "{} {:?}",
+            run.strategy,
+            last.sparsity
+        );
+    }
+}
