@@ -25,6 +25,8 @@ fn main() -> shears::Result<()> {
     let iters: usize = arg(&args, "--iters", 20);
     let models: String = arg(&args, "--models", "lenet5,resnet20".to_string());
     let device_name: String = arg(&args, "--device", "cpu".to_string());
+    // Leave out the optimiser step, to see what it costs.
+    let skip_step = args.iter().any(|a| a == "--skip-step");
     let (device, dname) = shears::device::open(shears::device::parse(&device_name)?)?;
     for m in models.split(',') {
         let (spec, input) = match m {
@@ -43,7 +45,9 @@ fn main() -> shears::Result<()> {
         let mut step = |net: &mut Network| -> shears::Result<()> {
             let loss = candle_nn::loss::cross_entropy(&net.forward(&x, true)?, &y)?;
             let grads = loss.backward()?;
-            opt.step(net, &grads, 0.01)?;
+            if !skip_step {
+                opt.step(net, &grads, 0.01)?;
+            }
             Ok(())
         };
         for _ in 0..3 {
