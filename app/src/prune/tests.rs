@@ -37,6 +37,11 @@ impl Criterion for Fails {
     }
 }
 
+/// Prunes `n` with the test criterion [`Abs`].
+fn prune_abs(n: &mut Network, mode: PruneMode, target: f32) -> crate::Result<f32> {
+    prune_to(n, &mut Abs, "abs", mode, target, Default::default())
+}
+
 fn net(spec: ModelSpec, input: [usize; 3]) -> Network {
     Network::new(spec.build(input, 10).unwrap(), 3, &Device::Cpu).unwrap()
 }
@@ -55,15 +60,7 @@ fn values(t: &Tensor) -> Vec<f32> {
 #[test]
 fn global_unstructured_hits_target_and_zeroes_weights() {
     let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
-    let s = prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        PruneMode::default(),
-        0.5,
-        Default::default(),
-    )
-    .unwrap();
+    let s = prune_abs(&mut n, PruneMode::default(), 0.5).unwrap();
     assert!((s - 0.5).abs() < 1e-3, "{s}");
     for l in n.arch.layers() {
         let key = format!("{}.weight", l.name);
@@ -77,15 +74,7 @@ fn global_unstructured_hits_target_and_zeroes_weights() {
 #[test]
 fn masks_only_grow_across_steps() {
     let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
-    prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        PruneMode::default(),
-        0.3,
-        Default::default(),
-    )
-    .unwrap();
+    prune_abs(&mut n, PruneMode::default(), 0.3).unwrap();
     let before = values(&n.masks["fc1.weight"]);
     // scramble the weights so a new ranking would differ
     let w = n.params["fc1.weight"].as_tensor();
@@ -93,15 +82,7 @@ fn masks_only_grow_across_steps() {
         .set(&(w.neg().unwrap() + 0.01).unwrap())
         .unwrap();
     n.apply_masks().unwrap();
-    prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        PruneMode::default(),
-        0.6,
-        Default::default(),
-    )
-    .unwrap();
+    prune_abs(&mut n, PruneMode::default(), 0.6).unwrap();
     let after = values(&n.masks["fc1.weight"]);
     assert!(before
         .iter()
@@ -109,28 +90,17 @@ fn masks_only_grow_across_steps() {
         .all(|(b, a)| *b == 1.0 || *a == 0.0));
     assert!((sparsity(&n).unwrap().global - 0.6).abs() < 1e-3);
     // asking for less never revives pruned weights
-    prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        PruneMode::default(),
-        0.3,
-        Default::default(),
-    )
-    .unwrap();
+    prune_abs(&mut n, PruneMode::default(), 0.3).unwrap();
     assert!((sparsity(&n).unwrap().global - 0.6).abs() < 1e-3);
 }
 
 #[test]
 fn per_layer_scope_prunes_every_layer_to_target() {
     let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
-    prune_to(
+    prune_abs(
         &mut n,
-        &mut Abs,
-        "abs",
         mode(GranularityChoice::Unstructured, Scope::Layer),
         0.8,
-        Default::default(),
     )
     .unwrap();
     for l in sparsity(&n).unwrap().layers {
@@ -164,30 +134,14 @@ fn bad_scores_are_rejected_and_leave_the_network_alone() {
         assert!(msg.contains("bad") && msg.contains("conv1"), "{msg}");
     }
     assert!(n.masks.is_empty());
-    assert!(prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        PruneMode::default(),
-        1.0,
-        Default::default()
-    )
-    .is_err());
+    assert!(prune_abs(&mut n, PruneMode::default(), 1.0).is_err());
 }
 
 fn assert_compact_matches(mut n: Network, input: [usize; 3], target: f32, scope: Scope) {
     // update BatchNorm running statistics so eval mode is non-trivial
     let x = Tensor::randn(0f32, 1.0, (8, input[0], input[1], input[2]), &Device::Cpu).unwrap();
     n.forward(&x, true).unwrap();
-    let got = prune_to(
-        &mut n,
-        &mut Abs,
-        "abs",
-        mode(GranularityChoice::Structured, scope),
-        target,
-        Default::default(),
-    )
-    .unwrap();
+    let got = prune_abs(&mut n, mode(GranularityChoice::Structured, scope), target).unwrap();
     assert!((got - target).abs() < 0.1, "channel sparsity {got}");
     let dense = n.forward(&x, false).unwrap();
     let mut small = compact(&n).unwrap();
@@ -240,13 +194,10 @@ fn structured_vgg_and_mlp_compact() {
 #[test]
 fn structured_pruning_zeroes_coupled_tensors() {
     let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
-    prune_to(
+    prune_abs(
         &mut n,
-        &mut Abs,
-        "abs",
         mode(GranularityChoice::Structured, Scope::Layer),
         0.5,
-        Default::default(),
     )
     .unwrap();
     let row = values(
