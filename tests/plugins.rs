@@ -148,14 +148,7 @@ fn panics_and_errors_inside_calls_become_messages() {
     let mut s = r
         .schedule("misbehave-schedule", &serde_json::json!({"mode": "panic"}))
         .unwrap();
-    let state = ScheduleState {
-        prune_steps: 0,
-        last: Phase::Start,
-        current_sparsity: 0.0,
-        target_sparsity: 0.5,
-        epochs_spent: 0,
-        val_acc_history: &[],
-    };
+    let state = ScheduleState::start(0.5);
     assert!(s
         .decide(&state)
         .unwrap_err()

@@ -188,6 +188,21 @@ pub struct ScheduleState<'a> {
     pub val_acc_history: &'a [f32],
 }
 
+impl ScheduleState<'_> {
+    /// The state before a run's first decision: nothing pruned, nothing
+    /// fine-tuned, aiming for `target_sparsity`.
+    pub fn start(target_sparsity: f32) -> Self {
+        ScheduleState {
+            prune_steps: 0,
+            last: Phase::Start,
+            current_sparsity: 0.0,
+            target_sparsity,
+            epochs_spent: 0,
+            val_acc_history: &[],
+        }
+    }
+}
+
 /// A schedule's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {

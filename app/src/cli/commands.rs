@@ -8,6 +8,7 @@ use candle_core::Device;
 use super::{DataArgs, EvalArgs, PruneArgs, TrainArgs};
 use crate::data::{prepare, DataSplits, DatasetSpec};
 use crate::error::{Error, Result};
+use crate::experiment::runner::check_fits;
 use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::{ModelSpec, Network};
 use crate::plugins::Registry;
@@ -45,20 +46,6 @@ fn print_epoch(r: EpochReport) {
         r.val.acc * 100.0,
         r.lr
     );
-}
-
-fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
-    let input = [data.train.channels, data.train.height, data.train.width];
-    if net.arch.input != input || net.arch.num_classes < data.train.num_classes {
-        return Err(Error::format(
-            path,
-            format!(
-                "model takes {:?} inputs and {} classes, the dataset has {input:?} and {}",
-                net.arch.input, net.arch.num_classes, data.train.num_classes
-            ),
-        ));
-    }
-    Ok(())
 }
 
 pub(super) fn train(a: TrainArgs) -> Result<()> {

@@ -4,9 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shears_plugin_api::{
-    Decision, Granularity, LayerKind, LayerView, Phase, PluginKind, ScheduleState,
-};
+use shears_plugin_api::{Decision, Granularity, LayerKind, LayerView, PluginKind, ScheduleState};
 
 use crate::error::{Error, Result};
 use crate::plugins::{load_library, Registry};
@@ -157,14 +155,7 @@ pub(super) fn probe(file: &Path) -> Result<i32> {
             }
             PluginKind::Schedule => {
                 let mut s = p.schedule("{}").map_err(|e| fail(&p.name, e.to_string()))?;
-                let state = ScheduleState {
-                    prune_steps: 0,
-                    last: Phase::Start,
-                    current_sparsity: 0.0,
-                    target_sparsity: 0.5,
-                    epochs_spent: 0,
-                    val_acc_history: &[],
-                };
+                let state = ScheduleState::start(0.5);
                 match s.decide(&state).map_err(|e| fail(&p.name, e.to_string()))? {
                     Decision::Prune { sparsity } if !(0.0..1.0).contains(&sparsity) => {
                         return Err(fail(&p.name, format!("asked for sparsity {sparsity}")))

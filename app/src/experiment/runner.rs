@@ -130,6 +130,22 @@ pub fn run_comparison(
     Ok(results)
 }
 
+/// Checks that `net` (read from `path`) takes the data's input shape and
+/// has at least as many outputs as the data has classes; the error names `path`.
+pub fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
+    let input = [data.train.channels, data.train.height, data.train.width];
+    if net.arch.input != input || net.arch.num_classes < data.train.num_classes {
+        return Err(Error::format(
+            path,
+            format!(
+                "model takes {:?} inputs and {} classes, the dataset has {input:?} and {}",
+                net.arch.input, net.arch.num_classes, data.train.num_classes
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The base network before training: opened from `base_checkpoint` or freshly
 /// built; checks it fits the data.
 fn base_template(cfg: &ExperimentConfig, data: &DataSplits, device: &Device) -> Result<Network> {
@@ -138,15 +154,7 @@ fn base_template(cfg: &ExperimentConfig, data: &DataSplits, device: &Device) -> 
     match &cfg.base_checkpoint {
         Some(path) => {
             let net = checkpoint::load(path, device)?;
-            if net.arch.input != input || net.arch.num_classes < classes {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "model takes {:?} inputs and {} classes, the dataset has {input:?} and {classes}",
-                        net.arch.input, net.arch.num_classes
-                    ),
-                ));
-            }
+            check_fits(&net, data, path)?;
             Ok(net)
         }
         None => Network::new(cfg.model.build(input, classes)?, cfg.seeds[0], device),

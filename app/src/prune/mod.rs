@@ -108,16 +108,12 @@ pub fn sparsity(net: &Network) -> Result<SparsityReport> {
 }
 
 fn removed_channels(net: &Network, g: &ChannelGroup) -> Result<Vec<bool>> {
-    Ok(match net.masks.get(&format!("{}.weight", g.producer)) {
-        Some(m) => m
-            .flatten_from(1)?
-            .max(1)?
-            .to_vec1::<f32>()?
-            .iter()
-            .map(|&v| v == 0.0)
-            .collect(),
-        None => vec![false; g.channels],
-    })
+    Ok(
+        match structure::rows_alive(net, &format!("{}.weight", g.producer))? {
+            Some(alive) => alive.iter().map(|a| !a).collect(),
+            None => vec![false; g.channels],
+        },
+    )
 }
 
 /// Extra inputs some criteria need, computed by the caller on training data.
@@ -181,7 +177,12 @@ struct HostLayer {
     acts: Option<Vec<f32>>,
 }
 
-fn host_layer(net: &Network, name: &str, inputs: CriterionInputs<'_>) -> Result<HostLayer> {
+fn host_layer(
+    net: &Network,
+    name: &str,
+    kind: shears_plugin_api::LayerKind,
+    inputs: CriterionInputs<'_>,
+) -> Result<HostLayer> {
     let key = format!("{name}.weight");
     let w = net.weight(name)?.as_tensor();
     let shape = w.dims().to_vec();
@@ -195,13 +196,6 @@ fn host_layer(net: &Network, name: &str, inputs: CriterionInputs<'_>) -> Result<
         Some(m) => m.flatten_all()?.to_vec1::<f32>()?,
         None => vec![1.0; weight.len()],
     };
-    let kind = net
-        .arch
-        .layers()
-        .into_iter()
-        .find(|l| l.name == name)
-        .map(|l| l.kind)
-        .ok_or_else(|| Error::Shape(format!("no layer `{name}`")))?;
     let grad = match inputs.grads.and_then(|g| g.get(&key)) {
         Some(g) if g.len() != weight.len() => {
             return Err(Error::Shape(format!(
@@ -320,7 +314,7 @@ fn prune_weights(
     let mut sizes = Vec::new();
     let mut decisions = Vec::new();
     for l in &layers {
-        let h = host_layer(net, &l.name, inputs)?;
+        let h = host_layer(net, &l.name, l.kind, inputs)?;
         let mut s = score_layer(criterion, plugin, &h, Granularity::Unstructured)?;
         for (v, m) in s.iter_mut().zip(&h.mask) {
             if *m == 0.0 {
@@ -375,7 +369,7 @@ fn prune_channels(
     let mut sizes = Vec::new();
     let mut decisions = Vec::new();
     for g in &groups {
-        let h = host_layer(net, &g.producer, inputs)?;
+        let h = host_layer(net, &g.producer, g.kind, inputs)?;
         let mut s = score_layer(criterion, plugin, &h, Granularity::StructuredChannel)?;
         let removed = removed_channels(net, g)?;
         if scope == Scope::Global {

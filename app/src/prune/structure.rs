@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
+use crate::model::arch::LayerKind;
 use crate::model::{Architecture, Network, Node};
 
 /// A layer whose output channels can be removed, with everything coupled to them.
@@ -14,6 +15,8 @@ use crate::model::{Architecture, Network, Node};
 pub struct ChannelGroup {
     /// The producing conv/linear layer.
     pub producer: String,
+    /// Its kind.
+    pub kind: LayerKind,
     /// Its number of output channels.
     pub channels: usize,
     /// Whether the producer has a bias.
@@ -40,6 +43,7 @@ pub fn channel_groups(arch: &Architecture) -> Vec<ChannelGroup> {
 
 struct Pending {
     producer: String,
+    kind: LayerKind,
     channels: usize,
     bias: bool,
     batch_norm: Option<String>,
@@ -68,6 +72,7 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                 );
                 pending = Some(Pending {
                     producer: name.clone(),
+                    kind: LayerKind::Conv2d,
                     channels: *out_c,
                     bias: *bias,
                     batch_norm: None,
@@ -81,6 +86,7 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                 hw = (1, 1);
                 pending = Some(Pending {
                     producer: name.clone(),
+                    kind: LayerKind::Linear,
                     channels: *out_f,
                     bias: true,
                     batch_norm: None,
@@ -118,6 +124,7 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
 fn finish(p: Pending, consumer: &str) -> ChannelGroup {
     ChannelGroup {
         producer: p.producer,
+        kind: p.kind,
         channels: p.channels,
         bias: p.bias,
         batch_norm: p.batch_norm,
@@ -282,24 +289,25 @@ fn resize(nodes: &mut [Node], producer: &str, consumer: &str, out: usize, consum
     }
 }
 
+/// Whether each row (output channel) of the mask of parameter `key` keeps
+/// any entry; `None` when the parameter has no mask.
+pub(crate) fn rows_alive(net: &Network, key: &str) -> Result<Option<Vec<bool>>> {
+    let Some(m) = net.masks.get(key) else {
+        return Ok(None);
+    };
+    let m = if m.rank() > 1 {
+        m.flatten_from(1)?.max(1)?
+    } else {
+        m.clone()
+    };
+    Ok(Some(m.to_vec1::<f32>()?.iter().map(|&v| v > 0.0).collect()))
+}
+
 /// Indices of the channels of `g` that must stay: a channel goes only when
 /// its weights, bias and BatchNorm shift are all masked out (so its output is
 /// exactly zero), as structured pruning leaves them.
 fn removable_free_channels(net: &Network, g: &ChannelGroup) -> Result<Vec<u32>> {
-    let row_alive = |key: &str| -> Result<Option<Vec<bool>>> {
-        match net.masks.get(key) {
-            Some(m) => {
-                let m = if m.rank() > 1 {
-                    m.flatten_from(1)?.max(1)?
-                } else {
-                    m.clone()
-                };
-                Ok(Some(m.to_vec1::<f32>()?.iter().map(|&v| v > 0.0).collect()))
-            }
-            None => Ok(None),
-        }
-    };
-    let Some(weight) = row_alive(&format!("{}.weight", g.producer))? else {
+    let Some(weight) = rows_alive(net, &format!("{}.weight", g.producer))? else {
         return Ok((0..g.channels as u32).collect());
     };
     let mut alive = weight;
@@ -311,7 +319,7 @@ fn removable_free_channels(net: &Network, g: &ChannelGroup) -> Result<Vec<u32>> 
         shifts.push(format!("{bn}.bias"));
     }
     for key in shifts {
-        match row_alive(&key)? {
+        match rows_alive(net, &key)? {
             Some(b) => alive.iter_mut().zip(b).for_each(|(a, b)| *a |= b),
             None => return Ok((0..g.channels as u32).collect()),
         }
