@@ -222,25 +222,20 @@ pub fn to_csv(results: &ComparisonResults) -> String {
             Status::Cancelled => "cancelled".to_string(),
             Status::Failed(e) => format!("failed: {}", e.replace([',', '\n'], ";")),
         };
+        let head = format!(
+            "{},{},{},{},{}",
+            csv_field(&r.strategy),
+            r.schedule,
+            r.criterion,
+            r.target,
+            r.seed
+        );
         if r.steps.is_empty() {
-            out.push_str(&format!(
-                "{},{},{},{},{},0,,,,,,,,0,0,{}\n",
-                csv_field(&r.strategy),
-                r.schedule,
-                r.criterion,
-                r.target,
-                r.seed,
-                status
-            ));
+            out.push_str(&format!("{head},0,,,,,,,,0,0,{status}\n"));
         }
         for s in &r.steps {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}\n",
-                csv_field(&r.strategy),
-                r.schedule,
-                r.criterion,
-                r.target,
-                r.seed,
+                "{head},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}\n",
                 s.step,
                 s.target_sparsity,
                 s.sparsity.global,
