@@ -11,9 +11,12 @@ pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod fsutil;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod model;
 pub mod plugins;
 pub mod prune;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -2,21 +2,19 @@
 //! appended to DIR/events.jsonl, results saved after every run.
 
 use std::cell::RefCell;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{report, CompareArgs, EXIT_CANCELLED};
+use super::{CompareArgs, EXIT_CANCELLED};
 use crate::data::DatasetSpec;
 use crate::error::{Error, Result};
-use crate::experiment::results::to_csv;
+use crate::experiment::output::OutputDir;
 use crate::experiment::{
     run_comparison, ComparisonResults, Context, Event, ExperimentConfig, Status,
 };
-use crate::fsutil::{append_line, write_atomic};
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 
@@ -190,13 +188,6 @@ impl Progress {
     }
 }
 
-/// Writes results.json and results.csv into `out`.
-pub(super) fn save_results(out: &Path, r: &ComparisonResults) -> Result<()> {
-    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?;
-    write_atomic(&out.join("results.json"), &json)?;
-    write_atomic(&out.join("results.csv"), to_csv(r).as_bytes())
-}
-
 pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     let mut cfg = match &a.config {
         Some(p) => ExperimentConfig::load(p)?,
@@ -205,19 +196,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     apply_overrides(&mut cfg, &a)?;
     cfg.validate(registry)?;
     let out = a.out.as_path();
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    // Results of an earlier comparison in this folder must not pass for this one's.
-    for old in ["results.json", "results.csv"] {
-        let p = out.join(old);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-    }
-    let events_path = out.join("events.jsonl");
-    write_atomic(&events_path, b"")?;
-    let cfg_text = toml::to_string(&cfg).map_err(|e| Error::Other(e.to_string()))?;
-    write_atomic(&out.join("config.toml"), cfg_text.as_bytes())?;
-
+    let output = OutputDir::prepare(out, &cfg)?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -234,16 +213,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     let write_error: RefCell<Option<Error>> = RefCell::new(None);
     let mut sink = |e: &Event, r: &ComparisonResults| {
         progress.on(e);
-        let mut res = serde_json::to_string(e)
-            .map_err(|x| Error::Other(x.to_string()))
-            .and_then(|line| append_line(&events_path, &line));
-        if matches!(
-            e,
-            Event::BaseReady(_) | Event::RunFinished(_) | Event::Finished { .. }
-        ) {
-            res = res.and_then(|_| save_results(out, r));
-        }
-        if let Err(err) = res {
+        if let Err(err) = output.record(e, r) {
             if write_error.borrow().is_none() {
                 *write_error.borrow_mut() = Some(err);
             }
@@ -263,7 +233,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
             "could not save results: {e} (the comparison was stopped)"
         )));
     }
-    println!("{}", report::summary_table(&results));
+    println!("{}", crate::report::summary_table(&results));
     println!("results: {}", out.join("results.json").display());
     Ok(match results.status {
         Some(Status::Complete) if results.runs.iter().all(|r| r.status == Status::Complete) => 0,

@@ -1,16 +1,17 @@
-//! The `shears` command line: `compare`, `train`, `prune`, `eval`, `inspect`
-//! and `plugins`. With no arguments it runs the demo comparison.
+//! The `shears` command line: `gui`, `compare`, `train`, `prune`, `eval`,
+//! `inspect` and `plugins`. With no arguments it opens the desktop app (built
+//! with the `gui` feature; without it, it runs the demo comparison).
 
 mod commands;
 mod compare;
 mod plugins_cli;
-mod report;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Result;
+pub use plugins_cli::check_in_child;
 
 /// Command-line interface of Shears.
 #[derive(Debug, Parser)]
@@ -20,7 +21,7 @@ use crate::error::Result;
     about = "Compare neural-network pruning strategies on your own model and data"
 )]
 pub struct Cli {
-    /// What to do (default: the demo comparison).
+    /// What to do (default: the desktop app, with the demo preselected).
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Extra folders to load plugin libraries from (besides `plugins/` next
@@ -32,6 +33,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the desktop app (the default).
+    Gui(GuiArgs),
     /// Run a comparison of strategies x target sparsities x seeds.
     Compare(CompareArgs),
     /// Train a model and save it as a checkpoint.
@@ -117,6 +120,30 @@ pub struct CompareArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `shears gui`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct GuiArgs {
+    /// Open this experiment config instead of the one from the last session.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output folder for comparisons started in the app.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Start the comparison at once.
+    #[arg(long)]
+    pub run: bool,
+    /// When the comparison ends, show the results and save a screenshot of
+    /// the window here (PNG).
+    #[arg(long, value_name = "PNG")]
+    pub screenshot: Option<PathBuf>,
+    /// Close the window when the comparison (and screenshot) is done.
+    #[arg(long)]
+    pub quit_after_run: bool,
+    /// Ignore the settings saved by the last session.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// `shears train`.
@@ -230,19 +257,49 @@ fn registry(dirs: &[PathBuf]) -> crate::plugins::Registry {
     r
 }
 
+#[cfg(feature = "gui")]
+fn default_command(dirs: Vec<PathBuf>) -> Result<i32> {
+    gui(GuiArgs::default(), dirs)
+}
+
+#[cfg(not(feature = "gui"))]
+fn default_command(dirs: Vec<PathBuf>) -> Result<i32> {
+    eprintln!("No command given: running the demo comparison (see `shears --help`).");
+    compare::compare(
+        CompareArgs {
+            out: PathBuf::from("shears-out"),
+            ..Default::default()
+        },
+        &registry(&dirs),
+    )
+}
+
+#[cfg(feature = "gui")]
+fn gui(a: GuiArgs, dirs: Vec<PathBuf>) -> Result<i32> {
+    let launch = crate::gui::LaunchOptions {
+        config: a.config,
+        out_dir: a.out,
+        autorun: a.run,
+        screenshot: a.screenshot,
+        quit_after_run: a.quit_after_run,
+        plugin_dirs: dirs,
+        probe_exe: std::env::current_exe().ok(),
+    };
+    crate::gui::run(launch, a.fresh).map(|_| 0)
+}
+
+#[cfg(not(feature = "gui"))]
+fn gui(_: GuiArgs, _: Vec<PathBuf>) -> Result<i32> {
+    Err(crate::error::Error::Other(
+        "this build of shears has no desktop app (build with the `gui` feature)".into(),
+    ))
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
     let dirs = cli.plugin_dirs;
     match cli.command {
-        None => {
-            eprintln!("No command given: running the demo comparison (see `shears --help`).");
-            compare::compare(
-                CompareArgs {
-                    out: PathBuf::from("shears-out"),
-                    ..Default::default()
-                },
-                &registry(&dirs),
-            )
-        }
+        None => default_command(dirs),
+        Some(Command::Gui(a)) => gui(a, dirs),
         Some(Command::Compare(a)) => compare::compare(a, &registry(&dirs)),
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
         Some(Command::Prune(a)) => commands::prune(a, &registry(&dirs)).map(|_| 0),

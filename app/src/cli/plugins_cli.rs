@@ -33,6 +33,16 @@ pub(super) fn list(r: &Registry) {
 pub(super) fn check(file: &Path) -> Result<i32> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find the shears executable: {e}")))?;
+    print!("{}", check_in_child(&exe, file)?);
+    println!("{}: ok", file.display());
+    Ok(0)
+}
+
+/// Loads and probes the plugin library `file` in a child process of the
+/// `shears` executable `exe` (`shears plugins probe FILE`), so a library
+/// that crashes or hangs on load cannot take the caller down. Returns the
+/// probe's report (one line per plugin); the error names the file.
+pub fn check_in_child(exe: &Path, file: &Path) -> Result<String> {
     let mut child = Command::new(exe)
         .args(["plugins", "probe"])
         .arg(file)
@@ -83,10 +93,8 @@ pub(super) fn check(file: &Path) -> Result<i32> {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     };
-    print!("{}", String::from_utf8_lossy(&out.stdout));
     if status.success() {
-        println!("{}: ok", file.display());
-        return Ok(0);
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let reason = stderr

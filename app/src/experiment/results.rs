@@ -55,6 +55,10 @@ pub struct RunResult {
     pub steps: Vec<StepRecord>,
     /// How it ended.
     pub status: Status,
+    /// The final pruned model, relative to the output folder (when the
+    /// comparison had one and the run completed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
 }
 
 impl RunResult {
@@ -259,27 +263,4 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Final test accuracy of `strategy` at `target`, averaged over the seeds
-/// whose run completed; `None` when none did.
-pub fn mean_final_acc(
-    results: &ComparisonResults,
-    strategy: &str,
-    target: f32,
-) -> Option<(f32, f32, usize)> {
-    let accs: Vec<f32> = results
-        .runs
-        .iter()
-        .filter(|r| r.strategy == strategy && (r.target - target).abs() < 1e-6)
-        .filter(|r| r.status == Status::Complete)
-        .filter_map(|r| r.last().map(|s| s.test.acc))
-        .collect();
-    if accs.is_empty() {
-        return None;
-    }
-    let n = accs.len() as f32;
-    let mean = accs.iter().sum::<f32>() / n;
-    let var = accs.iter().map(|a| (a - mean).powi(2)).sum::<f32>() / n;
-    Some((mean, var.sqrt(), accs.len()))
 }

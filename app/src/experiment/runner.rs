@@ -244,6 +244,7 @@ fn run_all(
                     seed,
                     steps: vec![],
                     status: Status::Complete,
+                    model_file: None,
                 };
                 let outcome = run_strategy(
                     cfg, ctx, data, &base, strategy, target, seed, &mut run, sink, results,
@@ -306,6 +307,22 @@ fn train_phase(
         ctx.cancel,
         &mut on_epoch,
     )
+}
+
+/// Where a run's final model is saved, relative to the output folder:
+/// `models/<strategy>-<target %>-seed<N>.safetensors`.
+pub fn model_file_name(strategy: &str, target: f32, seed: u64) -> String {
+    let slug: String = strategy
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("models/{slug}-{:.1}-seed{seed}.safetensors", target * 100.0)
 }
 
 /// Runs one strategy at one target from a copy of `base`, filling `run.steps`.
@@ -500,6 +517,16 @@ fn run_strategy(
             Decision::Stop => {
                 if let Some(asked) = pending.take() {
                     record(&mut net, asked, epochs, run, sink)?;
+                }
+                if let Some(dir) = ctx.out_dir {
+                    let rel = model_file_name(&label, target, seed);
+                    let info = serde_json::json!({
+                        "seed": seed, "strategy": label, "target": target,
+                        "dataset": data.train.name,
+                        "test_acc": run.last().map(|s| s.test.acc),
+                    });
+                    checkpoint::save(&net, &info, &dir.join(&rel))?;
+                    run.model_file = Some(rel);
                 }
                 return Ok(());
             }

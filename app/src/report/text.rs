@@ -1,18 +1,13 @@
-//! Text tables for the terminal.
+//! Text tables for the terminal (the CLI summary).
 
-use crate::experiment::results::mean_final_acc;
+use super::series::{dense_baseline, point, strategies};
 use crate::experiment::ComparisonResults;
 
 /// Strategy x target sparsity -> final test accuracy (mean ± std over seeds),
 /// with the dense baseline on top.
 pub fn summary_table(r: &ComparisonResults) -> String {
     let targets = &r.config.sparsities;
-    let mut strategies: Vec<String> = Vec::new();
-    for run in &r.runs {
-        if !strategies.contains(&run.strategy) {
-            strategies.push(run.strategy.clone());
-        }
-    }
+    let strategies = strategies(r);
     let w = strategies
         .iter()
         .map(|s| s.len())
@@ -26,9 +21,7 @@ pub fn summary_table(r: &ComparisonResults) -> String {
     out.push('\n');
     out.push_str(&"-".repeat(w + targets.len() * 14));
     out.push('\n');
-    if !r.baselines.is_empty() {
-        let n = r.baselines.len() as f32;
-        let mean = r.baselines.iter().map(|b| b.test.acc).sum::<f32>() / n;
+    if let Some((mean, _)) = dense_baseline(r) {
         out.push_str(&format!("{:<w$}", "dense baseline"));
         for _ in targets {
             out.push_str(&format!(" | {:>11.2}", mean * 100.0));
@@ -38,9 +31,11 @@ pub fn summary_table(r: &ComparisonResults) -> String {
     for s in &strategies {
         out.push_str(&format!("{s:<w$}"));
         for &t in targets {
-            let cell = match mean_final_acc(r, s, t) {
-                Some((m, sd, n)) if n > 1 => format!("{:.2}±{:.2}", m * 100.0, sd * 100.0),
-                Some((m, _, _)) => format!("{:.2}", m * 100.0),
+            let cell = match point(r, s, t) {
+                Some(p) if p.seeds > 1 => {
+                    format!("{:.2}±{:.2}", p.acc * 100.0, p.acc_std * 100.0)
+                }
+                Some(p) => format!("{:.2}", p.acc * 100.0),
                 None => "-".into(),
             };
             out.push_str(&format!(" | {cell:>11}"));

@@ -1,0 +1,149 @@
+//! A comparison's output folder: `config.toml`, `events.jsonl` (appended as
+//! events happen), `results.json` and `results.csv` (rewritten after every
+//! base model and run, so finished results survive a crash or a cancel), the
+//! base checkpoints and the pruned models. Used by the CLI and the GUI alike.
+
+use std::path::{Path, PathBuf};
+
+use super::config::ExperimentConfig;
+use super::results::{to_csv, ComparisonResults, Event};
+use crate::error::{Error, Result};
+use crate::fsutil::{append_line, write_atomic};
+
+/// File names inside an output folder.
+pub const RESULTS_JSON: &str = "results.json";
+/// CSV export of the results.
+pub const RESULTS_CSV: &str = "results.csv";
+/// Event log, one JSON object per line.
+pub const EVENTS_JSONL: &str = "events.jsonl";
+/// The configuration that ran.
+pub const CONFIG_TOML: &str = "config.toml";
+
+/// An output folder prepared for a new comparison.
+#[derive(Debug, Clone)]
+pub struct OutputDir {
+    dir: PathBuf,
+}
+
+impl OutputDir {
+    /// Creates `dir` if needed, removes the results of an earlier comparison
+    /// (they must not pass for this one's), starts an empty event log and
+    /// writes the config.
+    pub fn prepare(dir: &Path, cfg: &ExperimentConfig) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for old in [RESULTS_JSON, RESULTS_CSV] {
+            let p = dir.join(old);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        write_atomic(&dir.join(EVENTS_JSONL), b"")?;
+        let text = toml::to_string(cfg).map_err(|e| Error::Other(e.to_string()))?;
+        write_atomic(&dir.join(CONFIG_TOML), text.as_bytes())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `event` to the log; after a base model, a run or the end,
+    /// rewrites the results files too.
+    pub fn record(&self, event: &Event, results: &ComparisonResults) -> Result<()> {
+        let line = serde_json::to_string(event).map_err(|e| Error::Other(e.to_string()))?;
+        append_line(&self.dir.join(EVENTS_JSONL), &line)?;
+        if matches!(
+            event,
+            Event::BaseReady(_) | Event::RunFinished(_) | Event::Finished { .. }
+        ) {
+            save_results(&self.dir, results)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `results.json` and `results.csv` into `dir`.
+pub fn save_results(dir: &Path, r: &ComparisonResults) -> Result<()> {
+    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&dir.join(RESULTS_JSON), &json)?;
+    write_atomic(&dir.join(RESULTS_CSV), to_csv(r).as_bytes())
+}
+
+/// Reads the results of an earlier comparison: `path` is its folder or its
+/// `results.json`. A folder whose comparison was stopped before the first
+/// run finished (no `results.json`) is an error that says so.
+pub fn load_results(path: &Path) -> Result<ComparisonResults> {
+    let file = if path.is_dir() {
+        path.join(RESULTS_JSON)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = std::fs::read(&file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound && path.is_dir() {
+            Error::format(
+                path,
+                "no results.json here (not a Shears results folder, or its comparison saved nothing yet)",
+            )
+        } else {
+            Error::io(&file, e)
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::format(&file, format!("not a Shears results file: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::results::Status;
+
+    #[test]
+    fn prepare_record_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ExperimentConfig::demo();
+        std::fs::write(dir.path().join(RESULTS_JSON), b"old").unwrap();
+        let out = OutputDir::prepare(dir.path(), &cfg).unwrap();
+        assert!(
+            !dir.path().join(RESULTS_JSON).exists(),
+            "old results removed"
+        );
+        let results = ComparisonResults {
+            version: 1,
+            config: cfg,
+            device: "cpu".into(),
+            data: Default::default(),
+            model: Default::default(),
+            baselines: vec![],
+            runs: vec![],
+            status: Some(Status::Cancelled),
+        };
+        let end = Event::Finished {
+            status: Status::Cancelled,
+        };
+        out.record(&end, &results).unwrap();
+        let log = std::fs::read_to_string(dir.path().join(EVENTS_JSONL)).unwrap();
+        assert!(log.contains("\"finished\""), "{log}");
+        assert_eq!(load_results(dir.path()).unwrap(), results);
+        assert_eq!(
+            load_results(&dir.path().join(RESULTS_JSON)).unwrap(),
+            results
+        );
+    }
+
+    #[test]
+    fn load_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_results(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no results.json"), "{e}");
+        let f = dir.path().join(RESULTS_JSON);
+        std::fs::write(&f, b"{\"version\": 1").unwrap();
+        let e = load_results(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("results.json") && e.contains("not a Shears results file"),
+            "{e}"
+        );
+    }
+}

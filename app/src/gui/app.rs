@@ -1,0 +1,768 @@
+//! [`ShearsApp`]: the app's state and the commands the views send. Views only
+//! draw state and push [`Action`]s; this module carries them out after the
+//! frame is drawn, talks to the worker and to the dialogs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+
+use eframe::egui::{self, Ui, ViewportCommand};
+
+use super::files::{self, classify, DialogPurpose, Dialogs};
+use super::state::{FileKind, Settings, Tab};
+use super::views;
+use super::worker::{Message, PluginSources, Progress, RunHandle};
+use crate::error::{Error, Result};
+use crate::experiment::{load_results, ComparisonResults, ExperimentConfig, Status};
+use crate::fsutil::write_atomic;
+use crate::model::checkpoint::Checkpoint;
+use crate::plugins::{LoadError, Registry};
+
+/// A set of results shown in the Compare view.
+#[derive(Debug, Clone)]
+pub struct LoadedResults {
+    /// Name in lists and legends.
+    pub name: String,
+    /// Its folder, when it has one.
+    pub dir: Option<PathBuf>,
+    /// The results.
+    pub results: ComparisonResults,
+    /// Whether it is drawn.
+    pub shown: bool,
+    /// Whether it is the comparison running now (updated as it goes).
+    pub live: bool,
+}
+
+/// A message shown in the window's notice strip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// An error (red) or information.
+    pub error: bool,
+    /// The text (what happened, and to which file).
+    pub text: String,
+}
+
+/// What the user asked for; the app carries it out after drawing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start the comparison configured in Setup.
+    StartRun,
+    /// Stop the running comparison after the current batch.
+    CancelRun,
+    /// Show a native dialog.
+    Dialog(DialogPurpose, String),
+    /// Open a file or folder (a dialog's answer, a drop, a recent file).
+    OpenPath(PathBuf),
+    /// Load the plugin folders and libraries again.
+    RescanPlugins,
+    /// Forget a plugin library the user added.
+    RemoveLibrary(PathBuf),
+    /// Remove a results set from the Compare view.
+    CloseResults(usize),
+    /// Put the demo experiment back in Setup.
+    ResetToDemo,
+    /// Stop starting from a checkpoint: train a base model again.
+    ClearCheckpoint,
+    /// Show a view.
+    SetTab(Tab),
+    /// Remove a notice.
+    Dismiss(usize),
+}
+
+/// How the app was started (the `shears gui` options).
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// Open this config instead of the saved one.
+    pub config: Option<PathBuf>,
+    /// Write comparisons here instead of the saved folder.
+    pub out_dir: Option<PathBuf>,
+    /// Start the comparison at once.
+    pub autorun: bool,
+    /// After the comparison, show Compare, save a screenshot of the window here.
+    pub screenshot: Option<PathBuf>,
+    /// Close the window once the comparison (and screenshot) is done.
+    pub quit_after_run: bool,
+    /// Extra plugin folders.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The `shears` executable used to probe new plugin libraries in a child
+    /// process (`None`: load them in this process directly).
+    pub probe_exe: Option<PathBuf>,
+}
+
+/// Facts about the checkpoint the experiment starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// One line: architecture, input, classes, parameters, sparsity.
+    pub summary: String,
+}
+
+/// What the window is asked to do once a comparison ends (scripted runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finale {
+    /// Wait this many more frames, then take the screenshot.
+    Screenshot(u32),
+    /// Waiting for the screenshot to arrive.
+    AwaitShot,
+    /// Close the window.
+    Quit,
+}
+
+/// The desktop app.
+pub struct ShearsApp {
+    /// Persisted state.
+    pub settings: Settings,
+    registry: Registry,
+    load_errors: Vec<LoadError>,
+    run: Option<RunHandle>,
+    progress: Option<Progress>,
+    /// Results sets in the Compare view.
+    pub results: Vec<LoadedResults>,
+    notices: Vec<Notice>,
+    dialogs: Dialogs,
+    checkpoint: Option<CheckpointInfo>,
+    launch: LaunchOptions,
+    probe: Option<Receiver<(PathBuf, Result<String>)>>,
+    pending_plots: HashMap<String, PathBuf>,
+    plot_rects: HashMap<String, egui::Rect>,
+    finale: Option<Finale>,
+    shots: (
+        Sender<Arc<egui::ColorImage>>,
+        Receiver<Arc<egui::ColorImage>>,
+    ),
+    actions: Vec<Action>,
+}
+
+impl ShearsApp {
+    /// The app with `settings` (saved ones, or the defaults: the demo).
+    pub fn new(mut settings: Settings, launch: LaunchOptions) -> Self {
+        let mut notices = Vec::new();
+        if let Some(path) = &launch.config {
+            match load_config(path) {
+                Ok(cfg) => settings.config = cfg,
+                Err(e) => notices.push(Notice {
+                    error: true,
+                    text: e.to_string(),
+                }),
+            }
+        }
+        if let Some(dir) = &launch.out_dir {
+            settings.out_dir = dir.clone();
+        }
+        if !launch.plugin_dirs.is_empty() {
+            settings.plugin_dirs = launch.plugin_dirs.clone();
+        }
+        let mut app = Self {
+            registry: Registry::builtin(),
+            load_errors: vec![],
+            settings,
+            run: None,
+            progress: None,
+            results: vec![],
+            notices,
+            dialogs: Dialogs::default(),
+            checkpoint: None,
+            launch,
+            probe: None,
+            pending_plots: HashMap::new(),
+            plot_rects: HashMap::new(),
+            finale: None,
+            shots: channel(),
+            actions: vec![],
+        };
+        app.rescan_plugins();
+        if let Some(path) = app.settings.config.base_checkpoint.clone() {
+            if let Err(e) = app.open_checkpoint(&path) {
+                app.error(e);
+            }
+        }
+        if app.launch.autorun {
+            app.actions.push(Action::StartRun);
+        }
+        app
+    }
+
+    /// The plugin registry the Setup and Plugins views show.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Notices shown now, oldest first.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
+    }
+
+    /// Progress of the current (or last) comparison.
+    pub fn progress(&self) -> Option<&Progress> {
+        self.progress.as_ref()
+    }
+
+    /// Whether the running comparison was asked to stop.
+    pub fn cancelling(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.cancelling())
+    }
+
+    /// Whether a comparison is running.
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Libraries that failed to load or to pass the probe.
+    pub fn load_errors(&self) -> Vec<LoadError> {
+        let mut all = self.registry.errors().to_vec();
+        all.extend(self.load_errors.iter().cloned());
+        all
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.notices.push(Notice {
+            error: false,
+            text: text.into(),
+        });
+    }
+
+    fn error(&mut self, e: impl std::fmt::Display) {
+        self.notices.push(Notice {
+            error: true,
+            text: e.to_string(),
+        });
+    }
+
+    fn plugin_sources(&self) -> PluginSources {
+        PluginSources {
+            dirs: self.settings.plugin_dirs.clone(),
+            libraries: self.settings.plugin_libraries.clone(),
+        }
+    }
+
+    fn rescan_plugins(&mut self) {
+        self.registry = self.plugin_sources().registry();
+        self.load_errors.clear();
+    }
+
+    /// Draws the whole window and carries out what the user asked for.
+    pub fn show(&mut self, ui: &mut Ui) {
+        self.poll(ui.ctx());
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        for p in dropped {
+            self.actions.push(Action::OpenPath(p));
+        }
+        self.take_screenshots(ui.ctx());
+
+        let mut actions = std::mem::take(&mut self.actions);
+        egui::Panel::top("top").show(ui, |ui| {
+            views::menu::show(ui, self, &mut actions);
+        });
+        egui::Panel::bottom("notices").show(ui, |ui| {
+            views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
+        });
+        egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
+            Tab::Setup => views::setup::show(
+                ui,
+                &mut self.settings,
+                &self.registry,
+                self.checkpoint.as_ref(),
+                self.run.is_some(),
+                &mut actions,
+            ),
+            Tab::Run => views::run::show(
+                ui,
+                self.progress.as_ref(),
+                self.run.as_ref().map(|r| r.cancelling()),
+                &mut actions,
+            ),
+            Tab::Compare => {
+                self.plot_rects.clear();
+                views::compare::show(
+                    ui,
+                    &mut self.results,
+                    &mut self.settings.charts,
+                    &mut self.plot_rects,
+                    &mut actions,
+                )
+            }
+            Tab::Plugins => views::plugins::show(
+                ui,
+                &self.registry,
+                &self.load_errors,
+                &self.settings.plugin_libraries,
+                self.probe.is_some(),
+                &mut actions,
+            ),
+        });
+        for a in actions {
+            self.apply(a, ui.ctx());
+        }
+        self.drive_finale(ui.ctx());
+        if self.run.is_some() || self.probe.is_some() || self.dialogs.is_open() {
+            // Messages also wake the window; this keeps the clock (ETA) moving.
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    /// Takes the messages of the worker, the dialogs and the plugin probe.
+    fn poll(&mut self, ctx: &egui::Context) {
+        let (messages, dir) = match &mut self.run {
+            Some(run) => (run.poll(), run.out_dir.clone()),
+            None => (vec![], PathBuf::new()),
+        };
+        {
+            for m in messages {
+                match m {
+                    Message::Event(e) => {
+                        if let Some(p) = &mut self.progress {
+                            p.on_event(&e);
+                        }
+                    }
+                    Message::Results(r) => self.update_live(*r),
+                    Message::Done(outcome) => match outcome {
+                        Ok(r) => {
+                            let text = match &r.status {
+                                Some(Status::Cancelled) => format!(
+                                    "comparison cancelled: {} finished runs kept in {}",
+                                    r.runs.len(),
+                                    dir.display()
+                                ),
+                                Some(Status::Failed(e)) => {
+                                    format!("comparison failed: {e}")
+                                }
+                                _ => {
+                                    let failed = r
+                                        .runs
+                                        .iter()
+                                        .filter(|x| matches!(x.status, Status::Failed(_)))
+                                        .count();
+                                    if failed > 0 {
+                                        format!("comparison finished; {failed} run(s) failed (see the table); results in {}", dir.display())
+                                    } else {
+                                        format!("comparison finished: results in {}", dir.display())
+                                    }
+                                }
+                            };
+                            let is_error = !matches!(r.status, Some(Status::Complete));
+                            self.update_live(*r);
+                            self.notices.push(Notice {
+                                error: is_error,
+                                text,
+                            });
+                        }
+                        Err(e) => {
+                            if let Some(p) = &mut self.progress {
+                                p.ended = Some(Status::Failed(e.clone()));
+                                p.current = format!("could not start: {e}");
+                            }
+                            self.error(format!("comparison not started: {e}"));
+                        }
+                    },
+                }
+            }
+        }
+        if self.run.as_ref().is_some_and(|r| r.finished()) {
+            self.run = None;
+            for r in self.results.iter_mut().filter(|r| r.live) {
+                r.live = false;
+                r.name = r.results.config.name.clone();
+                if let Some(d) = r.dir.as_ref().and_then(|d| d.file_name()) {
+                    r.name = format!("{} ({})", r.name, d.to_string_lossy());
+                }
+            }
+            if self.launch.screenshot.is_some() || self.launch.quit_after_run {
+                self.settings.tab = Tab::Compare;
+                self.finale = Some(if self.launch.screenshot.is_some() {
+                    Finale::Screenshot(10)
+                } else {
+                    Finale::Quit
+                });
+            }
+        }
+        while let Some((purpose, path)) = self.dialogs.poll() {
+            if let Some(path) = path {
+                if let Err(e) = self.on_dialog(purpose, &path, ctx) {
+                    self.error(e);
+                }
+            }
+        }
+        if let Some(rx) = &self.probe {
+            if let Ok((path, outcome)) = rx.try_recv() {
+                self.probe = None;
+                match outcome {
+                    Ok(_) => self.add_library(&path),
+                    Err(e) => {
+                        self.load_errors.push(LoadError {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        });
+                        self.error(format!("plugin not loaded: {e}"));
+                        self.settings.tab = Tab::Plugins;
+                    }
+                }
+            }
+        }
+    }
+
+    fn update_live(&mut self, r: ComparisonResults) {
+        if let Some(l) = self.results.iter_mut().find(|l| l.live) {
+            l.results = r;
+        }
+    }
+
+    fn apply(&mut self, a: Action, ctx: &egui::Context) {
+        match a {
+            Action::StartRun => self.start_run(ctx),
+            Action::CancelRun => {
+                if let Some(r) = &self.run {
+                    r.cancel();
+                }
+            }
+            Action::Dialog(purpose, name) => {
+                let ctx = ctx.clone();
+                self.dialogs
+                    .show(purpose, &name, move || ctx.request_repaint());
+            }
+            Action::OpenPath(p) => {
+                if let Err(e) = self.open_path(&p) {
+                    self.error(e);
+                }
+            }
+            Action::RescanPlugins => {
+                self.rescan_plugins();
+                let n = self.registry.entries().len();
+                let bad = self.registry.errors().len();
+                self.info(format!("plugins rescanned: {n} loaded, {bad} failed"));
+            }
+            Action::RemoveLibrary(p) => {
+                self.settings.plugin_libraries.retain(|l| l != &p);
+                self.rescan_plugins();
+            }
+            Action::CloseResults(i) => {
+                if i < self.results.len() && !self.results[i].live {
+                    self.results.remove(i);
+                }
+            }
+            Action::ResetToDemo => {
+                self.settings.config = ExperimentConfig::demo();
+                self.checkpoint = None;
+            }
+            Action::ClearCheckpoint => {
+                self.settings.config.base_checkpoint = None;
+                self.checkpoint = None;
+            }
+            Action::SetTab(t) => self.settings.tab = t,
+            Action::Dismiss(i) => {
+                if i < self.notices.len() {
+                    self.notices.remove(i);
+                }
+            }
+        }
+    }
+
+    /// Starts the configured comparison on the worker (refused while one runs
+    /// or when the config is invalid; the notice says why).
+    fn start_run(&mut self, ctx: &egui::Context) {
+        if self.run.is_some() {
+            self.error("a comparison is already running: cancel it first");
+            return;
+        }
+        let cfg = self.settings.config.clone();
+        if let Err(e) = cfg.validate(&self.registry) {
+            self.error(format!("cannot start: {e}"));
+            self.settings.tab = Tab::Setup;
+            return;
+        }
+        let out = self.settings.out_dir.clone();
+        self.progress = Some(Progress::new(&cfg));
+        self.results
+            .retain(|r| r.dir.as_deref() != Some(out.as_path()));
+        self.results.insert(
+            0,
+            LoadedResults {
+                name: format!("{} (running)", cfg.name),
+                dir: Some(out.clone()),
+                results: ComparisonResults {
+                    version: 1,
+                    config: cfg.clone(),
+                    device: String::new(),
+                    data: Default::default(),
+                    model: Default::default(),
+                    baselines: vec![],
+                    runs: vec![],
+                    status: None,
+                },
+                shown: true,
+                live: true,
+            },
+        );
+        let ctx = ctx.clone();
+        self.run = Some(RunHandle::start(
+            cfg,
+            out,
+            self.plugin_sources(),
+            move || ctx.request_repaint(),
+        ));
+        self.settings.tab = Tab::Run;
+    }
+
+    /// Opens a file or folder: a model, a dataset, a plugin library, a results
+    /// folder or a config. Errors name the file; nothing loaded is lost.
+    pub fn open_path(&mut self, path: &Path) -> Result<()> {
+        let kind = classify(path)?;
+        match kind {
+            FileKind::Checkpoint => {
+                self.open_checkpoint(path)?;
+                self.settings.config.base_checkpoint = Some(path.to_path_buf());
+                self.settings.tab = Tab::Setup;
+                let summary = self.checkpoint.as_ref().map(|c| c.summary.clone());
+                self.info(format!(
+                    "model opened: {} ({}); comparisons start from it",
+                    path.display(),
+                    summary.unwrap_or_default()
+                ));
+            }
+            FileKind::Dataset => {
+                let spec = crate::data::DatasetSpec::detect(path)?;
+                self.info(format!("dataset: {spec}"));
+                self.settings.config.data = spec;
+                self.settings.tab = Tab::Setup;
+            }
+            FileKind::Plugin => self.start_probe(path),
+            FileKind::Results => {
+                let r = load_results(path)?;
+                let dir = if path.is_dir() {
+                    path.to_path_buf()
+                } else {
+                    path.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                let name = format!(
+                    "{} ({})",
+                    r.config.name,
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| dir.display().to_string())
+                );
+                self.results
+                    .retain(|l| l.live || l.dir.as_deref() != Some(dir.as_path()));
+                self.results.push(LoadedResults {
+                    name,
+                    dir: Some(dir),
+                    results: r,
+                    shown: true,
+                    live: false,
+                });
+                self.settings.tab = Tab::Compare;
+            }
+            FileKind::Config => {
+                self.settings.config = load_config(path)?;
+                self.checkpoint = None;
+                if let Some(c) = self.settings.config.base_checkpoint.clone() {
+                    self.open_checkpoint(&c)?;
+                }
+                self.settings.tab = Tab::Setup;
+            }
+        }
+        self.settings.remember(kind, path);
+        Ok(())
+    }
+
+    fn open_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let ck = Checkpoint::read(path)?;
+        let net = ck.into_network(&candle_core::Device::Cpu)?;
+        let sp = crate::prune::sparsity(&net)?;
+        self.checkpoint = Some(CheckpointInfo {
+            path: path.to_path_buf(),
+            summary: format!(
+                "{:?}, input {:?}, {} classes, {} parameters, {:.1}% sparse",
+                net.arch.family,
+                net.arch.input,
+                net.arch.num_classes,
+                net.arch.num_params(),
+                sp.global * 100.0
+            ),
+        });
+        Ok(())
+    }
+
+    /// Probes a new plugin library in a child process (when the app has a
+    /// `shears` executable to run), then loads it.
+    fn start_probe(&mut self, path: &Path) {
+        match self.launch.probe_exe.clone() {
+            Some(exe) => {
+                let (tx, rx) = channel();
+                let path = path.to_path_buf();
+                std::thread::spawn(move || {
+                    let out = crate::cli::check_in_child(&exe, &path);
+                    let _ = tx.send((path, out));
+                });
+                self.probe = Some(rx);
+                self.settings.tab = Tab::Plugins;
+            }
+            None => self.add_library(path),
+        }
+    }
+
+    fn add_library(&mut self, path: &Path) {
+        self.settings.tab = Tab::Plugins;
+        if self.settings.plugin_libraries.iter().any(|l| l == path) {
+            self.info(format!("{} is already loaded", path.display()));
+            return;
+        }
+        match self.registry.add_library(path) {
+            Ok(n) => {
+                self.settings.plugin_libraries.push(path.to_path_buf());
+                self.info(format!("{}: {n} plugin(s) loaded", path.display()));
+            }
+            Err(e) => self.error(format!("plugin not loaded: {e}")),
+        }
+    }
+
+    fn on_dialog(
+        &mut self,
+        purpose: DialogPurpose,
+        path: &Path,
+        ctx: &egui::Context,
+    ) -> Result<()> {
+        match purpose {
+            DialogPurpose::Open(_) => self.open_path(path)?,
+            DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
+            DialogPurpose::SaveConfig => {
+                let text = toml::to_string(&self.settings.config)
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                write_atomic(path, text.as_bytes())?;
+                self.settings.remember(FileKind::Config, path);
+                self.info(format!("config saved to {}", path.display()));
+            }
+            DialogPurpose::ExportCsv(i) | DialogPurpose::ExportJson(i) => {
+                let r = &self
+                    .results
+                    .get(i)
+                    .ok_or_else(|| Error::Other("those results are closed".into()))?
+                    .results;
+                let bytes = if matches!(purpose, DialogPurpose::ExportCsv(_)) {
+                    crate::experiment::results::to_csv(r).into_bytes()
+                } else {
+                    serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?
+                };
+                write_atomic(path, &bytes)?;
+                self.info(format!("exported {}", path.display()));
+            }
+            DialogPurpose::SaveModel(src) => {
+                let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+                write_atomic(path, &bytes)?;
+                self.info(format!("model saved to {}", path.display()));
+            }
+            DialogPurpose::SavePlot(id) => {
+                self.pending_plots.insert(id, path.to_path_buf());
+                self.request_screenshot(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves the charts waiting for a screenshot, and the scripted window
+    /// screenshot, when the screenshot arrives.
+    fn take_screenshots(&mut self, ctx: &egui::Context) {
+        let Some(image) = self.shots.1.try_iter().last() else {
+            return;
+        };
+        let image = &image;
+        let ppp = ctx.pixels_per_point();
+        for (id, path) in std::mem::take(&mut self.pending_plots) {
+            let res = self
+                .plot_rects
+                .get(&id)
+                .ok_or_else(|| Error::Other(format!("chart `{id}` is not on screen")))
+                .and_then(|rect| files::crop_png(image, *rect, ppp))
+                .and_then(|png| write_atomic(&path, &png));
+            match res {
+                Ok(()) => self.info(format!("chart saved to {}", path.display())),
+                Err(e) => self.error(format!("{}: {e}", path.display())),
+            }
+        }
+        if self.finale == Some(Finale::AwaitShot) {
+            if let Some(path) = self.launch.screenshot.clone() {
+                let full = egui::Rect::from_min_size(
+                    egui::Pos2::ZERO,
+                    egui::vec2(image.size[0] as f32, image.size[1] as f32) / ppp,
+                );
+                match files::crop_png(image, full, ppp).and_then(|png| write_atomic(&path, &png)) {
+                    Ok(()) => eprintln!("screenshot saved to {}", path.display()),
+                    Err(e) => eprintln!("error: screenshot {}: {e}", path.display()),
+                }
+            }
+            self.finale = self.launch.quit_after_run.then_some(Finale::Quit);
+        }
+    }
+
+    /// Asks the window for a screenshot; it arrives in a later frame.
+    fn request_screenshot(&self, ctx: &egui::Context) {
+        let tx = self.shots.0.clone();
+        let wake = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let _ = tx.send(image);
+            wake.request_repaint();
+        });
+    }
+
+    fn drive_finale(&mut self, ctx: &egui::Context) {
+        match self.finale {
+            Some(Finale::Screenshot(0)) => {
+                self.finale = Some(Finale::AwaitShot);
+                self.request_screenshot(ctx);
+            }
+            Some(Finale::Screenshot(n)) => {
+                self.finale = Some(Finale::Screenshot(n - 1));
+                ctx.request_repaint();
+            }
+            Some(Finale::Quit) => ctx.send_viewport_cmd(ViewportCommand::Close),
+            _ => {}
+        }
+    }
+
+    /// Called when the window closes: a running comparison is cancelled and
+    /// given a few seconds to save its final state (finished runs are saved
+    /// after each run anyway).
+    pub fn on_close(&mut self) {
+        let Some(run) = &mut self.run else { return };
+        run.cancel();
+        let t0 = std::time::Instant::now();
+        while !run.finished() && t0.elapsed() < std::time::Duration::from_secs(5) {
+            let _ = run.poll();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Reads a config; a relative dataset path is taken relative to the file.
+fn load_config(path: &Path) -> Result<ExperimentConfig> {
+    let mut cfg = ExperimentConfig::load(path)?;
+    if let Some(dir) = path.parent() {
+        cfg.data = cfg.data.resolve_relative_to(dir);
+    }
+    Ok(cfg)
+}
+
+/// Key of the settings in eframe's storage.
+pub const SETTINGS_KEY: &str = "shears-settings";
+
+impl eframe::App for ShearsApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.on_close();
+    }
+}

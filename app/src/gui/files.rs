@@ -1,0 +1,283 @@
+//! Files in and out of the app: what a dropped or chosen path is, native
+//! dialogs (rfd, run on their own thread so the window keeps drawing), and
+//! PNG export of a screen region.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+use super::state::FileKind;
+use crate::data::DatasetSpec;
+use crate::error::{Error, Result};
+use crate::experiment::output::RESULTS_JSON;
+use crate::plugins::LIBRARY_EXTENSION;
+
+/// Decides what `path` is from its name and, for folders, its content.
+/// A folder with `results.json` is a results folder; a folder or file the
+/// dataset detector recognises is a dataset.
+pub fn classify(path: &Path) -> Result<FileKind> {
+    if path.is_dir() {
+        if path.join(RESULTS_JSON).is_file() {
+            return Ok(FileKind::Results);
+        }
+        return DatasetSpec::detect(path)
+            .map(|_| FileKind::Dataset)
+            .map_err(|e| {
+                Error::format(
+                    path,
+                    format!("neither a Shears results folder nor a dataset folder ({e})"),
+                )
+            });
+    }
+    if !path.exists() {
+        return Err(Error::format(path, "no such file or folder"));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "safetensors" => FileKind::Checkpoint,
+        "toml" => FileKind::Config,
+        "json" => FileKind::Results,
+        e if e == LIBRARY_EXTENSION || ["so", "dylib", "dll"].contains(&e) => FileKind::Plugin,
+        _ if name.contains(".so.") => FileKind::Plugin,
+        _ => DatasetSpec::detect(path)
+            .map(|_| FileKind::Dataset)
+            .map_err(|_| {
+                Error::format(
+                    path,
+                    "unknown kind of file: open a model (.safetensors), a dataset (folder or digits .csv), a plugin library (.so/.dylib/.dll), a results folder or a config (.toml)",
+                )
+            })?,
+    })
+}
+
+/// What a dialog was opened for; comes back with the chosen path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialogPurpose {
+    /// Open a file of this kind.
+    Open(FileKind),
+    /// Save the experiment config.
+    SaveConfig,
+    /// Export the results set with this index as CSV.
+    ExportCsv(usize),
+    /// Export the results set with this index as JSON.
+    ExportJson(usize),
+    /// Copy this model file to the chosen place.
+    SaveModel(PathBuf),
+    /// Save the chart with this id as PNG.
+    SavePlot(String),
+    /// Pick the output folder.
+    OutputFolder,
+}
+
+/// Native dialogs that answer by message, so the UI never blocks on them.
+pub struct Dialogs {
+    tx: Sender<(DialogPurpose, PathBuf)>,
+    rx: Receiver<(DialogPurpose, PathBuf)>,
+    open: bool,
+}
+
+impl Default for Dialogs {
+    fn default() -> Self {
+        let (tx, rx) = channel();
+        Self {
+            tx,
+            rx,
+            open: false,
+        }
+    }
+}
+
+impl Dialogs {
+    /// Whether a dialog is showing.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Shows the dialog for `purpose` on its own thread; the chosen path comes
+    /// back through [`Dialogs::poll`]. `wake` repaints the window. At most
+    /// one dialog shows at a time.
+    pub fn show(
+        &mut self,
+        purpose: DialogPurpose,
+        suggested_name: &str,
+        wake: impl Fn() + Send + 'static,
+    ) {
+        if self.open {
+            return;
+        }
+        self.open = true;
+        let tx = self.tx.clone();
+        let name = suggested_name.to_string();
+        std::thread::spawn(move || {
+            let picked = pick(&purpose, &name);
+            // An empty path means "cancelled": it only closes the dialog state.
+            let _ = tx.send((purpose, picked.unwrap_or_default()));
+            wake();
+        });
+    }
+
+    /// The answer of the dialog, if it closed since the last call (`None`
+    /// inside when the user cancelled).
+    pub fn poll(&mut self) -> Option<(DialogPurpose, Option<PathBuf>)> {
+        let (purpose, path) = self.rx.try_recv().ok()?;
+        self.open = false;
+        let path = (!path.as_os_str().is_empty()).then_some(path);
+        Some((purpose, path))
+    }
+}
+
+fn pick(purpose: &DialogPurpose, name: &str) -> Option<PathBuf> {
+    use rfd::FileDialog;
+    let d = FileDialog::new();
+    match purpose {
+        DialogPurpose::Open(FileKind::Checkpoint) => d
+            .set_title("Open a model checkpoint")
+            .add_filter("safetensors", &["safetensors"])
+            .pick_file(),
+        DialogPurpose::Open(FileKind::Dataset) => d
+            .set_title("Open a dataset folder (IDX, CIFAR binary, digits CSV)")
+            .pick_folder(),
+        DialogPurpose::Open(FileKind::Plugin) => d
+            .set_title("Add a plugin library")
+            .add_filter("shared library", &["so", "dylib", "dll"])
+            .pick_file(),
+        DialogPurpose::Open(FileKind::Results) => {
+            d.set_title("Open a results folder").pick_folder()
+        }
+        DialogPurpose::Open(FileKind::Config) => d
+            .set_title("Open an experiment config")
+            .add_filter("TOML", &["toml"])
+            .pick_file(),
+        DialogPurpose::OutputFolder => d.set_title("Output folder").pick_folder(),
+        DialogPurpose::SaveConfig => d
+            .set_title("Save the experiment config")
+            .add_filter("TOML", &["toml"])
+            .set_file_name(name)
+            .save_file(),
+        DialogPurpose::ExportCsv(_) => d
+            .add_filter("CSV", &["csv"])
+            .set_file_name(name)
+            .save_file(),
+        DialogPurpose::ExportJson(_) => d
+            .add_filter("JSON", &["json"])
+            .set_file_name(name)
+            .save_file(),
+        DialogPurpose::SaveModel(_) => d
+            .set_title("Save the model")
+            .add_filter("safetensors", &["safetensors"])
+            .set_file_name(name)
+            .save_file(),
+        DialogPurpose::SavePlot(_) => d
+            .set_title("Save the chart")
+            .add_filter("PNG", &["png"])
+            .set_file_name(name)
+            .save_file(),
+    }
+}
+
+/// Cuts `rect` (in points) out of a screenshot taken at `pixels_per_point`
+/// and encodes it as PNG.
+pub fn crop_png(
+    image: &eframe::egui::ColorImage,
+    rect: eframe::egui::Rect,
+    pixels_per_point: f32,
+) -> Result<Vec<u8>> {
+    let [w, h] = image.size;
+    let x0 = ((rect.min.x * pixels_per_point).round().max(0.0) as usize).min(w);
+    let y0 = ((rect.min.y * pixels_per_point).round().max(0.0) as usize).min(h);
+    let x1 = ((rect.max.x * pixels_per_point).round().max(0.0) as usize).min(w);
+    let y1 = ((rect.max.y * pixels_per_point).round().max(0.0) as usize).min(h);
+    if x1 <= x0 || y1 <= y0 {
+        return Err(Error::Other(
+            "the chart is not on screen: nothing to save".into(),
+        ));
+    }
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for p in &image.pixels[y * w + x0..y * w + x1] {
+            rgba.extend_from_slice(&p.to_srgba_unmultiplied());
+        }
+    }
+    encode_png(&rgba, (x1 - x0) as u32, (y1 - y0) as u32)
+}
+
+/// Encodes RGBA8 pixels as PNG.
+pub fn encode_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc
+        .write_header()
+        .map_err(|e| Error::Other(format!("PNG encoding: {e}")))?;
+    writer
+        .write_image_data(rgba)
+        .map_err(|e| Error::Other(format!("PNG encoding: {e}")))?;
+    writer
+        .finish()
+        .map_err(|e| Error::Other(format!("PNG encoding: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eframe::egui::{Color32, ColorImage, Rect};
+
+    #[test]
+    fn classifies_by_name_and_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        for (name, kind) in [
+            ("m.safetensors", FileKind::Checkpoint),
+            ("e.toml", FileKind::Config),
+            ("results.json", FileKind::Results),
+            ("libx.so", FileKind::Plugin),
+        ] {
+            std::fs::write(p(name), b"x").unwrap();
+            assert_eq!(classify(&p(name)).unwrap(), kind, "{name}");
+        }
+        std::fs::write(p("notes.txt"), b"x").unwrap();
+        let e = classify(&p("notes.txt")).unwrap_err().to_string();
+        assert!(e.contains("notes.txt") && e.contains("unknown kind"), "{e}");
+        let e = classify(&p("missing")).unwrap_err().to_string();
+        assert!(e.contains("no such file"), "{e}");
+        // A folder with results.json is a results folder; an empty one is nothing.
+        std::fs::create_dir(p("run")).unwrap();
+        let e = classify(&p("run")).unwrap_err().to_string();
+        assert!(e.contains("neither"), "{e}");
+        std::fs::write(p("run").join("results.json"), b"{}").unwrap();
+        assert_eq!(classify(&p("run")).unwrap(), FileKind::Results);
+    }
+
+    #[test]
+    fn crops_and_encodes_png() {
+        let mut img = ColorImage::filled([8, 6], Color32::WHITE);
+        img.pixels[8 * 2 + 3] = Color32::RED;
+        let bytes = crop_png(
+            &img,
+            Rect::from_min_max([1.0, 1.0].into(), [3.0, 2.5].into()),
+            2.0,
+        )
+        .unwrap();
+        let dec = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (4, 3));
+        // Pixel (3, 2) of the image is (1, 0) of the crop.
+        assert_eq!(&buf[4..8], &[255, 0, 0, 255]);
+        assert!(crop_png(
+            &img,
+            Rect::from_min_max([9.0, 9.0].into(), [10.0, 10.0].into()),
+            1.0
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! The app's persisted state: plain data that serde saves between sessions
+//! (eframe persistence) — the experiment being edited, where results go,
+//! recent files, plugin libraries and view choices.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::ExperimentConfig;
+use crate::report::ComputeAxis;
+
+/// The app's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Tab {
+    /// Configure the experiment.
+    #[default]
+    Setup,
+    /// Progress of the running comparison.
+    Run,
+    /// Charts and table of results.
+    Compare,
+    /// Loaded plugins.
+    Plugins,
+}
+
+impl Tab {
+    /// Every tab, in display order.
+    pub const ALL: [Tab; 4] = [Tab::Setup, Tab::Run, Tab::Compare, Tab::Plugins];
+
+    /// Title shown on the tab.
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Setup => "Setup",
+            Tab::Run => "Run",
+            Tab::Compare => "Compare",
+            Tab::Plugins => "Plugins",
+        }
+    }
+}
+
+/// What kind of file a recent entry is (how to reopen it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    /// A model checkpoint (.safetensors).
+    Checkpoint,
+    /// A dataset folder or file.
+    Dataset,
+    /// A plugin library.
+    Plugin,
+    /// A results folder.
+    Results,
+    /// An experiment config (.toml).
+    Config,
+}
+
+impl FileKind {
+    /// A word for menus.
+    pub fn word(self) -> &'static str {
+        match self {
+            FileKind::Checkpoint => "model",
+            FileKind::Dataset => "dataset",
+            FileKind::Plugin => "plugin",
+            FileKind::Results => "results",
+            FileKind::Config => "config",
+        }
+    }
+}
+
+/// A recently opened file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentFile {
+    /// What it is.
+    pub kind: FileKind,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// Most recent files remembered.
+pub const MAX_RECENT: usize = 12;
+
+/// Chart choices in the Compare view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChartOptions {
+    /// Target sparsity of the per-layer and compute charts (index into the
+    /// results' targets).
+    pub target_index: usize,
+    /// x axis of the compute chart.
+    pub compute_axis: ComputeAxis,
+    /// Strategies shown in the per-layer chart (empty = all).
+    pub layer_strategies: Vec<String>,
+    /// Show the mean ± std band over seeds.
+    pub show_band: bool,
+    /// Show the dense baseline line.
+    pub show_dense: bool,
+}
+
+impl Default for ChartOptions {
+    fn default() -> Self {
+        Self {
+            target_index: 0,
+            compute_axis: ComputeAxis::Epochs,
+            layer_strategies: vec![],
+            show_band: true,
+            show_dense: true,
+        }
+    }
+}
+
+/// Everything saved between sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The experiment being edited.
+    pub config: ExperimentConfig,
+    /// Folder each comparison writes to.
+    pub out_dir: PathBuf,
+    /// Recently opened files, newest first.
+    pub recent: Vec<RecentFile>,
+    /// Plugin libraries the user added.
+    pub plugin_libraries: Vec<PathBuf>,
+    /// Extra plugin folders (from `--plugins DIR`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The view shown.
+    pub tab: Tab,
+    /// Chart choices.
+    pub charts: ChartOptions,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config: ExperimentConfig::demo(),
+            out_dir: default_out_dir(),
+            recent: vec![],
+            plugin_libraries: vec![],
+            plugin_dirs: vec![],
+            tab: Tab::Setup,
+            charts: ChartOptions::default(),
+        }
+    }
+}
+
+/// `shears-out` in the current folder.
+pub fn default_out_dir() -> PathBuf {
+    PathBuf::from("shears-out")
+}
+
+impl Settings {
+    /// Puts `path` first in the recent files (once).
+    pub fn remember(&mut self, kind: FileKind, path: &Path) {
+        self.recent.retain(|r| r.path != path);
+        self.recent.insert(
+            0,
+            RecentFile {
+                kind,
+                path: path.to_path_buf(),
+            },
+        );
+        self.recent.truncate(MAX_RECENT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_files_are_unique_newest_first_and_bounded() {
+        let mut s = Settings::default();
+        for i in 0..20 {
+            s.remember(FileKind::Dataset, Path::new(&format!("d{i}")));
+        }
+        s.remember(FileKind::Dataset, Path::new("d15"));
+        assert_eq!(s.recent.len(), MAX_RECENT);
+        assert_eq!(s.recent[0].path, Path::new("d15"));
+        assert_eq!(
+            s.recent
+                .iter()
+                .filter(|r| r.path == Path::new("d15"))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_through_json() {
+        let mut s = Settings {
+            tab: Tab::Compare,
+            ..Default::default()
+        };
+        s.remember(FileKind::Plugin, Path::new("/x/libp.so"));
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Settings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        // Settings saved by an older version (missing keys) still load.
+        let old: Settings = serde_json::from_str(r#"{"tab": "Plugins"}"#).unwrap();
+        assert_eq!(old.tab, Tab::Plugins);
+        assert_eq!(old.config, ExperimentConfig::demo());
+    }
+}

@@ -1,0 +1,550 @@
+//! Compare: the results sets side by side — accuracy vs sparsity (mean line
+//! and a band over seeds, dense baseline), per-layer sparsity at a chosen
+//! target (grouped bars), accuracy vs compute (epochs or seconds), and the
+//! table of numbers. Hovering shows values; clicking a legend entry hides a
+//! series.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use eframe::egui::{self, Color32, Ui};
+use egui_plot::{
+    Bar, BarChart, FilledArea, HLine, HoverPosition, Legend, Line, Plot, PlotPoints, Points,
+};
+
+use crate::gui::app::{Action, LoadedResults};
+use crate::gui::files::DialogPurpose;
+use crate::gui::state::ChartOptions;
+use crate::report::{self, ComputeAxis};
+
+/// Chart ids (also the suggested PNG names).
+pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
+/// Per-layer chart id.
+pub const CHART_LAYERS: &str = "per-layer-sparsity";
+/// Compute chart id.
+pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
+
+const PALETTE: [Color32; 10] = [
+    Color32::from_rgb(31, 119, 180),
+    Color32::from_rgb(255, 127, 14),
+    Color32::from_rgb(44, 160, 44),
+    Color32::from_rgb(214, 39, 40),
+    Color32::from_rgb(148, 103, 189),
+    Color32::from_rgb(140, 86, 75),
+    Color32::from_rgb(227, 119, 194),
+    Color32::from_rgb(127, 127, 127),
+    Color32::from_rgb(188, 189, 34),
+    Color32::from_rgb(23, 190, 207),
+];
+
+/// The colour of the `i`-th series.
+pub fn color(i: usize) -> Color32 {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// A strategy of one results set, as drawn.
+struct Series<'a> {
+    label: String,
+    strategy: String,
+    set: &'a LoadedResults,
+    color: Color32,
+}
+
+fn series<'a>(sets: &'a [LoadedResults]) -> Vec<Series<'a>> {
+    let shown: Vec<&LoadedResults> = sets.iter().filter(|s| s.shown).collect();
+    let several = shown.len() > 1;
+    let mut out = Vec::new();
+    for set in shown {
+        for strategy in report::strategies(&set.results) {
+            let label = if several {
+                format!("{}: {strategy}", set.name)
+            } else {
+                strategy.clone()
+            };
+            out.push(Series {
+                color: color(out.len()),
+                label,
+                strategy,
+                set,
+            });
+        }
+    }
+    out
+}
+
+/// Draws the Compare view; chart rectangles are recorded in `rects` (for PNG export).
+pub fn show(
+    ui: &mut Ui,
+    sets: &mut [LoadedResults],
+    opts: &mut ChartOptions,
+    rects: &mut HashMap<String, egui::Rect>,
+    actions: &mut Vec<Action>,
+) {
+    egui::Panel::left("results-sets")
+        .resizable(true)
+        .default_size(220.0)
+        .show(ui, |ui| sets_panel(ui, sets, actions));
+    if !sets.iter().any(|s| s.shown) {
+        ui.label("No results shown. Run a comparison, or open a results folder (File > Open results folder…, or drop it here).");
+        return;
+    }
+    let all = series(sets);
+    let targets: Vec<f32> = {
+        let mut t: Vec<f32> = all
+            .iter()
+            .flat_map(|s| report::targets(&s.set.results))
+            .collect();
+        t.sort_by(f32::total_cmp);
+        t.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+        t
+    };
+    if opts.target_index >= targets.len() {
+        opts.target_index = targets.len().saturating_sub(1);
+    }
+    controls(ui, opts, &targets, &all);
+    let target = targets.get(opts.target_index).copied();
+    egui::ScrollArea::vertical()
+        .id_salt("compare-scroll")
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            let h = 300.0;
+            chart_header(ui, "Accuracy vs sparsity", CHART_SPARSITY, actions);
+            let r = accuracy_chart(ui, &all, opts, h);
+            rects.insert(CHART_SPARSITY.into(), r);
+            if let Some(t) = target {
+                chart_header(
+                    ui,
+                    &format!("Per-layer sparsity at target {:.1}%", t * 100.0),
+                    CHART_LAYERS,
+                    actions,
+                );
+                let r = layer_chart(ui, &all, opts, t, h);
+                rects.insert(CHART_LAYERS.into(), r);
+                chart_header(
+                    ui,
+                    &format!("Accuracy vs compute at target {:.1}%", t * 100.0),
+                    CHART_COMPUTE,
+                    actions,
+                );
+                let r = compute_chart(ui, &all, opts.compute_axis, t, h);
+                rects.insert(CHART_COMPUTE.into(), r);
+            }
+            ui.separator();
+            ui.heading("Numbers");
+            table(ui, sets, actions);
+        });
+}
+
+fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>) {
+    ui.heading("Results");
+    if ui.button("Open results folder…").clicked() {
+        actions.push(Action::Dialog(
+            DialogPurpose::Open(crate::gui::state::FileKind::Results),
+            String::new(),
+        ));
+    }
+    ui.separator();
+    for (i, s) in sets.iter_mut().enumerate() {
+        ui.push_id(i, |ui| {
+            ui.checkbox(&mut s.shown, &s.name);
+            if let Some(d) = &s.dir {
+                ui.weak(d.display().to_string());
+            }
+            let r = &s.results;
+            ui.weak(format!(
+                "{} runs, {} on {}",
+                r.runs.len(),
+                r.model.family,
+                if r.data.name.is_empty() {
+                    "…"
+                } else {
+                    &r.data.name
+                }
+            ));
+            ui.horizontal(|ui| {
+                let stem = r
+                    .config
+                    .name
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+                if ui.small_button("CSV…").clicked() {
+                    actions.push(Action::Dialog(
+                        DialogPurpose::ExportCsv(i),
+                        format!("{stem}.csv"),
+                    ));
+                }
+                if ui.small_button("JSON…").clicked() {
+                    actions.push(Action::Dialog(
+                        DialogPurpose::ExportJson(i),
+                        format!("{stem}.json"),
+                    ));
+                }
+                if !s.live && ui.small_button("Close").clicked() {
+                    actions.push(Action::CloseResults(i));
+                }
+            });
+            ui.separator();
+        });
+    }
+}
+
+fn controls(ui: &mut Ui, opts: &mut ChartOptions, targets: &[f32], all: &[Series<'_>]) {
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut opts.show_band, "band over seeds (± std)");
+        ui.checkbox(&mut opts.show_dense, "dense baseline");
+        ui.separator();
+        ui.label("target sparsity");
+        egui::ComboBox::from_id_salt("target")
+            .selected_text(
+                targets
+                    .get(opts.target_index)
+                    .map(|t| format!("{:.1}%", t * 100.0))
+                    .unwrap_or_default(),
+            )
+            .show_ui(ui, |ui| {
+                for (i, t) in targets.iter().enumerate() {
+                    ui.selectable_value(&mut opts.target_index, i, format!("{:.1}%", t * 100.0));
+                }
+            });
+        ui.separator();
+        ui.label("compute axis");
+        ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Epochs, "epochs");
+        ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Seconds, "seconds");
+        ui.separator();
+        ui.menu_button("per-layer strategies", |ui| {
+            ui.weak("none ticked = all");
+            for s in all {
+                let mut on = opts.layer_strategies.contains(&s.label);
+                if ui.checkbox(&mut on, &s.label).changed() {
+                    if on {
+                        opts.layer_strategies.push(s.label.clone());
+                    } else {
+                        opts.layer_strategies.retain(|x| x != &s.label);
+                    }
+                }
+            }
+        });
+    });
+}
+
+fn chart_header(ui: &mut Ui, title: &str, id: &str, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.strong(title);
+        if ui.small_button("Save PNG…").clicked() {
+            actions.push(Action::Dialog(
+                DialogPurpose::SavePlot(id.to_string()),
+                format!("{id}.png"),
+            ));
+        }
+    });
+}
+
+fn percent_axes<'a>(plot: Plot<'a>, x: &str, y: &str) -> Plot<'a> {
+    plot.legend(Legend::default())
+        .x_axis_label(x.to_string())
+        .y_axis_label(y.to_string())
+        .label_formatter(|hover| match hover {
+            HoverPosition::NearDataPoint {
+                plot_name,
+                position,
+                ..
+            } => Some(format!(
+                "{plot_name}\nx = {:.2}\ny = {:.2}%",
+                position.x, position.y
+            )),
+            HoverPosition::Elsewhere { position } => {
+                Some(format!("x = {:.2}\ny = {:.2}", position.x, position.y))
+            }
+        })
+}
+
+fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) -> egui::Rect {
+    let plot = percent_axes(
+        Plot::new(CHART_SPARSITY).height(h),
+        "weight sparsity (%)",
+        "test accuracy (%)",
+    );
+    plot.show(ui, |p| {
+        let mut dense_drawn = Vec::new();
+        for s in all {
+            let Some(curve) = report::accuracy_vs_sparsity(&s.set.results)
+                .into_iter()
+                .find(|c| c.strategy == s.strategy)
+            else {
+                continue;
+            };
+            let xs: Vec<f64> = curve
+                .points
+                .iter()
+                .map(|q| f64::from(q.sparsity) * 100.0)
+                .collect();
+            let ys: Vec<f64> = curve
+                .points
+                .iter()
+                .map(|q| f64::from(q.acc) * 100.0)
+                .collect();
+            if opts.show_band && curve.points.iter().any(|q| q.seeds > 1) {
+                let lo: Vec<f64> = curve
+                    .points
+                    .iter()
+                    .map(|q| f64::from(q.acc - q.acc_std) * 100.0)
+                    .collect();
+                let hi: Vec<f64> = curve
+                    .points
+                    .iter()
+                    .map(|q| f64::from(q.acc + q.acc_std) * 100.0)
+                    .collect();
+                p.add(
+                    FilledArea::new(s.label.clone(), &xs, &lo, &hi)
+                        .fill_color(s.color.gamma_multiply(0.25)),
+                );
+            }
+            let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(x, y)| [*x, *y]).collect();
+            p.line(
+                Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
+                    .color(s.color)
+                    .width(2.0),
+            );
+            p.points(
+                Points::new(s.label.clone(), PlotPoints::from(pts))
+                    .color(s.color)
+                    .radius(3.0),
+            );
+            let set_ptr = s.set as *const LoadedResults;
+            if opts.show_dense && !dense_drawn.contains(&set_ptr) {
+                dense_drawn.push(set_ptr);
+                if let Some((m, _)) = report::dense_baseline(&s.set.results) {
+                    let name = if all.iter().any(|o| !std::ptr::eq(o.set, s.set)) {
+                        format!("{}: dense baseline", s.set.name)
+                    } else {
+                        "dense baseline".to_string()
+                    };
+                    p.hline(HLine::new(name, f64::from(m) * 100.0).color(Color32::GRAY));
+                }
+            }
+        }
+    })
+    .response
+    .rect
+}
+
+fn layer_chart(
+    ui: &mut Ui,
+    all: &[Series<'_>],
+    opts: &ChartOptions,
+    target: f32,
+    h: f32,
+) -> egui::Rect {
+    let chosen: Vec<&Series<'_>> = all
+        .iter()
+        .filter(|s| opts.layer_strategies.is_empty() || opts.layer_strategies.contains(&s.label))
+        .collect();
+    let per: Vec<(&Series<'_>, Vec<(String, f32)>)> = chosen
+        .into_iter()
+        .filter_map(|s| report::layer_sparsity(&s.set.results, &s.strategy, target).map(|l| (s, l)))
+        .collect();
+    let names: Vec<String> = per
+        .iter()
+        .max_by_key(|(_, l)| l.len())
+        .map(|(_, l)| l.iter().map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    let n = per.len().max(1) as f64;
+    let w = 0.8 / n;
+    let axis_names = names.clone();
+    let plot = Plot::new(CHART_LAYERS)
+        .height(h)
+        .legend(Legend::default())
+        .x_axis_label("layer")
+        .y_axis_label("sparsity (%)")
+        .include_y(0.0)
+        .include_y(100.0)
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                axis_names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        });
+    plot.show(ui, |p| {
+        for (k, (s, layers)) in per.iter().enumerate() {
+            let offset = (k as f64 - (n - 1.0) / 2.0) * w;
+            let bars: Vec<Bar> = layers
+                .iter()
+                .enumerate()
+                .map(|(i, (name, sp))| {
+                    Bar::new(i as f64 + offset, f64::from(*sp) * 100.0)
+                        .width(w)
+                        .name(format!("{name}\n{}", s.label))
+                })
+                .collect();
+            p.bar_chart(
+                BarChart::new(s.label.clone(), bars)
+                    .color(s.color)
+                    .element_formatter(Box::new(|bar, _| {
+                        format!("{}\n{:.2}% sparse", bar.name, bar.value)
+                    })),
+            );
+        }
+    })
+    .response
+    .rect
+}
+
+fn compute_chart(
+    ui: &mut Ui,
+    all: &[Series<'_>],
+    axis: ComputeAxis,
+    target: f32,
+    h: f32,
+) -> egui::Rect {
+    let x = match axis {
+        ComputeAxis::Epochs => "fine-tuning epochs spent",
+        ComputeAxis::Seconds => "seconds spent",
+    };
+    let plot = percent_axes(Plot::new(CHART_COMPUTE).height(h), x, "test accuracy (%)");
+    plot.show(ui, |p| {
+        for s in all {
+            for trace in report::accuracy_vs_compute(&s.set.results, target, axis)
+                .into_iter()
+                .filter(|t| t.strategy == s.strategy)
+            {
+                let pts: Vec<[f64; 2]> =
+                    trace.points.iter().map(|q| [q[0], q[1] * 100.0]).collect();
+                p.line(Line::new(s.label.clone(), PlotPoints::from(pts.clone())).color(s.color));
+                p.points(
+                    Points::new(s.label.clone(), PlotPoints::from(pts))
+                        .color(s.color)
+                        .radius(2.5),
+                );
+            }
+        }
+    })
+    .response
+    .rect
+}
+
+fn save_model_menu(
+    ui: &mut Ui,
+    label: &str,
+    files: Vec<(String, PathBuf)>,
+    actions: &mut Vec<Action>,
+) {
+    if files.is_empty() {
+        ui.weak("-");
+        return;
+    }
+    ui.menu_button(label, |ui| {
+        for (text, path) in files {
+            if ui.button(&text).clicked() {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model.safetensors".into());
+                actions.push(Action::Dialog(DialogPurpose::SaveModel(path), name));
+            }
+        }
+    });
+}
+
+fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
+    let several = sets.iter().filter(|s| s.shown).count() > 1;
+    egui::Grid::new("numbers")
+        .striped(true)
+        .num_columns(9)
+        .show(ui, |ui| {
+            for h in [
+                "strategy",
+                "target",
+                "sparsity",
+                "test acc (%)",
+                "seeds",
+                "epochs",
+                "seconds",
+                "model",
+                "problems",
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for set in sets.iter().filter(|s| s.shown) {
+                let prefix = if several {
+                    format!("{}: ", set.name)
+                } else {
+                    String::new()
+                };
+                let r = &set.results;
+                if let Some((m, sd)) = report::dense_baseline(r) {
+                    ui.label(format!("{prefix}dense baseline"));
+                    ui.label("0%");
+                    ui.label("0%");
+                    ui.label(format!("{:.2} ± {:.2}", m * 100.0, sd * 100.0));
+                    ui.label(r.baselines.len().to_string());
+                    ui.label(format!("{}", r.baselines[0].epochs));
+                    ui.label(format!(
+                        "{:.1}",
+                        r.baselines.iter().map(|b| b.seconds).sum::<f64>()
+                            / r.baselines.len() as f64
+                    ));
+                    let files = set
+                        .dir
+                        .iter()
+                        .flat_map(|d| {
+                            r.baselines.iter().map(move |b| {
+                                (
+                                    format!("seed {}", b.seed),
+                                    d.join(format!("base-seed{}.safetensors", b.seed)),
+                                )
+                            })
+                        })
+                        .filter(|(_, p)| p.is_file())
+                        .collect();
+                    save_model_menu(ui, "Save…", files, actions);
+                    ui.label("");
+                    ui.end_row();
+                }
+                for row in report::table(r) {
+                    ui.label(format!("{prefix}{}", row.strategy));
+                    ui.label(format!("{:.1}%", row.target * 100.0));
+                    match &row.point {
+                        Some(p) => {
+                            ui.label(format!("{:.2}%", p.sparsity * 100.0));
+                            ui.label(format!("{:.2} ± {:.2}", p.acc * 100.0, p.acc_std * 100.0));
+                            ui.label(p.seeds.to_string());
+                            ui.label(format!("{:.1}", p.epochs));
+                            ui.label(format!("{:.1}", p.seconds));
+                        }
+                        None => {
+                            for _ in 0..5 {
+                                ui.label("-");
+                            }
+                        }
+                    }
+                    let files = set
+                        .dir
+                        .iter()
+                        .flat_map(|d| {
+                            r.runs
+                                .iter()
+                                .filter(|run| {
+                                    run.strategy == row.strategy
+                                        && (run.target - row.target).abs() < 1e-6
+                                })
+                                .filter_map(move |run| {
+                                    run.model_file
+                                        .as_ref()
+                                        .map(|f| (format!("seed {}", run.seed), d.join(f)))
+                                })
+                        })
+                        .filter(|(_, p)| p.is_file())
+                        .collect();
+                    save_model_menu(ui, "Save…", files, actions);
+                    if row.problems.is_empty() {
+                        ui.label("");
+                    } else {
+                        ui.colored_label(ui.visuals().error_fg_color, row.problems.join("; "));
+                    }
+                    ui.end_row();
+                }
+            }
+        });
+}

@@ -1,0 +1,8 @@
+//! The views: each draws plain state and pushes [`Action`](super::app::Action)s.
+
+pub mod compare;
+pub mod menu;
+pub mod notices;
+pub mod plugins;
+pub mod run;
+pub mod setup;

@@ -1,0 +1,494 @@
+//! Setup: the experiment being configured — data, model, device, training,
+//! target sparsities, seeds, and the strategies (schedule + criterion with
+//! forms generated from each plugin's parameter schema).
+
+use eframe::egui::{self, Ui};
+
+use crate::data::DatasetSpec;
+use crate::experiment::{ExperimentConfig, StrategySpec};
+use crate::gui::app::{Action, CheckpointInfo};
+use crate::gui::files::DialogPurpose;
+use crate::gui::schema_form::schema_form;
+use crate::gui::state::{FileKind, Settings};
+use crate::model::ModelSpec;
+use crate::plugins::Registry;
+use crate::prune::{GranularityChoice, Scope};
+use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
+
+/// Draws the Setup view; edits go straight into `settings.config`.
+pub fn show(
+    ui: &mut Ui,
+    settings: &mut Settings,
+    registry: &Registry,
+    checkpoint: Option<&CheckpointInfo>,
+    running: bool,
+    actions: &mut Vec<Action>,
+) {
+    let verdict = settings.config.validate(registry);
+    ui.horizontal(|ui| {
+        match &verdict {
+            Ok(()) => {
+                let cfg = &settings.config;
+                ui.label(format!(
+                    "Ready: {} strategies x {} sparsities x {} seeds = {} runs.",
+                    cfg.strategies.len(),
+                    cfg.sparsities.len(),
+                    cfg.seeds.len(),
+                    cfg.strategies.len() * cfg.sparsities.len() * cfg.seeds.len()
+                ));
+            }
+            Err(e) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Not ready: {e}"));
+            }
+        }
+        if running {
+            ui.weak("(a comparison is running: changes apply to the next one)");
+        }
+    });
+    ui.separator();
+    egui::ScrollArea::vertical().id_salt("setup-scroll").auto_shrink(false).show(ui, |ui| {
+        let cfg = &mut settings.config;
+        egui::CollapsingHeader::new("Experiment")
+            .default_open(true)
+            .show(ui, |ui| experiment(ui, cfg, &mut settings.out_dir, actions));
+        egui::CollapsingHeader::new("Data")
+            .default_open(true)
+            .show(ui, |ui| data(ui, &mut cfg.data, actions));
+        egui::CollapsingHeader::new("Model")
+            .default_open(true)
+            .show(ui, |ui| model(ui, cfg, checkpoint, actions));
+        egui::CollapsingHeader::new("Training")
+            .default_open(false)
+            .show(ui, |ui| {
+                ui.label("Base model");
+                train_config(ui, "train", &mut cfg.train);
+                ui.separator();
+                ui.label("Fine-tuning after each prune (epochs = default for schedules that take finetune_epochs)");
+                train_config(ui, "finetune", &mut cfg.finetune);
+            });
+        egui::CollapsingHeader::new(format!("Strategies ({})", cfg.strategies.len()))
+            .default_open(true)
+            .show(ui, |ui| strategies(ui, &mut cfg.strategies, registry));
+    });
+}
+
+/// A comma-separated list field; shows the parse error and keeps the old value
+/// until the text parses.
+fn list_field<T: std::str::FromStr + ToString + Clone + Send + Sync + 'static>(
+    ui: &mut Ui,
+    id: &str,
+    values: &mut Vec<T>,
+    hint: &str,
+) -> egui::Response {
+    let key = ui.scope_id().with(id);
+    let current = values
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = ui
+        .data_mut(|d| d.get_temp::<String>(key))
+        .unwrap_or(current);
+    let parsed: Option<Vec<T>> = text
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.trim().parse().ok())
+        .collect();
+    let mut edit = egui::TextEdit::singleline(&mut text).hint_text(hint);
+    if parsed.is_none() {
+        edit = edit.text_color(ui.visuals().error_fg_color);
+    }
+    let r = ui.add(edit);
+    if r.changed() {
+        let parsed: Option<Vec<T>> = text
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.trim().parse().ok())
+            .collect();
+        if let Some(v) = parsed {
+            *values = v;
+        }
+    }
+    if r.has_focus() {
+        ui.data_mut(|d| d.insert_temp(key, text));
+    } else {
+        ui.data_mut(|d| d.remove::<String>(key));
+    }
+    r
+}
+
+fn experiment(
+    ui: &mut Ui,
+    cfg: &mut ExperimentConfig,
+    out_dir: &mut std::path::PathBuf,
+    actions: &mut Vec<Action>,
+) {
+    egui::Grid::new("experiment").num_columns(2).show(ui, |ui| {
+        let l = ui.label("Name");
+        ui.text_edit_singleline(&mut cfg.name).labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Target sparsities");
+        list_field(ui, "sparsities", &mut cfg.sparsities, "0.5, 0.8, 0.9, 0.95").labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Seeds");
+        list_field(ui, "seeds", &mut cfg.seeds, "0, 1, 2").labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Device");
+        device(ui, &mut cfg.device).labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Validation fraction");
+        ui.add(
+            egui::DragValue::new(&mut cfg.val_fraction)
+                .range(0.01..=0.89)
+                .speed(0.01),
+        )
+        .labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Calibration batches");
+        ui.add(egui::DragValue::new(&mut cfg.calibration_batches).range(1..=1000))
+            .labelled_by(l.id)
+            .on_hover_text("batches used to compute gradients / activations for taylor and wanda");
+        ui.end_row();
+        let l = ui.label("Max fine-tuning epochs per run");
+        ui.add(egui::DragValue::new(&mut cfg.max_epochs_per_run).range(1..=100_000))
+            .labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Output folder");
+        ui.horizontal(|ui| {
+            let mut text = out_dir.display().to_string();
+            if ui
+                .text_edit_singleline(&mut text)
+                .labelled_by(l.id)
+                .changed()
+            {
+                *out_dir = text.into();
+            }
+            if ui.button("Choose…").clicked() {
+                actions.push(Action::Dialog(DialogPurpose::OutputFolder, String::new()));
+            }
+        });
+        ui.end_row();
+    });
+}
+
+fn device(ui: &mut Ui, device: &mut String) -> egui::Response {
+    let cuda = candle_core::utils::cuda_is_available();
+    let r = egui::ComboBox::from_id_salt("device")
+        .selected_text(device.as_str())
+        .show_ui(ui, |ui| {
+            for d in ["cpu", "auto", "cuda:0", "cuda:1"] {
+                ui.selectable_value(device, d.to_string(), d);
+            }
+        })
+        .response;
+    if !cuda {
+        ui.weak("(this build has no CUDA: auto = cpu)");
+    }
+    r
+}
+
+fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
+    ui.label(spec.to_string());
+    ui.horizontal(|ui| {
+        if ui.button("Open dataset folder…").clicked() {
+            actions.push(Action::Dialog(
+                DialogPurpose::Open(FileKind::Dataset),
+                String::new(),
+            ));
+        }
+        if !matches!(spec, DatasetSpec::Embedded { .. })
+            && ui.button("Use the embedded glyphs").clicked()
+        {
+            *spec = DatasetSpec::default();
+        }
+    });
+    if let DatasetSpec::Embedded { train, test, seed } = spec {
+        ui.horizontal(|ui| {
+            let l = ui.label("training images");
+            ui.add(egui::DragValue::new(train).range(50..=60_000))
+                .labelled_by(l.id);
+            let l = ui.label("test images");
+            ui.add(egui::DragValue::new(test).range(20..=20_000))
+                .labelled_by(l.id);
+            let l = ui.label("seed");
+            ui.add(egui::DragValue::new(seed)).labelled_by(l.id);
+        });
+    }
+}
+
+fn model(
+    ui: &mut Ui,
+    cfg: &mut ExperimentConfig,
+    checkpoint: Option<&CheckpointInfo>,
+    actions: &mut Vec<Action>,
+) {
+    if let Some(path) = &cfg.base_checkpoint {
+        ui.label(format!("Starting from the checkpoint {}", path.display()));
+        if let Some(c) = checkpoint {
+            ui.weak(&c.summary);
+        }
+        if ui.button("Train a new base model instead").clicked() {
+            actions.push(Action::ClearCheckpoint);
+        }
+        return;
+    }
+    ui.horizontal(|ui| {
+        let l = ui.label("Architecture");
+        let name = match &cfg.model {
+            ModelSpec::Mlp { .. } => "mlp",
+            ModelSpec::Lenet5 => "lenet5",
+            ModelSpec::Vgg { .. } => "vgg",
+            ModelSpec::Resnet20 { .. } => "resnet20",
+        };
+        egui::ComboBox::from_id_salt("arch")
+            .selected_text(name)
+            .show_ui(ui, |ui| {
+                for n in ["mlp", "lenet5", "vgg", "resnet20"] {
+                    if ui.selectable_label(n == name, n).clicked() && n != name {
+                        cfg.model = ModelSpec::from_name(n).expect("known architecture");
+                    }
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        match &mut cfg.model {
+            ModelSpec::Mlp { hidden } => {
+                let l = ui.label("hidden widths");
+                list_field(ui, "mlp-hidden", hidden, "300, 100").labelled_by(l.id);
+            }
+            ModelSpec::Vgg { channels } => {
+                let l = ui.label("conv widths (0 = pool)");
+                list_field(ui, "vgg-channels", channels, "32, 32, 0, 64, 64, 0").labelled_by(l.id);
+            }
+            ModelSpec::Resnet20 { width } => {
+                let l = ui.label("base width");
+                ui.add(egui::DragValue::new(width).range(1..=256))
+                    .labelled_by(l.id);
+            }
+            ModelSpec::Lenet5 => {}
+        }
+        if ui
+            .button("Open model…")
+            .on_hover_text("start from a trained checkpoint (.safetensors) instead")
+            .clicked()
+        {
+            actions.push(Action::Dialog(
+                DialogPurpose::Open(FileKind::Checkpoint),
+                String::new(),
+            ));
+        }
+    });
+}
+
+fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
+    egui::Grid::new(id).num_columns(2).show(ui, |ui| {
+        let l = ui.label("Epochs");
+        ui.add(egui::DragValue::new(&mut tc.epochs).range(0..=10_000))
+            .labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Batch size");
+        ui.add(egui::DragValue::new(&mut tc.batch_size).range(1..=65_536))
+            .labelled_by(l.id);
+        ui.end_row();
+        let l = ui.label("Learning rate");
+        ui.add(
+            egui::DragValue::new(&mut tc.lr)
+                .range(1e-6..=9.99)
+                .speed(0.001)
+                .max_decimals(6),
+        )
+        .labelled_by(l.id);
+        ui.end_row();
+        ui.label("Optimiser");
+        ui.horizontal(|ui| {
+            let sgd = matches!(tc.optimizer, OptimizerSpec::Sgd { .. });
+            if ui.selectable_label(sgd, "SGD").clicked() && !sgd {
+                tc.optimizer = OptimizerSpec::default();
+            }
+            if ui.selectable_label(!sgd, "AdamW").clicked() && sgd {
+                tc.optimizer = serde_json::from_str(r#"{"kind":"adamw"}"#)
+                    .expect("adamw with defaults parses");
+            }
+            match &mut tc.optimizer {
+                OptimizerSpec::Sgd {
+                    momentum,
+                    nesterov,
+                    weight_decay,
+                } => {
+                    let l = ui.label("momentum");
+                    ui.add(
+                        egui::DragValue::new(momentum)
+                            .range(0.0..=0.999)
+                            .speed(0.01),
+                    )
+                    .labelled_by(l.id);
+                    ui.checkbox(nesterov, "Nesterov");
+                    let l = ui.label("weight decay");
+                    ui.add(
+                        egui::DragValue::new(weight_decay)
+                            .range(0.0..=1.0)
+                            .speed(1e-4)
+                            .max_decimals(6),
+                    )
+                    .labelled_by(l.id);
+                }
+                OptimizerSpec::Adamw { weight_decay, .. } => {
+                    let l = ui.label("weight decay");
+                    ui.add(
+                        egui::DragValue::new(weight_decay)
+                            .range(0.0..=1.0)
+                            .speed(1e-3)
+                            .max_decimals(6),
+                    )
+                    .labelled_by(l.id);
+                }
+            }
+        });
+        ui.end_row();
+        ui.label("LR schedule");
+        ui.horizontal(|ui| {
+            let kinds = ["constant", "cosine", "step"];
+            let now = match tc.lr_schedule {
+                LrSchedule::Constant => 0,
+                LrSchedule::Cosine => 1,
+                LrSchedule::Step { .. } => 2,
+            };
+            for (i, k) in kinds.iter().enumerate() {
+                if ui.selectable_label(i == now, *k).clicked() && i != now {
+                    tc.lr_schedule = match i {
+                        0 => LrSchedule::Constant,
+                        1 => LrSchedule::Cosine,
+                        _ => LrSchedule::Step {
+                            every: 10,
+                            gamma: 0.1,
+                        },
+                    };
+                }
+            }
+            if let LrSchedule::Step { every, gamma } = &mut tc.lr_schedule {
+                let l = ui.label("every");
+                ui.add(egui::DragValue::new(every).range(1..=10_000))
+                    .labelled_by(l.id);
+                let l = ui.label("gamma");
+                ui.add(egui::DragValue::new(gamma).range(0.001..=1.0).speed(0.01))
+                    .labelled_by(l.id);
+            }
+        });
+        ui.end_row();
+    });
+}
+
+fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]) -> bool {
+    let mut changed = false;
+    let l = ui.label(label);
+    egui::ComboBox::from_id_salt(label)
+        .selected_text(value.as_str())
+        .show_ui(ui, |ui| {
+            for n in names {
+                if ui.selectable_label(*n == value.as_str(), *n).clicked() && *n != value.as_str() {
+                    *value = n.to_string();
+                    changed = true;
+                }
+            }
+        })
+        .response
+        .labelled_by(l.id);
+    changed
+}
+
+fn strategies(ui: &mut Ui, list: &mut Vec<StrategySpec>, registry: &Registry) {
+    let schedules = registry.schedule_names();
+    let criteria = registry.criterion_names();
+    let mut remove = None;
+    let mut duplicate = None;
+    for (i, s) in list.iter_mut().enumerate() {
+        ui.push_id(i, |ui| {
+            egui::Frame::group(ui.style()).show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    let l = ui.label("Name");
+                    let mut name = s.name.clone().unwrap_or_default();
+                    if ui
+                        .add(egui::TextEdit::singleline(&mut name).hint_text(s.label()))
+                        .labelled_by(l.id)
+                        .changed()
+                    {
+                        s.name = (!name.trim().is_empty()).then_some(name);
+                    }
+                    if ui.button("Duplicate").clicked() {
+                        duplicate = Some(i);
+                    }
+                    if ui.button("Remove").clicked() {
+                        remove = Some(i);
+                    }
+                });
+                ui.horizontal(|ui| {
+                    if plugin_combo(ui, "Schedule", &mut s.schedule, &schedules) {
+                        s.schedule_params = serde_json::json!({});
+                    }
+                    if plugin_combo(ui, "Criterion", &mut s.criterion, &criteria) {
+                        s.criterion_params = serde_json::json!({});
+                    }
+                    ui.label("Granularity");
+                    ui.selectable_value(
+                        &mut s.granularity,
+                        GranularityChoice::Unstructured,
+                        "weights",
+                    );
+                    ui.selectable_value(
+                        &mut s.granularity,
+                        GranularityChoice::Structured,
+                        "channels",
+                    );
+                    ui.label("Scope");
+                    ui.selectable_value(&mut s.scope, Scope::Global, "global");
+                    ui.selectable_value(&mut s.scope, Scope::Layer, "per layer");
+                });
+                ui.columns(2, |cols| {
+                    cols[0].label(format!("{} parameters", s.schedule));
+                    match registry.schedule_schema(&s.schedule) {
+                        Some(schema) => {
+                            schema_form(&mut cols[0], "schedule", schema, &mut s.schedule_params);
+                        }
+                        None => {
+                            cols[0].colored_label(
+                                cols[0].visuals().error_fg_color,
+                                "no such schedule plugin",
+                            );
+                        }
+                    }
+                    cols[1].label(format!("{} parameters", s.criterion));
+                    match registry.criterion_schema(&s.criterion) {
+                        Some(schema) => {
+                            schema_form(&mut cols[1], "criterion", schema, &mut s.criterion_params);
+                        }
+                        None => {
+                            cols[1].colored_label(
+                                cols[1].visuals().error_fg_color,
+                                "no such criterion plugin",
+                            );
+                        }
+                    }
+                });
+            });
+        });
+    }
+    if let Some(i) = duplicate {
+        let mut copy = list[i].clone();
+        copy.name = Some(format!("{} (copy)", copy.label()));
+        list.insert(i + 1, copy);
+    }
+    if let Some(i) = remove {
+        list.remove(i);
+    }
+    if ui.button("Add strategy").clicked() {
+        list.push(StrategySpec {
+            name: None,
+            schedule: "one-shot".into(),
+            schedule_params: serde_json::json!({}),
+            criterion: "magnitude".into(),
+            criterion_params: serde_json::json!({}),
+            granularity: GranularityChoice::Unstructured,
+            scope: Scope::Global,
+        });
+    }
+}

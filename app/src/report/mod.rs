@@ -1,0 +1,14 @@
+//! What a comparison's results look like to a reader: chart series, the
+//! numbers table and the terminal summary. Pure functions of
+//! [`ComparisonResults`](crate::experiment::ComparisonResults), shared by the
+//! CLI and the GUI.
+
+pub mod sample;
+pub mod series;
+pub mod text;
+
+pub use series::{
+    accuracy_vs_compute, accuracy_vs_sparsity, dense_baseline, layer_sparsity, strategies, table,
+    targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
+};
+pub use text::summary_table;

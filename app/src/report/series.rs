@@ -1,0 +1,306 @@
+//! The numbers behind each comparison chart, computed from results alone (no
+//! GUI types), so the app, exports and tests share them.
+
+use crate::experiment::{ComparisonResults, RunResult, Status};
+
+/// Mean and population standard deviation of `xs` (`(0, 0)` when empty).
+pub fn mean_std(xs: &[f32]) -> (f32, f32) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = xs.len() as f32;
+    let mean = xs.iter().sum::<f32>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n;
+    (mean, var.sqrt())
+}
+
+/// Strategy labels in the order they first appear in the results.
+pub fn strategies(r: &ComparisonResults) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in r
+        .config
+        .strategies
+        .iter()
+        .map(|s| s.label())
+        .chain(r.runs.iter().map(|r| r.strategy.clone()))
+    {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Target sparsities that have at least one run, ascending.
+pub fn targets(r: &ComparisonResults) -> Vec<f32> {
+    let mut t: Vec<f32> = r.runs.iter().map(|r| r.target).collect();
+    t.sort_by(f32::total_cmp);
+    t.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+    t
+}
+
+fn completed<'a>(
+    r: &'a ComparisonResults,
+    strategy: &'a str,
+    target: f32,
+) -> impl Iterator<Item = &'a RunResult> + 'a {
+    r.runs.iter().filter(move |run| {
+        run.strategy == strategy
+            && (run.target - target).abs() < 1e-6
+            && run.status == Status::Complete
+            && !run.steps.is_empty()
+    })
+}
+
+/// One point of an accuracy-vs-sparsity curve: a strategy at one target,
+/// over the seeds whose run completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyPoint {
+    /// Target sparsity of the runs.
+    pub target: f32,
+    /// Weight sparsity reached (mean over seeds).
+    pub sparsity: f32,
+    /// Final test accuracy, mean over seeds.
+    pub acc: f32,
+    /// Standard deviation of the final test accuracy over seeds.
+    pub acc_std: f32,
+    /// Fine-tuning epochs spent (mean over seeds).
+    pub epochs: f32,
+    /// Wall seconds spent (mean over seeds).
+    pub seconds: f32,
+    /// Seeds behind the point.
+    pub seeds: usize,
+}
+
+/// A strategy's curve: one point per target sparsity with a completed run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrategyCurve {
+    /// Strategy label.
+    pub strategy: String,
+    /// Points by ascending target.
+    pub points: Vec<AccuracyPoint>,
+}
+
+/// The point of `strategy` at `target`, if any run completed there.
+pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<AccuracyPoint> {
+    let finals: Vec<_> = completed(r, strategy, target)
+        .filter_map(|run| run.last())
+        .collect();
+    if finals.is_empty() {
+        return None;
+    }
+    let col = |f: &dyn Fn(&crate::experiment::StepRecord) -> f32| -> Vec<f32> {
+        finals.iter().map(|s| f(s)).collect()
+    };
+    let (acc, acc_std) = mean_std(&col(&|s| s.test.acc));
+    Some(AccuracyPoint {
+        target,
+        sparsity: mean_std(&col(&|s| s.sparsity.global)).0,
+        acc,
+        acc_std,
+        epochs: mean_std(&col(&|s| s.epochs as f32)).0,
+        seconds: mean_std(&col(&|s| s.seconds as f32)).0,
+        seeds: finals.len(),
+    })
+}
+
+/// Final test accuracy against sparsity, one curve per strategy.
+pub fn accuracy_vs_sparsity(r: &ComparisonResults) -> Vec<StrategyCurve> {
+    let targets = targets(r);
+    strategies(r)
+        .into_iter()
+        .map(|s| StrategyCurve {
+            points: targets.iter().filter_map(|&t| point(r, &s, t)).collect(),
+            strategy: s,
+        })
+        .collect()
+}
+
+/// Test accuracy of the dense base models: mean and standard deviation over
+/// seeds (`None` before the first base model is ready).
+pub fn dense_baseline(r: &ComparisonResults) -> Option<(f32, f32)> {
+    if r.baselines.is_empty() {
+        return None;
+    }
+    let accs: Vec<f32> = r.baselines.iter().map(|b| b.test.acc).collect();
+    Some(mean_std(&accs))
+}
+
+/// Sparsity of every prunable layer after `strategy`'s runs at `target`
+/// (mean over completed seeds), in network order; `None` without a
+/// completed run.
+pub fn layer_sparsity(
+    r: &ComparisonResults,
+    strategy: &str,
+    target: f32,
+) -> Option<Vec<(String, f32)>> {
+    let finals: Vec<_> = completed(r, strategy, target)
+        .filter_map(|run| run.last())
+        .collect();
+    let first = finals.first()?;
+    Some(
+        first
+            .sparsity
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let xs: Vec<f32> = finals
+                    .iter()
+                    .filter_map(|s| s.sparsity.layers.get(i).map(|l| l.sparsity()))
+                    .collect();
+                (l.name.clone(), mean_std(&xs).0)
+            })
+            .collect(),
+    )
+}
+
+/// What the x axis of the compute chart counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+pub enum ComputeAxis {
+    /// Fine-tuning epochs spent.
+    #[default]
+    Epochs,
+    /// Wall seconds spent.
+    Seconds,
+}
+
+/// One run's path through compute: `(compute spent, test accuracy)` after
+/// each step, starting from the dense model at zero cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputeTrace {
+    /// Strategy label.
+    pub strategy: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Points in step order.
+    pub points: Vec<[f64; 2]>,
+}
+
+/// Accuracy against compute spent for every run at `target` that took at
+/// least one step (complete, cancelled or failed: the steps it finished).
+pub fn accuracy_vs_compute(
+    r: &ComparisonResults,
+    target: f32,
+    axis: ComputeAxis,
+) -> Vec<ComputeTrace> {
+    let base = |seed: u64| {
+        r.baselines
+            .iter()
+            .find(|b| b.seed == seed)
+            .map(|b| b.test.acc as f64)
+    };
+    r.runs
+        .iter()
+        .filter(|run| (run.target - target).abs() < 1e-6 && !run.steps.is_empty())
+        .map(|run| {
+            let mut points: Vec<[f64; 2]> = base(run.seed).map(|a| [0.0, a]).into_iter().collect();
+            points.extend(run.steps.iter().map(|s| {
+                let x = match axis {
+                    ComputeAxis::Epochs => s.epochs as f64,
+                    ComputeAxis::Seconds => s.seconds,
+                };
+                [x, s.test.acc as f64]
+            }));
+            ComputeTrace {
+                strategy: run.strategy.clone(),
+                seed: run.seed,
+                points,
+            }
+        })
+        .collect()
+}
+
+/// One row of the numbers table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRow {
+    /// Strategy label (`dense` for the baseline).
+    pub strategy: String,
+    /// Target sparsity (0 for the baseline).
+    pub target: f32,
+    /// The completed runs' point, if any.
+    pub point: Option<AccuracyPoint>,
+    /// Runs at this cell that failed or were cancelled, with their reasons.
+    pub problems: Vec<String>,
+}
+
+/// Strategy x target rows, in strategy order then ascending target.
+pub fn table(r: &ComparisonResults) -> Vec<TableRow> {
+    let mut rows = Vec::new();
+    for s in strategies(r) {
+        for t in targets(r) {
+            let problems: Vec<String> = r
+                .runs
+                .iter()
+                .filter(|run| run.strategy == s && (run.target - t).abs() < 1e-6)
+                .filter_map(|run| match &run.status {
+                    Status::Complete => None,
+                    Status::Cancelled => Some(format!("seed {}: cancelled", run.seed)),
+                    Status::Failed(e) => Some(format!("seed {}: failed: {e}", run.seed)),
+                })
+                .collect();
+            let point = point(r, &s, t);
+            if point.is_some() || !problems.is_empty() {
+                rows.push(TableRow {
+                    strategy: s.clone(),
+                    target: t,
+                    point,
+                    problems,
+                });
+            }
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample::sample_results;
+
+    #[test]
+    fn curves_average_over_seeds() {
+        let r = sample_results(2, 3, 2, 4);
+        let curves = accuracy_vs_sparsity(&r);
+        assert_eq!(curves.len(), 2);
+        assert_eq!(curves[0].points.len(), 3);
+        let p = &curves[0].points[0];
+        assert_eq!(p.seeds, 2);
+        // The sample gives seed s accuracy base - target/2 + 0.01 * s.
+        let expect = [0, 1]
+            .iter()
+            .map(|&s| 0.9 - p.target / 2.0 + 0.01 * s as f32)
+            .sum::<f32>()
+            / 2.0;
+        assert!((p.acc - expect).abs() < 1e-5, "{} vs {expect}", p.acc);
+        assert!((p.acc_std - 0.005).abs() < 1e-5, "{}", p.acc_std);
+        let (m, _) = dense_baseline(&r).unwrap();
+        assert!((m - 0.905).abs() < 1e-5);
+    }
+
+    #[test]
+    fn failed_runs_are_left_out_of_curves_but_listed() {
+        let mut r = sample_results(1, 2, 1, 3);
+        r.runs[0].status = Status::Failed("plugin `x`: boom".into());
+        let curves = accuracy_vs_sparsity(&r);
+        assert_eq!(curves[0].points.len(), 1);
+        let rows = table(&r);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].point.is_none());
+        assert!(rows[0].problems[0].contains("boom"));
+    }
+
+    #[test]
+    fn layer_sparsity_and_compute() {
+        let r = sample_results(2, 2, 1, 5);
+        let t = targets(&r)[1];
+        let layers = layer_sparsity(&r, "strategy 0", t).unwrap();
+        assert_eq!(layers.len(), 5);
+        assert!(layers.iter().all(|(_, s)| (0.0..=1.0).contains(s)));
+        assert!(layer_sparsity(&r, "nope", t).is_none());
+        let traces = accuracy_vs_compute(&r, t, ComputeAxis::Epochs);
+        assert_eq!(traces.len(), 2);
+        assert_eq!(traces[0].points[0][0], 0.0, "starts at the dense model");
+        assert!(traces[0].points.windows(2).all(|w| w[1][0] >= w[0][0]));
+    }
+}

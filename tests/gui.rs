@@ -1,0 +1,279 @@
+//! UI tests of the desktop app with egui_kittest: the real `ShearsApp`
+//! driven through its accessibility tree (clicks, dropped files), no display
+//! needed. Comparisons really run, on the tiny config.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use shears::experiment::output::{save_results, RESULTS_JSON};
+use shears::experiment::{load_results, ExperimentConfig, Status};
+use shears::gui::{LaunchOptions, Settings, ShearsApp, Tab};
+use shears::report::sample::sample_results;
+
+fn tiny() -> ExperimentConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny.toml");
+    ExperimentConfig::load(&path).unwrap()
+}
+
+fn harness(config: ExperimentConfig, out: &Path) -> Harness<'static, ShearsApp> {
+    let settings = Settings {
+        config,
+        out_dir: out.to_path_buf(),
+        ..Default::default()
+    };
+    let app = ShearsApp::new(settings, LaunchOptions::default());
+    Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(|ui, app: &mut ShearsApp| app.show(ui), app)
+}
+
+/// Steps the UI until `done` holds (the worker runs meanwhile), failing after `limit`.
+fn step_until(
+    h: &mut Harness<'_, ShearsApp>,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&ShearsApp) -> bool,
+) {
+    let t0 = Instant::now();
+    while !done(h.state()) {
+        assert!(t0.elapsed() < limit, "timed out waiting for: {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+    h.step();
+}
+
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(h: &mut Harness<'_, ShearsApp>, path: &Path) {
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(path.to_path_buf())));
+    h.step();
+    h.step();
+}
+
+fn notices(h: &Harness<'_, ShearsApp>) -> String {
+    h.state()
+        .notices()
+        .iter()
+        .map(|n| n.text.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn demo_comparison_runs_to_completion_from_the_run_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut h = harness(tiny(), &out);
+    h.step();
+    // Setup shows the three preselected strategies with their schedules' forms.
+    assert!(h.query_by_label_contains("Ready: 3 strategies").is_some());
+    h.get_by_label("Run comparison").click();
+    h.step();
+    assert!(h.state().is_running());
+    assert_eq!(h.state().settings.tab, Tab::Run);
+    step_until(&mut h, Duration::from_secs(600), "the comparison", |a| {
+        !a.is_running()
+    });
+    let n = notices(&h);
+    assert!(n.contains("comparison finished"), "{n}");
+    let p = h.state().progress().unwrap();
+    assert_eq!(p.ended, Some(Status::Complete));
+    assert_eq!(p.overall.fraction(), 1.0);
+    assert!(p.log.iter().any(|l| l.contains("base model (seed 0)")));
+    // Everything is on disk, and the Compare view shows it.
+    let saved = load_results(&out).unwrap();
+    assert_eq!(saved.runs.len(), 6);
+    assert!(saved.runs.iter().all(|r| r.status == Status::Complete));
+    assert!(saved
+        .runs
+        .iter()
+        .all(|r| out.join(r.model_file.as_ref().unwrap()).is_file()));
+    h.get_by_label("Show results").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Compare);
+    assert!(h.query_all_by_label("dense baseline").count() >= 1);
+    assert!(h.query_all_by_label("iterative geometric").count() >= 1);
+    assert!(h.query_by_label_contains("Accuracy vs sparsity").is_some());
+    assert!(h
+        .query_by_label_contains("Per-layer sparsity at target 50.0%")
+        .is_some());
+}
+
+#[test]
+fn cancel_stops_the_run_and_keeps_finished_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cfg = tiny();
+    // Long enough that cancel lands mid-comparison.
+    cfg.finetune.epochs = 50;
+    cfg.strategies[0].schedule_params = serde_json::json!({ "finetune_epochs": 50 });
+    let mut h = harness(cfg, &out);
+    h.step();
+    h.get_by_label("Run comparison").click();
+    h.step();
+    step_until(
+        &mut h,
+        Duration::from_secs(300),
+        "the first run to start",
+        |a| {
+            a.progress()
+                .is_some_and(|p| p.log.iter().any(|l| l.starts_with("run 1/")))
+        },
+    );
+    // The Cancel buttons of the top bar and of the Run view do the same.
+    h.get_all_by_label("Cancel").next().unwrap().click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(300), "the cancel", |a| {
+        !a.is_running()
+    });
+    let n = notices(&h);
+    assert!(n.contains("cancelled"), "{n}");
+    let saved = load_results(&out).unwrap();
+    assert_eq!(saved.status, Some(Status::Cancelled));
+    assert_eq!(saved.baselines.len(), 1, "the finished base model is kept");
+    // The window still works: the Setup view opens and the demo can be restored.
+    h.get_by_label("Setup").click();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Setup);
+}
+
+#[test]
+fn results_folders_open_by_drop_and_compare_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("first");
+    let b = dir.path().join("second");
+    for (d, n) in [(&a, 2), (&b, 3)] {
+        std::fs::create_dir_all(d).unwrap();
+        save_results(d, &sample_results(n, 4, 2, 6)).unwrap();
+    }
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &a);
+    assert_eq!(h.state().settings.tab, Tab::Compare);
+    assert_eq!(h.state().results.len(), 1);
+    assert!(h.query_all_by_label("strategy 1").count() >= 1);
+    drop_file(&mut h, &b.join(RESULTS_JSON));
+    assert_eq!(h.state().results.len(), 2);
+    // With two sets shown, series are named by set.
+    assert!(
+        h.query_all_by_label_contains("(second): strategy 2")
+            .count()
+            >= 1
+    );
+    // Opening the same folder again replaces it instead of adding a copy.
+    drop_file(&mut h, &a);
+    assert_eq!(h.state().results.len(), 2);
+    assert!(h.state().settings.recent.iter().any(|r| r.path == a));
+}
+
+#[test]
+fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir
+        .path()
+        .join(format!("libbroken.{}", std::env::consts::DLL_EXTENSION));
+    std::fs::write(&lib, b"this is not a shared library").unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &lib);
+    let n = notices(&h);
+    assert!(
+        n.contains("plugin not loaded") && n.contains("libbroken"),
+        "{n}"
+    );
+    assert_eq!(h.state().settings.tab, Tab::Plugins);
+    assert!(h.query_all_by_label("ERROR").count() >= 1);
+    assert!(h.query_all_by_label_contains("libbroken").next().is_some());
+    // Not remembered as a library to load next time; built-ins still listed.
+    assert!(h.state().settings.plugin_libraries.is_empty());
+    assert!(h.query_by_label("iterative-geometric").is_some());
+    h.get_by_label("Rescan").click();
+    h.step();
+    assert!(notices(&h).contains("plugins rescanned"));
+}
+
+#[test]
+fn bad_files_are_reported_by_name_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    let before = h.state().settings.config.clone();
+    let ck = dir.path().join("model.safetensors");
+    std::fs::write(&ck, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").unwrap();
+    drop_file(&mut h, &ck);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    drop_file(&mut h, &empty);
+    let res = dir.path().join("old");
+    std::fs::create_dir(&res).unwrap();
+    std::fs::write(res.join(RESULTS_JSON), b"{\"version\": 1, \"runs\": [").unwrap();
+    drop_file(&mut h, &res);
+    let n = notices(&h);
+    assert!(n.contains("model.safetensors"), "{n}");
+    assert!(n.contains("empty") && n.contains("neither"), "{n}");
+    assert!(
+        n.contains("results.json") && n.contains("not a Shears results file"),
+        "{n}"
+    );
+    assert_eq!(h.state().settings.config, before);
+    assert!(h.state().results.is_empty());
+    // The notices are on screen, and can be dismissed.
+    assert!(h
+        .query_by_label_contains("not a Shears results file")
+        .is_some());
+    let count = h.state().notices().len();
+    h.get_all_by_label("x").next().unwrap().click();
+    h.step();
+    assert_eq!(h.state().notices().len(), count - 1);
+}
+
+#[test]
+fn a_dataset_folder_and_a_checkpoint_configure_the_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/mnist-10k");
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    if mnist.is_dir() {
+        drop_file(&mut h, &mnist);
+        let n = notices(&h);
+        assert!(n.contains("dataset: IDX folder"), "{n}");
+        assert!(matches!(
+            h.state().settings.config.data,
+            shears::data::DatasetSpec::Idx { .. }
+        ));
+    }
+    // A real checkpoint: train one with the engine and open it.
+    let ck = dir.path().join("base.safetensors");
+    let arch = shears::model::arch::lenet5([1, 28, 28], 10);
+    let net = shears::model::Network::new(arch, 0, &candle_core::Device::Cpu).unwrap();
+    shears::model::checkpoint::save(&net, &serde_json::json!({}), &ck).unwrap();
+    drop_file(&mut h, &ck);
+    assert_eq!(
+        h.state().settings.config.base_checkpoint.as_deref(),
+        Some(ck.as_path())
+    );
+    assert!(h
+        .query_by_label_contains("Starting from the checkpoint")
+        .is_some());
+    h.get_by_label("Train a new base model instead").click();
+    h.step();
+    assert!(h.state().settings.config.base_checkpoint.is_none());
+}
