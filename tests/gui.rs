@@ -113,7 +113,7 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     assert!(h.query_all_by_label("iterative geometric").count() >= 1);
     assert!(h.query_by_label_contains("Accuracy vs sparsity").is_some());
     assert!(h
-        .query_by_label_contains("Per-layer sparsity at target 50.0%")
+        .query_by_label_contains("Per-layer sparsity at target 90.0%")
         .is_some());
 }
 

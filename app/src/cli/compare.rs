@@ -17,6 +17,7 @@ use crate::experiment::{
 };
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
+use crate::report::text::{base_line, run_line, started_line};
 
 /// Applies the command-line overrides to a config.
 pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Result<()> {
@@ -99,10 +100,7 @@ impl Progress {
                 model,
             } => {
                 self.runs.set_length(*runs as u64);
-                let _ = self.bars.println(format!(
-                    "{} on {device}: {} ({} train / {} val / {} test), {} params",
-                    model.family, data.name, data.train, data.val, data.test, model.params
-                ));
+                let _ = self.bars.println(started_line(device, data, model));
             }
             Event::Epoch {
                 phase,
@@ -127,12 +125,7 @@ impl Progress {
                 ));
             }
             Event::BaseReady(b) => {
-                let _ = self.bars.println(format!(
-                    "base model (seed {}): test acc {:.2}%, {:.1}s",
-                    b.seed,
-                    b.test.acc * 100.0,
-                    b.seconds
-                ));
+                let _ = self.bars.println(base_line(b));
             }
             Event::RunStarted {
                 strategy,
@@ -157,26 +150,7 @@ impl Progress {
             }
             Event::RunFinished(r) => {
                 self.runs.inc(1);
-                let line = match (&r.status, r.last()) {
-                    (Status::Failed(e), _) => {
-                        format!("{} @ {:.0}%: FAILED: {e}", r.strategy, r.target * 100.0)
-                    }
-                    (_, Some(s)) => format!(
-                        "{} @ {:.0}%: test acc {:.2}% at sparsity {:.1}% after {} epochs, {:.1}s",
-                        r.strategy,
-                        r.target * 100.0,
-                        s.test.acc * 100.0,
-                        s.sparsity.global * 100.0,
-                        s.epochs,
-                        s.seconds
-                    ),
-                    (_, None) => format!(
-                        "{} @ {:.0}%: no step finished",
-                        r.strategy,
-                        r.target * 100.0
-                    ),
-                };
-                let _ = self.bars.println(line);
+                let _ = self.bars.println(run_line(r));
             }
             Event::Step { .. } | Event::Finished { .. } => {}
         }
@@ -250,11 +224,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
             1
         }
         _ => {
-            let failed = results
-                .runs
-                .iter()
-                .filter(|r| matches!(r.status, Status::Failed(_)))
-                .count();
+            let failed = results.failed_runs();
             eprintln!(
                 "error: {failed} run(s) failed (see the table and {})",
                 out.join("events.jsonl").display()

@@ -46,6 +46,21 @@ fn default_criterion() -> String {
     "magnitude".into()
 }
 
+impl Default for StrategySpec {
+    /// One-shot magnitude pruning of weights, ranked globally.
+    fn default() -> Self {
+        Self {
+            name: None,
+            schedule: "one-shot".into(),
+            schedule_params: empty_object(),
+            criterion: default_criterion(),
+            criterion_params: empty_object(),
+            granularity: GranularityChoice::Unstructured,
+            scope: Scope::Global,
+        }
+    }
+}
+
 impl StrategySpec {
     /// The label used in results.
     pub fn label(&self) -> String {
@@ -290,15 +305,7 @@ mod tests {
         let reg = Registry::builtin();
         let mut cfg = ExperimentConfig::demo();
         cfg.finetune.epochs = 3;
-        let s = StrategySpec {
-            name: None,
-            schedule: "one-shot".into(),
-            schedule_params: serde_json::json!({}),
-            criterion: "magnitude".into(),
-            criterion_params: serde_json::json!({}),
-            granularity: GranularityChoice::Unstructured,
-            scope: Scope::Global,
-        };
+        let s = StrategySpec::default();
         assert_eq!(cfg.schedule_params(&s, &reg)["finetune_epochs"], 3);
         let p = StrategySpec {
             schedule: "patience".into(),

@@ -134,6 +134,16 @@ pub struct ComparisonResults {
     pub status: Option<Status>,
 }
 
+impl ComparisonResults {
+    /// Runs that ended with an error.
+    pub fn failed_runs(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| matches!(r.status, Status::Failed(_)))
+            .count()
+    }
+}
+
 /// Something that happened during a comparison (one line of DIR/events.jsonl).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]

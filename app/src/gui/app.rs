@@ -337,11 +337,7 @@ impl ShearsApp {
                                     format!("comparison failed: {e}")
                                 }
                                 _ => {
-                                    let failed = r
-                                        .runs
-                                        .iter()
-                                        .filter(|x| matches!(x.status, Status::Failed(_)))
-                                        .count();
+                                    let failed = r.failed_runs();
                                     if failed > 0 {
                                         format!("comparison finished; {failed} run(s) failed (see the table); results in {}", dir.display())
                                     } else {

@@ -83,7 +83,7 @@ pub const MAX_RECENT: usize = 12;
 #[serde(default)]
 pub struct ChartOptions {
     /// Target sparsity of the per-layer and compute charts (index into the
-    /// results' targets).
+    /// results' targets; past the end = the highest, where strategies differ most).
     pub target_index: usize,
     /// x axis of the compute chart.
     pub compute_axis: ComputeAxis,
@@ -98,7 +98,7 @@ pub struct ChartOptions {
 impl Default for ChartOptions {
     fn default() -> Self {
         Self {
-            target_index: 0,
+            target_index: usize::MAX,
             compute_axis: ComputeAxis::Epochs,
             layer_strategies: vec![],
             show_band: true,

@@ -12,6 +12,7 @@ use crate::experiment::{
     run_comparison, ComparisonResults, Context, Event, ExperimentConfig, OutputDir, Status,
 };
 use crate::plugins::Registry;
+use crate::report::text::{base_line, run_line, started_line};
 
 /// What the worker tells the UI.
 #[derive(Debug)]
@@ -268,10 +269,7 @@ impl Progress {
             } => {
                 self.runs_total = *runs;
                 self.overall.total = (self.seeds + runs) as f32;
-                self.push_log(format!(
-                    "{} on {device}: {} ({} train / {} val / {} test), {} parameters",
-                    model.family, data.name, data.train, data.val, data.test, model.params
-                ));
+                self.push_log(started_line(device, data, model));
             }
             Event::Epoch {
                 phase,
@@ -317,13 +315,7 @@ impl Progress {
             Event::BaseReady(b) => {
                 self.bases_done += 1;
                 self.update_overall(0.0);
-                self.push_log(format!(
-                    "base model (seed {}): test acc {:.2}% after {} epochs, {:.1}s",
-                    b.seed,
-                    b.test.acc * 100.0,
-                    b.epochs,
-                    b.seconds
-                ));
+                self.push_log(base_line(b));
             }
             Event::RunStarted {
                 index,
@@ -367,27 +359,7 @@ impl Progress {
                 self.runs_done += 1;
                 self.strategy.done = self.strategy.total;
                 self.update_overall(0.0);
-                let line = match (&r.status, r.last()) {
-                    (Status::Failed(e), _) => {
-                        format!("{} @ {:.1}%: FAILED: {e}", r.strategy, r.target * 100.0)
-                    }
-                    (Status::Cancelled, _) => {
-                        format!("{} @ {:.1}%: cancelled", r.strategy, r.target * 100.0)
-                    }
-                    (Status::Complete, Some(s)) => format!(
-                        "{} @ {:.1}%: test acc {:.2}% at sparsity {:.2}% after {} epochs, {:.1}s",
-                        r.strategy,
-                        r.target * 100.0,
-                        s.test.acc * 100.0,
-                        s.sparsity.global * 100.0,
-                        s.epochs,
-                        s.seconds
-                    ),
-                    (Status::Complete, None) => {
-                        format!("{} @ {:.1}%: no step", r.strategy, r.target * 100.0)
-                    }
-                };
-                self.push_log(line);
+                self.push_log(run_line(r));
             }
             Event::Finished { status } => {
                 self.ended = Some(status.clone());

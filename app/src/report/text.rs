@@ -1,7 +1,50 @@
-//! Text tables for the terminal (the CLI summary).
+//! Text for people: the terminal summary table, and the one-line reports of
+//! events shared by the CLI's progress output and the app's log.
 
 use super::series::{dense_baseline, point, strategies};
-use crate::experiment::ComparisonResults;
+use crate::experiment::results::{Baseline, DataSummary, ModelSummary};
+use crate::experiment::{ComparisonResults, RunResult, Status};
+
+/// `lenet5 on cpu: glyphs (5400 train / 600 val / 1000 test), 61706 parameters`.
+pub fn started_line(device: &str, data: &DataSummary, model: &ModelSummary) -> String {
+    format!(
+        "{} on {device}: {} ({} train / {} val / {} test), {} parameters",
+        model.family, data.name, data.train, data.val, data.test, model.params
+    )
+}
+
+/// How a base model turned out.
+pub fn base_line(b: &Baseline) -> String {
+    format!(
+        "base model (seed {}): test acc {:.2}% after {} epochs, {:.1}s",
+        b.seed,
+        b.test.acc * 100.0,
+        b.epochs,
+        b.seconds
+    )
+}
+
+/// How a run ended: its final accuracy and sparsity, or why it stopped.
+pub fn run_line(r: &RunResult) -> String {
+    let head = format!(
+        "{} @ {:.1}% (seed {})",
+        r.strategy,
+        r.target * 100.0,
+        r.seed
+    );
+    match (&r.status, r.last()) {
+        (Status::Failed(e), _) => format!("{head}: FAILED: {e}"),
+        (Status::Cancelled, _) => format!("{head}: cancelled"),
+        (Status::Complete, Some(s)) => format!(
+            "{head}: test acc {:.2}% at sparsity {:.2}% after {} epochs, {:.1}s",
+            s.test.acc * 100.0,
+            s.sparsity.global * 100.0,
+            s.epochs,
+            s.seconds
+        ),
+        (Status::Complete, None) => format!("{head}: no step finished"),
+    }
+}
 
 /// Strategy x target sparsity -> final test accuracy (mean ± std over seeds),
 /// with the dense baseline on top.

@@ -239,7 +239,7 @@ fn chart_header(ui: &mut Ui, title: &str, id: &str, actions: &mut Vec<Action>) {
 }
 
 fn percent_axes<'a>(plot: Plot<'a>, x: &str, y: &str) -> Plot<'a> {
-    plot.legend(Legend::default())
+    plot.legend(Legend::default().follow_insertion_order(true))
         .x_axis_label(x.to_string())
         .y_axis_label(y.to_string())
         .label_formatter(|hover| match hover {
@@ -352,7 +352,7 @@ fn layer_chart(
     let axis_names = names.clone();
     let plot = Plot::new(CHART_LAYERS)
         .height(h)
-        .legend(Legend::default())
+        .legend(Legend::default().follow_insertion_order(true))
         .x_axis_label("layer")
         .y_axis_label("sparsity (%)")
         .include_y(0.0)

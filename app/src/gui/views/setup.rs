@@ -481,14 +481,6 @@ fn strategies(ui: &mut Ui, list: &mut Vec<StrategySpec>, registry: &Registry) {
         list.remove(i);
     }
     if ui.button("Add strategy").clicked() {
-        list.push(StrategySpec {
-            name: None,
-            schedule: "one-shot".into(),
-            schedule_params: serde_json::json!({}),
-            criterion: "magnitude".into(),
-            criterion_params: serde_json::json!({}),
-            granularity: GranularityChoice::Unstructured,
-            scope: Scope::Global,
-        });
+        list.push(StrategySpec::default());
     }
 }
