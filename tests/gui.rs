@@ -10,6 +10,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use shears::experiment::output::{save_results, RESULTS_JSON};
 use shears::experiment::{load_results, ExperimentConfig, Status};
+use shears::gui::files::DialogPurpose;
 use shears::gui::{LaunchOptions, Settings, ShearsApp, Tab};
 use shears::report::sample::sample_results;
 
@@ -50,7 +51,7 @@ fn step_until(
 #[derive(Debug)]
 struct Dropped(PathBuf);
 
-impl egui::DroppedFile for Dropped {
+impl eframe::egui::DroppedFile for Dropped {
     fn path(&self) -> &Path {
         &self.0
     }
@@ -276,4 +277,187 @@ fn a_dataset_folder_and_a_checkpoint_configure_the_experiment() {
     h.get_by_label("Train a new base model instead").click();
     h.step();
     assert!(h.state().settings.config.base_checkpoint.is_none());
+}
+
+#[test]
+fn exports_and_saves_write_what_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir(&res).unwrap();
+    let sample = sample_results(2, 3, 2, 4);
+    save_results(&res, &sample).unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &res);
+    let ctx = h.ctx.clone();
+    let app = h.state_mut();
+    let csv = dir.path().join("export/table.csv");
+    app.answer_dialog(DialogPurpose::ExportCsv(0), &csv, &ctx)
+        .unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("strategy,schedule,criterion,target,seed,step"));
+    assert_eq!(
+        text.lines().count(),
+        1 + 2 + 2 * 3 * 2 + 2 * 3,
+        "header, 2 baselines, steps"
+    );
+    let json = dir.path().join("export/results.json");
+    app.answer_dialog(DialogPurpose::ExportJson(0), &json, &ctx)
+        .unwrap();
+    assert_eq!(load_results(&json).unwrap(), sample);
+    let cfg = dir.path().join("experiment.toml");
+    app.answer_dialog(DialogPurpose::SaveConfig, &cfg, &ctx)
+        .unwrap();
+    assert_eq!(ExperimentConfig::load(&cfg).unwrap(), app.settings.config);
+    let src = dir.path().join("model.safetensors");
+    std::fs::write(&src, b"model bytes").unwrap();
+    let copy = dir.path().join("saved/copy.safetensors");
+    app.answer_dialog(DialogPurpose::SaveModel(src.clone()), &copy, &ctx)
+        .unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), b"model bytes");
+    // A place that cannot be written: the error names it, nothing else changes.
+    let bad = Path::new("/proc/shears-cannot-write-here.csv");
+    let e = app
+        .answer_dialog(DialogPurpose::ExportCsv(0), bad, &ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shears-cannot-write-here.csv"), "{e}");
+    assert_eq!(app.results.len(), 1);
+}
+
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.into(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_persist_between_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    h.get_by_label("Compare").click();
+    h.step();
+    let res = dir.path().join("res");
+    std::fs::create_dir(&res).unwrap();
+    save_results(&res, &sample_results(1, 2, 1, 3)).unwrap();
+    drop_file(&mut h, &res);
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let restored: Settings = eframe::get_value(&storage, shears::gui::SETTINGS_KEY).unwrap();
+    assert_eq!(restored, h.state().settings);
+    assert_eq!(restored.tab, Tab::Compare);
+    assert_eq!(restored.config.name, "tiny");
+    assert_eq!(restored.recent[0].path, res);
+    // A new session starts from them.
+    let app = ShearsApp::new(restored, LaunchOptions::default());
+    assert_eq!(app.settings.config, tiny());
+}
+
+#[test]
+fn setup_edits_the_experiment_and_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    assert!(h
+        .query_by_label_contains("Ready: 3 strategies x 2 sparsities")
+        .is_some());
+    h.get_by_label("Add strategy").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.config.strategies.len(), 4);
+    assert!(h.query_by_label_contains("Ready: 4 strategies").is_some());
+    // The new strategy's schedule form comes from the plugin's schema.
+    assert!(h.query_all_by_label("finetune_epochs").count() >= 1);
+    // A bad value is refused with the reason, and the run does not start.
+    h.state_mut().settings.config.sparsities = vec![0.5, 1.5];
+    h.step();
+    h.step();
+    assert!(h
+        .query_by_label_contains("Not ready: config `sparsities[1]`")
+        .is_some());
+    h.get_by_label("Run comparison").click();
+    h.step();
+    assert!(!h.state().is_running());
+    assert!(notices(&h).contains("outside [0, 1)"), "{}", notices(&h));
+    h.state_mut().settings.config.sparsities = vec![0.5, 0.9];
+    h.get_all_by_label("Remove")
+        .last()
+        .unwrap()
+        .click_accesskit();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.config.strategies.len(), 3);
+    assert!(h.query_by_label_contains("Ready: 3 strategies").is_some());
+}
+
+#[test]
+fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = shears_tests::plugin_library("shears_misbehaving_plugin");
+    let out = dir.path().join("out");
+    let mut cfg = tiny();
+    cfg.sparsities = vec![0.5];
+    cfg.strategies.truncate(1);
+    cfg.strategies.push(shears::experiment::StrategySpec {
+        name: Some("panicking".into()),
+        criterion: "misbehave".into(),
+        criterion_params: serde_json::json!({ "mode": "panic" }),
+        ..Default::default()
+    });
+    let settings = Settings {
+        config: cfg,
+        out_dir: out.clone(),
+        ..Default::default()
+    };
+    // As in the real app: a new library is probed in a child `shears` process first.
+    let launch = LaunchOptions {
+        probe_exe: Some(shears_tests::shears_bin()),
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut ShearsApp| app.show(ui),
+            ShearsApp::new(settings, launch),
+        );
+    h.step();
+    drop_file(&mut h, &lib);
+    step_until(&mut h, Duration::from_secs(120), "the probe", |a| {
+        !a.settings.plugin_libraries.is_empty() || !a.load_errors().is_empty()
+    });
+    assert_eq!(
+        h.state().settings.plugin_libraries,
+        vec![lib.clone()],
+        "{}",
+        notices(&h)
+    );
+    assert!(h.query_by_label("misbehave").is_some());
+    h.get_by_label("Run comparison").click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(300), "the comparison", |a| {
+        !a.is_running()
+    });
+    let n = notices(&h);
+    assert!(n.contains("1 run(s) failed"), "{n}");
+    let saved = load_results(&out).unwrap();
+    assert_eq!(saved.runs[0].status, Status::Complete);
+    match &saved.runs[1].status {
+        Status::Failed(e) => assert!(e.contains("misbehave") && e.contains("panic"), "{e}"),
+        s => panic!("expected a failed run, got {s:?}"),
+    }
+    h.get_by_label("Compare").click();
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("deliberate panic").is_some());
 }

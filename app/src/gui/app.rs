@@ -304,9 +304,9 @@ impl ShearsApp {
         }
         self.drive_finale(ui.ctx());
         if self.run.is_some() || self.probe.is_some() || self.dialogs.is_open() {
-            // Messages also wake the window; this keeps the clock (ETA) moving.
+            // Messages wake the window; this keeps the clock (ETA) moving in between.
             ui.ctx()
-                .request_repaint_after(std::time::Duration::from_millis(250));
+                .request_repaint_after(std::time::Duration::from_secs(1));
         }
     }
 
@@ -383,7 +383,7 @@ impl ShearsApp {
         }
         while let Some((purpose, path)) = self.dialogs.poll() {
             if let Some(path) = path {
-                if let Err(e) = self.on_dialog(purpose, &path, ctx) {
+                if let Err(e) = self.answer_dialog(purpose, &path, ctx) {
                     self.error(e);
                 }
             }
@@ -620,7 +620,10 @@ impl ShearsApp {
         }
     }
 
-    fn on_dialog(
+    /// Carries out what a native dialog was opened for, with the path the
+    /// user chose (open, save config, export CSV / JSON, save a model or a
+    /// chart, choose the output folder).
+    pub fn answer_dialog(
         &mut self,
         purpose: DialogPurpose,
         path: &Path,
