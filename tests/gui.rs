@@ -68,6 +68,14 @@ fn drop_file(h: &mut Harness<'_, ShearsApp>, path: &Path) {
     h.step();
 }
 
+/// The folder the app gave the last comparison it started.
+fn run_dir(h: &Harness<'_, ShearsApp>) -> PathBuf {
+    h.state().results[0]
+        .dir
+        .clone()
+        .expect("a comparison folder")
+}
+
 fn notices(h: &Harness<'_, ShearsApp>) -> String {
     h.state()
         .notices()
@@ -98,14 +106,20 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     assert_eq!(p.ended, Some(Status::Complete));
     assert_eq!(p.overall.fraction(), 1.0);
     assert!(p.log.iter().any(|l| l.contains("base model (seed 0)")));
-    // Everything is on disk, and the Compare view shows it.
-    let saved = load_results(&out).unwrap();
+    // Everything is on disk, in a folder of its own under the output folder,
+    // and the Compare view shows it.
+    let run = run_dir(&h);
+    assert_eq!(run.parent(), Some(out.as_path()));
+    let saved = load_results(&run).unwrap();
     assert_eq!(saved.runs.len(), 6);
     assert!(saved.runs.iter().all(|r| r.status == Status::Complete));
     assert!(saved
         .runs
         .iter()
-        .all(|r| out.join(r.model_file.as_ref().unwrap()).is_file()));
+        .all(|r| run.join(r.model_file.as_ref().unwrap()).is_file()));
+    assert!(run
+        .join(saved.baselines[0].model_file.as_ref().unwrap())
+        .is_file());
     h.get_by_label("Show results").click();
     h.step();
     h.step();
@@ -123,22 +137,19 @@ fn cancel_stops_the_run_and_keeps_finished_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut cfg = tiny();
-    // Long enough that cancel lands mid-comparison.
-    cfg.finetune.epochs = 50;
-    cfg.strategies[0].schedule_params = serde_json::json!({ "finetune_epochs": 50 });
+    // The first run is short, the second long enough that cancel lands in it.
+    cfg.sparsities = vec![0.5];
+    cfg.strategies[1].schedule_params = serde_json::json!({ "rate": 0.5, "finetune_epochs": 500 });
+    cfg.strategies[2].schedule_params =
+        serde_json::json!({ "steps": 2, "patience": 500, "max_epochs": 500 });
     let mut h = harness(cfg, &out);
     h.step();
     h.get_by_label("Run comparison").click();
     h.step();
-    step_until(
-        &mut h,
-        Duration::from_secs(300),
-        "the first run to start",
-        |a| {
-            a.progress()
-                .is_some_and(|p| p.log.iter().any(|l| l.starts_with("run 1/")))
-        },
-    );
+    step_until(&mut h, Duration::from_secs(300), "the second run", |a| {
+        a.progress()
+            .is_some_and(|p| p.log.iter().any(|l| l.starts_with("run 2/")))
+    });
     // The Cancel buttons of the top bar and of the Run view do the same.
     h.get_all_by_label("Cancel").next().unwrap().click();
     h.step();
@@ -147,9 +158,37 @@ fn cancel_stops_the_run_and_keeps_finished_results() {
     });
     let n = notices(&h);
     assert!(n.contains("cancelled"), "{n}");
-    let saved = load_results(&out).unwrap();
+    let run = run_dir(&h);
+    let saved = load_results(&run).unwrap();
     assert_eq!(saved.status, Some(Status::Cancelled));
     assert_eq!(saved.baselines.len(), 1, "the finished base model is kept");
+    let log = h.state().progress().unwrap().log.join("\n");
+    assert_eq!(
+        saved.runs[0].status,
+        Status::Complete,
+        "the finished run is kept: {log}"
+    );
+    assert!(run
+        .join(saved.runs[0].model_file.as_ref().unwrap())
+        .is_file());
+    let last = saved.runs.last().unwrap();
+    assert_eq!(last.status, Status::Cancelled, "the run under way");
+    let kept = saved
+        .runs
+        .iter()
+        .filter(|r| r.status == Status::Complete)
+        .count();
+    assert!(
+        n.contains(&format!("{kept} finished runs kept")),
+        "{n} / {kept} / {:?}",
+        saved
+            .runs
+            .iter()
+            .map(|r| (&r.strategy, &r.status))
+            .collect::<Vec<_>>()
+    );
+    // ... and shown.
+    assert_eq!(h.state().results[0].results, saved);
     // The window still works: the Setup view opens and the demo can be restored.
     h.get_by_label("Setup").click();
     h.step();
@@ -209,6 +248,31 @@ fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
     h.get_by_label("Rescan").click();
     h.step();
     assert!(notices(&h).contains("plugins rescanned"));
+
+    // As the real app does it: probed in a child `shears` process first.
+    let settings = Settings {
+        config: tiny(),
+        out_dir: dir.path().join("out"),
+        ..Default::default()
+    };
+    let launch = LaunchOptions {
+        probe_exe: Some(shears_tests::shears_bin()),
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut ShearsApp| app.show(ui),
+            ShearsApp::new(settings, launch),
+        );
+    h.step();
+    drop_file(&mut h, &lib);
+    step_until(&mut h, Duration::from_secs(120), "the probe", |a| {
+        a.load_errors().iter().any(|e| e.path == lib)
+    });
+    assert!(notices(&h).contains("libbroken"), "{}", notices(&h));
+    assert!(h.state().settings.plugin_libraries.is_empty());
+    assert!(h.query_all_by_label("ERROR").count() >= 1);
 }
 
 #[test]
@@ -291,8 +355,9 @@ fn exports_and_saves_write_what_they_say() {
     drop_file(&mut h, &res);
     let ctx = h.ctx.clone();
     let app = h.state_mut();
+    let id = app.results[0].id;
     let csv = dir.path().join("export/table.csv");
-    app.answer_dialog(DialogPurpose::ExportCsv(0), &csv, &ctx)
+    app.answer_dialog(DialogPurpose::ExportCsv(id), &csv, &ctx)
         .unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("strategy,schedule,criterion,target,seed,step"));
@@ -302,7 +367,7 @@ fn exports_and_saves_write_what_they_say() {
         "header, 2 baselines, steps"
     );
     let json = dir.path().join("export/results.json");
-    app.answer_dialog(DialogPurpose::ExportJson(0), &json, &ctx)
+    app.answer_dialog(DialogPurpose::ExportJson(id), &json, &ctx)
         .unwrap();
     assert_eq!(load_results(&json).unwrap(), sample);
     let cfg = dir.path().join("experiment.toml");
@@ -316,12 +381,13 @@ fn exports_and_saves_write_what_they_say() {
         .unwrap();
     assert_eq!(std::fs::read(&copy).unwrap(), b"model bytes");
     // A place that cannot be written: the error names it, nothing else changes.
-    let bad = Path::new("/proc/shears-cannot-write-here.csv");
+    let file = dir.path().join("notadir");
+    std::fs::write(&file, b"x").unwrap();
     let e = app
-        .answer_dialog(DialogPurpose::ExportCsv(0), bad, &ctx)
+        .answer_dialog(DialogPurpose::ExportCsv(id), &file.join("x.csv"), &ctx)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("shears-cannot-write-here.csv"), "{e}");
+    assert!(e.contains("notadir"), "{e}");
     assert_eq!(app.results.len(), 1);
 }
 
@@ -352,16 +418,18 @@ fn settings_persist_between_sessions() {
     std::fs::create_dir(&res).unwrap();
     save_results(&res, &sample_results(1, 2, 1, 3)).unwrap();
     drop_file(&mut h, &res);
+    h.state_mut().settings.config.name = "edited".into();
     let mut storage = MemoryStorage::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored: Settings = eframe::get_value(&storage, shears::gui::SETTINGS_KEY).unwrap();
     assert_eq!(restored, h.state().settings);
     assert_eq!(restored.tab, Tab::Compare);
-    assert_eq!(restored.config.name, "tiny");
+    assert_eq!(restored.config.name, "edited");
     assert_eq!(restored.recent[0].path, res);
     // A new session starts from them.
     let app = ShearsApp::new(restored, LaunchOptions::default());
-    assert_eq!(app.settings.config, tiny());
+    assert_eq!(app.settings.config.name, "edited");
+    assert_eq!(app.settings.tab, Tab::Compare);
 }
 
 #[test]
@@ -372,13 +440,14 @@ fn setup_edits_the_experiment_and_says_what_is_wrong() {
     assert!(h
         .query_by_label_contains("Ready: 3 strategies x 2 sparsities")
         .is_some());
+    let forms = h.query_all_by_label("finetune_epochs").count();
     h.get_by_label("Add strategy").click();
     h.step();
     h.step();
     assert_eq!(h.state().settings.config.strategies.len(), 4);
     assert!(h.query_by_label_contains("Ready: 4 strategies").is_some());
-    // The new strategy's schedule form comes from the plugin's schema.
-    assert!(h.query_all_by_label("finetune_epochs").count() >= 1);
+    // The new (one-shot) strategy's form comes from the plugin's schema.
+    assert_eq!(h.query_all_by_label("finetune_epochs").count(), forms + 1);
     // A bad value is refused with the reason, and the run does not start.
     h.state_mut().settings.config.sparsities = vec![0.5, 1.5];
     h.step();
@@ -434,7 +503,7 @@ fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
     h.step();
     drop_file(&mut h, &lib);
     step_until(&mut h, Duration::from_secs(120), "the probe", |a| {
-        !a.settings.plugin_libraries.is_empty() || !a.load_errors().is_empty()
+        !a.settings.plugin_libraries.is_empty() || a.load_errors().iter().any(|e| e.path == lib)
     });
     assert_eq!(
         h.state().settings.plugin_libraries,
@@ -450,7 +519,7 @@ fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
     });
     let n = notices(&h);
     assert!(n.contains("1 run(s) failed"), "{n}");
-    let saved = load_results(&out).unwrap();
+    let saved = load_results(&run_dir(&h)).unwrap();
     assert_eq!(saved.runs[0].status, Status::Complete);
     match &saved.runs[1].status {
         Status::Failed(e) => assert!(e.contains("misbehave") && e.contains("panic"), "{e}"),
@@ -460,4 +529,32 @@ fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
     h.step();
     h.step();
     assert!(h.query_by_label_contains("deliberate panic").is_some());
+}
+
+#[test]
+fn a_comparison_that_cannot_start_says_why_and_keeps_what_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("earlier");
+    std::fs::create_dir(&res).unwrap();
+    save_results(&res, &sample_results(1, 2, 1, 3)).unwrap();
+    let mut cfg = tiny();
+    cfg.data = shears::data::DatasetSpec::Idx {
+        path: dir.path().join("no-such-dataset"),
+    };
+    let mut h = harness(cfg, &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &res);
+    h.get_by_label("Run comparison").click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(60), "the refusal", |a| {
+        !a.is_running()
+    });
+    let n = notices(&h);
+    assert!(
+        n.contains("comparison not started") && n.contains("no-such-dataset"),
+        "{n}"
+    );
+    // The earlier results are still open and untouched; no empty set was left behind.
+    assert_eq!(h.state().results.len(), 1);
+    assert_eq!(load_results(&res).unwrap(), sample_results(1, 2, 1, 3));
 }

@@ -34,8 +34,10 @@ fn main() {
     };
     let mut app = ShearsApp::new(settings, LaunchOptions::default());
     app.results.push(LoadedResults {
+        id: 1,
         name: "large".into(),
         dir: None,
+        file: None,
         results,
         shown: true,
         live: false,

@@ -6,7 +6,10 @@
 #
 #   app/scripts/build-cuda.sh [COMPUTE_CAP]      # default 90 (H100/H200)
 #
-# Output: target/cuda/release/shears (stripped). Tool folder: target/cuda-toolchain.
+# Output: target/cuda/release/shears (stripped) and target/cuda/release/gpu-tests
+# (the `gpu` test group of tests/gpu.rs; built with the cuda feature its tests
+# are not ignored). Tool folder:
+# target/cuda-toolchain.
 # At run time the binary needs libcuda (the driver), libcublas, libcublasLt,
 # libcurand, libnvrtc and libcudart of CUDA 13: put their folders in
 # LD_LIBRARY_PATH (e.g. /usr/local/cuda-13.0/targets/x86_64-linux/lib and the
@@ -36,4 +39,10 @@ export PATH="$cu/bin:$PATH" CUDA_ROOT="$cu" CUDA_PATH="$cu" CUDA_HOME="$cu" \
   CUDA_COMPUTE_CAP="$cap" LIBRARY_PATH="$tools/stubs"
 CARGO_TARGET_DIR=target/cuda cargo build --release -p shears --features cuda --bins --benches
 strip target/cuda/release/shears
-ls -l target/cuda/release/shears
+tests=$(CARGO_TARGET_DIR=target/cuda cargo test --release --no-run -p shears-tests --features cuda \
+  --test gpu --message-format=json 2>/dev/null \
+  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -n "$tests" ] || { echo "error: building the gpu tests failed" >&2; exit 1; }
+cp "$tests" target/cuda/release/gpu-tests
+strip target/cuda/release/gpu-tests
+ls -l target/cuda/release/shears target/cuda/release/gpu-tests

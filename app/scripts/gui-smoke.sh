@@ -33,7 +33,10 @@ size="$(identify -format '%wx%h' "$out/window.png")"
 colors="$(identify -format '%k' "$out/window.png")"
 echo "gui-smoke: screenshot $size, $colors distinct colours"
 [ "$colors" -ge 64 ] || fail "the screenshot looks blank ($colors colours)"
+# The app gives each comparison a folder of its own under --out.
+results="$(find "$out/results" -name results.json | head -1)"
+[ -n "$results" ] || fail "no results.json under $out/results"
 # The comparison's own status is the last one in the file.
-tail -4 "$out/results/results.json" | grep -q '"status": "complete"' \
-  || fail "results.json is missing or the comparison did not complete"
-echo "gui-smoke: ok ($out/window.png, results in $out/results)"
+tail -4 "$results" | grep -q '"status": "complete"' \
+  || fail "$results: the comparison did not complete"
+echo "gui-smoke: ok ($out/window.png, results in $(dirname "$results"))"

@@ -172,7 +172,8 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
         PruneMode { granularity, scope },
         a.sparsity,
         inputs,
-    )?;
+    )?
+    .reached;
     println!("pruned to {:.2}% ({:?})", reached * 100.0, granularity);
     if let Some(d) = &data {
         if a.finetune_epochs > 0 {

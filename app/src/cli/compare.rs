@@ -17,7 +17,7 @@ use crate::experiment::{
 };
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
-use crate::report::text::{base_line, run_line, started_line};
+use crate::report::text::{base_line, pruned_line, run_line, started_line};
 
 /// Applies the command-line overrides to a config.
 pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Result<()> {
@@ -136,17 +136,10 @@ impl Progress {
                 self.runs
                     .set_message(format!("{strategy} @ {:.0}% (seed {seed})", target * 100.0));
             }
-            Event::Pruned {
-                strategy,
-                step,
-                target,
-                reached,
-            } => {
-                self.epochs.set_message(format!(
-                    "{strategy} step {step}: pruned to {:.1}% (asked {:.1}%)",
-                    reached * 100.0,
-                    target * 100.0
-                ));
+            e @ Event::Pruned { .. } => {
+                if let Some(line) = pruned_line(e) {
+                    self.epochs.set_message(line);
+                }
             }
             Event::RunFinished(r) => {
                 self.runs.inc(1);
@@ -170,7 +163,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     apply_overrides(&mut cfg, &a)?;
     cfg.validate(registry)?;
     let out = a.out.as_path();
-    let output = OutputDir::prepare(out, &cfg)?;
+    let mut output = OutputDir::new(out, &cfg)?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();

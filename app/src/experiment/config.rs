@@ -190,6 +190,20 @@ impl ExperimentConfig {
                     format!("{s} is outside [0, 1)"),
                 ));
             }
+            if self.sparsities[..i].iter().any(|t| (t - s).abs() < 1e-4) {
+                return Err(Error::config(
+                    format!("sparsities[{i}]"),
+                    format!("{s} is given twice"),
+                ));
+            }
+        }
+        for (i, s) in self.seeds.iter().enumerate() {
+            if self.seeds[..i].contains(s) {
+                return Err(Error::config(
+                    format!("seeds[{i}]"),
+                    format!("seed {s} is given twice"),
+                ));
+            }
         }
         if !(self.val_fraction > 0.0 && self.val_fraction < 0.9) {
             return Err(Error::config(
@@ -252,6 +266,19 @@ impl ExperimentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_seeds_and_sparsities_are_refused() {
+        let reg = Registry::builtin();
+        let mut cfg = ExperimentConfig::demo();
+        cfg.seeds = vec![0, 1, 0];
+        let e = cfg.validate(&reg).unwrap_err().to_string();
+        assert!(e.contains("seeds[2]") && e.contains("twice"), "{e}");
+        cfg.seeds = vec![0];
+        cfg.sparsities = vec![0.5, 0.9, 0.5];
+        let e = cfg.validate(&reg).unwrap_err().to_string();
+        assert!(e.contains("sparsities[2]"), "{e}");
+    }
 
     #[test]
     fn demo_config_is_valid() {

@@ -18,31 +18,50 @@ pub const RESULTS_CSV: &str = "results.csv";
 pub const EVENTS_JSONL: &str = "events.jsonl";
 /// The configuration that ran.
 pub const CONFIG_TOML: &str = "config.toml";
+/// Folder of the pruned models, one per completed run.
+pub const MODELS_DIR: &str = "models";
 
-/// An output folder prepared for a new comparison.
+/// The output folder of a comparison. Nothing in it is touched until the
+/// comparison has started (its set-up — config, data, model, device —
+/// succeeded): a comparison that cannot start leaves an earlier one's results
+/// in place.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     dir: PathBuf,
+    config: String,
+    prepared: bool,
 }
 
 impl OutputDir {
-    /// Creates `dir` if needed, removes the results of an earlier comparison
+    /// The folder `dir` for a comparison of `cfg`; checks the folder can be
+    /// created.
+    pub fn new(dir: &Path, cfg: &ExperimentConfig) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config: toml::to_string(cfg).map_err(|e| Error::Other(e.to_string()))?,
+            prepared: false,
+        })
+    }
+
+    /// Removes the results and models of an earlier comparison in the folder
     /// (they must not pass for this one's), starts an empty event log and
     /// writes the config.
-    pub fn prepare(dir: &Path, cfg: &ExperimentConfig) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    fn prepare(&mut self) -> Result<()> {
         for old in [RESULTS_JSON, RESULTS_CSV] {
-            let p = dir.join(old);
+            let p = self.dir.join(old);
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
         }
-        write_atomic(&dir.join(EVENTS_JSONL), b"")?;
-        let text = toml::to_string(cfg).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&dir.join(CONFIG_TOML), text.as_bytes())?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-        })
+        let models = self.dir.join(MODELS_DIR);
+        if models.is_dir() {
+            std::fs::remove_dir_all(&models).map_err(|e| Error::io(&models, e))?;
+        }
+        write_atomic(&self.dir.join(EVENTS_JSONL), b"")?;
+        write_atomic(&self.dir.join(CONFIG_TOML), self.config.as_bytes())?;
+        self.prepared = true;
+        Ok(())
     }
 
     /// The folder.
@@ -50,9 +69,12 @@ impl OutputDir {
         &self.dir
     }
 
-    /// Appends `event` to the log; after a base model, a run or the end,
-    /// rewrites the results files too.
-    pub fn record(&self, event: &Event, results: &ComparisonResults) -> Result<()> {
+    /// Appends `event` to the log (preparing the folder at the first event);
+    /// after a base model, a run or the end, rewrites the results files too.
+    pub fn record(&mut self, event: &Event, results: &ComparisonResults) -> Result<()> {
+        if !self.prepared {
+            self.prepare()?;
+        }
         let line = serde_json::to_string(event).map_err(|e| Error::Other(e.to_string()))?;
         append_line(&self.dir.join(EVENTS_JSONL), &line)?;
         if matches!(
@@ -105,10 +127,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = ExperimentConfig::demo();
         std::fs::write(dir.path().join(RESULTS_JSON), b"old").unwrap();
-        let out = OutputDir::prepare(dir.path(), &cfg).unwrap();
+        std::fs::create_dir(dir.path().join(MODELS_DIR)).unwrap();
+        let mut out = OutputDir::new(dir.path(), &cfg).unwrap();
         assert!(
-            !dir.path().join(RESULTS_JSON).exists(),
-            "old results removed"
+            dir.path().join(RESULTS_JSON).exists(),
+            "nothing is touched before the comparison starts"
         );
         let results = ComparisonResults {
             version: 1,
@@ -124,6 +147,7 @@ mod tests {
             status: Status::Cancelled,
         };
         out.record(&end, &results).unwrap();
+        assert!(!dir.path().join(MODELS_DIR).exists(), "old models removed");
         let log = std::fs::read_to_string(dir.path().join(EVENTS_JSONL)).unwrap();
         assert!(log.contains("\"finished\""), "{log}");
         assert_eq!(load_results(dir.path()).unwrap(), results);

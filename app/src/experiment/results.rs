@@ -81,6 +81,10 @@ pub struct Baseline {
     pub epochs: u32,
     /// Training wall seconds.
     pub seconds: f64,
+    /// The trained base model, relative to the output folder (when the
+    /// comparison trained it and had an output folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_file: Option<String>,
 }
 
 /// Sizes of the data the comparison used.
@@ -201,6 +205,10 @@ pub enum Event {
         target: f32,
         /// Sparsity reached (in the granularity's unit).
         reached: f32,
+        /// Milliseconds spent copying weights and masks to host memory for
+        /// the criterion (the only weight transfer off a GPU).
+        #[serde(default)]
+        host_copy_ms: f64,
     },
     /// A step finished.
     Step {

@@ -181,6 +181,7 @@ fn run_all(
                 test,
                 epochs: 0,
                 seconds: 0.0,
+                model_file: None,
             };
             (net, b)
         } else {
@@ -202,27 +203,26 @@ fn run_all(
                 results,
             )?;
             let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
-            let b = Baseline {
+            let mut b = Baseline {
                 seed,
                 val: *val.last().unwrap_or(&Metrics::default()),
                 test,
                 epochs: cfg.train.epochs,
                 seconds: t0.elapsed().as_secs_f64(),
+                model_file: None,
             };
             if let Some(dir) = ctx.out_dir {
                 let info = serde_json::json!({"seed": seed, "test_acc": test.acc, "dataset": data.train.name});
-                checkpoint::save(
-                    &net,
-                    &info,
-                    &dir.join(format!("base-seed{seed}.safetensors")),
-                )?;
+                let rel = format!("base-seed{seed}.safetensors");
+                checkpoint::save(&net, &info, &dir.join(&rel))?;
+                b.model_file = Some(rel);
             }
             (net, b)
         };
         results.baselines.push(baseline.clone());
         sink(&Event::BaseReady(baseline), results);
-        for strategy in &cfg.strategies {
-            for &target in &cfg.sparsities {
+        for (strategy_index, strategy) in cfg.strategies.iter().enumerate() {
+            for (target_index, &target) in cfg.sparsities.iter().enumerate() {
                 if ctx.cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
@@ -246,8 +246,20 @@ fn run_all(
                     status: Status::Complete,
                     model_file: None,
                 };
+                let save_as = ctx.out_dir.map(|_| {
+                    model_file_name(strategy_index, &run.strategy, target_index, target, seed)
+                });
                 let outcome = run_strategy(
-                    cfg, ctx, data, &base, strategy, target, seed, &mut run, sink, results,
+                    cfg,
+                    ctx,
+                    data,
+                    &base,
+                    strategy,
+                    (target, seed),
+                    save_as,
+                    &mut run,
+                    sink,
+                    results,
                 );
                 let cancelled = matches!(outcome, Err(Error::Cancelled));
                 run.status = match outcome {
@@ -310,8 +322,15 @@ fn train_phase(
 }
 
 /// Where a run's final model is saved, relative to the output folder:
-/// `models/<strategy>-<target %>-seed<N>.safetensors`.
-pub fn model_file_name(strategy: &str, target: f32, seed: u64) -> String {
+/// `models/s<strategy index>-<strategy>-t<target index>-<target %>-seed<N>.safetensors`
+/// (the indices make names unique; the rest makes them readable).
+pub fn model_file_name(
+    strategy_index: usize,
+    strategy: &str,
+    target_index: usize,
+    target: f32,
+    seed: u64,
+) -> String {
     let slug: String = strategy
         .chars()
         .map(|c| {
@@ -322,7 +341,11 @@ pub fn model_file_name(strategy: &str, target: f32, seed: u64) -> String {
             }
         })
         .collect();
-    format!("models/{slug}-{:.1}-seed{seed}.safetensors", target * 100.0)
+    format!(
+        "{}/s{strategy_index}-{slug}-t{target_index}-{:.2}-seed{seed}.safetensors",
+        super::output::MODELS_DIR,
+        target * 100.0
+    )
 }
 
 /// Runs one strategy at one target from a copy of `base`, filling `run.steps`.
@@ -333,8 +356,8 @@ fn run_strategy(
     data: &DataSplits,
     base: &Network,
     strategy: &StrategySpec,
-    target: f32,
-    seed: u64,
+    (target, seed): (f32, u64),
+    save_as: Option<String>,
     run: &mut RunResult,
     sink: &mut Sink<'_>,
     results: &ComparisonResults,
@@ -453,7 +476,7 @@ fn run_strategy(
                     grads: grads.as_ref(),
                     acts: acts.as_ref(),
                 };
-                let reached = prune_to(
+                let outcome = prune_to(
                     &mut net,
                     criterion.as_mut(),
                     &criterion_label,
@@ -466,7 +489,8 @@ fn run_strategy(
                         strategy: label.clone(),
                         step: prune_steps + 1,
                         target: s,
-                        reached,
+                        reached: outcome.reached,
+                        host_copy_ms: outcome.host_copy_seconds * 1000.0,
                     },
                     results,
                 );
@@ -518,8 +542,7 @@ fn run_strategy(
                 if let Some(asked) = pending.take() {
                     record(&mut net, asked, epochs, run, sink)?;
                 }
-                if let Some(dir) = ctx.out_dir {
-                    let rel = model_file_name(&label, target, seed);
+                if let (Some(dir), Some(rel)) = (ctx.out_dir, save_as.clone()) {
                     let info = serde_json::json!({
                         "seed": seed, "strategy": label, "target": target,
                         "dataset": data.train.name,

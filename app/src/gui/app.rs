@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Ui, ViewportCommand};
 
-use super::files::{self, classify, DialogPurpose, Dialogs};
+use super::files::{self, classify, new_run_dir, DialogPurpose, Dialogs};
 use super::state::{FileKind, Settings, Tab};
 use super::views;
 use super::worker::{Message, PluginSources, Progress, RunHandle};
 use crate::error::{Error, Result};
+use crate::experiment::output::RESULTS_JSON;
 use crate::experiment::{load_results, ComparisonResults, ExperimentConfig, Status};
 use crate::fsutil::write_atomic;
 use crate::model::checkpoint::Checkpoint;
@@ -22,10 +23,14 @@ use crate::plugins::{LoadError, Registry};
 /// A set of results shown in the Compare view.
 #[derive(Debug, Clone)]
 pub struct LoadedResults {
+    /// Identifies the set while the app runs (exports refer to it).
+    pub id: u64,
     /// Name in lists and legends.
     pub name: String,
     /// Its folder, when it has one.
     pub dir: Option<PathBuf>,
+    /// The `results.json` it was read from (none for a running comparison).
+    pub file: Option<PathBuf>,
     /// The results.
     pub results: ComparisonResults,
     /// Whether it is drawn.
@@ -58,8 +63,8 @@ pub enum Action {
     RescanPlugins,
     /// Forget a plugin library the user added.
     RemoveLibrary(PathBuf),
-    /// Remove a results set from the Compare view.
-    CloseResults(usize),
+    /// Remove a results set (by id) from the Compare view.
+    CloseResults(u64),
     /// Put the demo experiment back in Setup.
     ResetToDemo,
     /// Stop starting from a checkpoint: train a base model again.
@@ -124,10 +129,11 @@ pub struct ShearsApp {
     dialogs: Dialogs,
     checkpoint: Option<CheckpointInfo>,
     launch: LaunchOptions,
-    probe: Option<Receiver<(PathBuf, Result<String>)>>,
+    probes: Vec<Receiver<(PathBuf, Result<String>)>>,
     pending_plots: HashMap<String, PathBuf>,
     plot_rects: HashMap<String, egui::Rect>,
     finale: Option<Finale>,
+    last_id: u64,
     shots: (
         Sender<Arc<egui::ColorImage>>,
         Receiver<Arc<egui::ColorImage>>,
@@ -139,13 +145,18 @@ impl ShearsApp {
     /// The app with `settings` (saved ones, or the defaults: the demo).
     pub fn new(mut settings: Settings, launch: LaunchOptions) -> Self {
         let mut notices = Vec::new();
+        let mut launch = launch;
         if let Some(path) = &launch.config {
             match load_config(path) {
                 Ok(cfg) => settings.config = cfg,
-                Err(e) => notices.push(Notice {
-                    error: true,
-                    text: e.to_string(),
-                }),
+                Err(e) => {
+                    // Never run another experiment than the one asked for.
+                    launch.autorun = false;
+                    notices.push(Notice {
+                        error: true,
+                        text: e.to_string(),
+                    })
+                }
             }
         }
         if let Some(dir) = &launch.out_dir {
@@ -165,10 +176,11 @@ impl ShearsApp {
             dialogs: Dialogs::default(),
             checkpoint: None,
             launch,
-            probe: None,
+            probes: vec![],
             pending_plots: HashMap::new(),
             plot_rects: HashMap::new(),
             finale: None,
+            last_id: 0,
             shots: channel(),
             actions: vec![],
         };
@@ -180,6 +192,12 @@ impl ShearsApp {
         }
         if app.launch.autorun {
             app.actions.push(Action::StartRun);
+        } else if app.launch.quit_after_run {
+            // Scripted, but nothing to run (the config did not load): say why and close.
+            for n in &app.notices {
+                eprintln!("error: {}", n.text);
+            }
+            app.finale = Some(Finale::Quit);
         }
         app
     }
@@ -209,6 +227,12 @@ impl ShearsApp {
         self.run.is_some()
     }
 
+    /// Where each chart of the Compare view was drawn in the last frame
+    /// (what **Save PNG…** cuts out of the window).
+    pub fn chart_rects(&self) -> &HashMap<String, egui::Rect> {
+        &self.plot_rects
+    }
+
     /// Libraries that failed to load or to pass the probe.
     pub fn load_errors(&self) -> Vec<LoadError> {
         let mut all = self.registry.errors().to_vec();
@@ -224,6 +248,10 @@ impl ShearsApp {
     }
 
     fn error(&mut self, e: impl std::fmt::Display) {
+        if self.launch.quit_after_run {
+            // Scripted runs have no one reading the window.
+            eprintln!("error: {e}");
+        }
         self.notices.push(Notice {
             error: true,
             text: e.to_string(),
@@ -259,6 +287,8 @@ impl ShearsApp {
         self.take_screenshots(ui.ctx());
 
         let mut actions = std::mem::take(&mut self.actions);
+        // Chart rectangles of this frame only (a chart on another tab cannot be saved).
+        self.plot_rects.clear();
         egui::Panel::top("top").show(ui, |ui| {
             views::menu::show(ui, self, &mut actions);
         });
@@ -280,22 +310,19 @@ impl ShearsApp {
                 self.run.as_ref().map(|r| r.cancelling()),
                 &mut actions,
             ),
-            Tab::Compare => {
-                self.plot_rects.clear();
-                views::compare::show(
-                    ui,
-                    &mut self.results,
-                    &mut self.settings.charts,
-                    &mut self.plot_rects,
-                    &mut actions,
-                )
-            }
+            Tab::Compare => views::compare::show(
+                ui,
+                &mut self.results,
+                &mut self.settings.charts,
+                &mut self.plot_rects,
+                &mut actions,
+            ),
             Tab::Plugins => views::plugins::show(
                 ui,
                 &self.registry,
                 &self.load_errors,
                 &self.settings.plugin_libraries,
-                self.probe.is_some(),
+                !self.probes.is_empty(),
                 &mut actions,
             ),
         });
@@ -303,7 +330,7 @@ impl ShearsApp {
             self.apply(a, ui.ctx());
         }
         self.drive_finale(ui.ctx());
-        if self.run.is_some() || self.probe.is_some() || self.dialogs.is_open() {
+        if self.run.is_some() || !self.probes.is_empty() || self.dialogs.is_open() {
             // Messages wake the window; this keeps the clock (ETA) moving in between.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_secs(1));
@@ -330,7 +357,10 @@ impl ShearsApp {
                             let text = match &r.status {
                                 Some(Status::Cancelled) => format!(
                                     "comparison cancelled: {} finished runs kept in {}",
-                                    r.runs.len(),
+                                    r.runs
+                                        .iter()
+                                        .filter(|x| x.status == Status::Complete)
+                                        .count(),
                                     dir.display()
                                 ),
                                 Some(Status::Failed(e)) => {
@@ -353,6 +383,8 @@ impl ShearsApp {
                             });
                         }
                         Err(e) => {
+                            // Set-up failed: nothing ran, the placeholder goes.
+                            self.results.retain(|l| !l.live);
                             if let Some(p) = &mut self.progress {
                                 p.ended = Some(Status::Failed(e.clone()));
                                 p.current = format!("could not start: {e}");
@@ -388,9 +420,17 @@ impl ShearsApp {
                 }
             }
         }
-        if let Some(rx) = &self.probe {
-            if let Ok((path, outcome)) = rx.try_recv() {
-                self.probe = None;
+        let mut answers = Vec::new();
+        self.probes.retain(|rx| match rx.try_recv() {
+            Ok(answer) => {
+                answers.push(answer);
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
+        });
+        for (path, outcome) in answers {
+            {
                 match outcome {
                     Ok(_) => self.add_library(&path),
                     Err(e) => {
@@ -440,11 +480,7 @@ impl ShearsApp {
                 self.settings.plugin_libraries.retain(|l| l != &p);
                 self.rescan_plugins();
             }
-            Action::CloseResults(i) => {
-                if i < self.results.len() && !self.results[i].live {
-                    self.results.remove(i);
-                }
-            }
+            Action::CloseResults(id) => self.results.retain(|l| l.live || l.id != id),
             Action::ResetToDemo => {
                 self.settings.config = ExperimentConfig::demo();
                 self.checkpoint = None;
@@ -469,21 +505,32 @@ impl ShearsApp {
             self.error("a comparison is already running: cancel it first");
             return;
         }
+        if self.launch.quit_after_run {
+            // A scripted run closes the window whether or not the start succeeds.
+            self.finale = Some(Finale::Quit);
+        }
         let cfg = self.settings.config.clone();
         if let Err(e) = cfg.validate(&self.registry) {
             self.error(format!("cannot start: {e}"));
             self.settings.tab = Tab::Setup;
             return;
         }
-        let out = self.settings.out_dir.clone();
+        let out = match new_run_dir(&self.settings.out_dir, &cfg.name) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error(format!("cannot start: {e}"));
+                return;
+            }
+        };
         self.progress = Some(Progress::new(&cfg));
-        self.results
-            .retain(|r| r.dir.as_deref() != Some(out.as_path()));
+        let id = self.next_id();
         self.results.insert(
             0,
             LoadedResults {
+                id,
                 name: format!("{} (running)", cfg.name),
                 dir: Some(out.clone()),
+                file: None,
                 results: ComparisonResults {
                     version: 1,
                     config: cfg.clone(),
@@ -506,6 +553,12 @@ impl ShearsApp {
             move || ctx.request_repaint(),
         ));
         self.settings.tab = Tab::Run;
+        self.finale = None;
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
     }
 
     /// Opens a file or folder: a model, a dataset, a plugin library, a results
@@ -545,11 +598,19 @@ impl ShearsApp {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| dir.display().to_string())
                 );
-                self.results
-                    .retain(|l| l.live || l.dir.as_deref() != Some(dir.as_path()));
+                let file = if path.is_dir() {
+                    path.join(RESULTS_JSON)
+                } else {
+                    path.to_path_buf()
+                };
+                let file = file.canonicalize().unwrap_or(file);
+                self.results.retain(|l| l.file.as_ref() != Some(&file));
+                let id = self.next_id();
                 self.results.push(LoadedResults {
+                    id,
                     name,
                     dir: Some(dir),
+                    file: Some(file),
                     results: r,
                     shown: true,
                     live: false,
@@ -557,11 +618,14 @@ impl ShearsApp {
                 self.settings.tab = Tab::Compare;
             }
             FileKind::Config => {
-                self.settings.config = load_config(path)?;
-                self.checkpoint = None;
-                if let Some(c) = self.settings.config.base_checkpoint.clone() {
-                    self.open_checkpoint(&c)?;
+                let cfg = load_config(path)?;
+                // Everything the config refers to is checked before it replaces
+                // the one being edited.
+                match &cfg.base_checkpoint {
+                    Some(c) => self.open_checkpoint(c)?,
+                    None => self.checkpoint = None,
                 }
+                self.settings.config = cfg;
                 self.settings.tab = Tab::Setup;
             }
         }
@@ -598,7 +662,7 @@ impl ShearsApp {
                     let out = crate::cli::check_in_child(&exe, &path);
                     let _ = tx.send((path, out));
                 });
-                self.probe = Some(rx);
+                self.probes.push(rx);
                 self.settings.tab = Tab::Plugins;
             }
             None => self.add_library(path),
@@ -639,11 +703,17 @@ impl ShearsApp {
                 self.settings.remember(FileKind::Config, path);
                 self.info(format!("config saved to {}", path.display()));
             }
-            DialogPurpose::ExportCsv(i) | DialogPurpose::ExportJson(i) => {
+            DialogPurpose::ExportCsv(id) | DialogPurpose::ExportJson(id) => {
                 let r = &self
                     .results
-                    .get(i)
-                    .ok_or_else(|| Error::Other("those results are closed".into()))?
+                    .iter()
+                    .find(|l| l.id == id)
+                    .ok_or_else(|| {
+                        Error::Other(format!(
+                            "{}: not exported, those results were closed",
+                            path.display()
+                        ))
+                    })?
                     .results;
                 let bytes = if matches!(purpose, DialogPurpose::ExportCsv(_)) {
                     crate::experiment::results::to_csv(r).into_bytes()

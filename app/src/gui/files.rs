@@ -56,6 +56,44 @@ pub fn classify(path: &Path) -> Result<FileKind> {
     })
 }
 
+/// Claims a new folder for a comparison named `name` inside `parent`:
+/// `<name>-001`, `<name>-002`, ... (the first that does not exist), so every
+/// comparison started in the app keeps its results next to the earlier ones.
+pub fn new_run_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let slug = if slug.is_empty() {
+        "comparison".to_string()
+    } else {
+        slug
+    };
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    for n in 1..100_000 {
+        let dir = parent.join(format!("{slug}-{n:03}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Err(Error::format(
+        parent,
+        "no free folder name left for a new comparison",
+    ))
+}
+
 /// What a dialog was opened for; comes back with the chosen path.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DialogPurpose {
@@ -63,10 +101,10 @@ pub enum DialogPurpose {
     Open(FileKind),
     /// Save the experiment config.
     SaveConfig,
-    /// Export the results set with this index as CSV.
-    ExportCsv(usize),
-    /// Export the results set with this index as JSON.
-    ExportJson(usize),
+    /// Export the results set with this id as CSV.
+    ExportCsv(u64),
+    /// Export the results set with this id as JSON.
+    ExportJson(u64),
     /// Copy this model file to the chosen place.
     SaveModel(PathBuf),
     /// Save the chart with this id as PNG.
@@ -254,6 +292,18 @@ mod tests {
         assert!(e.contains("neither"), "{e}");
         std::fs::write(p("run").join("results.json"), b"{}").unwrap();
         assert_eq!(classify(&p("run")).unwrap(), FileKind::Results);
+    }
+
+    #[test]
+    fn every_comparison_gets_a_new_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = new_run_dir(dir.path(), "demo: one-shot vs iterative").unwrap();
+        let b = new_run_dir(dir.path(), "demo: one-shot vs iterative").unwrap();
+        assert_eq!(a.file_name().unwrap(), "demo-one-shot-vs-iterative-001");
+        assert_eq!(b.file_name().unwrap(), "demo-one-shot-vs-iterative-002");
+        assert!(a.is_dir() && b.is_dir());
+        let c = new_run_dir(&dir.path().join("new/parent"), "").unwrap();
+        assert_eq!(c.file_name().unwrap(), "comparison-001");
     }
 
     #[test]

@@ -10,8 +10,16 @@ use serde_json::{Map, Value};
 use crate::plugins::schema;
 
 /// Draws the form for `schema_text` editing `params` (a JSON object); `id`
-/// keeps widget state apart between forms. Returns whether anything changed.
-pub fn schema_form(ui: &mut Ui, id: &str, schema_text: &str, params: &mut Value) -> bool {
+/// keeps widget state apart between forms. A key that is not set shows its
+/// value in `defaults` (what the host fills in), else the schema's default.
+/// Returns whether anything changed.
+pub fn schema_form(
+    ui: &mut Ui,
+    id: &str,
+    schema_text: &str,
+    params: &mut Value,
+    defaults: &Value,
+) -> bool {
     let Ok(schema) = serde_json::from_str::<Value>(schema_text) else {
         ui.colored_label(
             ui.visuals().error_fg_color,
@@ -38,7 +46,11 @@ pub fn schema_form(ui: &mut Ui, id: &str, schema_text: &str, params: &mut Value)
                 if let Some(d) = prop.get("description").and_then(Value::as_str) {
                     label.on_hover_text(d);
                 }
-                let default = prop.get("default").cloned().unwrap_or(Value::Null);
+                let default = defaults
+                    .get(key)
+                    .or_else(|| prop.get("default"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let set = obj.contains_key(key);
                 let mut value = obj.get(key).cloned().unwrap_or_else(|| default.clone());
                 let edited = ui
@@ -113,6 +125,7 @@ fn field(ui: &mut Ui, prop: &Value, value: &mut Value) -> egui::Response {
             let mut v = value.as_i64().unwrap_or(0);
             let r = ui.add(
                 egui::DragValue::new(&mut v)
+                    .clamp_existing_to_range(false)
                     .range(lo.max(i64::MIN as f64) as i64..=hi.min(i64::MAX as f64) as i64),
             );
             if r.changed() {
@@ -126,6 +139,7 @@ fn field(ui: &mut Ui, prop: &Value, value: &mut Value) -> egui::Response {
             let speed = if hi - lo <= 10.0 { 0.01 } else { 0.1 };
             let r = ui.add(
                 egui::DragValue::new(&mut v)
+                    .clamp_existing_to_range(false)
                     .range(lo..=hi)
                     .speed(speed)
                     .max_decimals(4),

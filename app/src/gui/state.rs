@@ -82,9 +82,9 @@ pub const MAX_RECENT: usize = 12;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChartOptions {
-    /// Target sparsity of the per-layer and compute charts (index into the
-    /// results' targets; past the end = the highest, where strategies differ most).
-    pub target_index: usize,
+    /// Target sparsity of the per-layer and compute charts (`None`: the
+    /// highest of the results shown, where strategies differ most).
+    pub target: Option<f32>,
     /// x axis of the compute chart.
     pub compute_axis: ComputeAxis,
     /// Strategies shown in the per-layer chart (empty = all).
@@ -98,7 +98,7 @@ pub struct ChartOptions {
 impl Default for ChartOptions {
     fn default() -> Self {
         Self {
-            target_index: usize::MAX,
+            target: None,
             compute_axis: ComputeAxis::Epochs,
             layer_strategies: vec![],
             show_band: true,
@@ -113,13 +113,14 @@ impl Default for ChartOptions {
 pub struct Settings {
     /// The experiment being edited.
     pub config: ExperimentConfig,
-    /// Folder each comparison writes to.
+    /// Folder under which every comparison gets a folder of its own.
     pub out_dir: PathBuf,
     /// Recently opened files, newest first.
     pub recent: Vec<RecentFile>,
     /// Plugin libraries the user added.
     pub plugin_libraries: Vec<PathBuf>,
-    /// Extra plugin folders (from `--plugins DIR`).
+    /// Extra plugin folders (from `--plugins DIR`; for this session only).
+    #[serde(skip)]
     pub plugin_dirs: Vec<PathBuf>,
     /// The view shown.
     pub tab: Tab,
@@ -141,9 +142,12 @@ impl Default for Settings {
     }
 }
 
-/// `shears-out` in the current folder.
+/// `shears/runs` in the user's data folder (`~/.local/share/shears/runs` on
+/// Linux), or `shears-out` in the current folder where there is none.
 pub fn default_out_dir() -> PathBuf {
-    PathBuf::from("shears-out")
+    dirs::data_local_dir()
+        .map(|d| d.join("shears").join("runs"))
+        .unwrap_or_else(|| PathBuf::from("shears-out"))
 }
 
 impl Settings {

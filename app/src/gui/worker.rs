@@ -12,7 +12,7 @@ use crate::experiment::{
     run_comparison, ComparisonResults, Context, Event, ExperimentConfig, OutputDir, Status,
 };
 use crate::plugins::Registry;
-use crate::report::text::{base_line, run_line, started_line};
+use crate::report::text::{base_line, pruned_line, run_line, started_line};
 
 /// What the worker tells the UI.
 #[derive(Debug)]
@@ -79,7 +79,7 @@ impl RunHandle {
                 let outcome = (|| {
                     let registry = plugins.registry();
                     cfg.validate(&registry)?;
-                    let output = OutputDir::prepare(&dir, &cfg)?;
+                    let mut output = OutputDir::new(&dir, &cfg)?;
                     let mut write_error: Option<crate::error::Error> = None;
                     let mut sink = |e: &Event, r: &ComparisonResults| {
                         if let Err(err) = output.record(e, r) {
@@ -153,7 +153,7 @@ impl RunHandle {
                     if !self.finished {
                         self.finished = true;
                         out.push(Message::Done(Err(
-                            "the worker thread stopped unexpectedly".into()
+                            "the worker thread stopped unexpectedly (a bug; runs finished before it are in the output folder)".into()
                         )));
                     }
                     break;
@@ -338,16 +338,11 @@ impl Progress {
                     self.current
                 ));
             }
-            Event::Pruned {
-                strategy,
-                step,
-                target,
-                reached,
-            } => self.push_log(format!(
-                "{strategy}: step {step}: pruned to {:.2}% (asked {:.2}%)",
-                reached * 100.0,
-                target * 100.0
-            )),
+            e @ Event::Pruned { .. } => {
+                if let Some(line) = pruned_line(e) {
+                    self.push_log(line);
+                }
+            }
             Event::Step { strategy, record } => self.push_log(format!(
                 "{strategy}: step {} done: sparsity {:.2}%, test acc {:.2}%, {} epochs",
                 record.step,

@@ -149,7 +149,7 @@ pub fn prune_to(
     mode: PruneMode,
     target: f32,
     inputs: CriterionInputs<'_>,
-) -> Result<f32> {
+) -> Result<PruneOutcome> {
     if !(0.0..1.0).contains(&target) {
         return Err(Error::Plugin {
             plugin: plugin.into(),
@@ -164,6 +164,16 @@ pub fn prune_to(
             prune_channels(net, criterion, plugin, mode.scope, target, inputs)
         }
     }
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneOutcome {
+    /// Sparsity reached, in the granularity's unit.
+    pub reached: f32,
+    /// Seconds spent copying weights and masks to host memory for the
+    /// criterion (on a GPU: the device-to-host transfer scoring needs).
+    pub host_copy_seconds: f64,
 }
 
 /// Host copies of one layer's data for a criterion call.
@@ -308,13 +318,16 @@ fn prune_weights(
     scope: Scope,
     target: f32,
     inputs: CriterionInputs<'_>,
-) -> Result<f32> {
+) -> Result<PruneOutcome> {
+    let mut copy = std::time::Duration::ZERO;
     let layers = net.arch.layers();
     let mut all_scores = Vec::new();
     let mut sizes = Vec::new();
     let mut decisions = Vec::new();
     for l in &layers {
+        let t0 = std::time::Instant::now();
         let h = host_layer(net, &l.name, l.kind, inputs)?;
+        copy += t0.elapsed();
         let mut s = score_layer(criterion, plugin, &h, Granularity::Unstructured)?;
         for (v, m) in s.iter_mut().zip(&h.mask) {
             if *m == 0.0 {
@@ -347,7 +360,10 @@ fn prune_weights(
         net.masks.insert(key, t);
     }
     net.apply_masks()?;
-    Ok(sparsity(net)?.global)
+    Ok(PruneOutcome {
+        reached: sparsity(net)?.global,
+        host_copy_seconds: copy.as_secs_f64(),
+    })
 }
 
 fn prune_channels(
@@ -357,7 +373,8 @@ fn prune_channels(
     scope: Scope,
     target: f32,
     inputs: CriterionInputs<'_>,
-) -> Result<f32> {
+) -> Result<PruneOutcome> {
+    let mut copy = std::time::Duration::ZERO;
     let groups = channel_groups(&net.arch);
     if groups.is_empty() {
         return Err(Error::Shape(format!(
@@ -369,7 +386,9 @@ fn prune_channels(
     let mut sizes = Vec::new();
     let mut decisions = Vec::new();
     for g in &groups {
+        let t0 = std::time::Instant::now();
         let h = host_layer(net, &g.producer, g.kind, inputs)?;
+        copy += t0.elapsed();
         let mut s = score_layer(criterion, plugin, &h, Granularity::StructuredChannel)?;
         let removed = removed_channels(net, g)?;
         if scope == Scope::Global {
@@ -427,7 +446,10 @@ fn prune_channels(
         net.masks.insert(k, t);
     }
     net.apply_masks()?;
-    Ok(sparsity(net)?.channels)
+    Ok(PruneOutcome {
+        reached: sparsity(net)?.channels,
+        host_copy_seconds: copy.as_secs_f64(),
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl Criterion for Fails {
 
 /// Prunes `n` with the test criterion [`Abs`].
 fn prune_abs(n: &mut Network, mode: PruneMode, target: f32) -> crate::Result<f32> {
-    prune_to(n, &mut Abs, "abs", mode, target, Default::default())
+    prune_to(n, &mut Abs, "abs", mode, target, Default::default()).map(|o| o.reached)
 }
 
 fn net(spec: ModelSpec, input: [usize; 3]) -> Network {
@@ -223,5 +223,28 @@ fn structured_pruning_zeroes_coupled_tensors() {
         assert_eq!(bias[c], 0.0);
         let slice = next.narrow(1, c, 1).unwrap();
         assert!(values(&slice).iter().all(|&v| v == 0.0));
+    }
+}
+
+#[test]
+fn the_host_copy_for_scoring_is_measured() {
+    let mut n = net(ModelSpec::Lenet5, [1, 28, 28]);
+    for g in [
+        GranularityChoice::Unstructured,
+        GranularityChoice::Structured,
+    ] {
+        let o = prune_to(
+            &mut n,
+            &mut Abs,
+            "abs",
+            mode(g, Scope::Global),
+            0.5,
+            Default::default(),
+        )
+        .unwrap();
+        assert!(
+            o.host_copy_seconds > 0.0 && o.host_copy_seconds < 10.0,
+            "{o:?}"
+        );
     }
 }

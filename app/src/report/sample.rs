@@ -41,6 +41,7 @@ pub fn sample_results(
             test: metrics(0.9 + 0.01 * seed as f32),
             epochs: 4,
             seconds: 10.0,
+            model_file: None,
         })
         .collect();
     let mut runs = Vec::new();

@@ -3,7 +3,7 @@
 
 use super::series::{dense_baseline, point, strategies};
 use crate::experiment::results::{Baseline, DataSummary, ModelSummary};
-use crate::experiment::{ComparisonResults, RunResult, Status};
+use crate::experiment::{ComparisonResults, Event, RunResult, Status};
 
 /// `lenet5 on cpu: glyphs (5400 train / 600 val / 1000 test), 61706 parameters`.
 pub fn started_line(device: &str, data: &DataSummary, model: &ModelSummary) -> String {
@@ -22,6 +22,25 @@ pub fn base_line(b: &Baseline) -> String {
         b.epochs,
         b.seconds
     )
+}
+
+/// What a prune step did (for [`Event::Pruned`]; `None` for other events).
+pub fn pruned_line(e: &Event) -> Option<String> {
+    let Event::Pruned {
+        strategy,
+        step,
+        target,
+        reached,
+        host_copy_ms,
+    } = e
+    else {
+        return None;
+    };
+    Some(format!(
+        "{strategy}: step {step}: pruned to {:.2}% (asked {:.2}%), weights copied for scoring in {host_copy_ms:.1} ms",
+        reached * 100.0,
+        target * 100.0
+    ))
 }
 
 /// How a run ended: its final accuracy and sparsity, or why it stopped.

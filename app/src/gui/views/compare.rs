@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use eframe::egui::{self, Color32, Ui};
 use egui_plot::{
-    Bar, BarChart, FilledArea, HLine, HoverPosition, Legend, Line, Plot, PlotPoints, Points,
+    Bar, BarChart, ColorConflictHandling, FilledArea, HLine, HoverPosition, Legend, Line, Plot,
+    PlotPoints, Points,
 };
 
 use crate::gui::app::{Action, LoadedResults};
@@ -98,19 +99,23 @@ pub fn show(
         t.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
         t
     };
-    if opts.target_index >= targets.len() {
-        opts.target_index = targets.len().saturating_sub(1);
-    }
-    controls(ui, opts, &targets, &all);
-    let target = targets.get(opts.target_index).copied();
+    // The chosen target if these results have it, else the highest.
+    let target = opts
+        .target
+        .and_then(|t| targets.iter().copied().find(|x| (x - t).abs() < 1e-6))
+        .or_else(|| targets.last().copied());
+    controls(ui, opts, target, &targets, &all);
     egui::ScrollArea::vertical()
         .id_salt("compare-scroll")
         .auto_shrink(false)
         .show(ui, |ui| {
             let h = 300.0;
             chart_header(ui, "Accuracy vs sparsity", CHART_SPARSITY, actions);
-            let r = accuracy_chart(ui, &all, opts, h);
-            rects.insert(CHART_SPARSITY.into(), r);
+            let r = ui
+                .scope(|ui| accuracy_chart(ui, &all, opts, h))
+                .response
+                .rect;
+            rects.insert(CHART_SPARSITY.into(), r.intersect(ui.clip_rect()));
             if let Some(t) = target {
                 chart_header(
                     ui,
@@ -118,16 +123,22 @@ pub fn show(
                     CHART_LAYERS,
                     actions,
                 );
-                let r = layer_chart(ui, &all, opts, t, h);
-                rects.insert(CHART_LAYERS.into(), r);
+                let r = ui
+                    .scope(|ui| layer_chart(ui, &all, opts, t, h))
+                    .response
+                    .rect;
+                rects.insert(CHART_LAYERS.into(), r.intersect(ui.clip_rect()));
                 chart_header(
                     ui,
                     &format!("Accuracy vs compute at target {:.1}%", t * 100.0),
                     CHART_COMPUTE,
                     actions,
                 );
-                let r = compute_chart(ui, &all, opts.compute_axis, t, h);
-                rects.insert(CHART_COMPUTE.into(), r);
+                let r = ui
+                    .scope(|ui| compute_chart(ui, &all, opts.compute_axis, t, h))
+                    .response
+                    .rect;
+                rects.insert(CHART_COMPUTE.into(), r.intersect(ui.clip_rect()));
             }
             ui.separator();
             ui.heading("Numbers");
@@ -168,18 +179,18 @@ fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>
                     .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
                 if ui.small_button("CSV…").clicked() {
                     actions.push(Action::Dialog(
-                        DialogPurpose::ExportCsv(i),
+                        DialogPurpose::ExportCsv(s.id),
                         format!("{stem}.csv"),
                     ));
                 }
                 if ui.small_button("JSON…").clicked() {
                     actions.push(Action::Dialog(
-                        DialogPurpose::ExportJson(i),
+                        DialogPurpose::ExportJson(s.id),
                         format!("{stem}.json"),
                     ));
                 }
                 if !s.live && ui.small_button("Close").clicked() {
-                    actions.push(Action::CloseResults(i));
+                    actions.push(Action::CloseResults(s.id));
                 }
             });
             ui.separator();
@@ -187,7 +198,13 @@ fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>
     }
 }
 
-fn controls(ui: &mut Ui, opts: &mut ChartOptions, targets: &[f32], all: &[Series<'_>]) {
+fn controls(
+    ui: &mut Ui,
+    opts: &mut ChartOptions,
+    target: Option<f32>,
+    targets: &[f32],
+    all: &[Series<'_>],
+) {
     ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut opts.show_band, "band over seeds (± std)");
         ui.checkbox(&mut opts.show_dense, "dense baseline");
@@ -195,14 +212,18 @@ fn controls(ui: &mut Ui, opts: &mut ChartOptions, targets: &[f32], all: &[Series
         ui.label("target sparsity");
         egui::ComboBox::from_id_salt("target")
             .selected_text(
-                targets
-                    .get(opts.target_index)
+                target
                     .map(|t| format!("{:.1}%", t * 100.0))
                     .unwrap_or_default(),
             )
             .show_ui(ui, |ui| {
-                for (i, t) in targets.iter().enumerate() {
-                    ui.selectable_value(&mut opts.target_index, i, format!("{:.1}%", t * 100.0));
+                for t in targets {
+                    if ui
+                        .selectable_label(Some(*t) == target, format!("{:.1}%", t * 100.0))
+                        .clicked()
+                    {
+                        opts.target = Some(*t);
+                    }
                 }
             });
         ui.separator();
@@ -239,27 +260,31 @@ fn chart_header(ui: &mut Ui, title: &str, id: &str, actions: &mut Vec<Action>) {
 }
 
 fn percent_axes<'a>(plot: Plot<'a>, x: &str, y: &str) -> Plot<'a> {
-    plot.legend(Legend::default().follow_insertion_order(true))
-        .x_axis_label(x.to_string())
-        .y_axis_label(y.to_string())
-        .label_formatter(|hover| match hover {
-            HoverPosition::NearDataPoint {
-                plot_name,
-                position,
-                ..
-            } => Some(format!(
-                "{plot_name}\nx = {:.2}\ny = {:.2}%",
-                position.x, position.y
-            )),
-            HoverPosition::Elsewhere { position } => {
-                Some(format!("x = {:.2}\ny = {:.2}", position.x, position.y))
-            }
-        })
+    plot.legend(
+        Legend::default()
+            .follow_insertion_order(true)
+            .color_conflict_handling(ColorConflictHandling::PickLast),
+    )
+    .x_axis_label(x.to_string())
+    .y_axis_label(y.to_string())
+    .label_formatter(|hover| match hover {
+        HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => Some(format!(
+            "{plot_name}\nx = {:.2}\ny = {:.2}%",
+            position.x, position.y
+        )),
+        HoverPosition::Elsewhere { position } => {
+            Some(format!("x = {:.2}\ny = {:.2}", position.x, position.y))
+        }
+    })
 }
 
-fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) -> egui::Rect {
+fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) {
     let plot = percent_axes(
-        Plot::new(CHART_SPARSITY).height(h),
+        Plot::new(CHART_SPARSITY).height(h).allow_scroll(false),
         "weight sparsity (%)",
         "test accuracy (%)",
     );
@@ -322,37 +347,41 @@ fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) 
                 }
             }
         }
-    })
-    .response
-    .rect
+    });
 }
 
-fn layer_chart(
-    ui: &mut Ui,
-    all: &[Series<'_>],
-    opts: &ChartOptions,
-    target: f32,
-    h: f32,
-) -> egui::Rect {
+fn layer_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, target: f32, h: f32) {
+    // None of the shown series ticked (or ticks saved for other results): all.
+    let any_ticked = all.iter().any(|s| opts.layer_strategies.contains(&s.label));
     let chosen: Vec<&Series<'_>> = all
         .iter()
-        .filter(|s| opts.layer_strategies.is_empty() || opts.layer_strategies.contains(&s.label))
+        .filter(|s| !any_ticked || opts.layer_strategies.contains(&s.label))
         .collect();
     let per: Vec<(&Series<'_>, Vec<(String, f32)>)> = chosen
         .into_iter()
         .filter_map(|s| report::layer_sparsity(&s.set.results, &s.strategy, target).map(|l| (s, l)))
         .collect();
-    let names: Vec<String> = per
-        .iter()
-        .max_by_key(|(_, l)| l.len())
-        .map(|(_, l)| l.iter().map(|(n, _)| n.clone()).collect())
-        .unwrap_or_default();
+    // One group per layer name, in network order (results of different
+    // models may be shown together: each bar goes to its layer's group).
+    let mut names: Vec<String> = Vec::new();
+    for (_, layers) in &per {
+        for (n, _) in layers {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
     let n = per.len().max(1) as f64;
     let w = 0.8 / n;
     let axis_names = names.clone();
     let plot = Plot::new(CHART_LAYERS)
         .height(h)
-        .legend(Legend::default().follow_insertion_order(true))
+        .allow_scroll(false)
+        .legend(
+            Legend::default()
+                .follow_insertion_order(true)
+                .color_conflict_handling(ColorConflictHandling::PickLast),
+        )
         .x_axis_label("layer")
         .y_axis_label("sparsity (%)")
         .include_y(0.0)
@@ -370,8 +399,8 @@ fn layer_chart(
             let offset = (k as f64 - (n - 1.0) / 2.0) * w;
             let bars: Vec<Bar> = layers
                 .iter()
-                .enumerate()
-                .map(|(i, (name, sp))| {
+                .map(|(name, sp)| {
+                    let i = names.iter().position(|n| n == name).unwrap_or(0);
                     Bar::new(i as f64 + offset, f64::from(*sp) * 100.0)
                         .width(w)
                         .name(format!("{name}\n{}", s.label))
@@ -385,23 +414,19 @@ fn layer_chart(
                     })),
             );
         }
-    })
-    .response
-    .rect
+    });
 }
 
-fn compute_chart(
-    ui: &mut Ui,
-    all: &[Series<'_>],
-    axis: ComputeAxis,
-    target: f32,
-    h: f32,
-) -> egui::Rect {
+fn compute_chart(ui: &mut Ui, all: &[Series<'_>], axis: ComputeAxis, target: f32, h: f32) {
     let x = match axis {
         ComputeAxis::Epochs => "fine-tuning epochs spent",
         ComputeAxis::Seconds => "seconds spent",
     };
-    let plot = percent_axes(Plot::new(CHART_COMPUTE).height(h), x, "test accuracy (%)");
+    let plot = percent_axes(
+        Plot::new(CHART_COMPUTE).height(h).allow_scroll(false),
+        x,
+        "test accuracy (%)",
+    );
     plot.show(ui, |p| {
         for s in all {
             for trace in report::accuracy_vs_compute(&s.set.results, target, axis)
@@ -418,9 +443,7 @@ fn compute_chart(
                 );
             }
         }
-    })
-    .response
-    .rect
+    });
 }
 
 fn save_model_menu(

@@ -93,6 +93,7 @@ pub fn show(
     ui.separator();
     let half = (ui.available_height() * 0.55).max(120.0);
     Plot::new("live-accuracy")
+        .allow_scroll(false)
         .height(half)
         .legend(Legend::default())
         .x_axis_label("epoch of the current phase")
@@ -111,13 +112,15 @@ pub fn show(
         });
     ui.separator();
     ui.label("Log");
-    egui::ScrollArea::vertical()
+    let row_height =
+        ui.text_style_height(&egui::TextStyle::Monospace) + ui.spacing().item_spacing.y;
+    egui::ScrollArea::both()
         .id_salt("run-log")
         .stick_to_bottom(true)
         .auto_shrink(false)
-        .show_rows(ui, 16.0, p.log.len(), |ui, rows| {
+        .show_rows(ui, row_height, p.log.len(), |ui, rows| {
             for line in &p.log[rows] {
-                ui.monospace(line);
+                ui.add(egui::Label::new(egui::RichText::new(line).monospace()).extend());
             }
         });
 }

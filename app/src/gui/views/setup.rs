@@ -24,7 +24,7 @@ pub fn show(
     running: bool,
     actions: &mut Vec<Action>,
 ) {
-    let verdict = settings.config.validate(registry);
+    let verdict = validated(ui, &settings.config, registry);
     ui.horizontal(|ui| {
         match &verdict {
             Ok(()) => {
@@ -66,10 +66,28 @@ pub fn show(
                 ui.label("Fine-tuning after each prune (epochs = default for schedules that take finetune_epochs)");
                 train_config(ui, "finetune", &mut cfg.finetune);
             });
+        let finetune_epochs = cfg.finetune.epochs;
         egui::CollapsingHeader::new(format!("Strategies ({})", cfg.strategies.len()))
+            .id_salt("strategies")
             .default_open(true)
-            .show(ui, |ui| strategies(ui, &mut cfg.strategies, registry));
+            .show(ui, |ui| strategies(ui, &mut cfg.strategies, registry, finetune_epochs));
     });
+}
+
+/// `config.validate`, computed again only when the config changed (it
+/// creates every plugin, which is too much work for every frame).
+fn validated(ui: &Ui, config: &ExperimentConfig, registry: &Registry) -> Result<(), String> {
+    let id = ui.scope_id().with("setup-validation");
+    type Cached = (ExperimentConfig, usize, Result<(), String>);
+    let generation = registry.entries().len() + registry.errors().len();
+    if let Some((cfg, gen, verdict)) = ui.data(|d| d.get_temp::<Cached>(id)) {
+        if &cfg == config && gen == generation {
+            return verdict;
+        }
+    }
+    let verdict = config.validate(registry).map_err(|e| e.to_string());
+    ui.data_mut(|d| d.insert_temp::<Cached>(id, (config.clone(), generation, verdict.clone())));
+    verdict
 }
 
 /// A comma-separated list field; shows the parse error and keeps the old value
@@ -139,19 +157,28 @@ fn experiment(
         let l = ui.label("Validation fraction");
         ui.add(
             egui::DragValue::new(&mut cfg.val_fraction)
+                .clamp_existing_to_range(false)
                 .range(0.01..=0.89)
                 .speed(0.01),
         )
         .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Calibration batches");
-        ui.add(egui::DragValue::new(&mut cfg.calibration_batches).range(1..=1000))
-            .labelled_by(l.id)
-            .on_hover_text("batches used to compute gradients / activations for taylor and wanda");
+        ui.add(
+            egui::DragValue::new(&mut cfg.calibration_batches)
+                .clamp_existing_to_range(false)
+                .range(1..=1000),
+        )
+        .labelled_by(l.id)
+        .on_hover_text("batches used to compute gradients / activations for taylor and wanda");
         ui.end_row();
         let l = ui.label("Max fine-tuning epochs per run");
-        ui.add(egui::DragValue::new(&mut cfg.max_epochs_per_run).range(1..=100_000))
-            .labelled_by(l.id);
+        ui.add(
+            egui::DragValue::new(&mut cfg.max_epochs_per_run)
+                .clamp_existing_to_range(false)
+                .range(1..=100_000),
+        )
+        .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Output folder");
         ui.horizontal(|ui| {
@@ -205,11 +232,19 @@ fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
     if let DatasetSpec::Embedded { train, test, seed } = spec {
         ui.horizontal(|ui| {
             let l = ui.label("training images");
-            ui.add(egui::DragValue::new(train).range(50..=60_000))
-                .labelled_by(l.id);
+            ui.add(
+                egui::DragValue::new(train)
+                    .clamp_existing_to_range(false)
+                    .range(50..=60_000),
+            )
+            .labelled_by(l.id);
             let l = ui.label("test images");
-            ui.add(egui::DragValue::new(test).range(20..=20_000))
-                .labelled_by(l.id);
+            ui.add(
+                egui::DragValue::new(test)
+                    .clamp_existing_to_range(false)
+                    .range(20..=20_000),
+            )
+            .labelled_by(l.id);
             let l = ui.label("seed");
             ui.add(egui::DragValue::new(seed)).labelled_by(l.id);
         });
@@ -262,8 +297,12 @@ fn model(
             }
             ModelSpec::Resnet20 { width } => {
                 let l = ui.label("base width");
-                ui.add(egui::DragValue::new(width).range(1..=256))
-                    .labelled_by(l.id);
+                ui.add(
+                    egui::DragValue::new(width)
+                        .clamp_existing_to_range(false)
+                        .range(1..=256),
+                )
+                .labelled_by(l.id);
             }
             ModelSpec::Lenet5 => {}
         }
@@ -283,16 +322,25 @@ fn model(
 fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
     egui::Grid::new(id).num_columns(2).show(ui, |ui| {
         let l = ui.label("Epochs");
-        ui.add(egui::DragValue::new(&mut tc.epochs).range(0..=10_000))
-            .labelled_by(l.id);
+        ui.add(
+            egui::DragValue::new(&mut tc.epochs)
+                .clamp_existing_to_range(false)
+                .range(0..=10_000),
+        )
+        .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Batch size");
-        ui.add(egui::DragValue::new(&mut tc.batch_size).range(1..=65_536))
-            .labelled_by(l.id);
+        ui.add(
+            egui::DragValue::new(&mut tc.batch_size)
+                .clamp_existing_to_range(false)
+                .range(1..=65_536),
+        )
+        .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Learning rate");
         ui.add(
             egui::DragValue::new(&mut tc.lr)
+                .clamp_existing_to_range(false)
                 .range(1e-6..=9.99)
                 .speed(0.001)
                 .max_decimals(6),
@@ -318,6 +366,7 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
                     let l = ui.label("momentum");
                     ui.add(
                         egui::DragValue::new(momentum)
+                            .clamp_existing_to_range(false)
                             .range(0.0..=0.999)
                             .speed(0.01),
                     )
@@ -326,6 +375,7 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
                     let l = ui.label("weight decay");
                     ui.add(
                         egui::DragValue::new(weight_decay)
+                            .clamp_existing_to_range(false)
                             .range(0.0..=1.0)
                             .speed(1e-4)
                             .max_decimals(6),
@@ -336,6 +386,7 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
                     let l = ui.label("weight decay");
                     ui.add(
                         egui::DragValue::new(weight_decay)
+                            .clamp_existing_to_range(false)
                             .range(0.0..=1.0)
                             .speed(1e-3)
                             .max_decimals(6),
@@ -367,11 +418,20 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
             }
             if let LrSchedule::Step { every, gamma } = &mut tc.lr_schedule {
                 let l = ui.label("every");
-                ui.add(egui::DragValue::new(every).range(1..=10_000))
-                    .labelled_by(l.id);
+                ui.add(
+                    egui::DragValue::new(every)
+                        .clamp_existing_to_range(false)
+                        .range(1..=10_000),
+                )
+                .labelled_by(l.id);
                 let l = ui.label("gamma");
-                ui.add(egui::DragValue::new(gamma).range(0.001..=1.0).speed(0.01))
-                    .labelled_by(l.id);
+                ui.add(
+                    egui::DragValue::new(gamma)
+                        .clamp_existing_to_range(false)
+                        .range(0.001..=1.0)
+                        .speed(0.01),
+                )
+                .labelled_by(l.id);
             }
         });
         ui.end_row();
@@ -396,7 +456,15 @@ fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]) ->
     changed
 }
 
-fn strategies(ui: &mut Ui, list: &mut Vec<StrategySpec>, registry: &Registry) {
+fn strategies(
+    ui: &mut Ui,
+    list: &mut Vec<StrategySpec>,
+    registry: &Registry,
+    finetune_epochs: u32,
+) {
+    // An unset `finetune_epochs` means the experiment's fine-tuning epochs.
+    let schedule_defaults = serde_json::json!({ "finetune_epochs": finetune_epochs });
+    let no_defaults = serde_json::json!({});
     let schedules = registry.schedule_names();
     let criteria = registry.criterion_names();
     let mut remove = None;
@@ -447,7 +515,13 @@ fn strategies(ui: &mut Ui, list: &mut Vec<StrategySpec>, registry: &Registry) {
                     cols[0].label(format!("{} parameters", s.schedule));
                     match registry.schedule_schema(&s.schedule) {
                         Some(schema) => {
-                            schema_form(&mut cols[0], "schedule", schema, &mut s.schedule_params);
+                            schema_form(
+                                &mut cols[0],
+                                "schedule",
+                                schema,
+                                &mut s.schedule_params,
+                                &schedule_defaults,
+                            );
                         }
                         None => {
                             cols[0].colored_label(
@@ -459,7 +533,13 @@ fn strategies(ui: &mut Ui, list: &mut Vec<StrategySpec>, registry: &Registry) {
                     cols[1].label(format!("{} parameters", s.criterion));
                     match registry.criterion_schema(&s.criterion) {
                         Some(schema) => {
-                            schema_form(&mut cols[1], "criterion", schema, &mut s.criterion_params);
+                            schema_form(
+                                &mut cols[1],
+                                "criterion",
+                                schema,
+                                &mut s.criterion_params,
+                                &no_defaults,
+                            );
                         }
                         None => {
                             cols[1].colored_label(
