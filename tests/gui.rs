@@ -20,12 +20,30 @@ fn tiny() -> ExperimentConfig {
 }
 
 fn harness(config: ExperimentConfig, out: &Path) -> Harness<'static, ShearsApp> {
+    harness_with(config, out, LaunchOptions::default())
+}
+
+/// As the real app runs: new plugin libraries are probed in a child `shears`
+/// process before they are loaded.
+fn probing_harness(config: ExperimentConfig, out: &Path) -> Harness<'static, ShearsApp> {
+    let launch = LaunchOptions {
+        probe_exe: Some(shears_tests::shears_bin()),
+        ..Default::default()
+    };
+    harness_with(config, out, launch)
+}
+
+fn harness_with(
+    config: ExperimentConfig,
+    out: &Path,
+    launch: LaunchOptions,
+) -> Harness<'static, ShearsApp> {
     let settings = Settings {
         config,
         out_dir: out.to_path_buf(),
         ..Default::default()
     };
-    let app = ShearsApp::new(settings, LaunchOptions::default());
+    let app = ShearsApp::new(settings, launch);
     Harness::builder()
         .with_size([1280.0, 900.0])
         .build_ui_state(|ui, app: &mut ShearsApp| app.show(ui), app)
@@ -250,21 +268,7 @@ fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
     assert!(notices(&h).contains("plugins rescanned"));
 
     // As the real app does it: probed in a child `shears` process first.
-    let settings = Settings {
-        config: tiny(),
-        out_dir: dir.path().join("out"),
-        ..Default::default()
-    };
-    let launch = LaunchOptions {
-        probe_exe: Some(shears_tests::shears_bin()),
-        ..Default::default()
-    };
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(
-            |ui, app: &mut ShearsApp| app.show(ui),
-            ShearsApp::new(settings, launch),
-        );
+    let mut h = probing_harness(tiny(), &dir.path().join("out"));
     h.step();
     drop_file(&mut h, &lib);
     step_until(&mut h, Duration::from_secs(120), "the probe", |a| {
@@ -484,22 +488,7 @@ fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
         criterion_params: serde_json::json!({ "mode": "panic" }),
         ..Default::default()
     });
-    let settings = Settings {
-        config: cfg,
-        out_dir: out.clone(),
-        ..Default::default()
-    };
-    // As in the real app: a new library is probed in a child `shears` process first.
-    let launch = LaunchOptions {
-        probe_exe: Some(shears_tests::shears_bin()),
-        ..Default::default()
-    };
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(
-            |ui, app: &mut ShearsApp| app.show(ui),
-            ShearsApp::new(settings, launch),
-        );
+    let mut h = probing_harness(cfg, &out);
     h.step();
     drop_file(&mut h, &lib);
     step_until(&mut h, Duration::from_secs(120), "the probe", |a| {

@@ -331,16 +331,7 @@ pub fn model_file_name(
     target: f32,
     seed: u64,
 ) -> String {
-    let slug: String = strategy
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let slug = crate::fsutil::slug(strategy);
     format!(
         "{}/s{strategy_index}-{slug}-t{target_index}-{:.2}-seed{seed}.safetensors",
         super::output::MODELS_DIR,

@@ -60,20 +60,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
 /// `<name>-001`, `<name>-002`, ... (the first that does not exist), so every
 /// comparison started in the app keeps its results next to the earlier ones.
 pub fn new_run_dir(parent: &Path, name: &str) -> Result<PathBuf> {
-    let slug: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
+    let slug = crate::fsutil::slug(name);
     let slug = if slug.is_empty() {
         "comparison".to_string()
     } else {
