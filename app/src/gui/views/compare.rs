@@ -231,19 +231,24 @@ fn controls(
         ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Epochs, "epochs");
         ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Seconds, "seconds");
         ui.separator();
-        ui.menu_button("per-layer strategies", |ui| {
-            ui.weak("none ticked = all");
-            for s in all {
-                let mut on = opts.layer_strategies.contains(&s.label);
-                if ui.checkbox(&mut on, &s.label).changed() {
-                    if on {
-                        opts.layer_strategies.push(s.label.clone());
-                    } else {
-                        opts.layer_strategies.retain(|x| x != &s.label);
+        // Stays open while strategies are ticked (a click outside closes it).
+        let keep_open = egui::containers::menu::MenuConfig::new()
+            .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+        egui::containers::menu::MenuButton::new("per-layer strategies")
+            .config(keep_open)
+            .ui(ui, |ui| {
+                ui.weak("none ticked = all");
+                for s in all {
+                    let mut on = opts.layer_strategies.contains(&s.label);
+                    if ui.checkbox(&mut on, &s.label).changed() {
+                        if on {
+                            opts.layer_strategies.push(s.label.clone());
+                        } else {
+                            opts.layer_strategies.retain(|x| x != &s.label);
+                        }
                     }
                 }
-            }
-        });
+            });
     });
 }
 
