@@ -198,13 +198,18 @@ fn experiment(
     });
 }
 
+/// CPU, auto, and the CUDA devices when the binary is built with CUDA.
 fn device(ui: &mut Ui, device: &mut String) -> egui::Response {
     let cuda = candle_core::utils::cuda_is_available();
+    let mut choices = vec!["cpu".to_string(), "auto".to_string()];
+    if cuda {
+        choices.extend((0..4).map(|n| format!("cuda:{n}")));
+    }
     let r = egui::ComboBox::from_id_salt("device")
         .selected_text(device.as_str())
         .show_ui(ui, |ui| {
-            for d in ["cpu", "auto", "cuda:0", "cuda:1"] {
-                ui.selectable_value(device, d.to_string(), d);
+            for d in choices {
+                ui.selectable_value(device, d.clone(), d);
             }
         })
         .response;
