@@ -357,11 +357,10 @@ fn exports_and_saves_write_what_they_say() {
     let mut h = harness(tiny(), &dir.path().join("out"));
     h.step();
     drop_file(&mut h, &res);
-    let ctx = h.ctx.clone();
     let app = h.state_mut();
     let id = app.results[0].id;
     let csv = dir.path().join("export/table.csv");
-    app.answer_dialog(DialogPurpose::ExportCsv(id), &csv, &ctx)
+    app.answer_dialog(DialogPurpose::ExportCsv(id), &csv)
         .unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("strategy,schedule,criterion,target,seed,step"));
@@ -371,24 +370,23 @@ fn exports_and_saves_write_what_they_say() {
         "header, 2 baselines, steps"
     );
     let json = dir.path().join("export/results.json");
-    app.answer_dialog(DialogPurpose::ExportJson(id), &json, &ctx)
+    app.answer_dialog(DialogPurpose::ExportJson(id), &json)
         .unwrap();
     assert_eq!(load_results(&json).unwrap(), sample);
     let cfg = dir.path().join("experiment.toml");
-    app.answer_dialog(DialogPurpose::SaveConfig, &cfg, &ctx)
-        .unwrap();
+    app.answer_dialog(DialogPurpose::SaveConfig, &cfg).unwrap();
     assert_eq!(ExperimentConfig::load(&cfg).unwrap(), app.settings.config);
     let src = dir.path().join("model.safetensors");
     std::fs::write(&src, b"model bytes").unwrap();
     let copy = dir.path().join("saved/copy.safetensors");
-    app.answer_dialog(DialogPurpose::SaveModel(src.clone()), &copy, &ctx)
+    app.answer_dialog(DialogPurpose::SaveModel(src.clone()), &copy)
         .unwrap();
     assert_eq!(std::fs::read(&copy).unwrap(), b"model bytes");
     // A place that cannot be written: the error names it, nothing else changes.
     let file = dir.path().join("notadir");
     std::fs::write(&file, b"x").unwrap();
     let e = app
-        .answer_dialog(DialogPurpose::ExportCsv(id), &file.join("x.csv"), &ctx)
+        .answer_dialog(DialogPurpose::ExportCsv(id), &file.join("x.csv"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("notadir"), "{e}");

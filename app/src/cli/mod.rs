@@ -138,6 +138,10 @@ pub struct GuiArgs {
     /// the window here (PNG).
     #[arg(long, value_name = "PNG")]
     pub screenshot: Option<PathBuf>,
+    /// When the comparison ends, save each chart as PNG in this folder
+    /// (`accuracy-vs-sparsity.png`, `per-layer-sparsity.png`, `accuracy-vs-compute.png`).
+    #[arg(long, value_name = "DIR")]
+    pub export_charts: Option<PathBuf>,
     /// Close the window when the comparison (and screenshot) is done.
     #[arg(long)]
     pub quit_after_run: bool,
@@ -281,6 +285,7 @@ fn gui(a: GuiArgs, dirs: Vec<PathBuf>) -> Result<i32> {
         out_dir: a.out,
         autorun: a.run,
         screenshot: a.screenshot,
+        export_charts: a.export_charts,
         quit_after_run: a.quit_after_run,
         plugin_dirs: dirs,
         probe_exe: std::env::current_exe().ok(),

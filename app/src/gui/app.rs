@@ -86,6 +86,9 @@ pub struct LaunchOptions {
     pub autorun: bool,
     /// After the comparison, show Compare, save a screenshot of the window here.
     pub screenshot: Option<PathBuf>,
+    /// After the comparison (and screenshot), save every chart as
+    /// `<id>.png` in this folder, the same way **Save PNG…** does.
+    pub export_charts: Option<PathBuf>,
     /// Close the window once the comparison (and screenshot) is done.
     pub quit_after_run: bool,
     /// Extra plugin folders.
@@ -111,9 +114,32 @@ enum Finale {
     Screenshot(u32),
     /// Waiting for the screenshot to arrive.
     AwaitShot,
+    /// Saving the charts (`--export-charts`).
+    Charts,
     /// Close the window.
     Quit,
 }
+
+/// A chart to save as PNG: shown (Compare view, scrolled into view), then
+/// cut out of a screenshot of the window.
+#[derive(Debug, Clone)]
+struct PlotJob {
+    /// Chart id (see `views::compare`).
+    id: String,
+    /// Where the PNG goes.
+    path: PathBuf,
+    /// Frames left before the screenshot is asked for at the latest (the
+    /// scroll animation usually settles much sooner).
+    frames: u32,
+    /// Where the chart was in the previous frame (it is captured once it
+    /// stops moving).
+    last_rect: Option<egui::Rect>,
+    /// Whether the screenshot was asked for.
+    requested: bool,
+}
+
+/// Most frames a chart is given to scroll into view before it is captured.
+const SETTLE_FRAMES: u32 = 120;
 
 /// The desktop app.
 pub struct ShearsApp {
@@ -130,7 +156,8 @@ pub struct ShearsApp {
     checkpoint: Option<CheckpointInfo>,
     launch: LaunchOptions,
     probes: Vec<Receiver<(PathBuf, Result<String>)>>,
-    pending_plots: HashMap<String, PathBuf>,
+    /// Charts to save as PNG, in order; the first is being saved.
+    plot_jobs: std::collections::VecDeque<PlotJob>,
     plot_rects: HashMap<String, egui::Rect>,
     finale: Option<Finale>,
     last_id: u64,
@@ -177,7 +204,7 @@ impl ShearsApp {
             checkpoint: None,
             launch,
             probes: vec![],
-            pending_plots: HashMap::new(),
+            plot_jobs: Default::default(),
             plot_rects: HashMap::new(),
             finale: None,
             last_id: 0,
@@ -272,7 +299,7 @@ impl ShearsApp {
 
     /// Draws the whole window and carries out what the user asked for.
     pub fn show(&mut self, ui: &mut Ui) {
-        self.poll(ui.ctx());
+        self.poll();
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
             i.raw
                 .dropped_files
@@ -315,6 +342,7 @@ impl ShearsApp {
                 &mut self.results,
                 &mut self.settings.charts,
                 &mut self.plot_rects,
+                self.plot_jobs.front().map(|j| j.id.as_str()),
                 &mut actions,
             ),
             Tab::Plugins => views::plugins::show(
@@ -329,8 +357,13 @@ impl ShearsApp {
         for a in actions {
             self.apply(a, ui.ctx());
         }
+        self.drive_chart_saving(ui.ctx());
         self.drive_finale(ui.ctx());
-        if self.run.is_some() || !self.probes.is_empty() || self.dialogs.is_open() {
+        if self.run.is_some()
+            || !self.probes.is_empty()
+            || self.dialogs.is_open()
+            || !self.plot_jobs.is_empty()
+        {
             // Messages wake the window; this keeps the clock (ETA) moving in between.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_secs(1));
@@ -338,7 +371,7 @@ impl ShearsApp {
     }
 
     /// Takes the messages of the worker, the dialogs and the plugin probe.
-    fn poll(&mut self, ctx: &egui::Context) {
+    fn poll(&mut self) {
         let (messages, dir) = match &mut self.run {
             Some(run) => (run.poll(), run.out_dir.clone()),
             None => (vec![], PathBuf::new()),
@@ -404,9 +437,11 @@ impl ShearsApp {
                     r.name = format!("{} ({})", r.name, d.to_string_lossy());
                 }
             }
-            if self.launch.screenshot.is_some() || self.launch.quit_after_run {
+            let l = &self.launch;
+            if l.screenshot.is_some() || l.export_charts.is_some() || l.quit_after_run {
                 self.settings.tab = Tab::Compare;
-                self.finale = Some(if self.launch.screenshot.is_some() {
+                // The screenshot step also starts the chart export.
+                self.finale = Some(if l.screenshot.is_some() || l.export_charts.is_some() {
                     Finale::Screenshot(10)
                 } else {
                     Finale::Quit
@@ -415,7 +450,7 @@ impl ShearsApp {
         }
         while let Some((purpose, path)) = self.dialogs.poll() {
             if let Some(path) = path {
-                if let Err(e) = self.answer_dialog(purpose, &path, ctx) {
+                if let Err(e) = self.answer_dialog(purpose, &path) {
                     self.error(e);
                 }
             }
@@ -687,12 +722,7 @@ impl ShearsApp {
     /// Carries out what a native dialog was opened for, with the path the
     /// user chose (open, save config, export CSV / JSON, save a model or a
     /// chart, choose the output folder).
-    pub fn answer_dialog(
-        &mut self,
-        purpose: DialogPurpose,
-        path: &Path,
-        ctx: &egui::Context,
-    ) -> Result<()> {
+    pub fn answer_dialog(&mut self, purpose: DialogPurpose, path: &Path) -> Result<()> {
         match purpose {
             DialogPurpose::Open(_) => self.open_path(path)?,
             DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
@@ -728,10 +758,7 @@ impl ShearsApp {
                 write_atomic(path, &bytes)?;
                 self.info(format!("model saved to {}", path.display()));
             }
-            DialogPurpose::SavePlot(id) => {
-                self.pending_plots.insert(id, path.to_path_buf());
-                self.request_screenshot(ctx);
-            }
+            DialogPurpose::SavePlot(id) => self.save_chart(id, path),
         }
         Ok(())
     }
@@ -744,19 +771,19 @@ impl ShearsApp {
         };
         let image = &image;
         let ppp = ctx.pixels_per_point();
-        for (id, path) in std::mem::take(&mut self.pending_plots) {
+        if let Some(job) = self.plot_jobs.front().filter(|j| j.requested).cloned() {
+            self.plot_jobs.pop_front();
             let res = self
                 .plot_rects
-                .get(&id)
-                .ok_or_else(|| Error::Other(format!("chart `{id}` is not on screen")))
+                .get(&job.id)
+                .ok_or_else(|| Error::Other(format!("chart `{}` is not on screen", job.id)))
                 .and_then(|rect| files::crop_png(image, *rect, ppp))
-                .and_then(|png| write_atomic(&path, &png));
+                .and_then(|png| write_atomic(&job.path, &png));
             match res {
-                Ok(()) => self.info(format!("chart saved to {}", path.display())),
-                Err(e) => self.error(format!("{}: {e}", path.display())),
+                Ok(()) => self.info(format!("chart saved to {}", job.path.display())),
+                Err(e) => self.error(format!("{}: {e}", job.path.display())),
             }
-        }
-        if self.finale == Some(Finale::AwaitShot) {
+        } else if self.finale == Some(Finale::AwaitShot) {
             if let Some(path) = self.launch.screenshot.clone() {
                 let full = egui::Rect::from_min_size(
                     egui::Pos2::ZERO,
@@ -767,8 +794,47 @@ impl ShearsApp {
                     Err(e) => eprintln!("error: screenshot {}: {e}", path.display()),
                 }
             }
-            self.finale = self.launch.quit_after_run.then_some(Finale::Quit);
+            self.finale = if let Some(dir) = self.launch.export_charts.clone() {
+                for id in views::compare::CHARTS {
+                    self.save_chart(id.to_string(), &dir.join(format!("{id}.png")));
+                }
+                Some(Finale::Charts)
+            } else {
+                self.launch.quit_after_run.then_some(Finale::Quit)
+            };
         }
+    }
+
+    /// Queues the chart `id` to be saved as PNG at `path`.
+    fn save_chart(&mut self, id: String, path: &Path) {
+        self.plot_jobs.push_back(PlotJob {
+            id,
+            path: path.to_path_buf(),
+            frames: SETTLE_FRAMES,
+            last_rect: None,
+            requested: false,
+        });
+    }
+
+    /// Shows the next chart to save and asks for the screenshot once it is in view.
+    fn drive_chart_saving(&mut self, ctx: &egui::Context) {
+        let Some(job) = self.plot_jobs.front_mut() else {
+            return;
+        };
+        self.settings.tab = Tab::Compare;
+        if job.requested {
+            return;
+        }
+        let rect = self.plot_rects.get(&job.id).copied();
+        let settled = rect.is_some() && rect == job.last_rect;
+        if !settled && job.frames > 0 {
+            job.frames -= 1;
+            job.last_rect = rect;
+            ctx.request_repaint();
+            return;
+        }
+        job.requested = true;
+        self.request_screenshot(ctx);
     }
 
     /// Asks the window for a screenshot; it arrives in a later frame.
@@ -789,6 +855,10 @@ impl ShearsApp {
             }
             Some(Finale::Screenshot(n)) => {
                 self.finale = Some(Finale::Screenshot(n - 1));
+                ctx.request_repaint();
+            }
+            Some(Finale::Charts) if self.plot_jobs.is_empty() => {
+                self.finale = self.launch.quit_after_run.then_some(Finale::Quit);
                 ctx.request_repaint();
             }
             Some(Finale::Quit) => ctx.send_viewport_cmd(ViewportCommand::Close),

@@ -24,6 +24,8 @@ pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
 pub const CHART_LAYERS: &str = "per-layer-sparsity";
 /// Compute chart id.
 pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
+/// Every chart, top to bottom.
+pub const CHARTS: [&str; 3] = [CHART_SPARSITY, CHART_LAYERS, CHART_COMPUTE];
 
 const PALETTE: [Color32; 10] = [
     Color32::from_rgb(31, 119, 180),
@@ -73,12 +75,14 @@ fn series<'a>(sets: &'a [LoadedResults]) -> Vec<Series<'a>> {
     out
 }
 
-/// Draws the Compare view; chart rectangles are recorded in `rects` (for PNG export).
+/// Draws the Compare view; chart rectangles are recorded in `rects` (for PNG
+/// export) and the chart `reveal` (being saved) is scrolled into view.
 pub fn show(
     ui: &mut Ui,
     sets: &mut [LoadedResults],
     opts: &mut ChartOptions,
     rects: &mut HashMap<String, egui::Rect>,
+    reveal: Option<&str>,
     actions: &mut Vec<Action>,
 ) {
     egui::Panel::left("results-sets")
@@ -138,12 +142,27 @@ pub fn show(
                     .scope(|ui| compute_chart(ui, &all, opts.compute_axis, t, h))
                     .response
                     .rect;
-                rects.insert(CHART_COMPUTE.into(), r.intersect(ui.clip_rect()));
+                record(ui, rects, CHART_COMPUTE, r, reveal);
             }
             ui.separator();
             ui.heading("Numbers");
             table(ui, sets, actions);
         });
+}
+
+/// Notes where chart `id` is visible; scrolls it into view when it is the one
+/// being saved.
+fn record(
+    ui: &Ui,
+    rects: &mut HashMap<String, egui::Rect>,
+    id: &str,
+    rect: egui::Rect,
+    reveal: Option<&str>,
+) {
+    if reveal == Some(id) {
+        ui.scroll_to_rect(rect, Some(egui::Align::Center));
+    }
+    rects.insert(id.into(), rect.intersect(ui.clip_rect()));
 }
 
 fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>) {
