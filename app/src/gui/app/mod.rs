@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use eframe::egui::{self, Ui, ViewportCommand};
+mod capture;
+mod opening;
 
-use super::files::{self, classify, new_run_dir, DialogPurpose, Dialogs};
-use super::state::{FileKind, Settings, Tab};
+use eframe::egui::{self, Ui};
+
+use super::files::{new_run_dir, DialogPurpose, Dialogs};
+use super::state::{Settings, Tab};
 use super::views;
 use super::worker::{Message, PluginSources, Progress, RunHandle};
-use crate::error::{Error, Result};
-use crate::experiment::output::RESULTS_JSON;
-use crate::experiment::{load_results, ComparisonResults, ExperimentConfig, Status};
-use crate::fsutil::write_atomic;
-use crate::model::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
 
 /// A set of results shown in the Compare view.
@@ -107,40 +107,6 @@ pub struct CheckpointInfo {
     pub summary: String,
 }
 
-/// What the window is asked to do once a comparison ends (scripted runs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Finale {
-    /// Wait this many more frames, then take the screenshot.
-    Screenshot(u32),
-    /// Waiting for the screenshot to arrive.
-    AwaitShot,
-    /// Saving the charts (`--export-charts`).
-    Charts,
-    /// Close the window.
-    Quit,
-}
-
-/// A chart to save as PNG: shown (Compare view, scrolled into view), then
-/// cut out of a screenshot of the window.
-#[derive(Debug, Clone)]
-struct PlotJob {
-    /// Chart id (see `views::compare`).
-    id: String,
-    /// Where the PNG goes.
-    path: PathBuf,
-    /// Frames left before the screenshot is asked for at the latest (the
-    /// scroll animation usually settles much sooner).
-    frames: u32,
-    /// Where the chart was in the previous frame (it is captured once it
-    /// stops moving).
-    last_rect: Option<egui::Rect>,
-    /// Whether the screenshot was asked for.
-    requested: bool,
-}
-
-/// Most frames a chart is given to scroll into view before it is captured.
-const SETTLE_FRAMES: u32 = 120;
-
 /// The desktop app.
 pub struct ShearsApp {
     /// Persisted state.
@@ -167,6 +133,8 @@ pub struct ShearsApp {
     ),
     actions: Vec<Action>,
 }
+
+use capture::{Finale, PlotJob};
 
 impl ShearsApp {
     /// The app with `settings` (saved ones, or the defaults: the demo).
@@ -594,276 +562,6 @@ impl ShearsApp {
     fn next_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id
-    }
-
-    /// Opens a file or folder: a model, a dataset, a plugin library, a results
-    /// folder or a config. Errors name the file; nothing loaded is lost.
-    pub fn open_path(&mut self, path: &Path) -> Result<()> {
-        let kind = classify(path)?;
-        match kind {
-            FileKind::Checkpoint => {
-                self.open_checkpoint(path)?;
-                self.settings.config.base_checkpoint = Some(path.to_path_buf());
-                self.settings.tab = Tab::Setup;
-                let summary = self.checkpoint.as_ref().map(|c| c.summary.clone());
-                self.info(format!(
-                    "model opened: {} ({}); comparisons start from it",
-                    path.display(),
-                    summary.unwrap_or_default()
-                ));
-            }
-            FileKind::Dataset => {
-                let spec = crate::data::DatasetSpec::detect(path)?;
-                self.info(format!("dataset: {spec}"));
-                self.settings.config.data = spec;
-                self.settings.tab = Tab::Setup;
-            }
-            FileKind::Plugin => self.start_probe(path),
-            FileKind::Results => {
-                let r = load_results(path)?;
-                let dir = if path.is_dir() {
-                    path.to_path_buf()
-                } else {
-                    path.parent().map(Path::to_path_buf).unwrap_or_default()
-                };
-                let name = format!(
-                    "{} ({})",
-                    r.config.name,
-                    dir.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| dir.display().to_string())
-                );
-                let file = if path.is_dir() {
-                    path.join(RESULTS_JSON)
-                } else {
-                    path.to_path_buf()
-                };
-                let file = file.canonicalize().unwrap_or(file);
-                self.results.retain(|l| l.file.as_ref() != Some(&file));
-                let id = self.next_id();
-                self.results.push(LoadedResults {
-                    id,
-                    name,
-                    dir: Some(dir),
-                    file: Some(file),
-                    results: r,
-                    shown: true,
-                    live: false,
-                });
-                self.settings.tab = Tab::Compare;
-            }
-            FileKind::Config => {
-                let cfg = load_config(path)?;
-                // Everything the config refers to is checked before it replaces
-                // the one being edited.
-                match &cfg.base_checkpoint {
-                    Some(c) => self.open_checkpoint(c)?,
-                    None => self.checkpoint = None,
-                }
-                self.settings.config = cfg;
-                self.settings.tab = Tab::Setup;
-            }
-        }
-        self.settings.remember(kind, path);
-        Ok(())
-    }
-
-    fn open_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let ck = Checkpoint::read(path)?;
-        let net = ck.into_network(&candle_core::Device::Cpu)?;
-        let sp = crate::prune::sparsity(&net)?;
-        self.checkpoint = Some(CheckpointInfo {
-            path: path.to_path_buf(),
-            summary: format!(
-                "{:?}, input {:?}, {} classes, {} parameters, {:.1}% sparse",
-                net.arch.family,
-                net.arch.input,
-                net.arch.num_classes,
-                net.arch.num_params(),
-                sp.global * 100.0
-            ),
-        });
-        Ok(())
-    }
-
-    /// Probes a new plugin library in a child process (when the app has a
-    /// `shears` executable to run), then loads it.
-    fn start_probe(&mut self, path: &Path) {
-        match self.launch.probe_exe.clone() {
-            Some(exe) => {
-                let (tx, rx) = channel();
-                let path = path.to_path_buf();
-                std::thread::spawn(move || {
-                    let out = crate::cli::check_in_child(&exe, &path);
-                    let _ = tx.send((path, out));
-                });
-                self.probes.push(rx);
-                self.settings.tab = Tab::Plugins;
-            }
-            None => self.add_library(path),
-        }
-    }
-
-    fn add_library(&mut self, path: &Path) {
-        self.settings.tab = Tab::Plugins;
-        if self.settings.plugin_libraries.iter().any(|l| l == path) {
-            self.info(format!("{} is already loaded", path.display()));
-            return;
-        }
-        match self.registry.add_library(path) {
-            Ok(n) => {
-                self.settings.plugin_libraries.push(path.to_path_buf());
-                self.info(format!("{}: {n} plugin(s) loaded", path.display()));
-            }
-            Err(e) => self.error(format!("plugin not loaded: {e}")),
-        }
-    }
-
-    /// Carries out what a native dialog was opened for, with the path the
-    /// user chose (open, save config, export CSV / JSON, save a model or a
-    /// chart, choose the output folder).
-    pub fn answer_dialog(&mut self, purpose: DialogPurpose, path: &Path) -> Result<()> {
-        match purpose {
-            DialogPurpose::Open(_) => self.open_path(path)?,
-            DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
-            DialogPurpose::SaveConfig => {
-                let text = toml::to_string(&self.settings.config)
-                    .map_err(|e| Error::Other(e.to_string()))?;
-                write_atomic(path, text.as_bytes())?;
-                self.settings.remember(FileKind::Config, path);
-                self.info(format!("config saved to {}", path.display()));
-            }
-            DialogPurpose::ExportCsv(id) | DialogPurpose::ExportJson(id) => {
-                let r = &self
-                    .results
-                    .iter()
-                    .find(|l| l.id == id)
-                    .ok_or_else(|| {
-                        Error::Other(format!(
-                            "{}: not exported, those results were closed",
-                            path.display()
-                        ))
-                    })?
-                    .results;
-                let bytes = if matches!(purpose, DialogPurpose::ExportCsv(_)) {
-                    crate::experiment::results::to_csv(r).into_bytes()
-                } else {
-                    serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?
-                };
-                write_atomic(path, &bytes)?;
-                self.info(format!("exported {}", path.display()));
-            }
-            DialogPurpose::SaveModel(src) => {
-                let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
-                write_atomic(path, &bytes)?;
-                self.info(format!("model saved to {}", path.display()));
-            }
-            DialogPurpose::SavePlot(id) => self.save_chart(id, path),
-        }
-        Ok(())
-    }
-
-    /// Saves the charts waiting for a screenshot, and the scripted window
-    /// screenshot, when the screenshot arrives.
-    fn take_screenshots(&mut self, ctx: &egui::Context) {
-        let Some(image) = self.shots.1.try_iter().last() else {
-            return;
-        };
-        let image = &image;
-        let ppp = ctx.pixels_per_point();
-        if let Some(job) = self.plot_jobs.front().filter(|j| j.requested).cloned() {
-            self.plot_jobs.pop_front();
-            let res = self
-                .plot_rects
-                .get(&job.id)
-                .ok_or_else(|| Error::Other(format!("chart `{}` is not on screen", job.id)))
-                .and_then(|rect| files::crop_png(image, *rect, ppp))
-                .and_then(|png| write_atomic(&job.path, &png));
-            match res {
-                Ok(()) => self.info(format!("chart saved to {}", job.path.display())),
-                Err(e) => self.error(format!("{}: {e}", job.path.display())),
-            }
-        } else if self.finale == Some(Finale::AwaitShot) {
-            if let Some(path) = self.launch.screenshot.clone() {
-                let full = egui::Rect::from_min_size(
-                    egui::Pos2::ZERO,
-                    egui::vec2(image.size[0] as f32, image.size[1] as f32) / ppp,
-                );
-                match files::crop_png(image, full, ppp).and_then(|png| write_atomic(&path, &png)) {
-                    Ok(()) => eprintln!("screenshot saved to {}", path.display()),
-                    Err(e) => eprintln!("error: screenshot {}: {e}", path.display()),
-                }
-            }
-            self.finale = if let Some(dir) = self.launch.export_charts.clone() {
-                for id in views::compare::CHARTS {
-                    self.save_chart(id.to_string(), &dir.join(format!("{id}.png")));
-                }
-                Some(Finale::Charts)
-            } else {
-                self.launch.quit_after_run.then_some(Finale::Quit)
-            };
-        }
-    }
-
-    /// Queues the chart `id` to be saved as PNG at `path`.
-    fn save_chart(&mut self, id: String, path: &Path) {
-        self.plot_jobs.push_back(PlotJob {
-            id,
-            path: path.to_path_buf(),
-            frames: SETTLE_FRAMES,
-            last_rect: None,
-            requested: false,
-        });
-    }
-
-    /// Shows the next chart to save and asks for the screenshot once it is in view.
-    fn drive_chart_saving(&mut self, ctx: &egui::Context) {
-        let Some(job) = self.plot_jobs.front_mut() else {
-            return;
-        };
-        self.settings.tab = Tab::Compare;
-        if job.requested {
-            return;
-        }
-        let rect = self.plot_rects.get(&job.id).copied();
-        let settled = rect.is_some() && rect == job.last_rect;
-        if !settled && job.frames > 0 {
-            job.frames -= 1;
-            job.last_rect = rect;
-            ctx.request_repaint();
-            return;
-        }
-        job.requested = true;
-        self.request_screenshot(ctx);
-    }
-
-    /// Asks the window for a screenshot; it arrives in a later frame.
-    fn request_screenshot(&self, ctx: &egui::Context) {
-        let tx = self.shots.0.clone();
-        let wake = ctx.clone();
-        ctx.request_screenshot(move |image| {
-            let _ = tx.send(image);
-            wake.request_repaint();
-        });
-    }
-
-    fn drive_finale(&mut self, ctx: &egui::Context) {
-        match self.finale {
-            Some(Finale::Screenshot(0)) => {
-                self.finale = Some(Finale::AwaitShot);
-                self.request_screenshot(ctx);
-            }
-            Some(Finale::Screenshot(n)) => {
-                self.finale = Some(Finale::Screenshot(n - 1));
-                ctx.request_repaint();
-            }
-            Some(Finale::Charts) if self.plot_jobs.is_empty() => {
-                self.finale = self.launch.quit_after_run.then_some(Finale::Quit);
-                ctx.request_repaint();
-            }
-            Some(Finale::Quit) => ctx.send_viewport_cmd(ViewportCommand::Close),
-            _ => {}
-        }
     }
 
     /// Called when the window closes: a running comparison is cancelled and

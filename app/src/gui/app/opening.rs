@@ -1,0 +1,184 @@
+//! Files coming in and going out: opening models, datasets, plugin
+//! libraries (probed in a child process first), results folders and
+//! configs, and carrying out what a save or export dialog was opened for.
+
+use std::path::Path;
+use std::sync::mpsc::channel;
+
+use super::{load_config, CheckpointInfo, LoadedResults, ShearsApp};
+use crate::error::{Error, Result};
+use crate::experiment::load_results;
+use crate::experiment::output::RESULTS_JSON;
+use crate::fsutil::write_atomic;
+use crate::gui::files::{classify, DialogPurpose};
+use crate::gui::state::{FileKind, Tab};
+use crate::model::checkpoint::Checkpoint;
+
+impl ShearsApp {
+    /// Opens a file or folder: a model, a dataset, a plugin library, a results
+    /// folder or a config. Errors name the file; nothing loaded is lost.
+    pub fn open_path(&mut self, path: &Path) -> Result<()> {
+        let kind = classify(path)?;
+        match kind {
+            FileKind::Checkpoint => {
+                self.open_checkpoint(path)?;
+                self.settings.config.base_checkpoint = Some(path.to_path_buf());
+                self.settings.tab = Tab::Setup;
+                let summary = self.checkpoint.as_ref().map(|c| c.summary.clone());
+                self.info(format!(
+                    "model opened: {} ({}); comparisons start from it",
+                    path.display(),
+                    summary.unwrap_or_default()
+                ));
+            }
+            FileKind::Dataset => {
+                let spec = crate::data::DatasetSpec::detect(path)?;
+                self.info(format!("dataset: {spec}"));
+                self.settings.config.data = spec;
+                self.settings.tab = Tab::Setup;
+            }
+            FileKind::Plugin => self.start_probe(path),
+            FileKind::Results => {
+                let r = load_results(path)?;
+                let dir = if path.is_dir() {
+                    path.to_path_buf()
+                } else {
+                    path.parent().map(Path::to_path_buf).unwrap_or_default()
+                };
+                let name = format!(
+                    "{} ({})",
+                    r.config.name,
+                    dir.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| dir.display().to_string())
+                );
+                let file = if path.is_dir() {
+                    path.join(RESULTS_JSON)
+                } else {
+                    path.to_path_buf()
+                };
+                let file = file.canonicalize().unwrap_or(file);
+                self.results.retain(|l| l.file.as_ref() != Some(&file));
+                let id = self.next_id();
+                self.results.push(LoadedResults {
+                    id,
+                    name,
+                    dir: Some(dir),
+                    file: Some(file),
+                    results: r,
+                    shown: true,
+                    live: false,
+                });
+                self.settings.tab = Tab::Compare;
+            }
+            FileKind::Config => {
+                let cfg = load_config(path)?;
+                // Everything the config refers to is checked before it replaces
+                // the one being edited.
+                match &cfg.base_checkpoint {
+                    Some(c) => self.open_checkpoint(c)?,
+                    None => self.checkpoint = None,
+                }
+                self.settings.config = cfg;
+                self.settings.tab = Tab::Setup;
+            }
+        }
+        self.settings.remember(kind, path);
+        Ok(())
+    }
+
+    pub(super) fn open_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let ck = Checkpoint::read(path)?;
+        let net = ck.into_network(&candle_core::Device::Cpu)?;
+        let sp = crate::prune::sparsity(&net)?;
+        self.checkpoint = Some(CheckpointInfo {
+            path: path.to_path_buf(),
+            summary: format!(
+                "{:?}, input {:?}, {} classes, {} parameters, {:.1}% sparse",
+                net.arch.family,
+                net.arch.input,
+                net.arch.num_classes,
+                net.arch.num_params(),
+                sp.global * 100.0
+            ),
+        });
+        Ok(())
+    }
+
+    /// Probes a new plugin library in a child process (when the app has a
+    /// `shears` executable to run), then loads it.
+    pub(super) fn start_probe(&mut self, path: &Path) {
+        match self.launch.probe_exe.clone() {
+            Some(exe) => {
+                let (tx, rx) = channel();
+                let path = path.to_path_buf();
+                std::thread::spawn(move || {
+                    let out = crate::cli::check_in_child(&exe, &path);
+                    let _ = tx.send((path, out));
+                });
+                self.probes.push(rx);
+                self.settings.tab = Tab::Plugins;
+            }
+            None => self.add_library(path),
+        }
+    }
+
+    pub(super) fn add_library(&mut self, path: &Path) {
+        self.settings.tab = Tab::Plugins;
+        if self.settings.plugin_libraries.iter().any(|l| l == path) {
+            self.info(format!("{} is already loaded", path.display()));
+            return;
+        }
+        match self.registry.add_library(path) {
+            Ok(n) => {
+                self.settings.plugin_libraries.push(path.to_path_buf());
+                self.info(format!("{}: {n} plugin(s) loaded", path.display()));
+            }
+            Err(e) => self.error(format!("plugin not loaded: {e}")),
+        }
+    }
+
+    /// Carries out what a native dialog was opened for, with the path the
+    /// user chose (open, save config, export CSV / JSON, save a model or a
+    /// chart, choose the output folder).
+    pub fn answer_dialog(&mut self, purpose: DialogPurpose, path: &Path) -> Result<()> {
+        match purpose {
+            DialogPurpose::Open(_) => self.open_path(path)?,
+            DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
+            DialogPurpose::SaveConfig => {
+                let text = toml::to_string(&self.settings.config)
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                write_atomic(path, text.as_bytes())?;
+                self.settings.remember(FileKind::Config, path);
+                self.info(format!("config saved to {}", path.display()));
+            }
+            DialogPurpose::ExportCsv(id) | DialogPurpose::ExportJson(id) => {
+                let r = &self
+                    .results
+                    .iter()
+                    .find(|l| l.id == id)
+                    .ok_or_else(|| {
+                        Error::Other(format!(
+                            "{}: not exported, those results were closed",
+                            path.display()
+                        ))
+                    })?
+                    .results;
+                let bytes = if matches!(purpose, DialogPurpose::ExportCsv(_)) {
+                    crate::experiment::results::to_csv(r).into_bytes()
+                } else {
+                    serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?
+                };
+                write_atomic(path, &bytes)?;
+                self.info(format!("exported {}", path.display()));
+            }
+            DialogPurpose::SaveModel(src) => {
+                let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+                write_atomic(path, &bytes)?;
+                self.info(format!("model saved to {}", path.display()));
+            }
+            DialogPurpose::SavePlot(id) => self.save_chart(id, path),
+        }
+        Ok(())
+    }
+}
