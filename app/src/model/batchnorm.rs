@@ -192,6 +192,7 @@ impl CustomOp1 for BatchStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testutil::{max_diff, projected_grads};
     use candle_core::{Device, Var};
 
     fn reference(x: &Tensor, g: &Tensor, b: &Tensor) -> Tensor {
@@ -219,28 +220,11 @@ mod tests {
             .apply_op3(g.as_tensor(), b.as_tensor(), BatchNormTrain { eps: 1e-5 })
             .unwrap();
         let theirs = reference(x.as_tensor(), g.as_tensor(), b.as_tensor());
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&ours, &theirs) < 1e-4);
-        let r = Tensor::randn(0f32, 1.0, ours.dims(), &d).unwrap();
-        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        assert!(max_diff(&ours, &theirs) < 1e-4);
+        let (g1, g2) = projected_grads(ours, theirs);
         for v in [&x, &g, &b] {
             assert!(
-                diff(
+                max_diff(
                     g1.get(v.as_tensor()).unwrap(),
                     g2.get(v.as_tensor()).unwrap()
                 ) < 1e-3

@@ -180,18 +180,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testutil::{max_diff, projected_grads};
     use candle_core::{Device, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn matches_candle_forward_and_backward() {
@@ -211,15 +201,7 @@ mod tests {
                 .unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             assert!(max_diff(&ours, &theirs) < 1e-4);
-            // Compare gradients of a non-trivial loss.
-            let r = Tensor::randn(0f32, 1.0, ours.dims(), &d).unwrap();
-            let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (theirs * &r)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let (g1, g2) = projected_grads(ours, theirs);
             for v in [&x, &w] {
                 let a = g1.get(v.as_tensor()).unwrap();
                 let b = g2.get(v.as_tensor()).unwrap();

@@ -5,6 +5,8 @@ mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
 pub mod network;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use arch::{Architecture, Family, LayerInfo, ModelSpec, Node};
 pub use network::{ActivationStats, Network};

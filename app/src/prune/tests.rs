@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::testutil::max_diff;
 use crate::model::ModelSpec;
 use candle_core::{DType, Device};
 use shears_plugin_api::{PluginError, PluginResult};
@@ -147,14 +148,7 @@ fn assert_compact_matches(mut n: Network, input: [usize; 3], target: f32, scope:
     let mut small = compact(&n).unwrap();
     assert!(small.arch.num_params() < n.arch.num_params());
     let out = small.forward(&x, false).unwrap();
-    let diff = (dense - out)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = max_diff(&dense, &out);
     assert!(diff < 1e-4, "compacted output differs by {diff}");
 }
 
