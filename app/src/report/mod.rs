@@ -8,7 +8,7 @@ pub mod series;
 pub mod text;
 
 pub use series::{
-    accuracy_vs_compute, accuracy_vs_sparsity, dense_baseline, layer_sparsity, strategies, table,
-    targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
+    accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, strategies,
+    table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
 };
 pub use text::summary_table;

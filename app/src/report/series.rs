@@ -110,14 +110,18 @@ pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<Accur
 
 /// Final test accuracy against sparsity, one curve per strategy.
 pub fn accuracy_vs_sparsity(r: &ComparisonResults) -> Vec<StrategyCurve> {
-    let targets = targets(r);
-    strategies(r)
-        .into_iter()
-        .map(|s| StrategyCurve {
-            points: targets.iter().filter_map(|&t| point(r, &s, t)).collect(),
-            strategy: s,
-        })
-        .collect()
+    strategies(r).iter().map(|s| curve(r, s)).collect()
+}
+
+/// The accuracy-vs-sparsity curve of one strategy.
+pub fn curve(r: &ComparisonResults, strategy: &str) -> StrategyCurve {
+    StrategyCurve {
+        strategy: strategy.to_string(),
+        points: targets(r)
+            .into_iter()
+            .filter_map(|t| point(r, strategy, t))
+            .collect(),
+    }
 }
 
 /// Test accuracy of the dense base models: mean and standard deviation over

@@ -315,12 +315,7 @@ fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) 
     plot.show(ui, |p| {
         let mut dense_drawn = Vec::new();
         for s in all {
-            let Some(curve) = report::accuracy_vs_sparsity(&s.set.results)
-                .into_iter()
-                .find(|c| c.strategy == s.strategy)
-            else {
-                continue;
-            };
+            let curve = report::curve(&s.set.results, &s.strategy);
             let xs: Vec<f64> = curve
                 .points
                 .iter()
