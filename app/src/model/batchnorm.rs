@@ -1,36 +1,141 @@
-//! Batch normalisation in training mode on the CPU as one fused operation
-//! with a hand-written backward pass.
+//! Batch normalisation: training mode (batch statistics, running-statistics
+//! update) and evaluation mode (running statistics).
 //!
-//! Written with tensor ops, a training-mode BatchNorm needs several
-//! reductions over the batch and spatial axes forward and backward (for the
-//! mean, the variance and the broadcast gradients of scale and shift), and
-//! Candle's CPU reductions over non-trailing axes dominate ResNet training.
-//! Here forward is two passes over the input and backward two more.
+//! On the CPU, training mode is one fused operation with a hand-written
+//! backward pass: written with tensor ops it needs several reductions over
+//! the batch and spatial axes forward and backward, and Candle's CPU
+//! reductions over non-trailing axes dominate ResNet training. Other devices
+//! use [`train_with_tensor_ops`], which the gradient checks run on the CPU too.
+//!
+//! The batch statistics are computed in two passes (the mean, then the mean
+//! squared deviation from it) with `f64` sums, as PyTorch does: the one-pass
+//! `E[x^2] - E[x]^2` in `f32` cancels badly when a channel's mean is large
+//! next to its spread.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::contiguous_f32;
+use super::kernel::{self, sum2_f64, sum_f64, with_float_type, Float};
 
-/// Per-channel mean and biased variance of `x` (`[b, c, hw]` flattened).
-fn channel_stats(x: &[f32], b: usize, c: usize, hw: usize) -> Vec<(f32, f32)> {
+/// Output of a training-mode batch norm: the normalised output and the
+/// batch statistics that update the running ones (no gradient).
+pub(super) struct TrainOutput {
+    /// `gamma * (x - mean) / sqrt(var + eps) + beta`.
+    pub y: Tensor,
+    /// Per-channel batch mean `[c]`.
+    pub mean: Tensor,
+    /// Per-channel unbiased batch variance `[c]`.
+    pub unbiased_var: Tensor,
+}
+
+/// Training-mode batch norm of `x [b, c, h, w]` (or `[b, c]`) with scale
+/// `gamma [c]` and shift `beta [c]`, normalising with the biased batch
+/// variance; fused on the CPU.
+pub(super) fn train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> candle_core::Result<TrainOutput> {
+    if !(x.device().is_cpu() && kernel::supported(x.dtype())) {
+        return train_with_tensor_ops(x, gamma, beta, eps);
+    }
+    let x4 = as_maps(x)?.contiguous()?;
+    let stats = x4.apply_op1_no_bwd(&BatchStats)?;
+    let y = x4.apply_op3(gamma, beta, BatchNormTrain { eps })?;
+    Ok(TrainOutput {
+        y: y.reshape(x.shape())?,
+        mean: stats.get(0)?,
+        unbiased_var: stats.get(1)?,
+    })
+}
+
+/// [`train`] written with Candle tensor ops (any device, any float dtype).
+pub(super) fn train_with_tensor_ops(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> candle_core::Result<TrainOutput> {
+    let x4 = as_maps(x)?;
+    let c = x4.dim(1)?;
+    let shape = (1, c, 1, 1);
+    let mean = channel_mean(&x4)?;
+    let centred = x4.broadcast_sub(&mean)?;
+    let var = channel_mean(&centred.sqr()?)?;
+    let n = (x4.elem_count() / c) as f64;
+    let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.flatten_all()?;
+    let y = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let y = y
+        .broadcast_mul(&gamma.reshape(shape)?)?
+        .broadcast_add(&beta.reshape(shape)?)?;
+    Ok(TrainOutput {
+        y: y.reshape(x.shape())?,
+        mean: mean.detach().flatten_all()?,
+        unbiased_var: unbiased,
+    })
+}
+
+/// Evaluation-mode batch norm with running statistics `mean [c]`, `var [c]`.
+pub(super) fn eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    let c = gamma.elem_count();
+    let shape: Vec<usize> = (0..x.rank()).map(|d| if d == 1 { c } else { 1 }).collect();
+    let shape = shape.as_slice();
+    let scale = (gamma / (var + eps)?.sqrt()?)?;
+    // (x - mean) * scale + beta, as PyTorch: folding the mean into the shift
+    // (x * scale + (beta - mean * scale)) cancels when the mean is large.
+    x.broadcast_sub(&mean.reshape(shape)?)?
+        .broadcast_mul(&scale.reshape(shape)?)?
+        .broadcast_add(&beta.reshape(shape)?)
+}
+
+/// `[b, c]` as `[b, c, 1, 1]`; maps unchanged.
+fn as_maps(x: &Tensor) -> candle_core::Result<Tensor> {
+    match x.rank() {
+        2 => x.unsqueeze(2)?.unsqueeze(3),
+        4 => Ok(x.clone()),
+        r => candle_core::bail!("batch norm: input of rank {r}, expected 2 or 4"),
+    }
+}
+
+/// Per-channel mean of `[b, c, h, w]` as `[1, c, 1, 1]`, reducing over the
+/// contiguous last axis first (Candle's CPU reduction over non-trailing axes
+/// is several times slower).
+fn channel_mean(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let per_image = x.reshape((b, c, h * w))?.sum(2)?; // [b, c]
+    (per_image.sum_keepdim(0)? / (b * h * w) as f64)?.reshape((1, c, 1, 1))
+}
+
+/// Per-channel mean and biased variance of `x` (`[b, c, hw]` flattened), in
+/// two passes with `f64` sums.
+fn channel_stats<T: Float>(x: &[T], b: usize, c: usize, hw: usize) -> Vec<(f64, f64)> {
+    let plane = |bi: usize, ci: usize| &x[(bi * c + ci) * hw..(bi * c + ci + 1) * hw];
+    let n = (b * hw) as f64;
     (0..c)
         .into_par_iter()
         .map(|ci| {
-            let (mut s, mut s2) = (0f64, 0f64);
-            for bi in 0..b {
-                let plane = &x[(bi * c + ci) * hw..(bi * c + ci + 1) * hw];
-                let (mut a, mut a2) = (0f32, 0f32);
-                for &v in plane {
-                    a += v;
-                    a2 += v * v;
-                }
-                s += f64::from(a);
-                s2 += f64::from(a2);
-            }
-            let n = (b * hw) as f64;
-            let mean = s / n;
-            ((mean) as f32, ((s2 / n) - mean * mean).max(0.0) as f32)
+            let mean = (0..b)
+                .map(|bi| sum_f64(plane(bi, ci), |v| v.to_f64()))
+                .sum::<f64>()
+                / n;
+            let var = (0..b)
+                .map(|bi| {
+                    sum_f64(plane(bi, ci), |v| {
+                        let d = v.to_f64() - mean;
+                        d * d
+                    })
+                })
+                .sum::<f64>()
+                / n;
+            (mean, var)
         })
         .collect()
 }
@@ -41,8 +146,35 @@ fn dims(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
 }
 
 /// `(x, gamma, beta) -> y`, normalising with the batch statistics.
-pub(super) struct BatchNormTrain {
-    pub eps: f32,
+struct BatchNormTrain {
+    eps: f64,
+}
+
+impl BatchNormTrain {
+    fn forward<T: Float>(
+        &self,
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        l: &Layout,
+    ) -> candle_core::Result<Vec<T>> {
+        let (b, c, hw) = dims(l)?;
+        let stats = channel_stats(x, b, c, hw);
+        let mut y = vec![T::zero(); x.len()];
+        y.par_chunks_mut(hw)
+            .zip(x.par_chunks(hw))
+            .enumerate()
+            .for_each(|(p, (out, inp))| {
+                let ci = p % c;
+                let (mean, var) = stats[ci];
+                let scale = T::from_f64(gamma[ci].to_f64() / (var + self.eps).sqrt());
+                let (mean, shift) = (T::from_f64(mean), beta[ci]);
+                for (o, &v) in out.iter_mut().zip(inp) {
+                    *o = (v - mean) * scale + shift;
+                }
+            });
+        Ok(y)
+    }
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -59,25 +191,14 @@ impl CustomOp3 for BatchNormTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1, self.name())?;
-        let gamma = contiguous_f32(s2, l2, self.name())?;
-        let beta = contiguous_f32(s3, l3, self.name())?;
-        let (b, c, hw) = dims(l1)?;
-        let stats = channel_stats(x, b, c, hw);
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(hw)
-            .zip(x.par_chunks(hw))
-            .enumerate()
-            .for_each(|(p, (out, inp))| {
-                let ci = p % c;
-                let (mean, var) = stats[ci];
-                let scale = gamma[ci] / (var + self.eps).sqrt();
-                let shift = beta[ci] - mean * scale;
-                for (o, &v) in out.iter_mut().zip(inp) {
-                    *o = v * scale + shift;
-                }
-            });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        let op = self.name();
+        let y = with_float_type!(s1, op, |T| kernel::storage::<T>(self.forward::<T>(
+            kernel::slice(s1, l1, op)?,
+            kernel::slice(s2, l2, op)?,
+            kernel::slice(s3, l3, op)?,
+            l1,
+        )?));
+        Ok((y, l1.shape().clone()))
     }
 
     fn bwd(
@@ -104,7 +225,59 @@ impl CustomOp3 for BatchNormTrain {
 
 /// `(x, dy, gamma) -> [dx (flattened), dgamma, dbeta]`.
 struct BatchNormBackward {
-    eps: f32,
+    eps: f64,
+}
+
+impl BatchNormBackward {
+    fn backward<T: Float>(
+        &self,
+        x: &[T],
+        dy: &[T],
+        gamma: &[T],
+        l: &Layout,
+    ) -> candle_core::Result<Vec<T>> {
+        let (b, c, hw) = dims(l)?;
+        let stats = channel_stats(x, b, c, hw);
+        let m = (b * hw) as f64;
+        // Per channel: sum(dy) and sum(dy * xhat).
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                let (mean, var) = stats[ci];
+                let inv = 1.0 / (var + self.eps).sqrt();
+                let (mut sd, mut sdx) = (0f64, 0f64);
+                for bi in 0..b {
+                    let o = (bi * c + ci) * hw;
+                    let (g, v) = (&dy[o..o + hw], &x[o..o + hw]);
+                    sd += sum_f64(g, |g| g.to_f64());
+                    sdx += sum2_f64(g, v, |g, v| g.to_f64() * (v.to_f64() - mean) * inv);
+                }
+                (sd, sdx)
+            })
+            .collect();
+        let mut out = vec![T::zero(); x.len() + 2 * c];
+        let (dx, rest) = out.split_at_mut(x.len());
+        // dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))
+        dx.par_chunks_mut(hw).enumerate().for_each(|(p, d)| {
+            let ci = p % c;
+            let (mean, var) = stats[ci];
+            let inv = 1.0 / (var + self.eps).sqrt();
+            let (sd, sdx) = sums[ci];
+            let scale = T::from_f64(gamma[ci].to_f64() * inv);
+            let (mean_dy, mean_dyx) = (T::from_f64(sd / m), T::from_f64(sdx / m));
+            let (mean, inv) = (T::from_f64(mean), T::from_f64(inv));
+            let o = p * hw;
+            for ((d, &g), &v) in d.iter_mut().zip(&dy[o..o + hw]).zip(&x[o..o + hw]) {
+                let xhat = (v - mean) * inv;
+                *d = scale * (g - mean_dy - xhat * mean_dyx);
+            }
+        });
+        for ci in 0..c {
+            rest[ci] = T::from_f64(sums[ci].1);
+            rest[c + ci] = T::from_f64(sums[ci].0);
+        }
+        Ok(out)
+    }
 }
 
 impl CustomOp3 for BatchNormBackward {
@@ -121,57 +294,36 @@ impl CustomOp3 for BatchNormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s1, l1, self.name())?;
-        let dy = contiguous_f32(s2, l2, self.name())?;
-        let gamma = contiguous_f32(s3, l3, self.name())?;
-        let (b, c, hw) = dims(l1)?;
-        let stats = channel_stats(x, b, c, hw);
-        // Per channel: sum(dy) and sum(dy * xhat).
-        let sums: Vec<(f32, f32)> = (0..c)
-            .into_par_iter()
-            .map(|ci| {
-                let (mean, var) = stats[ci];
-                let inv = 1.0 / (var + self.eps).sqrt();
-                let (mut sd, mut sdx) = (0f64, 0f64);
-                for bi in 0..b {
-                    let o = (bi * c + ci) * hw;
-                    let (mut a, mut a2) = (0f32, 0f32);
-                    for (&g, &v) in dy[o..o + hw].iter().zip(&x[o..o + hw]) {
-                        a += g;
-                        a2 += g * (v - mean) * inv;
-                    }
-                    sd += f64::from(a);
-                    sdx += f64::from(a2);
-                }
-                (sd as f32, sdx as f32)
-            })
-            .collect();
-        let m = (b * hw) as f32;
-        let mut out = vec![0f32; x.len() + 2 * c];
-        let (dx, rest) = out.split_at_mut(x.len());
-        dx.par_chunks_mut(hw).enumerate().for_each(|(p, d)| {
-            let ci = p % c;
-            let (mean, var) = stats[ci];
-            let inv = 1.0 / (var + self.eps).sqrt();
-            let (sd, sdx) = sums[ci];
-            let k = gamma[ci] * inv / m;
-            let o = p * hw;
-            for ((d, &g), &v) in d.iter_mut().zip(&dy[o..o + hw]).zip(&x[o..o + hw]) {
-                let xhat = (v - mean) * inv;
-                *d = k * (m * g - sd - xhat * sdx);
-            }
-        });
-        for ci in 0..c {
-            rest[ci] = sums[ci].1;
-            rest[c + ci] = sums[ci].0;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
+        let op = self.name();
+        let out = with_float_type!(s1, op, |T| kernel::storage::<T>(self.backward::<T>(
+            kernel::slice(s1, l1, op)?,
+            kernel::slice(s2, l2, op)?,
+            kernel::slice(s3, l3, op)?,
+            l1,
+        )?));
+        let len = l1.shape().elem_count() + 2 * l3.shape().elem_count();
+        Ok((out, Shape::from(len)))
     }
 }
 
 /// Per-channel batch mean and unbiased variance of `x [b, c, h, w]`, as two
 /// `[c]` vectors in one `[2, c]` tensor (no gradient).
-pub(super) struct BatchStats;
+struct BatchStats;
+
+impl BatchStats {
+    fn stats<T: Float>(x: &[T], l: &Layout) -> candle_core::Result<Vec<T>> {
+        let (b, c, hw) = dims(l)?;
+        let n = (b * hw) as f64;
+        let stats = channel_stats(x, b, c, hw);
+        let mut out: Vec<T> = stats.iter().map(|s| T::from_f64(s.0)).collect();
+        out.extend(
+            stats
+                .iter()
+                .map(|s| T::from_f64(s.1 * n / (n - 1.0).max(1.0))),
+        );
+        Ok(out)
+    }
+}
 
 impl CustomOp1 for BatchStats {
     fn name(&self) -> &'static str {
@@ -179,13 +331,12 @@ impl CustomOp1 for BatchStats {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(s, l, self.name())?;
-        let (b, c, hw) = dims(l)?;
-        let n = (b * hw) as f32;
-        let stats = channel_stats(x, b, c, hw);
-        let mut out: Vec<f32> = stats.iter().map(|s| s.0).collect();
-        out.extend(stats.iter().map(|s| s.1 * n / (n - 1.0).max(1.0)));
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(Self::stats::<T>(
+            kernel::slice(s, l, self.name())?,
+            l
+        )?));
+        let (_, c, _) = dims(l)?;
+        Ok((out, Shape::from((2, c))))
     }
 }
 
@@ -196,17 +347,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn reference(x: &Tensor, g: &Tensor, b: &Tensor) -> Tensor {
-        let c = g.elem_count();
-        let mean = x.mean_keepdim((0, 2, 3)).unwrap();
-        let xc = x.broadcast_sub(&mean).unwrap();
-        let var = xc.sqr().unwrap().mean_keepdim((0, 2, 3)).unwrap();
-        let y = xc
-            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
-            .unwrap();
-        y.broadcast_mul(&g.reshape((1, c, 1, 1)).unwrap())
-            .unwrap()
-            .broadcast_add(&b.reshape((1, c, 1, 1)).unwrap())
-            .unwrap()
+        train_with_tensor_ops(x, g, b, 1e-5).unwrap().y
     }
 
     #[test]

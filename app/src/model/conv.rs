@@ -12,6 +12,8 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::kernel::{self, with_float_type, Float};
+
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geom {
@@ -43,21 +45,6 @@ impl Geom {
     }
 }
 
-pub(super) fn contiguous_f32<'a>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let data = match s {
-        CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("{op}: only f32 is supported"),
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: input must be contiguous"),
-    }
-}
-
 /// `[b, c, h, w] -> [c*k*k, b*oh*ow]`.
 struct Im2Col(Geom);
 
@@ -68,30 +55,11 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let x = contiguous_f32(s, l, self.name())?;
-        let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
-        let mut out = vec![0f32; g.rows() * ncols];
-        out.par_chunks_mut(ncols).enumerate().for_each(|(r, row)| {
-            let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
-            let (ki, kj) = (kk / g.k, kk % g.k);
-            for bi in 0..g.b {
-                let src = &x[(bi * g.c + ci) * plane..(bi * g.c + ci + 1) * plane];
-                let dst = &mut row[bi * ohw..(bi + 1) * ohw];
-                for oy in 0..g.oh {
-                    let Some(iy) = g.src(oy, ki, g.h) else {
-                        continue;
-                    };
-                    let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-                    let s = &src[iy * g.w..(iy + 1) * g.w];
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        if let Some(ix) = g.src(ox, kj, g.w) {
-                            *v = s[ix];
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((g.rows(), ncols))))
+        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(im2col::<T>(
+            g,
+            kernel::slice(s, l, self.name())?
+        )));
+        Ok((out, Shape::from((g.rows(), g.cols()))))
     }
 
     fn bwd(
@@ -115,39 +83,76 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let cols = contiguous_f32(s, l, self.name())?;
-        let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
-        let mut out = vec![0f32; g.b * g.c * plane];
-        out.par_chunks_mut(g.c * plane)
-            .enumerate()
-            .for_each(|(bi, img)| {
-                for r in 0..g.rows() {
-                    let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
-                    let (ki, kj) = (kk / g.k, kk % g.k);
-                    let src = &cols[r * ncols + bi * ohw..r * ncols + (bi + 1) * ohw];
-                    let dst = &mut img[ci * plane..(ci + 1) * plane];
-                    for oy in 0..g.oh {
-                        let Some(iy) = g.src(oy, ki, g.h) else {
-                            continue;
-                        };
-                        let s = &src[oy * g.ow..(oy + 1) * g.ow];
-                        let d = &mut dst[iy * g.w..(iy + 1) * g.w];
-                        for (ox, v) in s.iter().enumerate() {
-                            if let Some(ix) = g.src(ox, kj, g.w) {
-                                d[ix] += v;
-                            }
+        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(col2im::<T>(
+            g,
+            kernel::slice(s, l, self.name())?
+        )));
+        Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
+    }
+}
+
+/// `[b, c, h, w] -> [c*k*k, b*oh*ow]`: row `(ci, ki, kj)` holds, for every
+/// output position, the input pixel under kernel tap `(ki, kj)` (0 in the padding).
+fn im2col<T: Float>(g: Geom, x: &[T]) -> Vec<T> {
+    let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
+    let mut out = vec![T::zero(); g.rows() * ncols];
+    out.par_chunks_mut(ncols).enumerate().for_each(|(r, row)| {
+        let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
+        let (ki, kj) = (kk / g.k, kk % g.k);
+        for bi in 0..g.b {
+            let src = &x[(bi * g.c + ci) * plane..(bi * g.c + ci + 1) * plane];
+            let dst = &mut row[bi * ohw..(bi + 1) * ohw];
+            for oy in 0..g.oh {
+                let Some(iy) = g.src(oy, ki, g.h) else {
+                    continue;
+                };
+                let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
+                let s = &src[iy * g.w..(iy + 1) * g.w];
+                for (ox, v) in d.iter_mut().enumerate() {
+                    if let Some(ix) = g.src(ox, kj, g.w) {
+                        *v = s[ix];
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The adjoint of [`im2col`]: every column entry added back to the input
+/// pixel it was read from.
+fn col2im<T: Float>(g: Geom, cols: &[T]) -> Vec<T> {
+    let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
+    let mut out = vec![T::zero(); g.b * g.c * plane];
+    out.par_chunks_mut(g.c * plane)
+        .enumerate()
+        .for_each(|(bi, img)| {
+            for r in 0..g.rows() {
+                let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
+                let (ki, kj) = (kk / g.k, kk % g.k);
+                let src = &cols[r * ncols + bi * ohw..r * ncols + (bi + 1) * ohw];
+                let dst = &mut img[ci * plane..(ci + 1) * plane];
+                for oy in 0..g.oh {
+                    let Some(iy) = g.src(oy, ki, g.h) else {
+                        continue;
+                    };
+                    let s = &src[oy * g.ow..(oy + 1) * g.ow];
+                    let d = &mut dst[iy * g.w..(iy + 1) * g.w];
+                    for (ox, &v) in s.iter().enumerate() {
+                        if let Some(ix) = g.src(ox, kj, g.w) {
+                            d[ix] += v;
                         }
                     }
                 }
-            });
-        Ok((CpuStorage::F32(out), Shape::from((g.b, g.c, g.h, g.w))))
-    }
+            }
+        });
+    out
 }
 
 /// `x [b, c, h, w]` convolved with `w [out, c, k, k]` (square kernel, equal
 /// stride and zero padding on both axes), differentiable in both arguments.
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
-    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+    if !x.device().is_cpu() || !kernel::supported(x.dtype()) {
         return x.conv2d(w, pad, stride, 1, 1);
     }
     let (b, c, h, wd) = x.dims4()?;

@@ -4,7 +4,12 @@ pub mod arch;
 mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
+#[cfg(test)]
+mod gradcheck;
+mod kernel;
 pub mod network;
+pub mod pool;
+pub mod relu;
 #[cfg(test)]
 pub(crate) mod testutil;
 

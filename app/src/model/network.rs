@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 
 use super::arch::{Architecture, Node};
+use super::{batchnorm, pool, relu};
 use crate::error::{Error, Result};
 
 /// BatchNorm momentum for running statistics (PyTorch convention).
@@ -126,7 +127,7 @@ impl Network {
             if is_buffer {
                 buffers.insert(name, t);
             } else {
-                params.insert(name, Var::from_tensor(&t)?);
+                params.insert(name, own_var(&t)?);
             }
         }
         if let Some(extra) = tensors.keys().next() {
@@ -205,6 +206,28 @@ impl Network {
         )
     }
 
+    /// A copy with every parameter, buffer and mask converted to `dtype`
+    /// (`F32` for training; `F64` for the gradient checks).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let convert = |m: &BTreeMap<String, Tensor>| -> Result<BTreeMap<String, Tensor>> {
+            m.iter()
+                .map(|(k, t)| Ok((k.clone(), t.to_dtype(dtype)?)))
+                .collect()
+        };
+        let params = self
+            .params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), own_var(&v.as_tensor().to_dtype(dtype)?)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            arch: self.arch.clone(),
+            params,
+            buffers: convert(&self.buffers)?,
+            masks: convert(&self.masks)?,
+            device: self.device.clone(),
+        })
+    }
+
     /// Multiplies every masked parameter by its mask, so pruned weights are
     /// exactly zero.
     pub fn apply_masks(&self) -> Result<()> {
@@ -249,6 +272,14 @@ impl Network {
         let nodes = self.arch.nodes.clone();
         run(&nodes, x.clone(), &mut ctx)
     }
+}
+
+/// A variable with storage of its own. `Var::from_tensor` of a tensor that
+/// is already a variable shares its storage, and `to_dtype`/`to_device` to
+/// the dtype/device a tensor already has return the same tensor: without
+/// the copy, two networks would train the same weights.
+fn own_var(t: &Tensor) -> Result<Var> {
+    Ok(Var::from_tensor(&t.detach())?)
 }
 
 struct Ctx<'a> {
@@ -298,8 +329,8 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
                 x.matmul(&w.t()?)?.broadcast_add(b)?
             }
             Node::BatchNorm { name, c } => batch_norm(&x, name, *c, ctx)?,
-            Node::Relu => x.relu()?,
-            Node::MaxPool { k } => x.max_pool2d(*k)?,
+            Node::Relu => relu::relu(&x)?,
+            Node::MaxPool { k } => pool::max_pool2d(&x, *k)?,
             Node::GlobalAvgPool => x.mean((2, 3))?,
             Node::Flatten => x.flatten_from(1)?,
             Node::Residual { body, shortcut } => {
@@ -317,61 +348,28 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
 }
 
 fn batch_norm(x: &Tensor, name: &str, c: usize, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-    let shape = (1, c, 1, 1);
     let gamma = ctx.p(&format!("{name}.weight"))?;
     let beta = ctx.p(&format!("{name}.bias"))?;
     let mean_key = format!("{name}.running_mean");
     let var_key = format!("{name}.running_var");
-    if ctx.train {
-        if x.elem_count() == c {
-            return Err(Error::Shape(format!(
-                "batch norm `{name}` gets one value per channel in training (batch of 1 on a 1x1 map); use a larger batch"
-            )));
-        }
-        let fused = x.device().is_cpu() && x.rank() == 4;
-        let (y, mean, unbiased) = if fused {
-            let x = x.contiguous()?;
-            let stats = x.apply_op1_no_bwd(&super::batchnorm::BatchStats)?;
-            let y = x.apply_op3(
-                gamma,
-                beta,
-                super::batchnorm::BatchNormTrain { eps: BN_EPS as f32 },
-            )?;
-            (y, stats.get(0)?, stats.get(1)?)
-        } else {
-            let mean = channel_mean(x)?;
-            let centred = x.broadcast_sub(&mean)?;
-            let var = channel_mean(&centred.sqr()?)?;
-            let n = (x.elem_count() / c) as f64;
-            let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.flatten_all()?;
-            let y = centred.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-            let y = y
-                .broadcast_mul(&gamma.reshape(shape)?)?
-                .broadcast_add(&beta.reshape(shape)?)?;
-            (y, mean.detach().flatten_all()?, unbiased)
-        };
-        let update = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
-            Ok(((old * (1.0 - BN_MOMENTUM))? + (new * BN_MOMENTUM)?)?)
-        };
-        let rm = update(&ctx.buffers[&mean_key], &mean)?;
-        let rv = update(&ctx.buffers[&var_key], &unbiased)?;
-        ctx.buffers.insert(mean_key, rm);
-        ctx.buffers.insert(var_key, rv);
-        return Ok(y);
+    if !ctx.train {
+        let (mean, var) = (&ctx.buffers[&mean_key], &ctx.buffers[&var_key]);
+        return Ok(batchnorm::eval(x, gamma, beta, mean, var, BN_EPS)?);
     }
-    let scale = (gamma / (&ctx.buffers[&var_key] + BN_EPS)?.sqrt()?)?;
-    let shift = (beta - (&ctx.buffers[&mean_key] * &scale)?)?;
-    Ok(x.broadcast_mul(&scale.reshape(shape)?)?
-        .broadcast_add(&shift.reshape(shape)?)?)
-}
-
-/// Per-channel mean of `[b, c, h, w]` as `[1, c, 1, 1]`, reducing over the
-/// contiguous last axis first (Candle's CPU reduction over non-trailing axes
-/// is several times slower).
-fn channel_mean(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let per_image = x.reshape((b, c, h * w))?.sum(2)?; // [b, c]
-    Ok((per_image.sum_keepdim(0)? / (b * h * w) as f64)?.reshape((1, c, 1, 1))?)
+    if x.elem_count() == c {
+        return Err(Error::Shape(format!(
+            "batch norm `{name}` gets one value per channel in training (batch of 1 on a 1x1 map); use a larger batch"
+        )));
+    }
+    let out = batchnorm::train(x, gamma, beta, BN_EPS)?;
+    let update = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
+        Ok(((old * (1.0 - BN_MOMENTUM))? + (new * BN_MOMENTUM)?)?)
+    };
+    let rm = update(&ctx.buffers[&mean_key], &out.mean)?;
+    let rv = update(&ctx.buffers[&var_key], &out.unbiased_var)?;
+    ctx.buffers.insert(mean_key, rm);
+    ctx.buffers.insert(var_key, rv);
+    Ok(out.y)
 }
 
 /// Index of the largest logit per row: `[b, classes] -> Vec<u32>`.

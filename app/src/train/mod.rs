@@ -111,18 +111,14 @@ pub fn train_epoch(
             continue;
         }
         let (x, y) = make_batch(data, idx, Some(&mut rng), &device)?;
-        let logits = net.forward(&x, true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        let l = loss.to_scalar::<f32>()?;
-        if !l.is_finite() {
-            return Err(Error::NonFinite(format!(
-                "loss is {l} at epoch {}, batch {} (lower the learning rate?)",
+        let (logits, l) = train_step(net, opt, &x, &y, lr).map_err(|e| match e {
+            Error::NonFinite(what) => Error::NonFinite(format!(
+                "{what} at epoch {}, batch {} (lower the learning rate?)",
                 epoch + 1,
                 b + 1
-            )));
-        }
-        let grads = loss.backward()?;
-        opt.step(net, &grads, lr)?;
+            )),
+            e => e,
+        })?;
         loss_sum += f64::from(l) * idx.len() as f64;
         correct += count_correct(&logits, &y)?;
         seen += idx.len();
@@ -131,6 +127,34 @@ pub fn train_epoch(
         loss: (loss_sum / seen.max(1) as f64) as f32,
         acc: correct as f32 / seen.max(1) as f32,
     })
+}
+
+/// The training loss: mean cross-entropy of `logits [b, classes]` against
+/// class indices `labels [b]`.
+pub fn loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::loss::cross_entropy(logits, labels)?)
+}
+
+/// One optimisation step on the batch `(x, labels)`: a training-mode forward
+/// pass (BatchNorm updates its running statistics), the loss, its gradients
+/// and `opt`'s update with learning rate `lr`. Returns the logits and the
+/// loss; a non-finite loss is an [`Error::NonFinite`] and leaves the
+/// parameters untouched.
+pub fn train_step(
+    net: &mut Network,
+    opt: &mut Optimizer,
+    x: &Tensor,
+    labels: &Tensor,
+    lr: f64,
+) -> Result<(Tensor, f32)> {
+    let logits = net.forward(x, true)?;
+    let loss = loss(&logits, labels)?;
+    let l = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
+    if !l.is_finite() {
+        return Err(Error::NonFinite(format!("loss is {l}")));
+    }
+    opt.step(net, &loss.backward()?, lr)?;
+    Ok((logits, l))
 }
 
 fn count_correct(logits: &Tensor, y: &Tensor) -> Result<usize> {
@@ -150,7 +174,7 @@ pub fn evaluate(net: &mut Network, data: &Dataset, batch_size: usize) -> Result<
     for chunk in idx.chunks(batch_size.max(1)) {
         let (x, y) = make_batch(data, chunk, None, &device)?;
         let logits = net.forward(&x, false)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()?;
+        let loss = loss(&logits, &y)?.to_scalar::<f32>()?;
         loss_sum += f64::from(loss) * chunk.len() as f64;
         correct += count_correct(&logits, &y)?;
     }
@@ -174,7 +198,7 @@ pub fn accumulate_gradients(
     let idx: Vec<usize> = (0..data.len()).collect();
     for chunk in idx.chunks(batch_size.max(1)).take(batches.max(1)) {
         let (x, y) = make_batch(data, chunk, None, &device)?;
-        let loss = candle_nn::loss::cross_entropy(&net.forward(&x, false)?, &y)?;
+        let loss = loss(&net.forward(&x, false)?, &y)?;
         let grads = loss.backward()?;
         for (name, var) in &net.params {
             if let Some(g) = grads.get(var.as_tensor()) {

@@ -244,7 +244,7 @@ mod tests {
         for _ in 0..3 {
             let x = Tensor::ones((4, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
             let y = Tensor::new(&[0u32, 1, 2, 0], &Device::Cpu).unwrap();
-            let loss = candle_nn::loss::cross_entropy(&net.forward(&x, true).unwrap(), &y).unwrap();
+            let loss = crate::train::loss(&net.forward(&x, true).unwrap(), &y).unwrap();
             let grads = loss.backward().unwrap();
             opt.step(&net, &grads, 0.1).unwrap();
         }
