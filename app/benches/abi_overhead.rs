@@ -21,6 +21,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The allocator the `shears` binary uses (see `shears::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> shears::Result<()> {
     shears::alloc::tune_for_training();
     let args: Vec<String> = std::env::args().collect();

@@ -18,6 +18,10 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The allocator the `shears` binary uses (see `shears::alloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> shears::Result<()> {
     shears::alloc::tune_for_training();
     let args: Vec<String> = std::env::args().collect();

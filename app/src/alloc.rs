@@ -1,14 +1,15 @@
-//! The memory allocator.
+//! Tuning for the memory allocator the `shears` binary uses.
 //!
 //! CPU training allocates and frees many large buffers per batch (activations,
 //! im2col matrices, gradients of tens of MB). glibc's malloc maps and unmaps
 //! them from the OS each time and pays a page fault per 4 KiB on every reuse;
 //! mimalloc, told never to hand memory back during a run, reuses them. The
 //! gain is measured in BENCHMARKS.md.
-
-/// The global allocator of every binary that links the engine.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//!
+//! The library does not choose the allocator: a binary that wants this one
+//! declares `#[global_allocator] static GLOBAL: mimalloc::MiMalloc =
+//! mimalloc::MiMalloc;` (as `main.rs` and the throughput benchmark do) and
+//! calls [`tune_for_training`] at start-up.
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 numbering).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -17,7 +18,8 @@ const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 
 /// Keeps freed memory for reuse instead of returning it to the OS (purge
 /// delay -1) and commits arenas eagerly. Call once at start-up, before heavy
-/// work; later calls are harmless.
+/// work; later calls are harmless. Without mimalloc as the global allocator
+/// it only changes settings of an allocator that is not used.
 pub fn tune_for_training() {
     // SAFETY: mi_option_set only stores an integer in mimalloc's option
     // table; both option ids exist in the bundled mimalloc (v2), and the

@@ -13,12 +13,10 @@ use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::{ModelSpec, Network};
 use crate::plugins::Registry;
 use crate::prune::{
-    compact, prune_to, sparsity, CriterionInputs, GranularityChoice, PruneMode, Scope,
+    compact, criterion_inputs, prune_to, sparsity, Calibration, CalibrationSpec, GranularityChoice,
+    PruneMode, Scope,
 };
-use crate::train::{
-    accumulate_gradients, collect_activations, evaluate, fit, EpochReport, OptimizerSpec,
-    TrainConfig,
-};
+use crate::train::{evaluate, fit, EpochReport, OptimizerSpec, TrainConfig, TrainPhase};
 
 fn open_device(a: &DataArgs) -> Result<Device> {
     let (d, name) =
@@ -80,15 +78,18 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     tc.validate("train")?;
     let mut net = Network::new(arch, a.seed, &device)?;
     let cancel = AtomicBool::new(false);
+    let phase = TrainPhase {
+        tc: &tc,
+        max_epochs: a.epochs,
+        patience: 0,
+        seed: a.seed,
+        first_epoch: 0,
+    };
     fit(
         &mut net,
-        &tc,
-        a.epochs,
-        0,
+        &phase,
         &data.train,
         &data.val,
-        a.seed,
-        0,
         &cancel,
         &mut print_epoch,
     )?;
@@ -146,25 +147,17 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     } else {
         None
     };
-    let (grads, acts) = match &data {
-        Some(d) => (
-            if needs.gradient {
-                Some(accumulate_gradients(&mut net, &d.train, 128, 4)?)
-            } else {
-                None
-            },
-            if needs.activations {
-                Some(collect_activations(&mut net, &d.train, 128, 4)?)
-            } else {
-                None
-            },
-        ),
-        None => (None, None),
+    let calibration = match &data {
+        Some(d) => {
+            let spec = CalibrationSpec {
+                batch_size: a.calibration_batch_size.max(1),
+                batches: a.calibration_batches.max(1),
+            };
+            criterion_inputs(&mut net, needs, &d.train, spec)?
+        }
+        None => Calibration::default(),
     };
-    let inputs = CriterionInputs {
-        grads: grads.as_ref(),
-        acts: acts.as_ref(),
-    };
+    let inputs = calibration.as_inputs();
     let reached = prune_to(
         &mut net,
         criterion.as_mut(),
@@ -182,15 +175,18 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
                 ..TrainConfig::default()
             };
             tc.validate("--lr")?;
+            let phase = TrainPhase {
+                tc: &tc,
+                max_epochs: a.finetune_epochs,
+                patience: 0,
+                seed: 0,
+                first_epoch: 0,
+            };
             fit(
                 &mut net,
-                &tc,
-                a.finetune_epochs,
-                0,
+                &phase,
                 &d.train,
                 &d.val,
-                0,
-                0,
                 &AtomicBool::new(false),
                 &mut print_epoch,
             )?;

@@ -203,6 +203,13 @@ pub struct PruneArgs {
     /// Fine-tuning epochs after pruning.
     #[arg(long, default_value_t = 0)]
     pub finetune_epochs: u32,
+    /// Training batches the criterion's inputs (gradients, activation norms)
+    /// are computed on.
+    #[arg(long, default_value_t = crate::prune::DEFAULT_CALIBRATION_BATCHES)]
+    pub calibration_batches: usize,
+    /// Samples per calibration batch.
+    #[arg(long, default_value_t = crate::train::DEFAULT_BATCH_SIZE)]
+    pub calibration_batch_size: usize,
     /// Fine-tuning learning rate.
     #[arg(long, default_value_t = 0.01)]
     pub lr: f64,

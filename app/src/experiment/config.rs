@@ -121,7 +121,7 @@ impl Default for ExperimentConfig {
             sparsities: vec![0.5, 0.8, 0.9, 0.95],
             device: "cpu".into(),
             val_fraction: 0.1,
-            calibration_batches: 4,
+            calibration_batches: crate::prune::DEFAULT_CALIBRATION_BATCHES,
             max_epochs_per_run: 1000,
             data: DatasetSpec::default(),
             model: ModelSpec::default(),

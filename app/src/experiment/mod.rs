@@ -3,7 +3,9 @@
 pub mod config;
 pub mod output;
 pub mod results;
+pub mod rules;
 pub mod runner;
+mod strategy_run;
 
 pub use config::{ExperimentConfig, StrategySpec};
 pub use output::{load_results, OutputDir};

@@ -7,25 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
-use shears_plugin_api::{
-    Decision, Phase, PluginKind, ScheduleState, MAX_PRUNE_STEPS, MAX_SCHEDULE_DECISIONS,
-};
 
-use super::config::{ExperimentConfig, StrategySpec};
+use super::config::ExperimentConfig;
 use super::results::{
-    Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status, StepRecord,
+    Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
+use super::strategy_run::StrategyRun;
 use crate::data::{prepare, DataSplits};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, Network};
 use crate::plugins::Registry;
-use crate::prune::{prune_to, sparsity, CriterionInputs, GranularityChoice};
-use crate::train::{
-    accumulate_gradients, collect_activations, evaluate, fit, EpochReport, Metrics, TrainConfig,
-};
-
-/// Largest fine-tuning phase the host accepts from a schedule, in epochs.
-pub const MAX_PHASE_EPOCHS: u32 = 10_000;
+use crate::train::{evaluate, fit, EpochReport, Metrics, TrainPhase};
 
 /// Receives every event with the results so far (to save them as they grow).
 pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
@@ -188,20 +180,14 @@ fn run_all(
             let arch = template.arch.clone();
             let mut net = Network::new(arch, seed, template.device())?;
             let t0 = Instant::now();
-            let val = train_phase(
-                &mut net,
-                &cfg.train,
-                cfg.train.epochs,
-                0,
-                data,
+            let phase = TrainPhase {
+                tc: &cfg.train,
+                max_epochs: cfg.train.epochs,
+                patience: 0,
                 seed,
-                0,
-                "base",
-                0.0,
-                ctx,
-                sink,
-                results,
-            )?;
+                first_epoch: 0,
+            };
+            let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, sink, results)?;
             let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
             let mut b = Baseline {
                 seed,
@@ -236,7 +222,7 @@ fn run_all(
                     results,
                 );
                 index += 1;
-                let mut run = RunResult {
+                let run = RunResult {
                     strategy: strategy.label(),
                     schedule: strategy.schedule.clone(),
                     criterion: strategy.criterion.clone(),
@@ -249,24 +235,15 @@ fn run_all(
                 let save_as = ctx.out_dir.map(|_| {
                     model_file_name(strategy_index, &run.strategy, target_index, target, seed)
                 });
-                let outcome = run_strategy(
-                    cfg,
-                    ctx,
-                    data,
-                    &base,
-                    strategy,
-                    (target, seed),
-                    save_as,
-                    &mut run,
-                    sink,
-                    results,
-                );
+                let (run, outcome) =
+                    match StrategyRun::new(ctx, cfg, data, strategy, &base, run.clone(), save_as) {
+                        Ok(r) => r.execute(sink, results),
+                        Err(e) => {
+                            let status = Status::Failed(e.to_string());
+                            (RunResult { status, ..run }, Err(e))
+                        }
+                    };
                 let cancelled = matches!(outcome, Err(Error::Cancelled));
-                run.status = match outcome {
-                    Ok(()) => Status::Complete,
-                    Err(Error::Cancelled) => Status::Cancelled,
-                    Err(e) => Status::Failed(e.to_string()),
-                };
                 results.runs.push(run.clone());
                 sink(&Event::RunFinished(run), results);
                 if cancelled {
@@ -278,25 +255,21 @@ fn run_all(
     Ok(())
 }
 
-/// [`fit`] with an [`Event::Epoch`] per epoch.
-#[allow(clippy::too_many_arguments)]
-fn train_phase(
+/// [`fit`] with an [`Event::Epoch`] per epoch, labelled `(phase name,
+/// target sparsity)`.
+pub(super) fn train_phase(
     net: &mut Network,
-    tc: &TrainConfig,
-    max_epochs: u32,
-    patience: u32,
+    phase: &TrainPhase<'_>,
+    (label, target): (&str, f32),
     data: &DataSplits,
-    seed: u64,
-    first_epoch: u32,
-    phase: &str,
-    target: f32,
     ctx: &Context<'_>,
     sink: &mut Sink<'_>,
     results: &ComparisonResults,
 ) -> Result<Vec<Metrics>> {
+    let seed = phase.seed;
     let mut on_epoch = |r: EpochReport| {
         let e = Event::Epoch {
-            phase: phase.into(),
+            phase: label.into(),
             target,
             seed,
             epoch: r.epoch,
@@ -309,13 +282,9 @@ fn train_phase(
     };
     fit(
         net,
-        tc,
-        max_epochs,
-        patience,
+        phase,
         &data.train,
         &data.val,
-        seed,
-        first_epoch,
         ctx.cancel,
         &mut on_epoch,
     )
@@ -337,216 +306,4 @@ pub fn model_file_name(
         super::output::MODELS_DIR,
         target * 100.0
     )
-}
-
-/// Runs one strategy at one target from a copy of `base`, filling `run.steps`.
-#[allow(clippy::too_many_arguments)]
-fn run_strategy(
-    cfg: &ExperimentConfig,
-    ctx: &Context<'_>,
-    data: &DataSplits,
-    base: &Network,
-    strategy: &StrategySpec,
-    (target, seed): (f32, u64),
-    save_as: Option<String>,
-    run: &mut RunResult,
-    sink: &mut Sink<'_>,
-    results: &ComparisonResults,
-) -> Result<()> {
-    let t0 = Instant::now();
-    let label = strategy.label();
-    let mut net = base.try_clone()?;
-    let mut schedule = ctx.registry.schedule(
-        &strategy.schedule,
-        &cfg.schedule_params(strategy, ctx.registry),
-    )?;
-    let mut criterion = ctx
-        .registry
-        .criterion(&strategy.criterion, &strategy.criterion_params)?;
-    let needs = criterion.needs();
-    let criterion_label = ctx
-        .registry
-        .label(PluginKind::Criterion, &strategy.criterion);
-    let schedule_label = ctx.registry.label(PluginKind::Schedule, &strategy.schedule);
-    let bad = |msg: String| Error::Plugin {
-        plugin: schedule_label.clone(),
-        msg,
-    };
-    // The schedule sees sparsity in the unit of the granularity; a base
-    // checkpoint may already be pruned.
-    let start = sparsity(&net)?;
-    let mut current = match strategy.granularity {
-        GranularityChoice::Unstructured => start.global,
-        GranularityChoice::Structured => start.channels,
-    };
-    let (mut prune_steps, mut last, mut epochs) = (0u32, Phase::Start, 0u32);
-    let mut history: Vec<f32> = Vec::new();
-    let mut pending: Option<f32> = None;
-    let record = |net: &mut Network,
-                  asked: f32,
-                  epochs: u32,
-                  run: &mut RunResult,
-                  sink: &mut Sink<'_>|
-     -> Result<()> {
-        let rec = StepRecord {
-            step: run.steps.len() as u32 + 1,
-            target_sparsity: asked,
-            sparsity: sparsity(net)?,
-            val: evaluate(net, &data.val, cfg.finetune.batch_size)?,
-            test: evaluate(net, &data.test, cfg.finetune.batch_size)?,
-            epochs,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        run.steps.push(rec.clone());
-        sink(
-            &Event::Step {
-                strategy: label.clone(),
-                record: rec,
-            },
-            results,
-        );
-        Ok(())
-    };
-    for _ in 0..MAX_SCHEDULE_DECISIONS {
-        if ctx.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let state = ScheduleState {
-            prune_steps,
-            last,
-            current_sparsity: current,
-            target_sparsity: target,
-            epochs_spent: epochs,
-            val_acc_history: &history,
-        };
-        let decision = schedule.decide(&state).map_err(|e| bad(e.to_string()))?;
-        match decision {
-            Decision::Prune { sparsity: s } => {
-                if !s.is_finite() || !(0.0..1.0).contains(&s) {
-                    return Err(bad(format!("asked to prune to {s}, outside [0, 1)")));
-                }
-                if s + 1e-6 < current {
-                    return Err(bad(format!(
-                        "asked to prune to {s}, below the current {current} (sparsity cannot decrease)"
-                    )));
-                }
-                if prune_steps > 0 && s <= current {
-                    return Err(bad(format!(
-                        "asked to prune to {s} again (every prune must raise the sparsity)"
-                    )));
-                }
-                if prune_steps >= MAX_PRUNE_STEPS {
-                    return Err(bad(format!(
-                        "did not stop within {MAX_PRUNE_STEPS} prune steps"
-                    )));
-                }
-                if let Some(asked) = pending.take() {
-                    record(&mut net, asked, epochs, run, sink)?;
-                }
-                let grads = if needs.gradient {
-                    Some(accumulate_gradients(
-                        &mut net,
-                        &data.train,
-                        cfg.finetune.batch_size,
-                        cfg.calibration_batches,
-                    )?)
-                } else {
-                    None
-                };
-                let acts = if needs.activations {
-                    Some(collect_activations(
-                        &mut net,
-                        &data.train,
-                        cfg.finetune.batch_size,
-                        cfg.calibration_batches,
-                    )?)
-                } else {
-                    None
-                };
-                let inputs = CriterionInputs {
-                    grads: grads.as_ref(),
-                    acts: acts.as_ref(),
-                };
-                let outcome = prune_to(
-                    &mut net,
-                    criterion.as_mut(),
-                    &criterion_label,
-                    strategy.mode(),
-                    s,
-                    inputs,
-                )?;
-                sink(
-                    &Event::Pruned {
-                        strategy: label.clone(),
-                        step: prune_steps + 1,
-                        target: s,
-                        reached: outcome.reached,
-                        host_copy_ms: outcome.host_copy_seconds * 1000.0,
-                    },
-                    results,
-                );
-                current = s;
-                prune_steps += 1;
-                last = Phase::Pruned;
-                pending = Some(s);
-            }
-            Decision::FineTune {
-                max_epochs,
-                patience,
-            } => {
-                if max_epochs == 0 || max_epochs > MAX_PHASE_EPOCHS {
-                    return Err(bad(format!(
-                        "asked to fine-tune {max_epochs} epochs (allowed 1..={MAX_PHASE_EPOCHS})"
-                    )));
-                }
-                if epochs + max_epochs > cfg.max_epochs_per_run {
-                    return Err(bad(format!(
-                        "did not stop within {} fine-tuning epochs (max_epochs_per_run)",
-                        cfg.max_epochs_per_run
-                    )));
-                }
-                let h = train_phase(
-                    &mut net,
-                    &cfg.finetune,
-                    max_epochs,
-                    patience,
-                    data,
-                    seed,
-                    cfg.train.epochs + epochs,
-                    &label,
-                    target,
-                    ctx,
-                    sink,
-                    results,
-                )?;
-                epochs += h.len() as u32;
-                history.extend(h.iter().map(|m| m.acc));
-                last = Phase::FineTuned;
-                if let Some(asked) = pending.take() {
-                    record(&mut net, asked, epochs, run, sink)?;
-                } else if let Some(prev) = run.steps.pop() {
-                    // More fine-tuning of the same step: its record is replaced.
-                    record(&mut net, prev.target_sparsity, epochs, run, sink)?;
-                }
-            }
-            Decision::Stop => {
-                if let Some(asked) = pending.take() {
-                    record(&mut net, asked, epochs, run, sink)?;
-                }
-                if let (Some(dir), Some(rel)) = (ctx.out_dir, save_as.clone()) {
-                    let info = serde_json::json!({
-                        "seed": seed, "strategy": label, "target": target,
-                        "dataset": data.train.name,
-                        "test_acc": run.last().map(|s| s.test.acc),
-                    });
-                    checkpoint::save(&net, &info, &dir.join(&rel))?;
-                    run.model_file = Some(rel);
-                }
-                return Ok(());
-            }
-        }
-    }
-    Err(bad(format!(
-        "did not stop within {MAX_SCHEDULE_DECISIONS} decisions"
-    )))
 }

@@ -2,6 +2,7 @@
 //! target sparsity (per layer or globally), structured channel dependencies,
 //! and sparsity accounting.
 
+pub mod calibration;
 pub mod structure;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,9 @@ use shears_plugin_api::{Criterion, Granularity, LayerView};
 
 use crate::error::{Error, Result};
 use crate::model::{ActivationStats, Network};
+pub use calibration::{
+    criterion_inputs, Calibration, CalibrationSpec, DEFAULT_CALIBRATION_BATCHES,
+};
 pub use structure::{channel_groups, compact, ChannelGroup};
 
 /// What is removed: single weights or whole output channels / neurons.

@@ -16,6 +16,9 @@ use crate::model::Network;
 pub use lr::LrSchedule;
 pub use optim::{Optimizer, OptimizerSpec};
 
+/// Samples per batch unless a config says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 128;
+
 /// Settings of one training phase (base training or fine-tuning).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,7 +39,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             epochs: 5,
-            batch_size: 128,
+            batch_size: DEFAULT_BATCH_SIZE,
             lr: 0.05,
             optimizer: OptimizerSpec::default(),
             lr_schedule: LrSchedule::Cosine,
@@ -80,23 +83,37 @@ pub struct Metrics {
     pub acc: f32,
 }
 
-/// Trains `net` for one epoch over `data` with learning rate `lr`.
+/// Which batches an epoch trains on: the sample order
+/// `epoch_order(len, seed, epoch)` cut into batches of `batch_size`, so every
+/// strategy that trains with the same `(seed, epoch)` sees the same batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochData {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Seed of the data order (and of the augmentation).
+    pub seed: u64,
+    /// Epoch number in the data order.
+    pub epoch: u32,
+}
+
+/// Trains `net` for one epoch over `data` with learning rate `lr`, in the
+/// batches `order` gives.
 ///
-/// The sample order is `epoch_order(len, seed, epoch)`, so every strategy that
-/// trains with the same `(seed, epoch)` sees the same batches. Checks `cancel`
-/// after every batch. A non-finite loss stops training with
+/// Checks `cancel` after every batch. A non-finite loss stops training with
 /// [`Error::NonFinite`] naming the epoch and batch.
-#[allow(clippy::too_many_arguments)]
 pub fn train_epoch(
     net: &mut Network,
     opt: &mut Optimizer,
     data: &Dataset,
-    batch_size: usize,
+    order: EpochData,
     lr: f64,
-    seed: u64,
-    epoch: u32,
     cancel: &AtomicBool,
 ) -> Result<Metrics> {
+    let EpochData {
+        batch_size,
+        seed,
+        epoch,
+    } = order;
     let device = net.device().clone();
     let order = epoch_order(data.len(), seed, epoch as usize);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (u64::from(epoch) << 32) ^ 0x5eed);
@@ -248,44 +265,51 @@ pub struct EpochReport {
     pub lr: f64,
 }
 
-/// Trains `net` for up to `max_epochs` with `tc`'s optimiser (fresh state)
-/// and learning-rate schedule, evaluating on `val` after each epoch;
-/// `patience > 0` stops once validation accuracy has not improved for that
-/// many epochs. Epoch `e` uses the data order of epoch `first_epoch + e`.
-/// Returns the validation metrics of every epoch run.
-#[allow(clippy::too_many_arguments)]
+/// One training phase: how long, with which settings, on which data order.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainPhase<'a> {
+    /// Optimiser (fresh state for the phase), batch size, learning rate and
+    /// its schedule.
+    pub tc: &'a TrainConfig,
+    /// Epoch limit.
+    pub max_epochs: u32,
+    /// With `patience > 0`, stop once validation accuracy has not improved
+    /// for that many epochs.
+    pub patience: u32,
+    /// Seed of the data order.
+    pub seed: u64,
+    /// Epoch `e` of the phase uses the data order of epoch `first_epoch + e`.
+    pub first_epoch: u32,
+}
+
+/// Trains `net` through `phase` on `train`, evaluating on `val` after each
+/// epoch and reporting it to `on_epoch`. Returns the validation metrics of
+/// every epoch run.
 pub fn fit(
     net: &mut Network,
-    tc: &TrainConfig,
-    max_epochs: u32,
-    patience: u32,
+    phase: &TrainPhase<'_>,
     train: &Dataset,
     val: &Dataset,
-    seed: u64,
-    first_epoch: u32,
     cancel: &AtomicBool,
     on_epoch: &mut dyn FnMut(EpochReport),
 ) -> Result<Vec<Metrics>> {
+    let tc = phase.tc;
     let mut opt = Optimizer::new(tc.optimizer.clone());
     let mut history: Vec<Metrics> = Vec::new();
     let (mut best, mut since_best) = (f32::NEG_INFINITY, 0);
-    for e in 0..max_epochs {
-        let lr = tc.lr_schedule.lr(tc.lr, e, max_epochs);
-        let t = train_epoch(
-            net,
-            &mut opt,
-            train,
-            tc.batch_size,
-            lr,
-            seed,
-            first_epoch + e,
-            cancel,
-        )?;
+    for e in 0..phase.max_epochs {
+        let lr = tc.lr_schedule.lr(tc.lr, e, phase.max_epochs);
+        let order = EpochData {
+            batch_size: tc.batch_size,
+            seed: phase.seed,
+            epoch: phase.first_epoch + e,
+        };
+        let t = train_epoch(net, &mut opt, train, order, lr, cancel)?;
         let v = evaluate(net, val, tc.batch_size)?;
         history.push(v);
         on_epoch(EpochReport {
             epoch: e + 1,
-            of: max_epochs,
+            of: phase.max_epochs,
             train: t,
             val: v,
             lr,
@@ -296,7 +320,7 @@ pub fn fit(
         } else {
             since_best += 1;
         }
-        if patience > 0 && since_best >= patience {
+        if phase.patience > 0 && since_best >= phase.patience {
             break;
         }
     }

@@ -1,0 +1,298 @@
+//! One strategy at one target sparsity, from a copy of a seed's base model:
+//! the schedule decides, the host checks each decision
+//! ([`check_decision`](super::rules::check_decision)) and carries it out
+//! (prune, fine-tune), recording a step after each prune and saving the
+//! final model.
+
+use std::time::Instant;
+
+use shears_plugin_api::MAX_SCHEDULE_DECISIONS;
+use shears_plugin_api::{Criterion, Decision, Phase, PluginKind, Schedule, ScheduleState};
+
+use super::config::{ExperimentConfig, StrategySpec};
+use super::results::{ComparisonResults, Event, RunResult, Status, StepRecord};
+use super::rules::check_decision;
+use super::runner::{train_phase, Context, Sink};
+use crate::data::DataSplits;
+use crate::error::{Error, Result};
+use crate::model::{checkpoint, Network};
+use crate::prune::{criterion_inputs, prune_to, sparsity, CalibrationSpec, GranularityChoice};
+use crate::train::TrainPhase;
+
+/// Where a run stands, in the terms a schedule sees.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    prune_steps: u32,
+    last: Option<Phase>,
+    /// Sparsity in the unit of the strategy's granularity.
+    current: f32,
+    epochs: u32,
+    val_acc_history: Vec<f32>,
+    /// The target of the last prune, until its step is recorded.
+    unrecorded: Option<f32>,
+}
+
+/// What one run is and the objects it works with.
+pub(super) struct StrategyRun<'a> {
+    cfg: &'a ExperimentConfig,
+    ctx: &'a Context<'a>,
+    data: &'a DataSplits,
+    strategy: &'a StrategySpec,
+    schedule_label: String,
+    criterion_label: String,
+    schedule: Box<dyn Schedule>,
+    criterion: Box<dyn Criterion>,
+    net: Network,
+    progress: Progress,
+    started: Instant,
+    /// Where the final model goes, relative to the output folder.
+    save_as: Option<String>,
+    /// The result so far (its steps are kept when the run fails).
+    pub run: RunResult,
+}
+
+impl<'a> StrategyRun<'a> {
+    /// Prepares `strategy` at `target` for `seed` from a copy of `base`: its
+    /// schedule and criterion created, nothing run yet.
+    pub fn new(
+        ctx: &'a Context<'a>,
+        cfg: &'a ExperimentConfig,
+        data: &'a DataSplits,
+        strategy: &'a StrategySpec,
+        base: &Network,
+        run: RunResult,
+        save_as: Option<String>,
+    ) -> Result<Self> {
+        let registry = ctx.registry;
+        let schedule =
+            registry.schedule(&strategy.schedule, &cfg.schedule_params(strategy, registry))?;
+        let criterion = registry.criterion(&strategy.criterion, &strategy.criterion_params)?;
+        let net = base.try_clone()?;
+        // The schedule sees sparsity in the unit of the granularity; a base
+        // checkpoint may already be pruned.
+        let start = sparsity(&net)?;
+        let current = match strategy.granularity {
+            GranularityChoice::Unstructured => start.global,
+            GranularityChoice::Structured => start.channels,
+        };
+        Ok(Self {
+            cfg,
+            ctx,
+            data,
+            strategy,
+            schedule_label: registry.label(PluginKind::Schedule, &strategy.schedule),
+            criterion_label: registry.label(PluginKind::Criterion, &strategy.criterion),
+            schedule,
+            criterion,
+            net,
+            progress: Progress {
+                current,
+                ..Progress::default()
+            },
+            started: Instant::now(),
+            save_as,
+            run,
+        })
+    }
+
+    /// Runs the schedule to its end (or to the first error), then returns
+    /// the result with its status.
+    pub fn execute(
+        mut self,
+        sink: &mut Sink<'_>,
+        results: &ComparisonResults,
+    ) -> (RunResult, Result<()>) {
+        let outcome = self.decide_until_stop(sink, results);
+        self.run.status = match &outcome {
+            Ok(()) => Status::Complete,
+            Err(Error::Cancelled) => Status::Cancelled,
+            Err(e) => Status::Failed(e.to_string()),
+        };
+        (self.run, outcome)
+    }
+
+    fn decide_until_stop(
+        &mut self,
+        sink: &mut Sink<'_>,
+        results: &ComparisonResults,
+    ) -> Result<()> {
+        for _ in 0..MAX_SCHEDULE_DECISIONS {
+            if self.ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            match self.decide()? {
+                Decision::Prune { sparsity } => self.prune(sparsity, sink, results)?,
+                Decision::FineTune {
+                    max_epochs,
+                    patience,
+                } => self.fine_tune(max_epochs, patience, sink, results)?,
+                Decision::Stop => {
+                    self.record_pending(sink, results)?;
+                    return self.save();
+                }
+            }
+        }
+        Err(self.schedule_error(format!(
+            "did not stop within {MAX_SCHEDULE_DECISIONS} decisions"
+        )))
+    }
+
+    /// The schedule's next decision, checked against the host's rules.
+    fn decide(&mut self) -> Result<Decision> {
+        let p = &self.progress;
+        let state = ScheduleState {
+            prune_steps: p.prune_steps,
+            last: p.last.unwrap_or(Phase::Start),
+            current_sparsity: p.current,
+            target_sparsity: self.run.target,
+            epochs_spent: p.epochs,
+            val_acc_history: &p.val_acc_history,
+        };
+        let decision = self
+            .schedule
+            .decide(&state)
+            .map_err(|e| self.schedule_error(e.to_string()))?;
+        check_decision(&state, &decision, self.cfg.max_epochs_per_run)
+            .map_err(|msg| self.schedule_error(msg))?;
+        Ok(decision)
+    }
+
+    fn prune(
+        &mut self,
+        target: f32,
+        sink: &mut Sink<'_>,
+        results: &ComparisonResults,
+    ) -> Result<()> {
+        self.record_pending(sink, results)?;
+        let calibration = CalibrationSpec {
+            batch_size: self.cfg.finetune.batch_size,
+            batches: self.cfg.calibration_batches,
+        };
+        let inputs = criterion_inputs(
+            &mut self.net,
+            self.criterion.needs(),
+            &self.data.train,
+            calibration,
+        )?;
+        let outcome = prune_to(
+            &mut self.net,
+            self.criterion.as_mut(),
+            &self.criterion_label,
+            self.strategy.mode(),
+            target,
+            inputs.as_inputs(),
+        )?;
+        let p = &mut self.progress;
+        sink(
+            &Event::Pruned {
+                strategy: self.run.strategy.clone(),
+                step: p.prune_steps + 1,
+                target,
+                reached: outcome.reached,
+                host_copy_ms: outcome.host_copy_seconds * 1000.0,
+            },
+            results,
+        );
+        p.current = target;
+        p.prune_steps += 1;
+        p.last = Some(Phase::Pruned);
+        p.unrecorded = Some(target);
+        Ok(())
+    }
+
+    fn fine_tune(
+        &mut self,
+        max_epochs: u32,
+        patience: u32,
+        sink: &mut Sink<'_>,
+        results: &ComparisonResults,
+    ) -> Result<()> {
+        let phase = TrainPhase {
+            tc: &self.cfg.finetune,
+            max_epochs,
+            patience,
+            seed: self.run.seed,
+            first_epoch: self.cfg.train.epochs + self.progress.epochs,
+        };
+        let label = (self.run.strategy.as_str(), self.run.target);
+        let history = train_phase(
+            &mut self.net,
+            &phase,
+            label,
+            self.data,
+            self.ctx,
+            sink,
+            results,
+        )?;
+        let p = &mut self.progress;
+        p.epochs += history.len() as u32;
+        p.val_acc_history.extend(history.iter().map(|m| m.acc));
+        p.last = Some(Phase::FineTuned);
+        match p.unrecorded.take() {
+            Some(asked) => self.record(asked, sink, results),
+            // More fine-tuning of the same step: its record is replaced.
+            None => match self.run.steps.pop() {
+                Some(prev) => self.record(prev.target_sparsity, sink, results),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn record_pending(&mut self, sink: &mut Sink<'_>, results: &ComparisonResults) -> Result<()> {
+        match self.progress.unrecorded.take() {
+            Some(asked) => self.record(asked, sink, results),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a step for the prune to `asked`: sparsity, validation and
+    /// test metrics of the model now.
+    fn record(
+        &mut self,
+        asked: f32,
+        sink: &mut Sink<'_>,
+        results: &ComparisonResults,
+    ) -> Result<()> {
+        let batch = self.cfg.finetune.batch_size;
+        let rec = StepRecord {
+            step: self.run.steps.len() as u32 + 1,
+            target_sparsity: asked,
+            sparsity: sparsity(&self.net)?,
+            val: crate::train::evaluate(&mut self.net, &self.data.val, batch)?,
+            test: crate::train::evaluate(&mut self.net, &self.data.test, batch)?,
+            epochs: self.progress.epochs,
+            seconds: self.started.elapsed().as_secs_f64(),
+        };
+        self.run.steps.push(rec.clone());
+        let event = Event::Step {
+            strategy: self.run.strategy.clone(),
+            record: rec,
+        };
+        sink(&event, results);
+        Ok(())
+    }
+
+    /// Saves the final model where `save_as` says, if anywhere.
+    fn save(&mut self) -> Result<()> {
+        let (Some(dir), Some(rel)) = (self.ctx.out_dir, self.save_as.clone()) else {
+            return Ok(());
+        };
+        let info = serde_json::json!({
+            "seed": self.run.seed,
+            "strategy": self.run.strategy,
+            "target": self.run.target,
+            "dataset": self.data.train.name,
+            "test_acc": self.run.last().map(|s| s.test.acc),
+        });
+        checkpoint::save(&self.net, &info, &dir.join(&rel))?;
+        self.run.model_file = Some(rel);
+        Ok(())
+    }
+
+    fn schedule_error(&self, msg: String) -> Error {
+        Error::Plugin {
+            plugin: self.schedule_label.clone(),
+            msg,
+        }
+    }
+}
