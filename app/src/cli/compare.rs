@@ -1,7 +1,6 @@
 //! `shears compare`: runs a comparison with progress on the terminal, events
 //! appended to DIR/events.jsonl, results saved after every run.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{CompareArgs, EXIT_CANCELLED};
 use crate::data::DatasetSpec;
 use crate::error::{Error, Result};
-use crate::experiment::output::OutputDir;
+use crate::experiment::output::{OutputDir, Recorder, RESULTS_JSON};
 use crate::experiment::{
     run_comparison, ComparisonResults, Context, Event, ExperimentConfig, Status,
 };
@@ -163,7 +162,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     apply_overrides(&mut cfg, &a)?;
     cfg.validate(registry)?;
     let out = a.out.as_path();
-    let mut output = OutputDir::new(out, &cfg)?;
+    let output = OutputDir::new(out, &cfg)?;
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -177,15 +176,10 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
         });
     }
     let progress = Progress::new(a.quiet);
-    let write_error: RefCell<Option<Error>> = RefCell::new(None);
+    let mut recorder = Recorder::new(output, &cancel);
     let mut sink = |e: &Event, r: &ComparisonResults| {
         progress.on(e);
-        if let Err(err) = output.record(e, r) {
-            if write_error.borrow().is_none() {
-                *write_error.borrow_mut() = Some(err);
-            }
-            cancel.store(true, Ordering::SeqCst);
-        }
+        recorder.record(e, r);
     };
     let ctx = Context {
         registry,
@@ -194,35 +188,22 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     };
     let result = run_comparison(&cfg, &ctx, &mut sink);
     progress.finish();
-    let results = result?;
-    if let Some(e) = write_error.into_inner() {
-        return Err(Error::Other(format!(
-            "could not save results: {e} (the comparison was stopped)"
-        )));
+    let mut results = result?;
+    if let Some(e) = recorder.finish(&mut results) {
+        return Err(e);
     }
     println!("{}", crate::report::summary_table(&results));
-    println!("results: {}", out.join("results.json").display());
+    println!("results: {}", out.join(RESULTS_JSON).display());
+    let (is_error, line) = crate::report::outcome_line(&results, out);
     Ok(match results.status {
-        Some(Status::Complete) if results.runs.iter().all(|r| r.status == Status::Complete) => 0,
         Some(Status::Cancelled) => {
-            eprintln!(
-                "cancelled: {} finished runs kept in {}",
-                results.runs.len(),
-                out.display()
-            );
+            eprintln!("{line}");
             EXIT_CANCELLED
         }
-        Some(Status::Failed(ref e)) => {
-            eprintln!("error: {e}");
+        _ if is_error => {
+            eprintln!("error: {line}");
             1
         }
-        _ => {
-            let failed = results.failed_runs();
-            eprintln!(
-                "error: {failed} run(s) failed (see the table and {})",
-                out.join("events.jsonl").display()
-            );
-            1
-        }
+        _ => 0,
     })
 }

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Result;
-pub use plugins_cli::check_in_child;
 
 /// Command-line interface of Shears.
 #[derive(Debug, Parser)]

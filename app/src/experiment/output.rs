@@ -4,9 +4,10 @@
 //! base checkpoints and the pruned models. Used by the CLI and the GUI alike.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::config::ExperimentConfig;
-use super::results::{to_csv, ComparisonResults, Event};
+use super::results::{to_csv, ComparisonResults, Event, Status};
 use crate::error::{Error, Result};
 use crate::fsutil::{append_line, write_atomic};
 
@@ -84,6 +85,48 @@ impl OutputDir {
             save_results(&self.dir, results)?;
         }
         Ok(())
+    }
+}
+
+/// Records a comparison's events into its [`OutputDir`] as they come. The
+/// first write that fails (a full disk, a folder removed) is kept and stops
+/// the comparison through `cancel`: results that cannot be saved are not
+/// worth computing, and the finished ones stay saved.
+pub struct Recorder<'a> {
+    output: OutputDir,
+    cancel: &'a AtomicBool,
+    error: Option<Error>,
+}
+
+impl<'a> Recorder<'a> {
+    /// Records into `output`; a write error sets `cancel`.
+    pub fn new(output: OutputDir, cancel: &'a AtomicBool) -> Self {
+        Self {
+            output,
+            cancel,
+            error: None,
+        }
+    }
+
+    /// [`OutputDir::record`], keeping the first error.
+    pub fn record(&mut self, event: &Event, results: &ComparisonResults) {
+        if let Err(e) = self.output.record(event, results) {
+            if self.error.is_none() {
+                self.error = Some(e);
+            }
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// After the comparison: with a write error, marks `results` failed with
+    /// it and returns it (the comparison was stopped because of it).
+    pub fn finish(self, results: &mut ComparisonResults) -> Option<Error> {
+        let e = self.error?;
+        let e = Error::Other(format!(
+            "could not save results: {e} (the comparison was stopped)"
+        ));
+        results.status = Some(Status::Failed(e.to_string()));
+        Some(e)
     }
 }
 

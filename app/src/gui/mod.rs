@@ -4,13 +4,15 @@
 //! sessions ([`state`]).
 
 pub mod app;
+pub mod command;
 pub mod files;
 pub mod schema_form;
 pub mod state;
 pub mod views;
 pub mod worker;
 
-pub use app::{Action, LaunchOptions, LoadedResults, Notice, ShearsApp, SETTINGS_KEY};
+pub use app::{LaunchOptions, ShearsApp, SETTINGS_KEY};
+pub use command::{Action, LoadedResults, Notice};
 pub use state::{Settings, Tab};
 
 use crate::error::{Error, Result};

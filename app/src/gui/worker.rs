@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::experiment::{
-    run_comparison, ComparisonResults, Context, Event, ExperimentConfig, OutputDir, Status,
+    output::Recorder, run_comparison, ComparisonResults, Context, Event, ExperimentConfig,
+    OutputDir, Status,
 };
 use crate::plugins::Registry;
 use crate::report::text::{base_line, pruned_line, run_line, started_line};
@@ -79,15 +80,10 @@ impl RunHandle {
                 let outcome = (|| {
                     let registry = plugins.registry();
                     cfg.validate(&registry)?;
-                    let mut output = OutputDir::new(&dir, &cfg)?;
-                    let mut write_error: Option<crate::error::Error> = None;
+                    let output = OutputDir::new(&dir, &cfg)?;
+                    let mut recorder = Recorder::new(output, &stop);
                     let mut sink = |e: &Event, r: &ComparisonResults| {
-                        if let Err(err) = output.record(e, r) {
-                            if write_error.is_none() {
-                                write_error = Some(err);
-                            }
-                            stop.store(true, Ordering::SeqCst);
-                        }
+                        recorder.record(e, r);
                         send(Message::Event(e.clone()));
                         if matches!(
                             e,
@@ -102,11 +98,7 @@ impl RunHandle {
                         out_dir: Some(&dir),
                     };
                     let mut results = run_comparison(&cfg, &ctx, &mut sink)?;
-                    if let Some(e) = write_error {
-                        results.status = Some(Status::Failed(format!(
-                            "could not save results: {e} (the comparison was stopped)"
-                        )));
-                    }
+                    recorder.finish(&mut results);
                     Ok::<_, crate::error::Error>(results)
                 })();
                 send(Message::Done(

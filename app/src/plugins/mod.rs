@@ -6,6 +6,7 @@
 //! listed with its error; it never stops the others.
 
 pub mod loader;
+pub mod probe;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

@@ -11,4 +11,4 @@ pub use series::{
     accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, strategies,
     table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
 };
-pub use text::summary_table;
+pub use text::{outcome_line, summary_table};

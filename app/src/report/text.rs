@@ -1,6 +1,8 @@
 //! Text for people: the terminal summary table, and the one-line reports of
 //! events shared by the CLI's progress output and the app's log.
 
+use std::path::Path;
+
 use super::series::{dense_baseline, point, strategies};
 use crate::experiment::results::{Baseline, DataSummary, ModelSummary};
 use crate::experiment::{ComparisonResults, Event, RunResult, Status};
@@ -105,4 +107,38 @@ pub fn summary_table(r: &ComparisonResults) -> String {
         out.push('\n');
     }
     out
+}
+
+/// How a comparison ended, in one line for the user: whether it is an error
+/// (cancelled, failed, or some runs failed) and the text, naming `dir` where
+/// its results are.
+pub fn outcome_line(r: &ComparisonResults, dir: &Path) -> (bool, String) {
+    match &r.status {
+        Some(Status::Cancelled) => {
+            let kept = r
+                .runs
+                .iter()
+                .filter(|x| x.status == Status::Complete)
+                .count();
+            let text = format!(
+                "comparison cancelled: {kept} finished runs kept in {}",
+                dir.display()
+            );
+            (true, text)
+        }
+        Some(Status::Failed(e)) => (true, format!("comparison failed: {e}")),
+        _ => match r.failed_runs() {
+            0 => (
+                false,
+                format!("comparison finished: results in {}", dir.display()),
+            ),
+            failed => (
+                true,
+                format!(
+                    "comparison finished; {failed} run(s) failed (see the table and {})",
+                    dir.join(crate::experiment::output::EVENTS_JSONL).display()
+                ),
+            ),
+        },
+    }
 }

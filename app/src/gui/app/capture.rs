@@ -3,7 +3,10 @@
 //! shows the chart, waits until it stops moving, and cuts it out of a
 //! screenshot.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 
 use eframe::egui::{self, ViewportCommand};
 
@@ -12,7 +15,6 @@ use crate::error::Error;
 use crate::fsutil::write_atomic;
 use crate::gui::files;
 use crate::gui::state::Tab;
-use crate::gui::views;
 
 /// What the window is asked to do once a comparison ends (scripted runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,33 @@ pub(super) struct PlotJob {
     requested: bool,
 }
 
+/// The capture sub-state of the app: charts waiting to be saved, where each
+/// chart was drawn, the scripted finale, and the screenshot channel.
+pub(super) struct Capture {
+    /// Charts to save as PNG, in order; the first is being saved.
+    pub(super) plot_jobs: VecDeque<PlotJob>,
+    /// Where each chart was drawn in the last frame.
+    pub(super) plot_rects: HashMap<String, egui::Rect>,
+    /// What the window does once a scripted comparison ends.
+    pub(super) finale: Option<Finale>,
+    /// Screenshots arrive here from the viewport.
+    pub(super) shots: (
+        Sender<Arc<egui::ColorImage>>,
+        Receiver<Arc<egui::ColorImage>>,
+    ),
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Self {
+            plot_jobs: VecDeque::new(),
+            plot_rects: HashMap::new(),
+            finale: None,
+            shots: channel(),
+        }
+    }
+}
+
 /// Most frames a chart is given to scroll into view before it is captured.
 const SETTLE_FRAMES: u32 = 120;
 
@@ -52,14 +81,21 @@ impl ShearsApp {
     /// Saves the charts waiting for a screenshot, and the scripted window
     /// screenshot, when the screenshot arrives.
     pub(super) fn take_screenshots(&mut self, ctx: &egui::Context) {
-        let Some(image) = self.shots.1.try_iter().last() else {
+        let Some(image) = self.capture.shots.1.try_iter().last() else {
             return;
         };
         let image = &image;
         let ppp = ctx.pixels_per_point();
-        if let Some(job) = self.plot_jobs.front().filter(|j| j.requested).cloned() {
-            self.plot_jobs.pop_front();
+        if let Some(job) = self
+            .capture
+            .plot_jobs
+            .front()
+            .filter(|j| j.requested)
+            .cloned()
+        {
+            self.capture.plot_jobs.pop_front();
             let res = self
+                .capture
                 .plot_rects
                 .get(&job.id)
                 .ok_or_else(|| Error::Other(format!("chart `{}` is not on screen", job.id)))
@@ -69,7 +105,7 @@ impl ShearsApp {
                 Ok(()) => self.info(format!("chart saved to {}", job.path.display())),
                 Err(e) => self.error(format!("{}: {e}", job.path.display())),
             }
-        } else if self.finale == Some(Finale::AwaitShot) {
+        } else if self.capture.finale == Some(Finale::AwaitShot) {
             if let Some(path) = self.launch.screenshot.clone() {
                 let full = egui::Rect::from_min_size(
                     egui::Pos2::ZERO,
@@ -80,8 +116,8 @@ impl ShearsApp {
                     Err(e) => eprintln!("error: screenshot {}: {e}", path.display()),
                 }
             }
-            self.finale = if let Some(dir) = self.launch.export_charts.clone() {
-                for id in views::compare::CHARTS {
+            self.capture.finale = if let Some(dir) = self.launch.export_charts.clone() {
+                for id in crate::gui::command::CHARTS {
                     self.save_chart(id.to_string(), &dir.join(format!("{id}.png")));
                 }
                 Some(Finale::Charts)
@@ -93,7 +129,7 @@ impl ShearsApp {
 
     /// Queues the chart `id` to be saved as PNG at `path`.
     pub(super) fn save_chart(&mut self, id: String, path: &Path) {
-        self.plot_jobs.push_back(PlotJob {
+        self.capture.plot_jobs.push_back(PlotJob {
             id,
             path: path.to_path_buf(),
             frames: SETTLE_FRAMES,
@@ -104,14 +140,14 @@ impl ShearsApp {
 
     /// Shows the next chart to save and asks for the screenshot once it is in view.
     pub(super) fn drive_chart_saving(&mut self, ctx: &egui::Context) {
-        let Some(job) = self.plot_jobs.front_mut() else {
+        let Some(job) = self.capture.plot_jobs.front_mut() else {
             return;
         };
         self.settings.tab = Tab::Compare;
         if job.requested {
             return;
         }
-        let rect = self.plot_rects.get(&job.id).copied();
+        let rect = self.capture.plot_rects.get(&job.id).copied();
         let settled = rect.is_some() && rect == job.last_rect;
         if !settled && job.frames > 0 {
             job.frames -= 1;
@@ -125,7 +161,7 @@ impl ShearsApp {
 
     /// Asks the window for a screenshot; it arrives in a later frame.
     pub(super) fn request_screenshot(&self, ctx: &egui::Context) {
-        let tx = self.shots.0.clone();
+        let tx = self.capture.shots.0.clone();
         let wake = ctx.clone();
         ctx.request_screenshot(move |image| {
             let _ = tx.send(image);
@@ -134,17 +170,17 @@ impl ShearsApp {
     }
 
     pub(super) fn drive_finale(&mut self, ctx: &egui::Context) {
-        match self.finale {
+        match self.capture.finale {
             Some(Finale::Screenshot(0)) => {
-                self.finale = Some(Finale::AwaitShot);
+                self.capture.finale = Some(Finale::AwaitShot);
                 self.request_screenshot(ctx);
             }
             Some(Finale::Screenshot(n)) => {
-                self.finale = Some(Finale::Screenshot(n - 1));
+                self.capture.finale = Some(Finale::Screenshot(n - 1));
                 ctx.request_repaint();
             }
-            Some(Finale::Charts) if self.plot_jobs.is_empty() => {
-                self.finale = self.launch.quit_after_run.then_some(Finale::Quit);
+            Some(Finale::Charts) if self.capture.plot_jobs.is_empty() => {
+                self.capture.finale = self.launch.quit_after_run.then_some(Finale::Quit);
                 ctx.request_repaint();
             }
             Some(Finale::Quit) => ctx.send_viewport_cmd(ViewportCommand::Close),

@@ -4,76 +4,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 
 mod capture;
 mod opening;
 
 use eframe::egui::{self, Ui};
 
-use super::files::{new_run_dir, DialogPurpose, Dialogs};
+pub use super::command::{Action, CheckpointInfo, LoadedResults, Notice};
+use super::files::{new_run_dir, Dialogs};
 use super::state::{Settings, Tab};
 use super::views;
 use super::worker::{Message, PluginSources, Progress, RunHandle};
 use crate::error::Result;
 use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
-
-/// A set of results shown in the Compare view.
-#[derive(Debug, Clone)]
-pub struct LoadedResults {
-    /// Identifies the set while the app runs (exports refer to it).
-    pub id: u64,
-    /// Name in lists and legends.
-    pub name: String,
-    /// Its folder, when it has one.
-    pub dir: Option<PathBuf>,
-    /// The `results.json` it was read from (none for a running comparison).
-    pub file: Option<PathBuf>,
-    /// The results.
-    pub results: ComparisonResults,
-    /// Whether it is drawn.
-    pub shown: bool,
-    /// Whether it is the comparison running now (updated as it goes).
-    pub live: bool,
-}
-
-/// A message shown in the window's notice strip.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    /// An error (red) or information.
-    pub error: bool,
-    /// The text (what happened, and to which file).
-    pub text: String,
-}
-
-/// What the user asked for; the app carries it out after drawing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Start the comparison configured in Setup.
-    StartRun,
-    /// Stop the running comparison after the current batch.
-    CancelRun,
-    /// Show a native dialog.
-    Dialog(DialogPurpose, String),
-    /// Open a file or folder (a dialog's answer, a drop, a recent file).
-    OpenPath(PathBuf),
-    /// Load the plugin folders and libraries again.
-    RescanPlugins,
-    /// Forget a plugin library the user added.
-    RemoveLibrary(PathBuf),
-    /// Remove a results set (by id) from the Compare view.
-    CloseResults(u64),
-    /// Put the demo experiment back in Setup.
-    ResetToDemo,
-    /// Stop starting from a checkpoint: train a base model again.
-    ClearCheckpoint,
-    /// Show a view.
-    SetTab(Tab),
-    /// Remove a notice.
-    Dismiss(usize),
-}
 
 /// How the app was started (the `shears gui` options).
 #[derive(Debug, Clone, Default)]
@@ -98,15 +43,6 @@ pub struct LaunchOptions {
     pub probe_exe: Option<PathBuf>,
 }
 
-/// Facts about the checkpoint the experiment starts from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckpointInfo {
-    /// The file.
-    pub path: PathBuf,
-    /// One line: architecture, input, classes, parameters, sparsity.
-    pub summary: String,
-}
-
 /// The desktop app.
 pub struct ShearsApp {
     /// Persisted state.
@@ -122,19 +58,13 @@ pub struct ShearsApp {
     checkpoint: Option<CheckpointInfo>,
     launch: LaunchOptions,
     probes: Vec<Receiver<(PathBuf, Result<String>)>>,
-    /// Charts to save as PNG, in order; the first is being saved.
-    plot_jobs: std::collections::VecDeque<PlotJob>,
-    plot_rects: HashMap<String, egui::Rect>,
-    finale: Option<Finale>,
+    /// Screenshots and chart PNGs in progress.
+    capture: Capture,
     last_id: u64,
-    shots: (
-        Sender<Arc<egui::ColorImage>>,
-        Receiver<Arc<egui::ColorImage>>,
-    ),
     actions: Vec<Action>,
 }
 
-use capture::{Finale, PlotJob};
+use capture::{Capture, Finale};
 
 impl ShearsApp {
     /// The app with `settings` (saved ones, or the defaults: the demo).
@@ -172,11 +102,8 @@ impl ShearsApp {
             checkpoint: None,
             launch,
             probes: vec![],
-            plot_jobs: Default::default(),
-            plot_rects: HashMap::new(),
-            finale: None,
+            capture: Capture::default(),
             last_id: 0,
-            shots: channel(),
             actions: vec![],
         };
         app.rescan_plugins();
@@ -192,7 +119,7 @@ impl ShearsApp {
             for n in &app.notices {
                 eprintln!("error: {}", n.text);
             }
-            app.finale = Some(Finale::Quit);
+            app.capture.finale = Some(Finale::Quit);
         }
         app
     }
@@ -225,7 +152,7 @@ impl ShearsApp {
     /// Where each chart of the Compare view was drawn in the last frame
     /// (what **Save PNG…** cuts out of the window).
     pub fn chart_rects(&self) -> &HashMap<String, egui::Rect> {
-        &self.plot_rects
+        &self.capture.plot_rects
     }
 
     /// Libraries that failed to load or to pass the probe.
@@ -283,9 +210,16 @@ impl ShearsApp {
 
         let mut actions = std::mem::take(&mut self.actions);
         // Chart rectangles of this frame only (a chart on another tab cannot be saved).
-        self.plot_rects.clear();
+        self.capture.plot_rects.clear();
         egui::Panel::top("top").show(ui, |ui| {
-            views::menu::show(ui, self, &mut actions);
+            let running = self.run.as_ref().map(|r| r.cancelling());
+            views::menu::show(
+                ui,
+                &self.settings.recent,
+                self.settings.tab,
+                running,
+                &mut actions,
+            );
         });
         egui::Panel::bottom("notices").show(ui, |ui| {
             views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
@@ -309,8 +243,8 @@ impl ShearsApp {
                 ui,
                 &mut self.results,
                 &mut self.settings.charts,
-                &mut self.plot_rects,
-                self.plot_jobs.front().map(|j| j.id.as_str()),
+                &mut self.capture.plot_rects,
+                self.capture.plot_jobs.front().map(|j| j.id.as_str()),
                 &mut actions,
             ),
             Tab::Plugins => views::plugins::show(
@@ -330,7 +264,7 @@ impl ShearsApp {
         if self.run.is_some()
             || !self.probes.is_empty()
             || self.dialogs.is_open()
-            || !self.plot_jobs.is_empty()
+            || !self.capture.plot_jobs.is_empty()
         {
             // Messages wake the window; this keeps the clock (ETA) moving in between.
             ui.ctx()
@@ -355,28 +289,7 @@ impl ShearsApp {
                     Message::Results(r) => self.update_live(*r),
                     Message::Done(outcome) => match outcome {
                         Ok(r) => {
-                            let text = match &r.status {
-                                Some(Status::Cancelled) => format!(
-                                    "comparison cancelled: {} finished runs kept in {}",
-                                    r.runs
-                                        .iter()
-                                        .filter(|x| x.status == Status::Complete)
-                                        .count(),
-                                    dir.display()
-                                ),
-                                Some(Status::Failed(e)) => {
-                                    format!("comparison failed: {e}")
-                                }
-                                _ => {
-                                    let failed = r.failed_runs();
-                                    if failed > 0 {
-                                        format!("comparison finished; {failed} run(s) failed (see the table); results in {}", dir.display())
-                                    } else {
-                                        format!("comparison finished: results in {}", dir.display())
-                                    }
-                                }
-                            };
-                            let is_error = !matches!(r.status, Some(Status::Complete));
+                            let (is_error, text) = crate::report::outcome_line(&r, &dir);
                             self.update_live(*r);
                             self.notices.push(Notice {
                                 error: is_error,
@@ -409,11 +322,12 @@ impl ShearsApp {
             if l.screenshot.is_some() || l.export_charts.is_some() || l.quit_after_run {
                 self.settings.tab = Tab::Compare;
                 // The screenshot step also starts the chart export.
-                self.finale = Some(if l.screenshot.is_some() || l.export_charts.is_some() {
-                    Finale::Screenshot(10)
-                } else {
-                    Finale::Quit
-                });
+                self.capture.finale =
+                    Some(if l.screenshot.is_some() || l.export_charts.is_some() {
+                        Finale::Screenshot(10)
+                    } else {
+                        Finale::Quit
+                    });
             }
         }
         while let Some((purpose, path)) = self.dialogs.poll() {
@@ -463,7 +377,10 @@ impl ShearsApp {
                     r.cancel();
                 }
             }
-            Action::Dialog(purpose, name) => {
+            Action::Dialog {
+                purpose,
+                suggested_name: name,
+            } => {
                 let ctx = ctx.clone();
                 self.dialogs
                     .show(purpose, &name, move || ctx.request_repaint());
@@ -510,7 +427,7 @@ impl ShearsApp {
         }
         if self.launch.quit_after_run {
             // A scripted run closes the window whether or not the start succeeds.
-            self.finale = Some(Finale::Quit);
+            self.capture.finale = Some(Finale::Quit);
         }
         let cfg = self.settings.config.clone();
         if let Err(e) = cfg.validate(&self.registry) {
@@ -556,7 +473,7 @@ impl ShearsApp {
             move || ctx.request_repaint(),
         ));
         self.settings.tab = Tab::Run;
-        self.finale = None;
+        self.capture.finale = None;
     }
 
     fn next_id(&mut self) -> u64 {

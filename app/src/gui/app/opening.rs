@@ -113,7 +113,7 @@ impl ShearsApp {
                 let (tx, rx) = channel();
                 let path = path.to_path_buf();
                 std::thread::spawn(move || {
-                    let out = crate::cli::check_in_child(&exe, &path);
+                    let out = crate::plugins::probe::check_in_child(&exe, &path);
                     let _ = tx.send((path, out));
                 });
                 self.probes.push(rx);

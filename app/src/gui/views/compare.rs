@@ -13,19 +13,10 @@ use egui_plot::{
     PlotPoints, Points,
 };
 
-use crate::gui::app::{Action, LoadedResults};
+use crate::gui::command::{Action, LoadedResults, CHART_COMPUTE, CHART_LAYERS, CHART_SPARSITY};
 use crate::gui::files::DialogPurpose;
 use crate::gui::state::ChartOptions;
 use crate::report::{self, ComputeAxis};
-
-/// Chart ids (also the suggested PNG names).
-pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
-/// Per-layer chart id.
-pub const CHART_LAYERS: &str = "per-layer-sparsity";
-/// Compute chart id.
-pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
-/// Every chart, top to bottom.
-pub const CHARTS: [&str; 3] = [CHART_SPARSITY, CHART_LAYERS, CHART_COMPUTE];
 
 const PALETTE: [Color32; 10] = [
     Color32::from_rgb(31, 119, 180),
@@ -168,7 +159,7 @@ fn record(
 fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>) {
     ui.heading("Results");
     if ui.button("Open results folder…").clicked() {
-        actions.push(Action::Dialog(
+        actions.push(Action::dialog(
             DialogPurpose::Open(crate::gui::state::FileKind::Results),
             String::new(),
         ));
@@ -197,13 +188,13 @@ fn sets_panel(ui: &mut Ui, sets: &mut [LoadedResults], actions: &mut Vec<Action>
                     .name
                     .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
                 if ui.small_button("CSV…").clicked() {
-                    actions.push(Action::Dialog(
+                    actions.push(Action::dialog(
                         DialogPurpose::ExportCsv(s.id),
                         format!("{stem}.csv"),
                     ));
                 }
                 if ui.small_button("JSON…").clicked() {
-                    actions.push(Action::Dialog(
+                    actions.push(Action::dialog(
                         DialogPurpose::ExportJson(s.id),
                         format!("{stem}.json"),
                     ));
@@ -275,7 +266,7 @@ fn chart_header(ui: &mut Ui, title: &str, id: &str, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.strong(title);
         if ui.small_button("Save PNG…").clicked() {
-            actions.push(Action::Dialog(
+            actions.push(Action::dialog(
                 DialogPurpose::SavePlot(id.to_string()),
                 format!("{id}.png"),
             ));
@@ -482,7 +473,7 @@ fn save_model_menu(
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "model.safetensors".into());
-                actions.push(Action::Dialog(DialogPurpose::SaveModel(path), name));
+                actions.push(Action::dialog(DialogPurpose::SaveModel(path), name));
             }
         }
     });

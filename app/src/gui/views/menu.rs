@@ -3,12 +3,19 @@
 
 use eframe::egui::{self, Ui};
 
-use crate::gui::app::{Action, ShearsApp};
+use crate::gui::command::Action;
 use crate::gui::files::DialogPurpose;
-use crate::gui::state::{FileKind, Tab};
+use crate::gui::state::{FileKind, RecentFile, Tab};
 
-/// Draws the menu bar and the tab row.
-pub fn show(ui: &mut Ui, app: &ShearsApp, actions: &mut Vec<Action>) {
+/// Draws the menu bar and the tab row: `recent` files, the `tab` shown, and
+/// `running` (`Some(cancelling)` while a comparison runs).
+pub fn show(
+    ui: &mut Ui,
+    recent: &[RecentFile],
+    tab: Tab,
+    running: Option<bool>,
+    actions: &mut Vec<Action>,
+) {
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| {
             for (kind, text) in [
@@ -19,14 +26,14 @@ pub fn show(ui: &mut Ui, app: &ShearsApp, actions: &mut Vec<Action>) {
                 (FileKind::Config, "Open config…"),
             ] {
                 if ui.button(text).clicked() {
-                    actions.push(Action::Dialog(DialogPurpose::Open(kind), String::new()));
+                    actions.push(Action::dialog(DialogPurpose::Open(kind), String::new()));
                 }
             }
             ui.menu_button("Open recent", |ui| {
-                if app.settings.recent.is_empty() {
+                if recent.is_empty() {
                     ui.weak("nothing yet");
                 }
-                for r in &app.settings.recent {
+                for r in recent {
                     if ui
                         .button(format!("{}: {}", r.kind.word(), r.path.display()))
                         .clicked()
@@ -37,10 +44,7 @@ pub fn show(ui: &mut Ui, app: &ShearsApp, actions: &mut Vec<Action>) {
             });
             ui.separator();
             if ui.button("Save config…").clicked() {
-                actions.push(Action::Dialog(
-                    DialogPurpose::SaveConfig,
-                    "experiment.toml".into(),
-                ));
+                actions.push(Action::dialog(DialogPurpose::SaveConfig, "experiment.toml"));
             }
             if ui.button("Reset to the demo").clicked() {
                 actions.push(Action::ResetToDemo);
@@ -48,16 +52,12 @@ pub fn show(ui: &mut Ui, app: &ShearsApp, actions: &mut Vec<Action>) {
         });
         ui.separator();
         for t in Tab::ALL {
-            if ui
-                .selectable_label(app.settings.tab == t, t.title())
-                .clicked()
-            {
+            if ui.selectable_label(tab == t, t.title()).clicked() {
                 actions.push(Action::SetTab(t));
             }
         }
         ui.separator();
-        if app.is_running() {
-            let cancelling = app.cancelling();
+        if let Some(cancelling) = running {
             if ui
                 .add_enabled(!cancelling, egui::Button::new("Cancel"))
                 .on_hover_text("stop after the current batch; finished runs are kept")

@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, Ui};
 
-use crate::gui::app::{Action, Notice};
+use crate::gui::command::{Action, Notice};
 
 /// Most notices shown at once (the newest).
 const SHOWN: usize = 4;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use eframe::egui::{self, Ui};
 
-use crate::gui::app::Action;
+use crate::gui::command::Action;
 use crate::gui::files::DialogPurpose;
 use crate::gui::state::FileKind;
 use crate::plugins::{LoadError, Registry};
@@ -22,7 +22,7 @@ pub fn show(
 ) {
     ui.horizontal(|ui| {
         if ui.button("Add plugin library…").clicked() {
-            actions.push(Action::Dialog(
+            actions.push(Action::dialog(
                 DialogPurpose::Open(FileKind::Plugin),
                 String::new(),
             ));

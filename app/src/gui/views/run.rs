@@ -5,7 +5,7 @@
 use eframe::egui::{self, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use crate::gui::app::Action;
+use crate::gui::command::Action;
 use crate::gui::worker::{Bar, Progress};
 
 fn fmt_duration(d: std::time::Duration) -> String {

@@ -6,7 +6,7 @@ use eframe::egui::{self, Ui};
 
 use crate::data::DatasetSpec;
 use crate::experiment::{ExperimentConfig, StrategySpec};
-use crate::gui::app::{Action, CheckpointInfo};
+use crate::gui::command::{Action, CheckpointInfo};
 use crate::gui::files::DialogPurpose;
 use crate::gui::schema_form::schema_form;
 use crate::gui::state::{FileKind, Settings};
@@ -191,7 +191,7 @@ fn experiment(
                 *out_dir = text.into();
             }
             if ui.button("Choose…").clicked() {
-                actions.push(Action::Dialog(DialogPurpose::OutputFolder, String::new()));
+                actions.push(Action::dialog(DialogPurpose::OutputFolder, String::new()));
             }
         });
         ui.end_row();
@@ -223,7 +223,7 @@ fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
     ui.label(spec.to_string());
     ui.horizontal(|ui| {
         if ui.button("Open dataset folder…").clicked() {
-            actions.push(Action::Dialog(
+            actions.push(Action::dialog(
                 DialogPurpose::Open(FileKind::Dataset),
                 String::new(),
             ));
@@ -316,7 +316,7 @@ fn model(
             .on_hover_text("start from a trained checkpoint (.safetensors) instead")
             .clicked()
         {
-            actions.push(Action::Dialog(
+            actions.push(Action::dialog(
                 DialogPurpose::Open(FileKind::Checkpoint),
                 String::new(),
             ));

@@ -1,0 +1,98 @@
+//! What the views and the app share: the commands views send ([`Action`]),
+//! the notices, results sets and checkpoint facts they draw, and the chart
+//! ids. Below both, so views never import the app that calls them.
+
+use std::path::PathBuf;
+
+use super::files::DialogPurpose;
+use super::state::Tab;
+use crate::experiment::ComparisonResults;
+
+/// Chart ids (also the suggested PNG names).
+pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
+/// Per-layer chart id.
+pub const CHART_LAYERS: &str = "per-layer-sparsity";
+/// Compute chart id.
+pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
+/// Every chart, top to bottom.
+pub const CHARTS: [&str; 3] = [CHART_SPARSITY, CHART_LAYERS, CHART_COMPUTE];
+
+/// A set of results shown in the Compare view.
+#[derive(Debug, Clone)]
+pub struct LoadedResults {
+    /// Identifies the set while the app runs (exports refer to it).
+    pub id: u64,
+    /// Name in lists and legends.
+    pub name: String,
+    /// Its folder, when it has one.
+    pub dir: Option<PathBuf>,
+    /// The `results.json` it was read from (none for a running comparison).
+    pub file: Option<PathBuf>,
+    /// The results.
+    pub results: ComparisonResults,
+    /// Whether it is drawn.
+    pub shown: bool,
+    /// Whether it is the comparison running now (updated as it goes).
+    pub live: bool,
+}
+
+/// A message shown in the window's notice strip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// An error (red) or information.
+    pub error: bool,
+    /// The text (what happened, and to which file).
+    pub text: String,
+}
+
+/// What the user asked for; the app carries it out after drawing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start the comparison configured in Setup.
+    StartRun,
+    /// Stop the running comparison after the current batch.
+    CancelRun,
+    /// Show a native dialog.
+    Dialog {
+        /// What the dialog is for.
+        purpose: DialogPurpose,
+        /// File name to suggest (save dialogs; empty for none).
+        suggested_name: String,
+    },
+    /// Open a file or folder (a dialog's answer, a drop, a recent file).
+    OpenPath(PathBuf),
+    /// Load the plugin folders and libraries again.
+    RescanPlugins,
+    /// Forget a plugin library the user added.
+    RemoveLibrary(PathBuf),
+    /// Remove a results set (by id) from the Compare view.
+    CloseResults(u64),
+    /// Put the demo experiment back in Setup.
+    ResetToDemo,
+    /// Stop starting from a checkpoint: train a base model again.
+    ClearCheckpoint,
+    /// Show a view.
+    SetTab(Tab),
+    /// Remove a notice.
+    Dismiss(usize),
+}
+
+impl Action {
+    /// A native dialog for `purpose`, suggesting `suggested_name` (save
+    /// dialogs; empty for none).
+    pub fn dialog(purpose: DialogPurpose, suggested_name: impl Into<String>) -> Self {
+        Action::Dialog {
+            purpose,
+            suggested_name: suggested_name.into(),
+        }
+    }
+}
+
+/// Facts about the checkpoint the experiment starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointInfo {
+    /// The file.
+    pub path: PathBuf,
+    /// One line: architecture, input, classes, parameters, sparsity.
+    pub summary: String,
+}
