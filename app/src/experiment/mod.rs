@@ -1,6 +1,7 @@
 //! Strategy comparison: configuration, the runner, events and results.
 
 pub mod config;
+mod context;
 pub mod output;
 pub mod results;
 pub mod rules;

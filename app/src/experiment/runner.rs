@@ -3,12 +3,14 @@
 //! the same data order, streaming events as it goes.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use candle_core::Device;
 
 use super::config::ExperimentConfig;
+use super::context::train_phase;
+pub use super::context::{Context, Sink};
 use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
@@ -16,21 +18,7 @@ use super::strategy_run::StrategyRun;
 use crate::data::{prepare, DataSplits};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, Network};
-use crate::plugins::Registry;
-use crate::train::{evaluate, fit, EpochReport, Metrics, TrainPhase};
-
-/// Receives every event with the results so far (to save them as they grow).
-pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
-
-/// Everything a run needs besides the config.
-pub struct Context<'a> {
-    /// Plugins.
-    pub registry: &'a Registry,
-    /// Set to stop the comparison at the next batch.
-    pub cancel: &'a AtomicBool,
-    /// Where to save the base checkpoints (`base-seed{N}.safetensors`), if anywhere.
-    pub out_dir: Option<&'a Path>,
-}
+use crate::train::{evaluate, Metrics, TrainPhase};
 
 /// Loads the data and prepares the splits described by `cfg`.
 pub fn load_data(cfg: &ExperimentConfig) -> Result<DataSplits> {
@@ -253,41 +241,6 @@ fn run_all(
         }
     }
     Ok(())
-}
-
-/// [`fit`] with an [`Event::Epoch`] per epoch, labelled `(phase name,
-/// target sparsity)`.
-pub(super) fn train_phase(
-    net: &mut Network,
-    phase: &TrainPhase<'_>,
-    (label, target): (&str, f32),
-    data: &DataSplits,
-    ctx: &Context<'_>,
-    sink: &mut Sink<'_>,
-    results: &ComparisonResults,
-) -> Result<Vec<Metrics>> {
-    let seed = phase.seed;
-    let mut on_epoch = |r: EpochReport| {
-        let e = Event::Epoch {
-            phase: label.into(),
-            target,
-            seed,
-            epoch: r.epoch,
-            of: r.of,
-            train: r.train,
-            val: r.val,
-            lr: r.lr,
-        };
-        sink(&e, results);
-    };
-    fit(
-        net,
-        phase,
-        &data.train,
-        &data.val,
-        ctx.cancel,
-        &mut on_epoch,
-    )
 }
 
 /// Where a run's final model is saved, relative to the output folder:

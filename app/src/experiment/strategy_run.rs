@@ -10,9 +10,9 @@ use shears_plugin_api::MAX_SCHEDULE_DECISIONS;
 use shears_plugin_api::{Criterion, Decision, Phase, PluginKind, Schedule, ScheduleState};
 
 use super::config::{ExperimentConfig, StrategySpec};
+use super::context::{train_phase, Context, Sink};
 use super::results::{ComparisonResults, Event, RunResult, Status, StepRecord};
 use super::rules::check_decision;
-use super::runner::{train_phase, Context, Sink};
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, Network};
