@@ -17,6 +17,7 @@ use crate::experiment::{
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 use crate::report::text::{base_line, pruned_line, run_line, started_line};
+use crate::report::Progress;
 
 /// Applies the command-line overrides to a config.
 pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Result<()> {
@@ -58,14 +59,16 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     Ok(())
 }
 
-struct Progress {
+/// The terminal's progress bars, drawn from the shared progress reducer.
+struct TerminalBars {
     bars: MultiProgress,
     runs: ProgressBar,
     epochs: ProgressBar,
+    state: Progress,
 }
 
-impl Progress {
-    fn new(quiet: bool) -> Self {
+impl TerminalBars {
+    fn new(cfg: &ExperimentConfig, quiet: bool) -> Self {
         let bars = MultiProgress::new();
         if quiet {
             bars.set_draw_target(ProgressDrawTarget::hidden());
@@ -87,38 +90,34 @@ impl Progress {
         );
         epochs.set_prefix("phase");
         runs.enable_steady_tick(Duration::from_millis(500));
-        Self { bars, runs, epochs }
+        Self {
+            bars,
+            runs,
+            epochs,
+            state: Progress::new(cfg),
+        }
     }
 
-    fn on(&self, e: &Event) {
+    fn on(&mut self, e: &Event) {
+        self.state.on_event(e);
+        let p = &self.state;
+        self.runs.set_length(p.runs_total as u64);
+        self.runs.set_position(p.runs_done as u64);
+        self.runs.set_message(p.current.clone());
+        self.epochs.set_length(p.epoch.total as u64);
+        self.epochs.set_position(p.epoch.done as u64);
         match e {
             Event::Started {
-                runs,
                 device,
                 data,
                 model,
-            } => {
-                self.runs.set_length(*runs as u64);
-                let _ = self.bars.println(started_line(device, data, model));
-            }
-            Event::Epoch {
-                phase,
-                target,
-                epoch,
-                of,
-                val,
-                train,
                 ..
             } => {
-                self.epochs.set_length(u64::from(*of));
-                self.epochs.set_position(u64::from(*epoch));
-                let what = if phase == "base" {
-                    "base model".to_string()
-                } else {
-                    format!("{phase} @ {:.0}% fine-tune", target * 100.0)
-                };
+                let _ = self.bars.println(started_line(device, data, model));
+            }
+            Event::Epoch { train, val, .. } => {
                 self.epochs.set_message(format!(
-                    "{what}: loss {:.3}, val acc {:.2}%",
+                    "loss {:.3}, val acc {:.2}%",
                     train.loss,
                     val.acc * 100.0
                 ));
@@ -126,25 +125,15 @@ impl Progress {
             Event::BaseReady(b) => {
                 let _ = self.bars.println(base_line(b));
             }
-            Event::RunStarted {
-                strategy,
-                target,
-                seed,
-                ..
-            } => {
-                self.runs
-                    .set_message(format!("{strategy} @ {:.0}% (seed {seed})", target * 100.0));
-            }
             e @ Event::Pruned { .. } => {
                 if let Some(line) = pruned_line(e) {
                     self.epochs.set_message(line);
                 }
             }
             Event::RunFinished(r) => {
-                self.runs.inc(1);
                 let _ = self.bars.println(run_line(r));
             }
-            Event::Step { .. } | Event::Finished { .. } => {}
+            Event::RunStarted { .. } | Event::Step { .. } | Event::Finished { .. } => {}
         }
     }
 
@@ -175,7 +164,7 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
             eprintln!("\nstopping after the current batch (Ctrl-C again to quit at once); finished runs are kept");
         });
     }
-    let progress = Progress::new(a.quiet);
+    let mut progress = TerminalBars::new(&cfg, a.quiet);
     let mut recorder = Recorder::new(output, &cancel);
     let mut sink = |e: &Event, r: &ComparisonResults| {
         progress.on(e);

@@ -3,10 +3,12 @@
 //! [`ComparisonResults`](crate::experiment::ComparisonResults), shared by the
 //! CLI and the GUI.
 
+pub mod progress;
 pub mod sample;
 pub mod series;
 pub mod text;
 
+pub use progress::{Bar, Progress};
 pub use series::{
     accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, strategies,
     table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,

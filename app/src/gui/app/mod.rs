@@ -15,10 +15,11 @@ pub use super::command::{Action, CheckpointInfo, LoadedResults, Notice};
 use super::files::{new_run_dir, Dialogs};
 use super::state::{Settings, Tab};
 use super::views;
-use super::worker::{Message, PluginSources, Progress, RunHandle};
+use super::worker::{Message, PluginSources, RunHandle};
 use crate::error::Result;
 use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
+use crate::report::Progress;
 
 /// How the app was started (the `shears gui` options).
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,7 @@ use eframe::egui::{self, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use crate::gui::command::Action;
-use crate::gui::worker::{Bar, Progress};
+use crate::report::{Bar, Progress};
 
 fn fmt_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
