@@ -15,7 +15,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{self, sum2_f64, sum_f64, with_float_type, Float};
+use super::kernel::{self, sum2_f64, sum_f64, Float, FloatKernel};
 
 /// Output of a training-mode batch norm: the normalised output and the
 /// batch statistics that update the running ones (no gradient).
@@ -150,13 +150,11 @@ struct BatchNormTrain {
     eps: f64,
 }
 
-impl BatchNormTrain {
-    fn forward<T: Float>(
+impl FloatKernel<3> for BatchNormTrain {
+    fn run<T: Float>(
         &self,
-        x: &[T],
-        gamma: &[T],
-        beta: &[T],
-        l: &Layout,
+        [x, gamma, beta]: [&[T]; 3],
+        [l, _, _]: [&Layout; 3],
     ) -> candle_core::Result<Vec<T>> {
         let (b, c, hw) = dims(l)?;
         let stats = channel_stats(x, b, c, hw);
@@ -191,13 +189,7 @@ impl CustomOp3 for BatchNormTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let op = self.name();
-        let y = with_float_type!(s1, op, |T| kernel::storage::<T>(self.forward::<T>(
-            kernel::slice(s1, l1, op)?,
-            kernel::slice(s2, l2, op)?,
-            kernel::slice(s3, l3, op)?,
-            l1,
-        )?));
+        let y = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
         Ok((y, l1.shape().clone()))
     }
 
@@ -228,13 +220,11 @@ struct BatchNormBackward {
     eps: f64,
 }
 
-impl BatchNormBackward {
-    fn backward<T: Float>(
+impl FloatKernel<3> for BatchNormBackward {
+    fn run<T: Float>(
         &self,
-        x: &[T],
-        dy: &[T],
-        gamma: &[T],
-        l: &Layout,
+        [x, dy, gamma]: [&[T]; 3],
+        [l, _, _]: [&Layout; 3],
     ) -> candle_core::Result<Vec<T>> {
         let (b, c, hw) = dims(l)?;
         let stats = channel_stats(x, b, c, hw);
@@ -294,13 +284,7 @@ impl CustomOp3 for BatchNormBackward {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let op = self.name();
-        let out = with_float_type!(s1, op, |T| kernel::storage::<T>(self.backward::<T>(
-            kernel::slice(s1, l1, op)?,
-            kernel::slice(s2, l2, op)?,
-            kernel::slice(s3, l3, op)?,
-            l1,
-        )?));
+        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
         let len = l1.shape().elem_count() + 2 * l3.shape().elem_count();
         Ok((out, Shape::from(len)))
     }
@@ -310,8 +294,8 @@ impl CustomOp3 for BatchNormBackward {
 /// `[c]` vectors in one `[2, c]` tensor (no gradient).
 struct BatchStats;
 
-impl BatchStats {
-    fn stats<T: Float>(x: &[T], l: &Layout) -> candle_core::Result<Vec<T>> {
+impl FloatKernel<1> for BatchStats {
+    fn run<T: Float>(&self, [x]: [&[T]; 1], [l]: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
         let (b, c, hw) = dims(l)?;
         let n = (b * hw) as f64;
         let stats = channel_stats(x, b, c, hw);
@@ -331,10 +315,7 @@ impl CustomOp1 for BatchStats {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(Self::stats::<T>(
-            kernel::slice(s, l, self.name())?,
-            l
-        )?));
+        let out = kernel::run(self, self.name(), [s], [l])?;
         let (_, c, _) = dims(l)?;
         Ok((out, Shape::from((2, c))))
     }

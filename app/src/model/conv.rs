@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{self, with_float_type, Float};
+use super::kernel::{self, Float, FloatKernel};
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,7 @@ impl CustomOp1 for Im2Col {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(im2col::<T>(
-            g,
-            kernel::slice(s, l, self.name())?
-        )));
+        let out = kernel::run(self, self.name(), [s], [l])?;
         Ok((out, Shape::from((g.rows(), g.cols()))))
     }
 
@@ -83,11 +80,20 @@ impl CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let out = with_float_type!(s, self.name(), |T| kernel::storage::<T>(col2im::<T>(
-            g,
-            kernel::slice(s, l, self.name())?
-        )));
+        let out = kernel::run(self, self.name(), [s], [l])?;
         Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
+    }
+}
+
+impl FloatKernel<1> for Im2Col {
+    fn run<T: Float>(&self, [x]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
+        Ok(im2col(self.0, x))
+    }
+}
+
+impl FloatKernel<1> for Col2Im {
+    fn run<T: Float>(&self, [cols]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
+        Ok(col2im(self.0, cols))
     }
 }
 

@@ -16,11 +16,7 @@ pub(super) fn supported(dtype: DType) -> bool {
 }
 
 /// The contiguous data of `s` under layout `l` as `T`; the error names `op`.
-pub(super) fn slice<'a, T: Float>(
-    s: &'a CpuStorage,
-    l: &Layout,
-    op: &str,
-) -> candle_core::Result<&'a [T]> {
+fn slice<'a, T: Float>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [T]> {
     let data = T::cpu_storage_as_slice(s)
         .map_err(|_| candle_core::Error::Msg(format!("{op}: only f32 and f64 are supported")))?;
     match l.contiguous_offsets() {
@@ -29,27 +25,43 @@ pub(super) fn slice<'a, T: Float>(
     }
 }
 
-/// Runs `$body` with `$t` bound to the Rust type of the storage `$s`
-/// (`f32` or `f64`), failing with a message naming `$op` for other dtypes.
-macro_rules! with_float_type {
-    ($s:expr, $op:expr, |$t:ident| $body:expr) => {
-        match $s {
-            candle_core::CpuStorage::F32(_) => {
-                type $t = f32;
-                $body
-            }
-            candle_core::CpuStorage::F64(_) => {
-                type $t = f64;
-                $body
-            }
-            _ => candle_core::bail!("{}: only f32 and f64 are supported", $op),
-        }
-    };
+/// A CPU kernel written once for every [`Float`] type: from the contiguous
+/// data of its `N` inputs (and their layouts) to the output's data.
+pub(super) trait FloatKernel<const N: usize> {
+    /// Computes the output.
+    fn run<T: Float>(&self, data: [&[T]; N], layouts: [&Layout; N]) -> candle_core::Result<Vec<T>>;
 }
-pub(super) use with_float_type;
+
+/// Runs `kernel` on the storages `s` (laid out as `l`) in their float type;
+/// the error names `op` when the type is not `f32`/`f64` or an input is not
+/// contiguous.
+pub(super) fn run<K: FloatKernel<N>, const N: usize>(
+    kernel: &K,
+    op: &str,
+    s: [&CpuStorage; N],
+    l: [&Layout; N],
+) -> candle_core::Result<CpuStorage> {
+    fn typed<T: Float, K: FloatKernel<N>, const N: usize>(
+        kernel: &K,
+        op: &str,
+        s: [&CpuStorage; N],
+        l: [&Layout; N],
+    ) -> candle_core::Result<CpuStorage> {
+        let mut data: [&[T]; N] = [&[]; N];
+        for i in 0..N {
+            data[i] = slice::<T>(s[i], l[i], op)?;
+        }
+        Ok(storage(kernel.run(data, l)?))
+    }
+    match s[0] {
+        CpuStorage::F32(_) => typed::<f32, K, N>(kernel, op, s, l),
+        CpuStorage::F64(_) => typed::<f64, K, N>(kernel, op, s, l),
+        _ => candle_core::bail!("{op}: only f32 and f64 are supported"),
+    }
+}
 
 /// `data` as CPU storage.
-pub(super) fn storage<T: Float>(data: Vec<T>) -> CpuStorage {
+fn storage<T: Float>(data: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(data)
 }
 

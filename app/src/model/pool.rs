@@ -17,7 +17,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use super::kernel::{self, with_float_type, Float};
+use super::kernel::{self, Float, FloatKernel};
 
 /// `x [b, c, h, w]` max-pooled with a `k x k` window and stride `k`:
 /// `[b, c, h / k, w / k]`. A fused operation on the CPU;
@@ -98,8 +98,9 @@ struct MaxPool {
     k: usize,
 }
 
-impl MaxPool {
-    fn forward<T: Float>(g: Geom, x: &[T]) -> Vec<T> {
+impl FloatKernel<1> for MaxPool {
+    fn run<T: Float>(&self, [x]: [&[T]; 1], [l]: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
+        let g = Geom::of(l, self.k)?;
         let (oh, ow) = g.out();
         let mut y = vec![T::zero(); g.planes * oh * ow];
         y.par_chunks_mut(oh * ow)
@@ -111,7 +112,7 @@ impl MaxPool {
                     }
                 }
             });
-        y
+        Ok(y)
     }
 }
 
@@ -122,9 +123,7 @@ impl CustomOp1 for MaxPool {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = Geom::of(l, self.k)?;
-        let y = with_float_type!(s, self.name(), |T| kernel::storage::<T>(
-            Self::forward::<T>(g, kernel::slice(s, l, self.name())?)
-        ));
+        let y = kernel::run(self, self.name(), [s], [l])?;
         let (b, c, _, _) = l.shape().dims4()?;
         let (oh, ow) = g.out();
         Ok((y, Shape::from((b, c, oh, ow))))
@@ -142,8 +141,13 @@ struct MaxPoolBackward {
     k: usize,
 }
 
-impl MaxPoolBackward {
-    fn backward<T: Float>(g: Geom, x: &[T], dy: &[T]) -> Vec<T> {
+impl FloatKernel<2> for MaxPoolBackward {
+    fn run<T: Float>(
+        &self,
+        [x, dy]: [&[T]; 2],
+        [l, _]: [&Layout; 2],
+    ) -> candle_core::Result<Vec<T>> {
+        let g = Geom::of(l, self.k)?;
         let (oh, ow) = g.out();
         let mut dx = vec![T::zero(); x.len()];
         dx.par_chunks_mut(g.h * g.w)
@@ -156,7 +160,7 @@ impl MaxPoolBackward {
                     }
                 }
             });
-        dx
+        Ok(dx)
     }
 }
 
@@ -172,13 +176,7 @@ impl CustomOp2 for MaxPoolBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = Geom::of(l1, self.k)?;
-        let op = self.name();
-        let dx = with_float_type!(s1, op, |T| kernel::storage::<T>(Self::backward::<T>(
-            g,
-            kernel::slice(s1, l1, op)?,
-            kernel::slice(s2, l2, op)?
-        )));
+        let dx = kernel::run(self, self.name(), [s1, s2], [l1, l2])?;
         Ok((dx, l1.shape().clone()))
     }
 }

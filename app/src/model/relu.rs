@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernel::{self, with_float_type, Float};
+use super::kernel::{self, Float, FloatKernel};
 
 /// Elements per parallel chunk.
 const CHUNK: usize = 1 << 14;
@@ -37,8 +37,8 @@ pub fn relu_with_tensor_ops(x: &Tensor) -> candle_core::Result<Tensor> {
 
 struct Relu;
 
-impl Relu {
-    fn forward<T: Float>(x: &[T]) -> Vec<T> {
+impl FloatKernel<1> for Relu {
+    fn run<T: Float>(&self, [x]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
@@ -51,7 +51,7 @@ impl Relu {
                     };
                 }
             });
-        y
+        Ok(y)
     }
 }
 
@@ -61,9 +61,7 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = with_float_type!(s, self.name(), |T| kernel::storage::<T>(
-            Self::forward::<T>(kernel::slice(s, l, self.name())?)
-        ));
+        let y = kernel::run(self, self.name(), [s], [l])?;
         Ok((y, l.shape().clone()))
     }
 
@@ -75,8 +73,8 @@ impl CustomOp1 for Relu {
 /// `(x, dy) -> dy where x > 0, else 0`.
 struct ReluBackward;
 
-impl ReluBackward {
-    fn backward<T: Float>(x: &[T], dy: &[T]) -> Vec<T> {
+impl FloatKernel<2> for ReluBackward {
+    fn run<T: Float>(&self, [x, dy]: [&[T]; 2], _: [&Layout; 2]) -> candle_core::Result<Vec<T>> {
         let mut dx = vec![T::zero(); x.len()];
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
@@ -87,7 +85,7 @@ impl ReluBackward {
                     }
                 }
             });
-        dx
+        Ok(dx)
     }
 }
 
@@ -103,11 +101,7 @@ impl CustomOp2 for ReluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let op = self.name();
-        let dx = with_float_type!(s1, op, |T| kernel::storage::<T>(Self::backward::<T>(
-            kernel::slice(s1, l1, op)?,
-            kernel::slice(s2, l2, op)?
-        )));
+        let dx = kernel::run(self, self.name(), [s1, s2], [l1, l2])?;
         Ok((dx, l1.shape().clone()))
     }
 }

@@ -53,25 +53,17 @@ pub fn criterion_inputs(
     data: &Dataset,
     spec: CalibrationSpec,
 ) -> Result<Calibration> {
-    let grads = if needs.gradient {
-        Some(accumulate_gradients(
-            net,
-            data,
-            spec.batch_size,
-            spec.batches,
-        )?)
-    } else {
-        None
-    };
-    let acts = if needs.activations {
-        Some(collect_activations(
-            net,
-            data,
-            spec.batch_size,
-            spec.batches,
-        )?)
-    } else {
-        None
-    };
+    let CalibrationSpec {
+        batch_size,
+        batches,
+    } = spec;
+    let grads = needs
+        .gradient
+        .then(|| accumulate_gradients(net, data, batch_size, batches))
+        .transpose()?;
+    let acts = needs
+        .activations
+        .then(|| collect_activations(net, data, batch_size, batches))
+        .transpose()?;
     Ok(Calibration { grads, acts })
 }
