@@ -200,3 +200,156 @@ pub struct ShearsPluginList {
 
 /// Type of the entry symbol.
 pub type EntryFn = unsafe extern "C" fn() -> *const ShearsPluginList;
+
+/// A code read from the other side of the ABI that names no known value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownCode {
+    /// What the code stands for (`layer kind`, `phase`, ...).
+    pub what: &'static str,
+    /// The code.
+    pub code: u32,
+}
+
+impl std::fmt::Display for UnknownCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {} {}", self.what, self.code)
+    }
+}
+
+impl std::error::Error for UnknownCode {}
+
+/// `From<$ty> for u32` and `TryFrom<u32> for $ty`: the one mapping between
+/// an enum and its ABI codes.
+macro_rules! abi_codes {
+    ($ty:ty, $what:literal, { $($variant:path => $code:ident),+ $(,)? }) => {
+        impl From<$ty> for u32 {
+            fn from(v: $ty) -> u32 {
+                match v {
+                    $($variant => $code,)+
+                }
+            }
+        }
+
+        impl TryFrom<u32> for $ty {
+            type Error = UnknownCode;
+            fn try_from(code: u32) -> Result<Self, UnknownCode> {
+                match code {
+                    $($code => Ok($variant),)+
+                    code => Err(UnknownCode { what: $what, code }),
+                }
+            }
+        }
+    };
+}
+
+abi_codes!(crate::PluginKind, "plugin kind", {
+    crate::PluginKind::Criterion => KIND_CRITERION,
+    crate::PluginKind::Schedule => KIND_SCHEDULE,
+});
+
+abi_codes!(crate::LayerKind, "layer kind", {
+    crate::LayerKind::Linear => LAYER_LINEAR,
+    crate::LayerKind::Conv2d => LAYER_CONV2D,
+});
+
+abi_codes!(crate::Granularity, "granularity", {
+    crate::Granularity::Unstructured => GRANULARITY_UNSTRUCTURED,
+    crate::Granularity::StructuredChannel => GRANULARITY_STRUCTURED_CHANNEL,
+});
+
+abi_codes!(crate::Phase, "phase", {
+    crate::Phase::Start => PHASE_START,
+    crate::Phase::Pruned => PHASE_PRUNED,
+    crate::Phase::FineTuned => PHASE_FINETUNED,
+});
+
+impl From<crate::Decision> for ShearsDecision {
+    fn from(d: crate::Decision) -> Self {
+        use crate::Decision;
+        match d {
+            Decision::Stop => ShearsDecision {
+                kind: DECISION_STOP,
+                ..Default::default()
+            },
+            Decision::Prune { sparsity } => ShearsDecision {
+                kind: DECISION_PRUNE,
+                sparsity,
+                ..Default::default()
+            },
+            Decision::FineTune {
+                max_epochs,
+                patience,
+            } => ShearsDecision {
+                kind: DECISION_FINETUNE,
+                sparsity: 0.0,
+                max_epochs,
+                patience,
+            },
+        }
+    }
+}
+
+impl TryFrom<ShearsDecision> for crate::Decision {
+    type Error = UnknownCode;
+    fn try_from(d: ShearsDecision) -> Result<Self, UnknownCode> {
+        use crate::Decision;
+        match d.kind {
+            DECISION_STOP => Ok(Decision::Stop),
+            DECISION_PRUNE => Ok(Decision::Prune {
+                sparsity: d.sparsity,
+            }),
+            DECISION_FINETUNE => Ok(Decision::FineTune {
+                max_epochs: d.max_epochs,
+                patience: d.patience,
+            }),
+            code => Err(UnknownCode {
+                what: "decision kind",
+                code,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, Granularity, LayerKind, Phase, PluginKind};
+
+    #[test]
+    fn every_code_maps_both_ways_and_unknown_codes_are_named() {
+        for k in [PluginKind::Criterion, PluginKind::Schedule] {
+            assert_eq!(PluginKind::try_from(u32::from(k)), Ok(k));
+        }
+        for k in [LayerKind::Linear, LayerKind::Conv2d] {
+            assert_eq!(LayerKind::try_from(u32::from(k)), Ok(k));
+        }
+        for g in [Granularity::Unstructured, Granularity::StructuredChannel] {
+            assert_eq!(Granularity::try_from(u32::from(g)), Ok(g));
+        }
+        for p in [Phase::Start, Phase::Pruned, Phase::FineTuned] {
+            assert_eq!(Phase::try_from(u32::from(p)), Ok(p));
+        }
+        for d in [
+            Decision::Stop,
+            Decision::Prune { sparsity: 0.25 },
+            Decision::FineTune {
+                max_epochs: 3,
+                patience: 1,
+            },
+        ] {
+            assert_eq!(Decision::try_from(ShearsDecision::from(d)), Ok(d));
+        }
+        assert_eq!(
+            Phase::try_from(7).unwrap_err().to_string(),
+            "unknown phase 7"
+        );
+        let bad = ShearsDecision {
+            kind: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            Decision::try_from(bad).unwrap_err().to_string(),
+            "unknown decision kind 9"
+        );
+    }
+}

@@ -12,8 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::abi::*;
 use crate::{
-    Criterion, CriterionFactory, Decision, Granularity, LayerKind, LayerView, Phase, PluginError,
-    PluginKind, PluginMeta, PluginResult, Schedule, ScheduleFactory, ScheduleState,
+    Criterion, CriterionFactory, Granularity, LayerKind, LayerView, Phase, PluginError, PluginKind,
+    PluginMeta, PluginResult, Schedule, ScheduleFactory, ScheduleState,
 };
 
 /// Most criteria (and, separately, schedules) one library can export.
@@ -202,11 +202,7 @@ pub unsafe extern "C" fn criterion_score(
         let shape: Vec<usize> = shape64.iter().map(|&d| d as usize).collect();
         let view = LayerView {
             name: str_arg(l.name, "layer name")?,
-            kind: match l.kind {
-                LAYER_LINEAR => LayerKind::Linear,
-                LAYER_CONV2D => LayerKind::Conv2d,
-                k => return Err(PluginError(format!("unknown layer kind {k}"))),
-            },
+            kind: LayerKind::try_from(l.kind).map_err(|e| PluginError(e.to_string()))?,
             shape: &shape,
             weight: slice_arg(l.weight, l.len, "weight")?,
             mask: slice_arg(l.mask, l.len, "mask")?,
@@ -220,11 +216,8 @@ pub unsafe extern "C" fn criterion_score(
             } else {
                 Some(slice_arg(l.act_norms, l.act_len, "activation norms")?)
             },
-            granularity: match l.granularity {
-                GRANULARITY_UNSTRUCTURED => Granularity::Unstructured,
-                GRANULARITY_STRUCTURED_CHANNEL => Granularity::StructuredChannel,
-                g => return Err(PluginError(format!("unknown granularity {g}"))),
-            },
+            granularity: Granularity::try_from(l.granularity)
+                .map_err(|e| PluginError(e.to_string()))?,
         };
         let out = std::slice::from_raw_parts_mut(out, out_len);
         c.score(&view, out)
@@ -249,44 +242,15 @@ pub unsafe extern "C" fn schedule_decide(
         let st = &*state;
         let state = ScheduleState {
             prune_steps: st.prune_steps,
-            last: match st.last {
-                PHASE_START => Phase::Start,
-                PHASE_PRUNED => Phase::Pruned,
-                PHASE_FINETUNED => Phase::FineTuned,
-                p => return Err(PluginError(format!("unknown phase {p}"))),
-            },
+            last: Phase::try_from(st.last).map_err(|e| PluginError(e.to_string()))?,
             current_sparsity: st.current_sparsity,
             target_sparsity: st.target_sparsity,
             epochs_spent: st.epochs_spent,
             val_acc_history: slice_arg(st.val_acc_history, st.history_len, "history")?,
         };
-        *out = encode_decision(s.decide(&state)?);
+        *out = ShearsDecision::from(s.decide(&state)?);
         Ok(())
     })
-}
-
-/// The ABI form of a decision.
-pub fn encode_decision(d: Decision) -> ShearsDecision {
-    match d {
-        Decision::Stop => ShearsDecision {
-            kind: DECISION_STOP,
-            ..Default::default()
-        },
-        Decision::Prune { sparsity } => ShearsDecision {
-            kind: DECISION_PRUNE,
-            sparsity,
-            ..Default::default()
-        },
-        Decision::FineTune {
-            max_epochs,
-            patience,
-        } => ShearsDecision {
-            kind: DECISION_FINETUNE,
-            sparsity: 0.0,
-            max_epochs,
-            patience,
-        },
-    }
 }
 
 /// The plugin list of a library, with the strings it points to.
@@ -352,11 +316,7 @@ pub fn build_list<P: PluginSet>() -> ExportedList {
     let mut describe = |m: &PluginMeta, create: CreateFn| {
         let criterion = m.kind == PluginKind::Criterion;
         plugins.push(ShearsPlugin {
-            kind: if criterion {
-                KIND_CRITERION
-            } else {
-                KIND_SCHEDULE
-            },
+            kind: u32::from(m.kind),
             name: cstr(m.name),
             version: cstr(m.version),
             description: cstr(m.description),

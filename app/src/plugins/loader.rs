@@ -15,8 +15,8 @@ use std::sync::Arc;
 use libloading::Library;
 use shears_plugin_api::abi::*;
 use shears_plugin_api::{
-    Criterion, Decision, Granularity, LayerKind, LayerView, Needs, Phase, PluginError, PluginKind,
-    PluginResult, Schedule, ScheduleState, ABI_VERSION,
+    Criterion, Decision, LayerView, Needs, PluginError, PluginKind, PluginResult, Schedule,
+    ScheduleState, ABI_VERSION,
 };
 
 /// Size of the error buffer the host hands to every call.
@@ -127,11 +127,7 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, String> {
         let read = |p, what: &str| unsafe { owned_str(p, what) };
         let name = read(t.name, "name").map_err(|e| lib_error(path, format!("plugin {i}: {e}")))?;
         let bad = |msg: String| lib_error(path, format!("plugin `{name}`: {msg}"));
-        let kind = match t.kind {
-            KIND_CRITERION => PluginKind::Criterion,
-            KIND_SCHEDULE => PluginKind::Schedule,
-            k => return Err(bad(format!("unknown kind {k}"))),
-        };
+        let kind = PluginKind::try_from(t.kind).map_err(|e| bad(e.to_string()))?;
         let complete = t.create.is_some()
             && t.destroy.is_some()
             && match kind {
@@ -286,14 +282,8 @@ impl Criterion for FfiCriterion {
         let shape: Vec<u64> = layer.shape.iter().map(|&d| d as u64).collect();
         let abi_layer = ShearsLayer {
             name: name.as_ptr(),
-            kind: match layer.kind {
-                LayerKind::Linear => LAYER_LINEAR,
-                LayerKind::Conv2d => LAYER_CONV2D,
-            },
-            granularity: match layer.granularity {
-                Granularity::Unstructured => GRANULARITY_UNSTRUCTURED,
-                Granularity::StructuredChannel => GRANULARITY_STRUCTURED_CHANNEL,
-            },
+            kind: layer.kind.into(),
+            granularity: layer.granularity.into(),
             shape: shape.as_ptr(),
             rank: shape.len(),
             weight: layer.weight.as_ptr(),
@@ -335,11 +325,7 @@ impl Schedule for FfiSchedule {
     fn decide(&mut self, s: &ScheduleState<'_>) -> PluginResult<Decision> {
         let state = ShearsScheduleState {
             prune_steps: s.prune_steps,
-            last: match s.last {
-                Phase::Start => PHASE_START,
-                Phase::Pruned => PHASE_PRUNED,
-                Phase::FineTuned => PHASE_FINETUNED,
-            },
+            last: s.last.into(),
             current_sparsity: s.current_sparsity,
             target_sparsity: s.target_sparsity,
             epochs_spent: s.epochs_spent,
@@ -356,16 +342,6 @@ impl Schedule for FfiSchedule {
         if status != STATUS_OK {
             return Err(err.message(status));
         }
-        match out.kind {
-            DECISION_STOP => Ok(Decision::Stop),
-            DECISION_PRUNE => Ok(Decision::Prune {
-                sparsity: out.sparsity,
-            }),
-            DECISION_FINETUNE => Ok(Decision::FineTune {
-                max_epochs: out.max_epochs,
-                patience: out.patience,
-            }),
-            k => Err(PluginError(format!("unknown decision kind {k}"))),
-        }
+        Decision::try_from(out).map_err(|e| PluginError(e.to_string()))
     }
 }
