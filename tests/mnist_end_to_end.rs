@@ -22,7 +22,7 @@ arch = "lenet5"
 [train]
 epochs = 20
 batch_size = 64
-lr = 0.05
+lr = 0.01
 [finetune]
 epochs = 2
 batch_size = 64

@@ -252,7 +252,6 @@ impl ExperimentConfig {
         let mut params = s.schedule_params.clone();
         let takes_epochs = registry
             .schedule_schema(&s.schedule)
-            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
             .is_some_and(|schema| schema["properties"].get("finetune_epochs").is_some());
         if let Some(obj) = params.as_object_mut() {
             if takes_epochs && !obj.contains_key("finetune_epochs") {

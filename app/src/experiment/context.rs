@@ -21,7 +21,8 @@ pub struct Context<'a> {
     pub registry: &'a Registry,
     /// Set to stop the comparison at the next batch.
     pub cancel: &'a AtomicBool,
-    /// Where to save the base checkpoints (`base-seed{N}.safetensors`), if anywhere.
+    /// Where to save the base checkpoints and pruned models (see
+    /// [`output`](super::output) for their names), if anywhere.
     pub out_dir: Option<&'a Path>,
 }
 

@@ -22,6 +22,29 @@ pub const CONFIG_TOML: &str = "config.toml";
 /// Folder of the pruned models, one per completed run.
 pub const MODELS_DIR: &str = "models";
 
+/// Where the base model of `seed` is saved, relative to the output folder.
+pub fn base_model_file(seed: u64) -> String {
+    format!("base-seed{seed}.safetensors")
+}
+
+/// Where a run's final model is saved, relative to the output folder:
+/// `models/s<strategy index>-<strategy>-t<target index>-<target %>-seed<N>.safetensors`
+/// (the indices make names unique; the rest makes them readable).
+pub fn model_file_name(
+    strategy_index: usize,
+    strategy: &str,
+    target_index: usize,
+    target: f32,
+    seed: u64,
+) -> String {
+    let slug = crate::fsutil::slug(strategy);
+    format!(
+        "{}/s{strategy_index}-{slug}-t{target_index}-{:.2}-seed{seed}.safetensors",
+        MODELS_DIR,
+        target * 100.0
+    )
+}
+
 /// The output folder of a comparison. Nothing in it is touched until the
 /// comparison has started (its set-up — config, data, model, device —
 /// succeeded): a comparison that cannot start leaves an earlier one's results

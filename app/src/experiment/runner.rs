@@ -187,7 +187,7 @@ fn run_all(
             };
             if let Some(dir) = ctx.out_dir {
                 let info = serde_json::json!({"seed": seed, "test_acc": test.acc, "dataset": data.train.name});
-                let rel = format!("base-seed{seed}.safetensors");
+                let rel = super::output::base_model_file(seed);
                 checkpoint::save(&net, &info, &dir.join(&rel))?;
                 b.model_file = Some(rel);
             }
@@ -221,7 +221,13 @@ fn run_all(
                     model_file: None,
                 };
                 let save_as = ctx.out_dir.map(|_| {
-                    model_file_name(strategy_index, &run.strategy, target_index, target, seed)
+                    super::output::model_file_name(
+                        strategy_index,
+                        &run.strategy,
+                        target_index,
+                        target,
+                        seed,
+                    )
                 });
                 let (run, outcome) =
                     match StrategyRun::new(ctx, cfg, data, strategy, &base, run.clone(), save_as) {
@@ -241,22 +247,4 @@ fn run_all(
         }
     }
     Ok(())
-}
-
-/// Where a run's final model is saved, relative to the output folder:
-/// `models/s<strategy index>-<strategy>-t<target index>-<target %>-seed<N>.safetensors`
-/// (the indices make names unique; the rest makes them readable).
-pub fn model_file_name(
-    strategy_index: usize,
-    strategy: &str,
-    target_index: usize,
-    target: f32,
-    seed: u64,
-) -> String {
-    let slug = crate::fsutil::slug(strategy);
-    format!(
-        "{}/s{strategy_index}-{slug}-t{target_index}-{:.2}-seed{seed}.safetensors",
-        super::output::MODELS_DIR,
-        target * 100.0
-    )
 }

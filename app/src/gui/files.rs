@@ -262,7 +262,7 @@ mod tests {
         for (name, kind) in [
             ("m.safetensors", FileKind::Checkpoint),
             ("e.toml", FileKind::Config),
-            ("results.json", FileKind::Results),
+            (crate::experiment::output::RESULTS_JSON, FileKind::Results),
             ("libx.so", FileKind::Plugin),
         ] {
             std::fs::write(p(name), b"x").unwrap();
@@ -277,7 +277,11 @@ mod tests {
         std::fs::create_dir(p("run")).unwrap();
         let e = classify(&p("run")).unwrap_err().to_string();
         assert!(e.contains("neither"), "{e}");
-        std::fs::write(p("run").join("results.json"), b"{}").unwrap();
+        std::fs::write(
+            p("run").join(crate::experiment::output::RESULTS_JSON),
+            b"{}",
+        )
+        .unwrap();
         assert_eq!(classify(&p("run")).unwrap(), FileKind::Results);
     }
 

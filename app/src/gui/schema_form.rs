@@ -9,24 +9,24 @@ use serde_json::{Map, Value};
 
 use crate::plugins::schema;
 
-/// Draws the form for `schema_text` editing `params` (a JSON object); `id`
+/// Draws the form for `schema` editing `params` (a JSON object); `id`
 /// keeps widget state apart between forms. A key that is not set shows its
 /// value in `defaults` (what the host fills in), else the schema's default.
 /// Returns whether anything changed.
 pub fn schema_form(
     ui: &mut Ui,
     id: &str,
-    schema_text: &str,
+    schema: &Value,
     params: &mut Value,
     defaults: &Value,
 ) -> bool {
-    let Ok(schema) = serde_json::from_str::<Value>(schema_text) else {
+    if !schema.is_object() {
         ui.colored_label(
             ui.visuals().error_fg_color,
-            "the plugin's parameter schema is not valid JSON",
+            "the plugin's parameter schema is not a valid JSON object",
         );
         return false;
-    };
+    }
     if !params.is_object() {
         *params = Value::Object(Map::new());
     }
@@ -76,7 +76,7 @@ pub fn schema_form(
                 ui.end_row();
             }
         });
-    if let Err(e) = schema::validate(&schema, params) {
+    if let Err(e) = schema::validate(schema, params) {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
     changed

@@ -158,8 +158,22 @@ fn default_resnet_width() -> usize {
 }
 
 impl ModelSpec {
-    /// The default spec of an architecture named `mlp`, `lenet5`, `vgg` or
-    /// `resnet20`.
+    /// The names of the built-in architectures, as configs and the command
+    /// line write them.
+    pub const NAMES: [&'static str; 4] = ["mlp", "lenet5", "vgg", "resnet20"];
+
+    /// This spec's architecture name (one of [`ModelSpec::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelSpec::Mlp { .. } => Self::NAMES[0],
+            ModelSpec::Lenet5 => Self::NAMES[1],
+            ModelSpec::Vgg { .. } => Self::NAMES[2],
+            ModelSpec::Resnet20 { .. } => Self::NAMES[3],
+        }
+    }
+
+    /// The default spec of the architecture called `name` (one of
+    /// [`ModelSpec::NAMES`], or `lenet`, `lenet-5`, `resnet-20`).
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name {
             "mlp" => ModelSpec::Mlp {
@@ -175,7 +189,10 @@ impl ModelSpec {
             other => {
                 return Err(Error::config(
                     "model",
-                    format!("unknown architecture `{other}` (use mlp, lenet5, vgg or resnet20)"),
+                    format!(
+                        "unknown architecture `{other}` (use {})",
+                        Self::NAMES.join(", ")
+                    ),
                 ))
             }
         })

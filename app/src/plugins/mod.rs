@@ -56,8 +56,10 @@ pub struct PluginEntry {
     pub version: String,
     /// One line for users.
     pub description: String,
-    /// JSON Schema of the parameters.
+    /// JSON Schema of the parameters, as the plugin declares it.
     pub params_schema: String,
+    /// The same, parsed once (`Null` when it is not valid JSON: then not enforced).
+    pub schema: serde_json::Value,
     /// Built in or the library file.
     pub origin: Origin,
     source: Source,
@@ -176,6 +178,7 @@ impl Registry {
             version: f.meta.version.into(),
             description: f.meta.description.into(),
             params_schema: f.meta.params_schema.into(),
+            schema: parse_schema(f.meta.params_schema),
             origin: Origin::Builtin,
             source: Source::Criterion(f.create),
         })
@@ -189,6 +192,7 @@ impl Registry {
             version: f.meta.version.into(),
             description: f.meta.description.into(),
             params_schema: f.meta.params_schema.into(),
+            schema: parse_schema(f.meta.params_schema),
             origin: Origin::Builtin,
             source: Source::Schedule(f.create),
         })
@@ -227,6 +231,7 @@ impl Registry {
                         version: p.version.clone(),
                         description: p.description.clone(),
                         params_schema: p.params_schema.clone(),
+                        schema: parse_schema(&p.params_schema),
                         origin: Origin::Library(p.path.clone()),
                         source: Source::Library(Box::new(p)),
                     });
@@ -319,15 +324,13 @@ impl Registry {
     }
 
     /// The parameter schema of the schedule called `name`.
-    pub fn schedule_schema(&self, name: &str) -> Option<&str> {
-        self.find(PluginKind::Schedule, name)
-            .map(|e| e.params_schema.as_str())
+    pub fn schedule_schema(&self, name: &str) -> Option<&serde_json::Value> {
+        self.find(PluginKind::Schedule, name).map(|e| &e.schema)
     }
 
     /// The parameter schema of the criterion called `name`.
-    pub fn criterion_schema(&self, name: &str) -> Option<&str> {
-        self.find(PluginKind::Criterion, name)
-            .map(|e| e.params_schema.as_str())
+    pub fn criterion_schema(&self, name: &str) -> Option<&serde_json::Value> {
+        self.find(PluginKind::Criterion, name).map(|e| &e.schema)
     }
 
     /// The entry of `kind` called `name`, with `params` checked against its
@@ -346,8 +349,8 @@ impl Registry {
                 self.names(kind).join(", ")
             ),
         })?;
-        if let Ok(s) = serde_json::from_str::<serde_json::Value>(&e.params_schema) {
-            schema::validate(&s, params).map_err(|msg| Self::plugin_error(e, msg))?;
+        if !e.schema.is_null() {
+            schema::validate(&e.schema, params).map_err(|msg| Self::plugin_error(e, msg))?;
         }
         Ok(e)
     }
@@ -397,4 +400,9 @@ impl Registry {
         }
         .map_err(|err| Self::plugin_error(e, err))
     }
+}
+
+/// A plugin's parameter schema, parsed (`Null` when it is not valid JSON).
+fn parse_schema(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }

@@ -522,11 +522,9 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                         .dir
                         .iter()
                         .flat_map(|d| {
-                            r.baselines.iter().map(move |b| {
-                                (
-                                    format!("seed {}", b.seed),
-                                    d.join(format!("base-seed{}.safetensors", b.seed)),
-                                )
+                            r.baselines.iter().filter_map(move |b| {
+                                let file = b.model_file.as_ref()?;
+                                Some((format!("seed {}", b.seed), d.join(file)))
                             })
                         })
                         .filter(|(_, p)| p.is_file())

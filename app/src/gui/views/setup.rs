@@ -274,16 +274,11 @@ fn model(
     }
     ui.horizontal(|ui| {
         let l = ui.label("Architecture");
-        let name = match &cfg.model {
-            ModelSpec::Mlp { .. } => "mlp",
-            ModelSpec::Lenet5 => "lenet5",
-            ModelSpec::Vgg { .. } => "vgg",
-            ModelSpec::Resnet20 { .. } => "resnet20",
-        };
+        let name = cfg.model.name();
         egui::ComboBox::from_id_salt("arch")
             .selected_text(name)
             .show_ui(ui, |ui| {
-                for n in ["mlp", "lenet5", "vgg", "resnet20"] {
+                for n in ModelSpec::NAMES {
                     if ui.selectable_label(n == name, n).clicked() && n != name {
                         cfg.model = ModelSpec::from_name(n).expect("known architecture");
                     }
