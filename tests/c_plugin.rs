@@ -486,13 +486,23 @@ fn wrong_abi_missing_entry_and_non_libraries_are_refused_naming_the_file() {
 
     let mut reg = Registry::builtin();
     let builtin = reg.entries().len();
-    let cases: [(&Path, &[&str]); 3] = [
-        (&wrong, &["ABI version 2", "expects 1"]),
-        (&no_entry, &["shears_plugin_v1"]),
-        (&text_file, &["not a loadable shared library"]),
+    use shears::plugins::LibraryError as E;
+    type Kind = fn(&E) -> bool;
+    let cases: [(&Path, &[&str], Kind); 3] = [
+        (&wrong, &["ABI version 2", "expects 1"], |e| {
+            matches!(e, E::Version { found: 2, .. })
+        }),
+        (&no_entry, &["shears_plugin_v1"], |e| {
+            matches!(e, E::Symbol { .. })
+        }),
+        (&text_file, &["not a loadable shared library"], |e| {
+            matches!(e, E::Open { .. })
+        }),
     ];
-    for (path, needles) in cases {
+    for (path, needles, kind) in cases {
         let e = reg.add_library(path).unwrap_err();
+        assert!(kind(&e), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
         for n in needles {
             assert!(e.contains(n), "`{n}` missing from `{e}`");

@@ -100,6 +100,11 @@ fn duplicate_names_are_refused_and_listed() {
     let path = plugin_library("shears_magnitude");
     let e = r.add_library(&path).unwrap_err();
     assert!(
+        matches!(e, shears::plugins::LibraryError::Duplicate { .. }),
+        "{e:?}"
+    );
+    let e = e.to_string();
+    assert!(
         e.contains("magnitude") && e.contains("libshears_magnitude"),
         "{e}"
     );

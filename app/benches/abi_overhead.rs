@@ -35,9 +35,7 @@ fn main() -> shears::Result<()> {
         .expect("--lib PATH to libshears_magnitude built with --features export");
     let builtin = Registry::builtin();
     let mut loaded = Registry::default();
-    loaded
-        .add_library(std::path::Path::new(lib))
-        .map_err(shears::Error::Other)?;
+    loaded.add_library(std::path::Path::new(lib))?;
     let sets = [
         (
             "resnet20",

@@ -44,6 +44,9 @@ pub enum Error {
         /// What went wrong.
         msg: String,
     },
+    /// A plugin library could not be loaded.
+    #[error(transparent)]
+    Library(#[from] LibraryError),
     /// Training diverged.
     #[error("training diverged: {0}")]
     NonFinite(String),
@@ -53,6 +56,12 @@ pub enum Error {
     /// An error inside Candle.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
+    /// Data could not be written as JSON.
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A config could not be written as TOML.
+    #[error("cannot write TOML: {0}")]
+    Toml(#[from] toml::ser::Error),
     /// Anything else, with its context.
     #[error("{0}")]
     Other(String),
@@ -82,4 +91,48 @@ impl Error {
             msg: msg.into(),
         }
     }
+}
+
+/// Why a plugin library could not be loaded; every variant names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LibraryError {
+    /// The OS could not load the file as a shared library.
+    #[error("{}: not a loadable shared library ({detail})", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The loader's reason.
+        detail: String,
+    },
+    /// The library has no Shears entry symbol.
+    #[error("{}: no entry symbol `{}`: not a Shears plugin", path.display(), shears_plugin_api::abi::ENTRY_SYMBOL)]
+    Symbol {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The library speaks another version of the plugin ABI.
+    #[error("{}: plugin ABI version {found}, this Shears expects {}", path.display(), shears_plugin_api::ABI_VERSION)]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version it declares.
+        found: u32,
+    },
+    /// The entry function or a plugin descriptor is broken (null, incomplete,
+    /// not UTF-8, an invalid schema, an unknown kind).
+    #[error("{}: {msg}", path.display())]
+    Descriptor {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The library declares a plugin twice, or one that is already loaded.
+    #[error("{}: {msg}", path.display())]
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// Which plugin, and where the other one comes from.
+        msg: String,
+    },
 }

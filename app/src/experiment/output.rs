@@ -63,7 +63,7 @@ impl OutputDir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            config: toml::to_string(cfg).map_err(|e| Error::Other(e.to_string()))?,
+            config: toml::to_string(cfg)?,
             prepared: false,
         })
     }
@@ -99,7 +99,7 @@ impl OutputDir {
         if !self.prepared {
             self.prepare()?;
         }
-        let line = serde_json::to_string(event).map_err(|e| Error::Other(e.to_string()))?;
+        let line = serde_json::to_string(event)?;
         append_line(&self.dir.join(EVENTS_JSONL), &line)?;
         if matches!(
             event,
@@ -155,7 +155,7 @@ impl<'a> Recorder<'a> {
 
 /// Writes `results.json` and `results.csv` into `dir`.
 pub fn save_results(dir: &Path, r: &ComparisonResults) -> Result<()> {
-    let json = serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(r)?;
     write_atomic(&dir.join(RESULTS_JSON), &json)?;
     write_atomic(&dir.join(RESULTS_CSV), to_csv(r).as_bytes())
 }

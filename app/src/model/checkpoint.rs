@@ -37,7 +37,7 @@ pub fn save(net: &Network, info: &serde_json::Value, path: &Path) -> Result<()> 
     for (k, t) in &net.masks {
         tensors.push((format!("{MASK_PREFIX}{k}"), t.to_device(&Device::Cpu)?));
     }
-    let arch = serde_json::to_string(&net.arch).map_err(|e| Error::Other(e.to_string()))?;
+    let arch = serde_json::to_string(&net.arch)?;
     let meta = HashMap::from([
         (ARCH_KEY.to_string(), arch),
         (FORMAT_KEY.to_string(), FORMAT_VERSION.to_string()),

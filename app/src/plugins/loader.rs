@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libloading::Library;
+
+pub use crate::error::LibraryError;
 use shears_plugin_api::abi::*;
 use shears_plugin_api::{
     Criterion, Decision, LayerView, Needs, PluginError, PluginKind, PluginResult, Schedule,
@@ -51,8 +53,11 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
-fn lib_error(path: &Path, msg: impl std::fmt::Display) -> String {
-    format!("{}: {msg}", path.display())
+fn descriptor_error(path: &Path, msg: impl std::fmt::Display) -> LibraryError {
+    LibraryError::Descriptor {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
 }
 
 /// # Safety
@@ -67,31 +72,32 @@ unsafe fn owned_str(p: *const c_char, what: &str) -> Result<String, String> {
         .map_err(|_| format!("{what} is not UTF-8"))
 }
 
-/// Opens `path`, checks its ABI version and reads its plugins. The error is
-/// one line naming the file and the problem.
-pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, String> {
+/// Opens `path`, checks its ABI version and reads its plugins. The error
+/// names the file and the problem.
+pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, LibraryError> {
     // SAFETY: loading a library runs its initialisers; a user who puts a
     // library in a plugin folder trusts it to that extent (`shears plugins
     // check` tries it in a child process first).
     let lib = unsafe { Library::new(path) }.map_err(|e| {
         let detail = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-        lib_error(path, format!("not a loadable shared library ({detail})"))
+        LibraryError::Open {
+            path: path.to_path_buf(),
+            detail,
+        }
     })?;
     let lib = Arc::new(lib);
     // SAFETY: the symbol, if present, has the ABI v1 entry type by contract;
     // a library that exports the name with another type breaks the contract.
     let entry: EntryFn = unsafe {
-        *lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()).map_err(|_| {
-            lib_error(
-                path,
-                format!("no entry symbol `{ENTRY_SYMBOL}`: not a Shears plugin"),
-            )
-        })?
+        *lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes())
+            .map_err(|_| LibraryError::Symbol {
+                path: path.to_path_buf(),
+            })?
     };
     // SAFETY: calling the entry function as the contract describes.
     let list = unsafe { entry() };
     if list.is_null() {
-        return Err(lib_error(
+        return Err(descriptor_error(
             path,
             "the entry function returned no plugin list (it failed or panicked)",
         ));
@@ -99,18 +105,18 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, String> {
     // SAFETY: non-null; the first field is the version in every ABI version.
     let version = unsafe { (*list).abi_version };
     if version != ABI_VERSION {
-        return Err(lib_error(
-            path,
-            format!("plugin ABI version {version}, this Shears expects {ABI_VERSION}"),
-        ));
+        return Err(LibraryError::Version {
+            path: path.to_path_buf(),
+            found: version,
+        });
     }
     // SAFETY: an ABI v1 list: `count` descriptors at `plugins`.
     let list = unsafe { &*list };
     if list.count > 0 && list.plugins.is_null() {
-        return Err(lib_error(path, "plugin list is null"));
+        return Err(descriptor_error(path, "plugin list is null"));
     }
     if list.count > 1024 {
-        return Err(lib_error(
+        return Err(descriptor_error(
             path,
             format!("implausible plugin count {}", list.count),
         ));
@@ -125,8 +131,9 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, String> {
     for (i, t) in tables.iter().enumerate() {
         // SAFETY: string pointers of a v1 descriptor live as long as the library.
         let read = |p, what: &str| unsafe { owned_str(p, what) };
-        let name = read(t.name, "name").map_err(|e| lib_error(path, format!("plugin {i}: {e}")))?;
-        let bad = |msg: String| lib_error(path, format!("plugin `{name}`: {msg}"));
+        let name =
+            read(t.name, "name").map_err(|e| descriptor_error(path, format!("plugin {i}: {e}")))?;
+        let bad = |msg: String| descriptor_error(path, format!("plugin `{name}`: {msg}"));
         let kind = PluginKind::try_from(t.kind).map_err(|e| bad(e.to_string()))?;
         let complete = t.create.is_some()
             && t.destroy.is_some()

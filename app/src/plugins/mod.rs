@@ -18,7 +18,7 @@ use shears_plugin_api::{
 };
 
 use crate::error::{Error, Result};
-pub use loader::{load_library, LoadedPlugin};
+pub use loader::{load_library, LibraryError, LoadedPlugin};
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -201,21 +201,24 @@ impl Registry {
     /// Loads the plugins of one library. On failure (not a library, wrong
     /// ABI, bad descriptor, a name already taken) nothing of it is added, the
     /// error is recorded and returned.
-    pub fn add_library(&mut self, path: &Path) -> std::result::Result<usize, String> {
+    pub fn add_library(&mut self, path: &Path) -> std::result::Result<usize, LibraryError> {
         let res = load_library(path).and_then(|plugins| {
             let mut names: Vec<(PluginKind, &str)> = Vec::new();
             for p in &plugins {
+                let duplicate = |msg: String| LibraryError::Duplicate {
+                    path: path.to_path_buf(),
+                    msg,
+                };
                 if names.contains(&(p.kind, p.name.as_str())) {
-                    return Err(format!("{}: declares `{}` twice", path.display(), p.name));
+                    return Err(duplicate(format!("declares `{}` twice", p.name)));
                 }
                 if let Some(old) = self.find(p.kind, &p.name) {
-                    return Err(format!(
-                        "{}: plugin `{}` duplicates the {} of that name from {}",
-                        path.display(),
+                    return Err(duplicate(format!(
+                        "plugin `{}` duplicates the {} of that name from {}",
                         p.name,
                         kind_name(p.kind),
                         old.origin
-                    ));
+                    )));
                 }
                 names.push((p.kind, p.name.as_str()));
             }
@@ -238,12 +241,12 @@ impl Registry {
                 }
                 Ok(n)
             }
-            Err(message) => {
+            Err(e) => {
                 self.errors.push(LoadError {
                     path: path.to_path_buf(),
-                    message: message.clone(),
+                    message: e.to_string(),
                 });
-                Err(message)
+                Err(e)
             }
         }
     }

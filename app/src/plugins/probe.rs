@@ -109,7 +109,7 @@ fn crash_reason(s: &std::process::ExitStatus) -> String {
 /// Returns the report: one line per plugin (`kind name version: ok`).
 pub fn probe_library(file: &Path) -> Result<String> {
     let mut report = String::new();
-    let plugins = load_library(file).map_err(Error::Other)?;
+    let plugins = load_library(file)?;
     let fail = |name: &str, msg: String| {
         Error::Other(format!("{}: plugin `{name}`: {msg}", file.display()))
     };

@@ -146,8 +146,7 @@ impl ShearsApp {
             DialogPurpose::Open(_) => self.open_path(path)?,
             DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
             DialogPurpose::SaveConfig => {
-                let text = toml::to_string(&self.settings.config)
-                    .map_err(|e| Error::Other(e.to_string()))?;
+                let text = toml::to_string(&self.settings.config)?;
                 write_atomic(path, text.as_bytes())?;
                 self.settings.remember(FileKind::Config, path);
                 self.info(format!("config saved to {}", path.display()));
@@ -167,7 +166,7 @@ impl ShearsApp {
                 let bytes = if matches!(purpose, DialogPurpose::ExportCsv(_)) {
                     crate::experiment::results::to_csv(r).into_bytes()
                 } else {
-                    serde_json::to_vec_pretty(r).map_err(|e| Error::Other(e.to_string()))?
+                    serde_json::to_vec_pretty(r)?
                 };
                 write_atomic(path, &bytes)?;
                 self.info(format!("exported {}", path.display()));
