@@ -115,18 +115,34 @@ pub fn plugin_cdylibs() -> PathBuf {
                 .expect("target folder")
                 .join("plugin-cdylibs");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let crates = ["magnitude", "random", "taylor", "wanda", "schedules"];
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "shears-misbehaving-plugin"])
-                .env("CARGO_TARGET_DIR", &target);
-            let mut features = Vec::new();
-            for c in crates {
-                cmd.args(["-p", &format!("shears-{c}")]);
-                features.push(format!("shears-{c}/export"));
+            let run = |args: &[&str]| {
+                let status = Command::new(&cargo)
+                    .args(args)
+                    .env("CARGO_TARGET_DIR", &target)
+                    .status()
+                    .expect("run cargo");
+                assert!(
+                    status.success(),
+                    "building the plugin cdylibs failed: cargo {args:?}"
+                );
+            };
+            run(&["build", "-q", "-p", "shears-misbehaving-plugin"]);
+            // The built-in plugin crates are plain libraries; their loadable
+            // form is built as README says.
+            for c in ["magnitude", "random", "taylor", "wanda", "schedules"] {
+                let package = format!("shears-{c}");
+                run(&[
+                    "rustc",
+                    "-q",
+                    "-p",
+                    &package,
+                    "--lib",
+                    "--features",
+                    "export",
+                    "--crate-type",
+                    "cdylib",
+                ]);
             }
-            cmd.args(["--features", &features.join(",")]);
-            let status = cmd.status().expect("run cargo build");
-            assert!(status.success(), "building the plugin cdylibs failed");
             target.join("debug")
         })
         .clone()
