@@ -15,6 +15,8 @@
 
 pub mod abi;
 pub mod sdk;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 

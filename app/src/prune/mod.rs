@@ -311,6 +311,42 @@ fn split_keep_one(flat: Vec<bool>, scores: &[f32], sizes: &[usize]) -> Vec<Vec<b
     out
 }
 
+/// Which units to prune, per layer, given every layer's unit scores (already
+/// pruned units at minus infinity): the lowest-scored `target` fraction of
+/// each layer (`Scope::Layer`) or of all layers together (`Scope::Global`),
+/// each layer keeping at least one unit.
+fn choose(scores: &[Vec<f32>], scope: Scope, target: f32) -> Vec<Vec<bool>> {
+    match scope {
+        Scope::Layer => scores
+            .iter()
+            .flat_map(|s| split_keep_one(lowest_k(s, count(target, s.len())), s, &[s.len()]))
+            .collect(),
+        Scope::Global => {
+            let all: Vec<f32> = scores.concat();
+            let sizes: Vec<usize> = scores.iter().map(Vec::len).collect();
+            split_keep_one(lowest_k(&all, count(target, all.len())), &all, &sizes)
+        }
+    }
+}
+
+/// Sets the mask of parameter `key` to `mask` (1 kept, 0 pruned, in the
+/// parameter's shape) times its old mask: pruned entries stay pruned even
+/// when a later prune asks for less.
+fn tighten_mask(net: &mut Network, key: &str, mask: Vec<f32>) -> Result<()> {
+    let dims = net
+        .params
+        .get(key)
+        .ok_or_else(|| Error::Shape(format!("no parameter `{key}` to mask")))?
+        .dims()
+        .to_vec();
+    let mut t = Tensor::from_vec(mask, dims, net.device())?;
+    if let Some(old) = net.masks.get(key) {
+        t = t.mul(old)?;
+    }
+    net.masks.insert(key.to_string(), t);
+    Ok(())
+}
+
 fn count(target: f32, n: usize) -> usize {
     ((target as f64) * n as f64).round() as usize
 }
@@ -325,9 +361,7 @@ fn prune_weights(
 ) -> Result<PruneOutcome> {
     let mut copy = std::time::Duration::ZERO;
     let layers = net.arch.layers();
-    let mut all_scores = Vec::new();
-    let mut sizes = Vec::new();
-    let mut decisions = Vec::new();
+    let mut scores = Vec::new();
     for l in &layers {
         let t0 = std::time::Instant::now();
         let h = host_layer(net, &l.name, l.kind, inputs)?;
@@ -338,30 +372,11 @@ fn prune_weights(
                 *v = f32::NEG_INFINITY;
             }
         }
-        if scope == Scope::Layer {
-            decisions.extend(split_keep_one(
-                lowest_k(&s, count(target, s.len())),
-                &s,
-                &[s.len()],
-            ));
-        }
-        sizes.push(s.len());
-        all_scores.extend(s);
+        scores.push(s);
     }
-    if scope == Scope::Global {
-        let flat = lowest_k(&all_scores, count(target, all_scores.len()));
-        decisions = split_keep_one(flat, &all_scores, &sizes);
-    }
-    let device = net.device().clone();
-    for (l, pruned) in layers.iter().zip(decisions) {
-        let key = format!("{}.weight", l.name);
-        let mask: Vec<f32> = pruned.iter().map(|&p| if p { 0.0 } else { 1.0 }).collect();
-        let mut t = Tensor::from_vec(mask, l.weight_shape.clone(), &device)?;
-        // Already-pruned weights stay pruned even when asked for less.
-        if let Some(old) = net.masks.get(&key) {
-            t = t.mul(old)?;
-        }
-        net.masks.insert(key, t);
+    for (l, pruned) in layers.iter().zip(choose(&scores, scope, target)) {
+        let mask = pruned.iter().map(|&p| if p { 0.0 } else { 1.0 }).collect();
+        tighten_mask(net, &format!("{}.weight", l.name), mask)?;
     }
     net.apply_masks()?;
     Ok(PruneOutcome {
@@ -386,9 +401,7 @@ fn prune_channels(
             net.arch.family
         )));
     }
-    let mut all_scores = Vec::new();
-    let mut sizes = Vec::new();
-    let mut decisions = Vec::new();
+    let mut scores = Vec::new();
     for g in &groups {
         let t0 = std::time::Instant::now();
         let h = host_layer(net, &g.producer, g.kind, inputs)?;
@@ -413,20 +426,9 @@ fn prune_channels(
                 *v = f32::NEG_INFINITY;
             }
         }
-        if scope == Scope::Layer {
-            decisions.extend(split_keep_one(
-                lowest_k(&s, count(target, s.len())),
-                &s,
-                &[s.len()],
-            ));
-        }
-        sizes.push(s.len());
-        all_scores.extend(s);
+        scores.push(s);
     }
-    if scope == Scope::Global {
-        let flat = lowest_k(&all_scores, count(target, all_scores.len()));
-        decisions = split_keep_one(flat, &all_scores, &sizes);
-    }
+    let decisions = choose(&scores, scope, target);
     // Combine every group's masks multiplicatively with the existing ones.
     let mut combined: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for (g, pruned) in groups.iter().zip(&decisions) {
@@ -440,14 +442,8 @@ fn prune_channels(
             }
         }
     }
-    let device = net.device().clone();
     for (k, m) in combined {
-        let p = &net.params[&k];
-        let mut t = Tensor::from_vec(m, p.dims(), &device)?;
-        if let Some(old) = net.masks.get(&k) {
-            t = t.mul(old)?;
-        }
-        net.masks.insert(k, t);
+        tighten_mask(net, &k, m)?;
     }
     net.apply_masks()?;
     Ok(PruneOutcome {

@@ -179,50 +179,7 @@ fn to_score(x: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_plugin_api::LayerKind;
-
-    const LIN_W: [f32; 6] = [1.0, -2.0, 3.0, -4.0, 5.0, -6.0];
-    const CONV_W: [f32; 8] = [0.5, -1.0, 2.0, 0.0, -3.0, 1.0, 0.0, -0.25];
-    const ONES: [f32; 8] = [1.0; 8];
-
-    fn linear(granularity: Granularity) -> LayerView<'static> {
-        LayerView {
-            name: "fc",
-            kind: LayerKind::Linear,
-            shape: &[2, 3],
-            weight: &LIN_W,
-            mask: &ONES[..6],
-            grad: None,
-            act_norms: None,
-            granularity,
-        }
-    }
-
-    fn conv(granularity: Granularity) -> LayerView<'static> {
-        LayerView {
-            name: "conv",
-            kind: LayerKind::Conv2d,
-            shape: &[2, 2, 1, 2],
-            weight: &CONV_W,
-            mask: &ONES,
-            grad: None,
-            act_norms: None,
-            granularity,
-        }
-    }
-
-    fn run(c: &mut dyn Criterion, layer: &LayerView<'_>) -> Vec<f32> {
-        let mut out = vec![f32::NAN; layer.score_len()];
-        c.score(layer, &mut out).unwrap();
-        out
-    }
-
-    fn assert_close(got: &[f32], want: &[f32]) {
-        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
-        }
-    }
+    use shears_plugin_api::testing::{assert_close, conv, linear, score as run};
 
     fn create(name: &str, params: &str) -> Box<dyn Criterion> {
         let f = factories()

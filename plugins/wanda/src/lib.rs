@@ -132,52 +132,27 @@ fn to_score(x: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_plugin_api::LayerKind;
+    use shears_plugin_api::testing::{self, assert_close, score};
 
-    const LIN_W: [f32; 6] = [1.0, -2.0, 3.0, -4.0, 5.0, -6.0];
     const LIN_X: [f32; 3] = [1.0, 2.0, 0.5];
-    const CONV_W: [f32; 8] = [0.5, -1.0, 2.0, 0.0, -3.0, 1.0, 0.0, -0.25];
     const CONV_X: [f32; 2] = [2.0, 10.0];
-    const ONES: [f32; 8] = [1.0; 8];
 
     fn linear(granularity: Granularity) -> LayerView<'static> {
         LayerView {
-            name: "fc",
-            kind: LayerKind::Linear,
-            shape: &[2, 3],
-            weight: &LIN_W,
-            mask: &ONES[..6],
-            grad: None,
             act_norms: Some(&LIN_X),
-            granularity,
+            ..testing::linear(granularity)
         }
     }
 
     fn conv(granularity: Granularity) -> LayerView<'static> {
         LayerView {
-            name: "conv",
-            kind: LayerKind::Conv2d,
-            shape: &[2, 2, 1, 2],
-            weight: &CONV_W,
-            mask: &ONES,
-            grad: None,
             act_norms: Some(&CONV_X),
-            granularity,
+            ..testing::conv(granularity)
         }
     }
 
     fn run(layer: &LayerView<'_>) -> Vec<f32> {
-        let mut c = (factories()[0].create)("{}").unwrap();
-        let mut out = vec![f32::NAN; layer.score_len()];
-        c.score(layer, &mut out).unwrap();
-        out
-    }
-
-    fn assert_close(got: &[f32], want: &[f32]) {
-        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
-        for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
-        }
+        score((factories()[0].create)("{}").unwrap().as_mut(), layer)
     }
 
     #[test]
