@@ -13,6 +13,7 @@ pub mod experiment;
 pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod loaders;
 pub mod model;
 pub mod plugins;
 pub mod prune;

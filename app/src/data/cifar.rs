@@ -88,9 +88,18 @@ pub fn load_cifar_file(
     variant: CifarVariant,
 ) -> Result<(Vec<f32>, Vec<u32>)> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
+    parse_cifar(&read_maybe_gz(path)?, variant, path)
+}
+
+/// [`load_cifar_file`] of bytes already read (and decompressed); errors name
+/// `path`.
+pub fn parse_cifar(
+    bytes: &[u8],
+    variant: CifarVariant,
+    path: &Path,
+) -> Result<(Vec<f32>, Vec<u32>)> {
     let rec = variant.record_size();
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(Error::format(
             path,
             format!(
@@ -99,12 +108,12 @@ pub fn load_cifar_file(
                 variant.name(),
                 variant.label_bytes(),
                 if variant.label_bytes() == 1 { "" } else { "s" },
-                if bytes.len() % CifarVariant::Cifar10.record_size() == 0
+                if bytes.len().is_multiple_of(CifarVariant::Cifar10.record_size())
                     && variant == CifarVariant::Cifar100
                     && !bytes.is_empty()
                 {
                     "; it looks like CIFAR-10"
-                } else if bytes.len() % CifarVariant::Cifar100.record_size() == 0
+                } else if bytes.len().is_multiple_of(CifarVariant::Cifar100.record_size())
                     && variant == CifarVariant::Cifar10
                     && !bytes.is_empty()
                 {

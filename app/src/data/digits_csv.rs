@@ -22,8 +22,13 @@ const CLASSES: usize = 10;
 /// count, a field that is not an integer, a value out of range.
 pub fn read_digits_csv(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
-    let bytes = read_maybe_gz(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    parse_digits_csv(&read_maybe_gz(path)?, path)
+}
+
+/// [`read_digits_csv`] of bytes already read (and decompressed); errors
+/// name `path`.
+pub fn parse_digits_csv(bytes: &[u8], path: &Path) -> Result<Dataset> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::format(
             path,
             format!(

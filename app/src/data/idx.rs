@@ -43,7 +43,12 @@ fn magic_hint(found: u32) -> &'static str {
 /// bytes, or corrupt gzip.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(usize, usize, usize, Vec<u8>)> {
     let path = path.as_ref();
-    let mut bytes = read_maybe_gz(path)?;
+    parse_idx_images(read_maybe_gz(path)?, path)
+}
+
+/// [`read_idx_images`] of bytes already read (and decompressed); errors name
+/// `path`.
+pub fn parse_idx_images(mut bytes: Vec<u8>, path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     if bytes.len() < 16 {
         return Err(Error::format(
             path,
@@ -107,7 +112,12 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(usize, usize, usize, V
 /// Errors name the file and say what is wrong, as for [`read_idx_images`].
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let mut bytes = read_maybe_gz(path)?;
+    parse_idx_labels(read_maybe_gz(path)?, path)
+}
+
+/// [`read_idx_labels`] of bytes already read (and decompressed); errors name
+/// `path`.
+pub fn parse_idx_labels(mut bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
     if bytes.len() < 8 {
         return Err(Error::format(
             path,

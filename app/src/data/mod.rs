@@ -22,10 +22,10 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 pub use batch::{epoch_order, make_batch};
-pub use cifar::{load_cifar_dir, load_cifar_file, CifarVariant};
-pub use digits_csv::{load_digits_csv, read_digits_csv};
+pub use cifar::{load_cifar_dir, load_cifar_file, parse_cifar, CifarVariant};
+pub use digits_csv::{load_digits_csv, parse_digits_csv, read_digits_csv};
 pub use glyphs::{embedded_glyphs, GLYPH_CLASS_NAMES, GLYPH_SIZE};
-pub use idx::{load_idx_dir, read_idx_images, read_idx_labels};
+pub use idx::{load_idx_dir, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels};
 pub use spec::DatasetSpec;
 pub use split::{prepare, split_validation, stratified_indices, DataSplits, Normalization};
 
@@ -153,19 +153,36 @@ impl Dataset {
     }
 }
 
+/// Largest decompressed size of a gzip-compressed data file.
+pub const MAX_DECOMPRESSED: u64 = 4 << 30;
+
 /// Reads a whole file, transparently decompressing it when it starts with the
 /// gzip magic bytes `1f 8b` (whatever its extension).
 pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::format(path, format!("corrupt gzip data: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    gunzip_if_gz(&raw, path)
+}
+
+/// `raw` decompressed when it starts with the gzip magic bytes, else as is;
+/// errors name `origin`. Refuses to decompress more than
+/// [`MAX_DECOMPRESSED`] bytes (a corrupt or hostile file cannot make it
+/// allocate without bound).
+pub fn gunzip_if_gz(raw: &[u8], origin: &Path) -> Result<Vec<u8>> {
+    if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+        return Ok(raw.to_vec());
     }
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(1 << 26));
+    flate2::read::MultiGzDecoder::new(raw)
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::format(origin, format!("corrupt gzip data: {e}")))?;
+    if out.len() as u64 > MAX_DECOMPRESSED {
+        return Err(Error::format(
+            origin,
+            format!("decompresses to more than {} GiB", MAX_DECOMPRESSED >> 30),
+        ));
+    }
+    Ok(out)
 }
 
 /// `a * b * ...` without overflow, or `None`.

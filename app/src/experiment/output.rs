@@ -179,8 +179,13 @@ pub fn load_results(path: &Path) -> Result<ComparisonResults> {
             Error::io(&file, e)
         }
     })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::format(&file, format!("not a Shears results file: {e}")))
+    results_from_bytes(&bytes, &file)
+}
+
+/// Parses the bytes of a `results.json`; errors name `file`.
+pub fn results_from_bytes(bytes: &[u8], file: &Path) -> Result<ComparisonResults> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::format(file, format!("not a Shears results file: {e}")))
 }
 
 #[cfg(test)]

@@ -67,9 +67,14 @@ impl Checkpoint {
     /// shape the architecture requires; errors name the file and the tensor.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// [`Checkpoint::read`] of a file's bytes; errors name `path`.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
-        let st = SafeTensors::deserialize(&bytes)
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let arch_json = meta.get(ARCH_KEY).ok_or_else(|| {
