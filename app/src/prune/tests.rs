@@ -242,3 +242,86 @@ fn the_host_copy_for_scoring_is_measured() {
         );
     }
 }
+
+/// Invariants over random models, weights and targets (proptest).
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small network of family `arch % 3` (MLP, LeNet-5, VGG) with weights
+    /// from `seed`, and its input shape.
+    fn small(arch: u8, seed: u64) -> (Network, [usize; 3]) {
+        let (spec, input) = match arch % 3 {
+            0 => (
+                ModelSpec::Mlp {
+                    hidden: vec![12, 8],
+                },
+                [1, 6, 6],
+            ),
+            1 => (ModelSpec::Lenet5, [1, 28, 28]),
+            _ => (
+                ModelSpec::Vgg {
+                    channels: vec![4, 0, 6, 0],
+                },
+                [3, 8, 8],
+            ),
+        };
+        let arch = spec.build(input, 5).unwrap();
+        (Network::new(arch, seed, &Device::Cpu).unwrap(), input)
+    }
+
+    fn masks(n: &Network) -> BTreeMap<String, Vec<f32>> {
+        n.masks
+            .iter()
+            .map(|(k, m)| (k.clone(), values(m)))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn masks_only_shrink_and_global_targets_are_reached(
+            arch in 0u8..3,
+            seed in 0u64..10_000,
+            first in 0.05f32..0.6,
+            more in 0.05f32..0.3,
+        ) {
+            let (mut n, _) = small(arch, seed);
+            let reached = prune_abs(&mut n, PruneMode::default(), first).unwrap();
+            // Every layer keeps a weight: on the tiny MLP that can cost a little.
+            prop_assert!((reached - first).abs() < 0.01, "asked {first}, reached {reached}");
+            let before = masks(&n);
+            let second = first + more;
+            let reached2 = prune_abs(&mut n, PruneMode::default(), second).unwrap();
+            prop_assert!((reached2 - second).abs() < 0.01, "asked {second}, reached {reached2}");
+            for (k, after) in masks(&n) {
+                let b = &before[&k];
+                prop_assert!(b.iter().zip(&after).all(|(b, a)| *b == 1.0 || *a == 0.0), "{k} revived a weight");
+            }
+            // Asking for less keeps what is pruned.
+            let again = prune_abs(&mut n, PruneMode::default(), first).unwrap();
+            prop_assert!((again - reached2).abs() < 1e-6);
+        }
+
+        #[test]
+        fn structured_pruning_then_compaction_computes_the_same_function(
+            arch in 0u8..3,
+            seed in 0u64..10_000,
+            target in 0.1f32..0.7,
+            per_layer in any::<bool>(),
+        ) {
+            let (mut n, input) = small(arch, seed);
+            let x = Tensor::randn(0f32, 1.0, (4, input[0], input[1], input[2]), &Device::Cpu).unwrap();
+            n.forward(&x, true).unwrap(); // non-trivial BatchNorm statistics
+            let scope = if per_layer { Scope::Layer } else { Scope::Global };
+            prune_abs(&mut n, mode(GranularityChoice::Structured, scope), target).unwrap();
+            let pruned = n.forward(&x, false).unwrap();
+            let mut small = compact(&n).unwrap();
+            prop_assert!(small.arch.num_params() <= n.arch.num_params());
+            let out = small.forward(&x, false).unwrap();
+            let diff = max_diff(&pruned, &out);
+            prop_assert!(diff < 1e-4, "compacted output differs by {diff}");
+        }
+    }
+}
