@@ -19,7 +19,7 @@ out="$(cd "$out" && pwd)"
 bin="${SHEARS_BIN:-}"
 if [ -z "$bin" ]; then
   cargo build -q -p shears
-  bin="target/debug/shears"
+  bin="${CARGO_TARGET_DIR:-target}/debug/shears"
 fi
 
 # Keep the user's saved settings out of it.
