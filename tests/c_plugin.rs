@@ -16,6 +16,7 @@ use serde_json::json;
 use shears::experiment::{ExperimentConfig, Status};
 use shears::plugins::{load_library, Origin, Registry, LIBRARY_EXTENSION};
 use shears_plugin_api::abi::*;
+use shears_plugin_api::testing::score;
 use shears_plugin_api::{
     Decision, Granularity, LayerKind, LayerView, Needs, Phase, PluginKind, ScheduleState,
 };
@@ -335,63 +336,27 @@ fn c_plugins_load_score_and_schedule_through_the_registry() {
     assert_eq!(c.needs(), Needs::default());
     let w = [3.0f32, -4.0, 0.0, 0.5, -1.25, 2.0];
     let ones = [1.0f32; 6];
-    let mut out = vec![0.0f32; 6];
-    c.score(
-        &view(
-            LayerKind::Linear,
-            &[2, 3],
-            &w,
-            &ones,
-            Granularity::Unstructured,
-        ),
-        &mut out,
-    )
-    .unwrap();
+    let lin = |g| view(LayerKind::Linear, &[2, 3], &w, &ones, g);
     let squares: Vec<f32> = w.iter().map(|x| x * x).collect();
-    assert_eq!(out, squares);
-    let mut out = vec![0.0f32; 2];
-    c.score(
-        &view(
-            LayerKind::Linear,
-            &[2, 3],
-            &w,
-            &ones,
-            Granularity::StructuredChannel,
-        ),
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out[0], 5.0);
-    assert_eq!(out, channel_norms(&w, 2));
+    assert_eq!(score(c.as_mut(), &lin(Granularity::Unstructured)), squares);
+    let norms = score(c.as_mut(), &lin(Granularity::StructuredChannel));
+    assert_eq!(norms[0], 5.0);
+    assert_eq!(norms, channel_norms(&w, 2));
     // a conv layer [out 3, in 2, kh 1, kw 2]: fan-in 4 per channel
     let cw: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) * 0.3).collect();
     let cones = [1.0f32; 12];
-    let mut out = vec![0.0f32; 3];
-    c.score(
-        &view(
-            LayerKind::Conv2d,
-            &[3, 2, 1, 2],
-            &cw,
-            &cones,
-            Granularity::StructuredChannel,
-        ),
-        &mut out,
-    )
-    .unwrap();
-    assert_eq!(out, channel_norms(&cw, 3));
+    let conv = view(
+        LayerKind::Conv2d,
+        &[3, 2, 1, 2],
+        &cw,
+        &cones,
+        Granularity::StructuredChannel,
+    );
+    assert_eq!(score(c.as_mut(), &conv), channel_norms(&cw, 3));
     // the plugin checks the buffer length itself too
     let mut short = vec![0.0f32; 5];
     let e = c
-        .score(
-            &view(
-                LayerKind::Linear,
-                &[2, 3],
-                &w,
-                &ones,
-                Granularity::Unstructured,
-            ),
-            &mut short,
-        )
+        .score(&lin(Granularity::Unstructured), &mut short)
         .unwrap_err();
     // the host refuses before the plugin could read past the buffer
     assert!(e.0.contains("do not match the shape"), "{e}");

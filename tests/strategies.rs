@@ -25,15 +25,10 @@ fn config(strategies: &str) -> ExperimentConfig {
 #[test]
 fn every_schedule_and_criterion_runs_to_its_target() {
     let mut strategies = String::new();
-    for s in [
-        "one-shot",
-        "iterative",
-        "iterative-geometric",
-        "patience",
-        "hybrid",
-        "gradual",
-        "manual",
-    ] {
+    let builtin = Registry::builtin();
+    let schedules = builtin.schedule_names();
+    assert_eq!(schedules.len(), 7, "{schedules:?}");
+    for s in schedules {
         strategies.push_str(&format!(
             "[[strategy]]\nschedule = \"{s}\"\ncriterion = \"magnitude\"\n"
         ));
@@ -47,7 +42,7 @@ fn every_schedule_and_criterion_runs_to_its_target() {
         "[[strategy]]\nname = \"structured\"\nschedule = \"iterative\"\ncriterion = \"channel-norm\"\ngranularity = \"structured\"\nscope = \"layer\"\nschedule_params = { steps = 2 }\n",
     );
     let cfg = config(&strategies);
-    let (r, events) = run(&cfg, &Registry::builtin());
+    let (r, events) = run(&cfg, &builtin);
     assert_eq!(r.status, Some(Status::Complete));
     assert_eq!(r.runs.len(), 12 * 2);
     for run in &r.runs {

@@ -241,6 +241,50 @@ fn host_layer(
     })
 }
 
+/// Scores layers with one criterion and keeps the time spent copying them to
+/// the host.
+struct Scorer<'a> {
+    criterion: &'a mut dyn Criterion,
+    plugin: &'a str,
+    inputs: CriterionInputs<'a>,
+    copy: std::time::Duration,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(criterion: &'a mut dyn Criterion, plugin: &'a str, inputs: CriterionInputs<'a>) -> Self {
+        Self {
+            criterion,
+            plugin,
+            inputs,
+            copy: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The host copy of layer `name` and the criterion's scores for it.
+    fn score(
+        &mut self,
+        net: &Network,
+        name: &str,
+        kind: shears_plugin_api::LayerKind,
+        granularity: Granularity,
+    ) -> Result<(HostLayer, Vec<f32>)> {
+        let t0 = std::time::Instant::now();
+        let h = host_layer(net, name, kind, self.inputs)?;
+        self.copy += t0.elapsed();
+        let s = score_layer(self.criterion, self.plugin, &h, granularity)?;
+        Ok((h, s))
+    }
+}
+
+/// Gives entries already pruned the score `-inf`, so they stay pruned.
+fn keep_pruned(scores: &mut [f32], pruned: impl Iterator<Item = bool>) {
+    for (v, p) in scores.iter_mut().zip(pruned) {
+        if p {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+}
+
 fn score_layer(
     criterion: &mut dyn Criterion,
     plugin: &str,
@@ -359,19 +403,12 @@ fn prune_weights(
     target: f32,
     inputs: CriterionInputs<'_>,
 ) -> Result<PruneOutcome> {
-    let mut copy = std::time::Duration::ZERO;
+    let mut scorer = Scorer::new(criterion, plugin, inputs);
     let layers = net.arch.layers();
     let mut scores = Vec::new();
     for l in &layers {
-        let t0 = std::time::Instant::now();
-        let h = host_layer(net, &l.name, l.kind, inputs)?;
-        copy += t0.elapsed();
-        let mut s = score_layer(criterion, plugin, &h, Granularity::Unstructured)?;
-        for (v, m) in s.iter_mut().zip(&h.mask) {
-            if *m == 0.0 {
-                *v = f32::NEG_INFINITY;
-            }
-        }
+        let (h, mut s) = scorer.score(net, &l.name, l.kind, Granularity::Unstructured)?;
+        keep_pruned(&mut s, h.mask.iter().map(|&m| m == 0.0));
         scores.push(s);
     }
     for (l, pruned) in layers.iter().zip(choose(&scores, scope, target)) {
@@ -381,7 +418,7 @@ fn prune_weights(
     net.apply_masks()?;
     Ok(PruneOutcome {
         reached: sparsity(net)?.global,
-        host_copy_seconds: copy.as_secs_f64(),
+        host_copy_seconds: scorer.copy.as_secs_f64(),
     })
 }
 
@@ -393,7 +430,7 @@ fn prune_channels(
     target: f32,
     inputs: CriterionInputs<'_>,
 ) -> Result<PruneOutcome> {
-    let mut copy = std::time::Duration::ZERO;
+    let mut scorer = Scorer::new(criterion, plugin, inputs);
     let groups = channel_groups(&net.arch);
     if groups.is_empty() {
         return Err(Error::Shape(format!(
@@ -403,10 +440,7 @@ fn prune_channels(
     }
     let mut scores = Vec::new();
     for g in &groups {
-        let t0 = std::time::Instant::now();
-        let h = host_layer(net, &g.producer, g.kind, inputs)?;
-        copy += t0.elapsed();
-        let mut s = score_layer(criterion, plugin, &h, Granularity::StructuredChannel)?;
+        let (_, mut s) = scorer.score(net, &g.producer, g.kind, Granularity::StructuredChannel)?;
         let removed = removed_channels(net, g)?;
         if scope == Scope::Global {
             // Normalise by the layer's mean alive score so layers compete fairly.
@@ -421,11 +455,7 @@ fn prune_channels(
                 s.iter_mut().for_each(|v| *v /= mean);
             }
         }
-        for (v, r) in s.iter_mut().zip(&removed) {
-            if *r {
-                *v = f32::NEG_INFINITY;
-            }
-        }
+        keep_pruned(&mut s, removed.iter().copied());
         scores.push(s);
     }
     let decisions = choose(&scores, scope, target);
@@ -448,7 +478,7 @@ fn prune_channels(
     net.apply_masks()?;
     Ok(PruneOutcome {
         reached: sparsity(net)?.channels,
-        host_copy_seconds: copy.as_secs_f64(),
+        host_copy_seconds: scorer.copy.as_secs_f64(),
     })
 }
 

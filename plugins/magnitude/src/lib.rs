@@ -179,7 +179,7 @@ fn to_score(x: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_plugin_api::testing::{assert_close, conv, linear, score as run};
+    use shears_plugin_api::testing::{self, assert_close, conv, linear, score as run};
 
     fn create(name: &str, params: &str) -> Box<dyn Criterion> {
         let f = factories()
@@ -299,31 +299,10 @@ mod tests {
             fs.iter().map(|f| f.meta.name).collect::<Vec<_>>(),
             ["magnitude", "channel-norm"]
         );
-        for f in fs {
-            assert_eq!(f.meta.kind, PluginKind::Criterion);
-            assert_eq!(f.meta.version, "1.0.0");
-            assert!(!f.meta.description.is_empty());
-            let schema: serde_json::Value = serde_json::from_str(f.meta.params_schema)
-                .unwrap_or_else(|e| panic!("{}: bad schema: {e}", f.meta.name));
-            assert_eq!(schema["type"], "object");
-            assert_eq!(schema["additionalProperties"], false);
-            // Every property of the schema, at its default, is accepted.
-            let defaults: serde_json::Map<_, _> = schema["properties"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v["default"].clone()))
-                .collect();
-            let defaults = serde_json::Value::Object(defaults).to_string();
-            assert!((f.create)(&defaults).is_ok(), "{}", f.meta.name);
-            assert!((f.create)("{}").is_ok());
-            assert!((f.create)("").is_ok());
-            let e = (f.create)(r#"{"bogus": 1}"#).err().unwrap();
-            assert!(e.0.contains("bogus"), "{e}");
+        for f in &fs {
+            testing::check_criterion_factory(f);
         }
-        let schema: serde_json::Value = serde_json::from_str(CHANNEL_NORM_SCHEMA).unwrap();
-        let default_norm = schema["properties"]["norm"]["default"].to_string();
-        let p: ChannelNormParams = parse_params(&format!(r#"{{"norm": {default_norm}}}"#)).unwrap();
+        let p: ChannelNormParams = testing::parse_schema_defaults(CHANNEL_NORM_SCHEMA);
         assert_eq!(p, ChannelNormParams::default());
     }
 }

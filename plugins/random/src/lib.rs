@@ -142,7 +142,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_plugin_api::{Granularity, LayerKind};
+    use shears_plugin_api::{testing, Granularity, LayerKind};
 
     const W: [f32; 64] = [0.5; 64];
 
@@ -246,25 +246,12 @@ mod tests {
     fn factories_are_well_formed() {
         let fs = factories();
         assert_eq!(fs.len(), 1);
-        for f in fs {
-            assert_eq!(f.meta.name, "random");
-            assert_eq!(f.meta.kind, PluginKind::Criterion);
-            assert_eq!(f.meta.version, "1.0.0");
-            let schema: serde_json::Value = serde_json::from_str(f.meta.params_schema).unwrap();
-            assert_eq!(schema["type"], "object");
-            assert_eq!(schema["additionalProperties"], false);
-            let props = schema["properties"].as_object().unwrap();
-            assert_eq!(props.keys().collect::<Vec<_>>(), ["seed"]);
-            let defaults = serde_json::json!({ "seed": props["seed"]["default"] }).to_string();
-            let p: RandomParams = parse_params(&defaults).unwrap();
-            assert_eq!(p, RandomParams::default());
-            let max = serde_json::json!({ "seed": props["seed"]["maximum"] }).to_string();
-            assert!((f.create)(&max).is_ok());
-            assert!((f.create)("{}").is_ok());
-            assert!((f.create)(r#"{"seed": -1}"#).is_err());
-            let e = (f.create)(r#"{"bogus": 1}"#).err().unwrap();
-            assert!(e.0.contains("bogus"), "{e}");
-        }
+        assert_eq!(fs[0].meta.name, "random");
+        let schema = testing::check_criterion_factory(&fs[0]);
+        let props = schema["properties"].as_object().unwrap();
+        assert_eq!(props.keys().collect::<Vec<_>>(), ["seed"]);
+        let p: RandomParams = testing::parse_schema_defaults(SCHEMA);
+        assert_eq!(p, RandomParams::default());
     }
 }
 

@@ -692,7 +692,7 @@ pub fn factories() -> Vec<ScheduleFactory> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shears_plugin_api::MAX_SCHEDULE_DECISIONS;
+    use shears_plugin_api::{testing, MAX_SCHEDULE_DECISIONS};
 
     /// Simulated host: carries out every decision and collects them.
     fn drive(s: &mut dyn Schedule, target: f32) -> PluginResult<Vec<Decision>> {
@@ -1043,51 +1043,10 @@ mod tests {
             ]
         );
         for f in &fs {
-            let name = f.meta.name;
-            assert_eq!(f.meta.kind, PluginKind::Schedule);
-            assert_eq!(f.meta.version, "1.0.0");
-            assert!(!f.meta.description.is_empty());
-            let schema: serde_json::Value = serde_json::from_str(f.meta.params_schema)
-                .unwrap_or_else(|e| panic!("{name}: bad schema: {e}"));
-            assert_eq!(schema["type"], "object", "{name}");
-            assert_eq!(schema["additionalProperties"], false, "{name}");
-            let props = schema["properties"].as_object().unwrap();
-            for (key, p) in props {
-                assert!(p["type"].is_string(), "{name}.{key}");
-                assert!(p["description"].is_string(), "{name}.{key}");
-                assert!(!p["default"].is_null(), "{name}.{key}");
-            }
-            assert!((f.create)("{}").is_ok(), "{name}");
-            assert!((f.create)("").is_ok(), "{name}");
-            let e = (f.create)(r#"{"bogus": 1}"#).err().unwrap();
-            assert!(e.0.contains("bogus"), "{name}: {e}");
-            // The schema's minimum and maximum are accepted, one step outside is not.
-            for (key, p) in props {
-                for (bound, outside) in [("minimum", -1.0), ("maximum", 1.0)] {
-                    let Some(v) = p[bound].as_f64() else { continue };
-                    let ok = serde_json::json!({ key.as_str(): p[bound] }).to_string();
-                    assert!((f.create)(&ok).is_ok(), "{name}: {ok}");
-                    let delta = if p["type"] == "integer" { 1.0 } else { 1e-3 };
-                    let out = if p["type"] == "integer" {
-                        serde_json::json!({ key.as_str(): (v + outside * delta) as i64 })
-                    } else {
-                        serde_json::json!({ key.as_str(): v + outside * delta })
-                    };
-                    assert!((f.create)(&out.to_string()).is_err(), "{name}: {out}");
-                }
-            }
+            testing::check_schedule_factory(f);
         }
         // The schema defaults are exactly the structs' defaults.
-        fn defaults<T: serde::de::DeserializeOwned>(schema: &str) -> T {
-            let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
-            let obj: serde_json::Map<_, _> = schema["properties"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v["default"].clone()))
-                .collect();
-            parse_params(&serde_json::Value::Object(obj).to_string()).unwrap()
-        }
+        use testing::parse_schema_defaults as defaults;
         assert_eq!(
             defaults::<OneShotParams>(ONE_SHOT_SCHEMA),
             OneShotParams::default()

@@ -1,0 +1,263 @@
+//! Property tests of what Shears writes and reads back: results.json and
+//! events.jsonl keep every value, and IDX (plain and gzip) and CIFAR files
+//! written by the reference layouts read back to the same images and labels.
+
+use std::io::Write;
+use std::path::Path;
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use shears::data::{parse_cifar, read_idx_images, read_idx_labels, CifarVariant};
+use shears::experiment::output::save_results;
+use shears::experiment::results::{DataSummary, ModelSummary};
+use shears::experiment::{
+    load_results, Baseline, ComparisonResults, Event, ExperimentConfig, RunResult, Status,
+    StepRecord,
+};
+use shears::prune::{LayerSparsity, SparsityReport};
+use shears::train::Metrics;
+
+fn config() -> ExperimentConfig {
+    ExperimentConfig::from_toml(&shears_tests::tiny_config(""), Path::new("tiny.toml")).unwrap()
+}
+
+/// Any finite f32 and any f64 a run can record (all bit patterns but NaN and
+/// infinities, which JSON cannot hold).
+fn finite32() -> impl Strategy<Value = f32> {
+    any::<f32>().prop_filter("finite", |v| v.is_finite())
+}
+
+fn finite64() -> impl Strategy<Value = f64> {
+    any::<f64>().prop_filter("finite", |v| v.is_finite())
+}
+
+fn metrics() -> impl Strategy<Value = Metrics> {
+    (finite32(), finite32()).prop_map(|(loss, acc)| Metrics { loss, acc })
+}
+
+fn step() -> impl Strategy<Value = StepRecord> {
+    (
+        1u32..1000,
+        finite32(),
+        (finite32(), finite32()),
+        vec(("[a-z0-9._]{1,12}", 0usize..1 << 40, 0usize..1 << 40), 0..4),
+        (metrics(), metrics()),
+        any::<u32>(),
+        finite64(),
+    )
+        .prop_map(
+            |(step, target, (global, channels), layers, (val, test), epochs, seconds)| StepRecord {
+                step,
+                target_sparsity: target,
+                sparsity: SparsityReport {
+                    global,
+                    channels,
+                    layers: layers
+                        .into_iter()
+                        .map(|(name, total, pruned)| LayerSparsity {
+                            name,
+                            total,
+                            pruned,
+                        })
+                        .collect(),
+                },
+                val,
+                test,
+                epochs,
+                seconds,
+            },
+        )
+}
+
+fn status() -> impl Strategy<Value = Status> {
+    prop_oneof![
+        Just(Status::Complete),
+        Just(Status::Cancelled),
+        ".{0,40}".prop_map(Status::Failed),
+    ]
+}
+
+fn run() -> impl Strategy<Value = RunResult> {
+    (
+        ".{0,16}",
+        "[a-z-]{1,12}",
+        "[a-z-]{1,12}",
+        finite32(),
+        any::<u64>(),
+        vec(step(), 0..4),
+        status(),
+        proptest::option::of("[a-z0-9/._-]{1,30}"),
+    )
+        .prop_map(
+            |(strategy, schedule, criterion, target, seed, steps, status, model_file)| RunResult {
+                strategy,
+                schedule,
+                criterion,
+                target,
+                seed,
+                steps,
+                status,
+                model_file,
+            },
+        )
+}
+
+fn baseline() -> impl Strategy<Value = Baseline> {
+    (
+        any::<u64>(),
+        metrics(),
+        metrics(),
+        any::<u32>(),
+        finite64(),
+        proptest::option::of("[a-z0-9._-]{1,30}"),
+    )
+        .prop_map(|(seed, val, test, epochs, seconds, model_file)| Baseline {
+            seed,
+            val,
+            test,
+            epochs,
+            seconds,
+            model_file,
+        })
+}
+
+fn results() -> impl Strategy<Value = ComparisonResults> {
+    (
+        vec(baseline(), 0..3),
+        vec(run(), 0..5),
+        proptest::option::of(status()),
+        ".{0,20}",
+        (0usize..100_000, 0usize..1 << 40),
+    )
+        .prop_map(
+            |(baselines, runs, status, device, (train, macs))| ComparisonResults {
+                version: 1,
+                config: config(),
+                device,
+                data: DataSummary {
+                    name: "embedded".into(),
+                    train,
+                    val: train / 10,
+                    test: 7,
+                    input: [1, 16, 16],
+                    classes: 10,
+                },
+                model: ModelSummary {
+                    family: "mlp".into(),
+                    params: 1234,
+                    macs,
+                    layers: vec![("fc1".into(), 100, macs)],
+                },
+                baselines,
+                runs,
+                status,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// results.json keeps every field, every float to the bit.
+    #[test]
+    fn results_file_round_trips(r in results()) {
+        let dir = tempfile::tempdir().unwrap();
+        save_results(dir.path(), &r).unwrap();
+        let back = load_results(&dir.path().join("results.json")).unwrap();
+        prop_assert_eq!(back, r);
+    }
+
+    /// Every event line of events.jsonl reads back as the event written.
+    #[test]
+    fn event_lines_round_trip(run in run(), step in step(), b in baseline(), host_copy_ms in finite64()) {
+        let events = [
+            Event::Pruned {
+                strategy: run.strategy.clone(),
+                step: step.step,
+                target: step.target_sparsity,
+                reached: step.sparsity.global,
+                host_copy_ms,
+            },
+            Event::Step { strategy: run.strategy.clone(), record: step },
+            Event::BaseReady(b),
+            Event::RunFinished(run),
+        ];
+        for e in events {
+            let line = serde_json::to_string(&e).unwrap();
+            prop_assert!(!line.contains('\n'));
+            let back: Event = serde_json::from_str(&line).unwrap();
+            prop_assert_eq!(back, e);
+        }
+    }
+
+    /// IDX image and label files, as the MNIST layout defines them (big-endian
+    /// magic 0x0803 / 0x0801 and dimensions, then the bytes), read back to the
+    /// same pixels and labels, plain or gzip-compressed.
+    #[test]
+    fn idx_files_round_trip(
+        (count, rows, cols, pixels) in (1usize..6, 1usize..9, 1usize..9)
+            .prop_flat_map(|(n, r, c)| (Just(n), Just(r), Just(c), vec(any::<u8>(), n * r * c))),
+        labels in vec(any::<u8>(), 1..40),
+        gzip in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut images = Vec::new();
+        images.extend(0x0803u32.to_be_bytes());
+        for d in [count, rows, cols] {
+            images.extend((d as u32).to_be_bytes());
+        }
+        images.extend(&pixels);
+        let mut label_file = Vec::new();
+        label_file.extend(0x0801u32.to_be_bytes());
+        label_file.extend((labels.len() as u32).to_be_bytes());
+        label_file.extend(&labels);
+        let ext = if gzip { ".gz" } else { "" };
+        let img_path = dir.path().join(format!("images-idx3-ubyte{ext}"));
+        let lab_path = dir.path().join(format!("labels-idx1-ubyte{ext}"));
+        write_file(&img_path, &images, gzip);
+        write_file(&lab_path, &label_file, gzip);
+        prop_assert_eq!(read_idx_images(&img_path).unwrap(), (count, rows, cols, pixels));
+        prop_assert_eq!(read_idx_labels(&lab_path).unwrap(), labels);
+    }
+
+    /// CIFAR-10 (label, 3072 pixels) and CIFAR-100 (coarse, fine, 3072 pixels)
+    /// records read back to pixels / 255 in CHW order and the (fine) label.
+    #[test]
+    fn cifar_records_round_trip(
+        records in vec((any::<u8>(), any::<u8>(), vec(any::<u8>(), 3072)), 1..4),
+        hundred in any::<bool>(),
+    ) {
+        let (variant, classes) = if hundred {
+            (CifarVariant::Cifar100, 100)
+        } else {
+            (CifarVariant::Cifar10, 10)
+        };
+        let mut bytes = Vec::new();
+        for (coarse, fine, pixels) in &records {
+            if hundred {
+                bytes.push(coarse % 20);
+            }
+            bytes.push(fine % classes);
+            bytes.extend(pixels);
+        }
+        let (images, labels) = parse_cifar(&bytes, variant, Path::new("data_batch_1.bin")).unwrap();
+        let want_labels: Vec<u32> = records.iter().map(|(_, f, _)| u32::from(f % classes)).collect();
+        prop_assert_eq!(labels, want_labels);
+        let want_images: Vec<f32> = records
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|&v| v as f32 / 255.0))
+            .collect();
+        prop_assert_eq!(images, want_images);
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8], gzip: bool) {
+    let mut f = std::fs::File::create(path).unwrap();
+    if gzip {
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap();
+    } else {
+        f.write_all(bytes).unwrap();
+    }
+}
