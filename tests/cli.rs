@@ -378,3 +378,62 @@ fn interrupt_stops_cleanly_and_keeps_finished_runs() {
     );
     assert!(runs.len() < 6);
 }
+
+#[test]
+fn schedule_prints_the_sparsities_a_schedule_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The paper's few-shot schedule: 0.5, then 1 - 0.55^(i/3) on top.
+    let o = shears(
+        dir.path(),
+        &[
+            "schedule",
+            "hybrid",
+            "--target",
+            "0.95",
+            "--params",
+            r#"{"initial": 0.5, "steps": 3}"#,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "0.500000",
+        "0.680679",
+        "0.828713",
+        "0.950000",
+        "(4 steps, 4 fine-tuning epochs)",
+    ] {
+        assert!(out.contains(want), "`{want}` missing\n{out}");
+    }
+    let o = shears(
+        dir.path(),
+        &[
+            "schedule",
+            "iterative-geometric",
+            "--target",
+            "0.9",
+            "--params",
+            r#"{"steps": 2}"#,
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("0.683772") && out.contains("0.900000"),
+        "{out}"
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["schedule", "nope", "--target", "0.5"]),
+        &["nope", "one-shot"],
+    );
+    assert_clean_error(
+        &shears(
+            dir.path(),
+            &["schedule", "hybrid", "--target", "0.5", "--params", "{"],
+        ),
+        &["--params"],
+    );
+    assert_clean_error(
+        &shears(dir.path(), &["schedule", "hybrid", "--target", "1.5"]),
+        &["hybrid", "1.5"],
+    );
+}

@@ -38,6 +38,17 @@ fn harness_with(
     out: &Path,
     launch: LaunchOptions,
 ) -> Harness<'static, ShearsApp> {
+    harness_sized(config, out, launch, [1280.0, 900.0])
+}
+
+/// A harness whose window is `size` (a tall one shows every strategy box of
+/// Setup at once).
+fn harness_sized(
+    config: ExperimentConfig,
+    out: &Path,
+    launch: LaunchOptions,
+    size: [f32; 2],
+) -> Harness<'static, ShearsApp> {
     let settings = Settings {
         config,
         out_dir: out.to_path_buf(),
@@ -45,7 +56,7 @@ fn harness_with(
     };
     let app = ShearsApp::new(settings, launch);
     Harness::builder()
-        .with_size([1280.0, 900.0])
+        .with_size(size)
         .build_ui_state(|ui, app: &mut ShearsApp| app.show(ui), app)
 }
 
@@ -437,7 +448,8 @@ fn settings_persist_between_sessions() {
 #[test]
 fn setup_edits_the_experiment_and_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness(tiny(), &dir.path().join("out"));
+    let out = dir.path().join("out");
+    let mut h = harness_sized(tiny(), &out, LaunchOptions::default(), [1280.0, 3000.0]);
     h.step();
     assert!(h
         .query_by_label_contains("Ready: 3 strategies x 2 sparsities")

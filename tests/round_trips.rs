@@ -9,12 +9,13 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use shears::data::{parse_cifar, read_idx_images, read_idx_labels, CifarVariant};
 use shears::experiment::output::save_results;
-use shears::experiment::results::{DataSummary, ModelSummary};
+use shears::experiment::results::{DataSummary, ModelSummary, SplitMetrics};
 use shears::experiment::{
     load_results, Baseline, ComparisonResults, Event, ExperimentConfig, RunResult, Status,
     StepRecord,
 };
-use shears::prune::{LayerSparsity, SparsityReport};
+use shears::model::latency::Latency;
+use shears::prune::{Cost, LayerSparsity, SparsityReport};
 use shears::train::Metrics;
 
 fn config() -> ExperimentConfig {
@@ -44,29 +45,67 @@ fn step() -> impl Strategy<Value = StepRecord> {
         (metrics(), metrics()),
         any::<u32>(),
         finite64(),
+        (
+            proptest::option::of((metrics(), metrics())),
+            any::<u32>(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of((
+                any::<usize>(),
+                any::<usize>(),
+                any::<usize>(),
+                any::<usize>(),
+            )),
+        ),
     )
         .prop_map(
-            |(step, target, (global, channels), layers, (val, test), epochs, seconds)| StepRecord {
-                step,
-                target_sparsity: target,
-                sparsity: SparsityReport {
-                    global,
-                    channels,
-                    layers: layers
-                        .into_iter()
-                        .map(|(name, total, pruned)| LayerSparsity {
-                            name,
-                            total,
-                            pruned,
-                        })
-                        .collect(),
-                },
-                val,
-                test,
-                epochs,
-                seconds,
+            |(step, target, (global, channels), layers, (val, test), epochs, seconds, extra)| {
+                StepRecord {
+                    step,
+                    target_sparsity: target,
+                    sparsity: SparsityReport {
+                        global,
+                        channels,
+                        layers: layers
+                            .into_iter()
+                            .map(|(name, total, pruned)| LayerSparsity {
+                                name,
+                                total,
+                                pruned,
+                            })
+                            .collect(),
+                    },
+                    val,
+                    test,
+                    epochs,
+                    seconds,
+                    pruned: extra.0.map(|(val, test)| SplitMetrics { val, test }),
+                    finetune_epochs: extra.1,
+                    kept_epoch: extra.2,
+                    cost: extra
+                        .3
+                        .map(|(params, nonzero_params, macs, nonzero_macs)| Cost {
+                            params,
+                            nonzero_params,
+                            macs,
+                            nonzero_macs,
+                        }),
+                }
             },
         )
+}
+
+fn latency() -> impl Strategy<Value = Latency> {
+    (
+        finite64(),
+        finite64(),
+        proptest::option::of((finite64(), finite64())),
+    )
+        .prop_map(|(batch1_ms, batch64_ms, compacted)| Latency {
+            batch1_ms,
+            batch64_ms,
+            compacted_batch1_ms: compacted.map(|c| c.0),
+            compacted_batch64_ms: compacted.map(|c| c.1),
+        })
 }
 
 fn status() -> impl Strategy<Value = Status> {
@@ -87,17 +126,21 @@ fn run() -> impl Strategy<Value = RunResult> {
         vec(step(), 0..4),
         status(),
         proptest::option::of("[a-z0-9/._-]{1,30}"),
+        proptest::option::of(latency()),
     )
         .prop_map(
-            |(strategy, schedule, criterion, target, seed, steps, status, model_file)| RunResult {
-                strategy,
-                schedule,
-                criterion,
-                target,
-                seed,
-                steps,
-                status,
-                model_file,
+            |(strategy, schedule, criterion, target, seed, steps, status, model_file, latency)| {
+                RunResult {
+                    strategy,
+                    schedule,
+                    criterion,
+                    target,
+                    seed,
+                    steps,
+                    status,
+                    model_file,
+                    latency,
+                }
             },
         )
 }
@@ -125,12 +168,13 @@ fn results() -> impl Strategy<Value = ComparisonResults> {
     (
         vec(baseline(), 0..3),
         vec(run(), 0..5),
+        vec(run(), 0..3),
         proptest::option::of(status()),
         ".{0,20}",
         (0usize..100_000, 0usize..1 << 40),
     )
         .prop_map(
-            |(baselines, runs, status, device, (train, macs))| ComparisonResults {
+            |(baselines, runs, controls, status, device, (train, macs))| ComparisonResults {
                 version: 1,
                 config: config(),
                 device,
@@ -150,6 +194,7 @@ fn results() -> impl Strategy<Value = ComparisonResults> {
                 },
                 baselines,
                 runs,
+                controls,
                 status,
             },
         )

@@ -223,3 +223,110 @@ fn cancelling_keeps_finished_runs() {
     );
     assert_eq!(r.runs[0].status, Status::Complete);
 }
+
+/// The dense control of each seed and target trains as long as the longest
+/// strategy spent there (one-shot 2 epochs, iterative 3 steps x 1 epoch ->
+/// 3), records sparsity 0 and the dense cost, and is saved in results.
+#[test]
+fn dense_control_trains_as_long_as_the_longest_strategy() {
+    let cfg = config(
+        "[[strategy]]\nschedule = \"one-shot\"\nschedule_params = { finetune_epochs = 2 }\n\
+         [[strategy]]\nschedule = \"iterative\"\nschedule_params = { steps = 3, finetune_epochs = 1 }\n",
+    );
+    let (r, events) = run(&cfg, &Registry::builtin());
+    assert_eq!(r.status, Some(Status::Complete));
+    assert_eq!(r.controls.len(), cfg.sparsities.len() * cfg.seeds.len());
+    for c in &r.controls {
+        assert!(c.is_dense_control());
+        assert_eq!(c.status, Status::Complete);
+        let s = c.last().unwrap();
+        assert_eq!((s.epochs, s.finetune_epochs), (3, 3));
+        assert_eq!(s.sparsity.global, 0.0);
+        let cost = s.cost.unwrap();
+        assert_eq!(cost.nonzero_params, cost.params);
+    }
+    // Both targets need 3 epochs: trained once, recorded twice, identical.
+    assert_eq!(r.controls[0].steps[0].test, r.controls[1].steps[0].test);
+    let control_epochs = events
+        .iter()
+        .filter(|e| matches!(e, Event::Epoch { phase, .. } if phase == "dense control"))
+        .count();
+    assert_eq!(control_epochs, 3);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::ControlFinished(_)))
+            .count(),
+        2
+    );
+    let mut off = cfg.clone();
+    off.dense_control = false;
+    let (r, _) = run(&off, &Registry::builtin());
+    assert!(r.controls.is_empty());
+}
+
+/// A strategy's fine-tuning policy applies to every fine-tuning decision of
+/// its schedule; each step records the epochs it used, the metrics right
+/// after its prune, its cost, and the run its measured latency.
+#[test]
+fn finetune_policy_applies_to_every_schedule_step() {
+    let cfg = config(
+        "[[strategy]]\nname = \"fixed\"\nschedule = \"iterative\"\nschedule_params = { steps = 3, finetune_epochs = 1 }\nfinetune = { epochs = 2 }\n\
+         [[strategy]]\nname = \"patient\"\nschedule = \"hybrid\"\nfinetune = { patience = 1, max_epochs = 4 }\n",
+    );
+    let (r, _) = run(&cfg, &Registry::builtin());
+    assert_eq!(r.status, Some(Status::Complete));
+    for run in &r.runs {
+        assert_eq!(run.status, Status::Complete, "{run:?}");
+        let lat = run.latency.expect("latency measured");
+        assert!(lat.batch1_ms > 0.0 && lat.batch64_ms > 0.0);
+        for s in &run.steps {
+            assert!(s.pruned.is_some() && s.cost.is_some());
+            let c = s.cost.unwrap();
+            assert!(c.compression() >= 1.0 && c.speedup() >= 1.0);
+            if run.strategy == "fixed" {
+                assert_eq!(s.finetune_epochs, 2);
+                assert_eq!(s.kept_epoch, None);
+            } else {
+                assert!((1..=4).contains(&s.finetune_epochs), "{s:?}");
+                let kept = s.kept_epoch.expect("patience restores the best");
+                assert!(kept <= s.finetune_epochs);
+            }
+        }
+        let total: u32 = run.steps.iter().map(|s| s.finetune_epochs).sum();
+        assert_eq!(run.last().unwrap().epochs, total);
+    }
+    let fixed = r.runs.iter().find(|x| x.strategy == "fixed").unwrap();
+    assert_eq!(fixed.steps.len(), 3);
+}
+
+/// Equal budget: every strategy spends the same fine-tuning epochs at each
+/// target, split over its steps (later steps take the remainder).
+#[test]
+fn equal_budget_gives_every_strategy_the_same_epochs() {
+    let mut cfg = config(
+        "[[strategy]]\nschedule = \"one-shot\"\n\
+         [[strategy]]\nschedule = \"iterative\"\nschedule_params = { steps = 2 }\n\
+         [[strategy]]\nschedule = \"hybrid\"\nschedule_params = { steps = 2 }\n",
+    );
+    cfg.finetune_budget = Some(5);
+    let (r, _) = run(&cfg, &Registry::builtin());
+    for run in &r.runs {
+        assert_eq!(run.status, Status::Complete, "{run:?}");
+        assert_eq!(run.last().unwrap().epochs, 5, "{}", run.strategy);
+        let per_step: Vec<u32> = run.steps.iter().map(|s| s.finetune_epochs).collect();
+        let want: &[u32] = match (run.schedule.as_str(), run.steps.len()) {
+            ("one-shot", _) | (_, 1) => &[5],
+            ("iterative", _) => &[2, 3],
+            (_, 3) => &[1, 2, 2],
+            (_, n) => panic!("hybrid took {n} steps"),
+        };
+        assert_eq!(per_step, want, "{} at {}", run.strategy, run.target);
+    }
+    cfg.strategies[0].finetune = Some(shears::train::FinetunePolicy::Patience(Default::default()));
+    let e = cfg.validate(&Registry::builtin()).unwrap_err().to_string();
+    assert!(
+        e.contains("strategy[0].finetune") && e.contains("finetune_budget"),
+        "{e}"
+    );
+}

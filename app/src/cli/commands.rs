@@ -81,7 +81,7 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     let phase = TrainPhase {
         tc: &tc,
         max_epochs: a.epochs,
-        patience: 0,
+        stop: None,
         seed: a.seed,
         first_epoch: 0,
     };
@@ -178,7 +178,7 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
             let phase = TrainPhase {
                 tc: &tc,
                 max_epochs: a.finetune_epochs,
-                patience: 0,
+                stop: None,
                 seed: 0,
                 first_epoch: 0,
             };

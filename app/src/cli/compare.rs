@@ -130,7 +130,7 @@ impl TerminalBars {
                     self.epochs.set_message(line);
                 }
             }
-            Event::RunFinished(r) => {
+            Event::RunFinished(r) | Event::ControlFinished(r) => {
                 let _ = self.bars.println(run_line(r));
             }
             Event::RunStarted { .. } | Event::Step { .. } | Event::Finished { .. } => {}

@@ -1,10 +1,11 @@
 //! The `shears` command line: `gui`, `compare`, `train`, `prune`, `eval`,
-//! `inspect` and `plugins`. With no arguments it opens the desktop app (built
+//! `inspect`, `plugins` and `schedule`. With no arguments it opens the desktop app (built
 //! with the `gui` feature; without it, it runs the demo comparison).
 
 mod commands;
 mod compare;
 mod plugins_cli;
+mod schedule_cli;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,22 @@ pub enum Command {
     /// List, check or probe plugins.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Print the target sparsities a schedule (built-in or plugin) takes to
+    /// reach a target, with its fine-tuning after each step.
+    Schedule(ScheduleArgs),
+}
+
+/// `shears schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Schedule name, e.g. `iterative-geometric` (see `shears plugins list`).
+    pub name: String,
+    /// Target sparsity in [0, 1).
+    #[arg(long)]
+    pub target: f32,
+    /// Schedule parameters as a JSON object, e.g. '{"steps": 5}'.
+    #[arg(long, default_value = "{}")]
+    pub params: String,
 }
 
 /// `shears plugins ...`.
@@ -322,5 +339,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Some(Command::Plugins(PluginsCommand::Check { file })) => plugins_cli::check(&file),
         Some(Command::Plugins(PluginsCommand::Probe { file })) => plugins_cli::probe(&file),
+        Some(Command::Schedule(a)) => schedule_cli::schedule(&a, &registry(&dirs)),
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 use crate::prune::{GranularityChoice, PruneMode, Scope};
-use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
+use crate::train::{FinetunePolicy, LrSchedule, OptimizerSpec, TrainConfig};
 
 /// One strategy: a schedule plugin and a criterion plugin with their
 /// parameters, a granularity and a scope.
@@ -37,6 +37,11 @@ pub struct StrategySpec {
     /// Global or per-layer ranking.
     #[serde(default)]
     pub scope: Scope,
+    /// How every fine-tuning phase the schedule asks for runs: a fixed
+    /// number of epochs or early stopping with patience (default: as the
+    /// schedule says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetunePolicy>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -57,6 +62,7 @@ impl Default for StrategySpec {
             criterion_params: empty_object(),
             granularity: GranularityChoice::Unstructured,
             scope: Scope::Global,
+            finetune: None,
         }
     }
 }
@@ -108,6 +114,16 @@ pub struct ExperimentConfig {
     /// Fine-tuning after each prune; `finetune.epochs` is given to schedules
     /// that take a `finetune_epochs` parameter and were not given one.
     pub finetune: TrainConfig,
+    /// Fine-tune a copy of each seed's dense base, at each target, for as
+    /// many epochs as the longest strategy spent there, so that accuracy
+    /// gained by extra training is not credited to pruning (default true).
+    pub dense_control: bool,
+    /// Equal-budget mode: every strategy spends exactly this many
+    /// fine-tuning epochs at each target, split evenly over its prune steps
+    /// (later steps get the remainder). Excludes patience policies.
+    pub finetune_budget: Option<u32>,
+    /// Measure the inference latency of every final model (default true).
+    pub latency: bool,
     /// The strategies.
     #[serde(rename = "strategy")]
     pub strategies: Vec<StrategySpec>,
@@ -134,6 +150,9 @@ impl Default for ExperimentConfig {
                 lr_schedule: LrSchedule::Cosine,
                 batch_size: 128,
             },
+            dense_control: true,
+            finetune_budget: None,
+            latency: true,
             strategies: vec![],
         }
     }
@@ -235,12 +254,44 @@ impl ExperimentConfig {
                 .criterion(&s.criterion, &s.criterion_params)
                 .map_err(|e| Error::config(format!("{field}.criterion"), e.to_string()))?;
         }
+        if let Some(budget) = self.finetune_budget {
+            if budget == 0 || budget > self.max_epochs_per_run {
+                return Err(Error::config(
+                    "finetune_budget",
+                    format!(
+                        "{budget} is outside 1..={} (max_epochs_per_run)",
+                        self.max_epochs_per_run
+                    ),
+                ));
+            }
+            if let Some((i, _)) = self
+                .strategies
+                .iter()
+                .enumerate()
+                .find(|(_, s)| matches!(s.finetune, Some(FinetunePolicy::Patience(_))))
+            {
+                return Err(Error::config(
+                    format!("strategy[{i}].finetune"),
+                    "a patience policy decides its own epochs; it cannot be combined with finetune_budget",
+                ));
+            }
+        }
         let mut labels: Vec<String> = self.strategies.iter().map(|s| s.label()).collect();
         labels.sort();
         if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::config(
                 "strategy",
                 format!("two strategies are named `{}`", w[0]),
+            ));
+        }
+        if let Some(i) = self
+            .strategies
+            .iter()
+            .position(|s| s.label() == super::results::DENSE_CONTROL)
+        {
+            return Err(Error::config(
+                format!("strategy[{i}].name"),
+                "`dense control` is the name of the dense-control runs",
             ));
         }
         Ok(())

@@ -10,7 +10,7 @@ use crate::data::DataSplits;
 use crate::error::Result;
 use crate::model::Network;
 use crate::plugins::Registry;
-use crate::train::{fit, EpochReport, Metrics, TrainPhase};
+use crate::train::{fit, EpochReport, FitOutcome, TrainPhase};
 
 /// Receives every event with the results so far (to save them as they grow).
 pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
@@ -36,7 +36,7 @@ pub(super) fn train_phase(
     ctx: &Context<'_>,
     sink: &mut Sink<'_>,
     results: &ComparisonResults,
-) -> Result<Vec<Metrics>> {
+) -> Result<FitOutcome> {
     let seed = phase.seed;
     let mut on_epoch = |r: EpochReport| {
         let e = Event::Epoch {

@@ -2,7 +2,9 @@
 
 pub mod config;
 mod context;
+mod dense_control;
 pub mod output;
+pub mod preview;
 pub mod results;
 pub mod rules;
 pub mod runner;

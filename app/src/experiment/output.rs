@@ -103,7 +103,10 @@ impl OutputDir {
         append_line(&self.dir.join(EVENTS_JSONL), &line)?;
         if matches!(
             event,
-            Event::BaseReady(_) | Event::RunFinished(_) | Event::Finished { .. }
+            Event::BaseReady(_)
+                | Event::RunFinished(_)
+                | Event::ControlFinished(_)
+                | Event::Finished { .. }
         ) {
             save_results(&self.dir, results)?;
         }
@@ -212,6 +215,7 @@ mod tests {
             model: Default::default(),
             baselines: vec![],
             runs: vec![],
+            controls: vec![],
             status: Some(Status::Cancelled),
         };
         let end = Event::Finished {

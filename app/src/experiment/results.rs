@@ -4,8 +4,18 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::ExperimentConfig;
-use crate::prune::SparsityReport;
+use crate::model::latency::Latency;
+use crate::prune::{Cost, SparsityReport};
 use crate::train::Metrics;
+
+/// Validation and test metrics of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct SplitMetrics {
+    /// On the validation split.
+    pub val: Metrics,
+    /// On the test split.
+    pub test: Metrics,
+}
 
 /// State after one step of a strategy (a prune and the fine-tuning after it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +34,20 @@ pub struct StepRecord {
     pub epochs: u32,
     /// Wall seconds spent in this run so far.
     pub seconds: f64,
+    /// Metrics right after the prune, before any fine-tuning (absent in
+    /// results written before Shears recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<SplitMetrics>,
+    /// Fine-tuning epochs run in this step.
+    #[serde(default)]
+    pub finetune_epochs: u32,
+    /// With early stopping that restores the best weights: the epoch of this
+    /// step whose weights were kept (0 = the model right after the prune).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<u32>,
+    /// Parameters and MACs of the model after the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
 }
 
 /// How a run (or the whole comparison) ended.
@@ -59,9 +83,20 @@ pub struct RunResult {
     /// comparison had one and the run completed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_file: Option<String>,
+    /// Measured inference latency of the final model on the run's device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
 }
 
+/// The label of the dense-control runs: the base model fine-tuned, unpruned.
+pub const DENSE_CONTROL: &str = "dense control";
+
 impl RunResult {
+    /// Whether this is a dense-control run, not a pruning strategy.
+    pub fn is_dense_control(&self) -> bool {
+        self.schedule == DENSE_CONTROL
+    }
+
     /// The last step (the run's final state), if any.
     pub fn last(&self) -> Option<&StepRecord> {
         self.steps.last()
@@ -134,6 +169,11 @@ pub struct ComparisonResults {
     pub baselines: Vec<Baseline>,
     /// Finished (or failed) runs.
     pub runs: Vec<RunResult>,
+    /// Dense controls: per seed and target, the base fine-tuned unpruned for
+    /// as many epochs as the longest strategy spent there (strategy
+    /// [`DENSE_CONTROL`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<RunResult>,
     /// How the whole comparison ended (`None` while running).
     pub status: Option<Status>,
 }
@@ -219,6 +259,8 @@ pub enum Event {
     },
     /// A run finished (or failed).
     RunFinished(RunResult),
+    /// A dense control finished.
+    ControlFinished(RunResult),
     /// The whole comparison ended.
     Finished {
         /// How it ended.
@@ -226,50 +268,133 @@ pub enum Event {
     },
 }
 
-/// One CSV row per step of every run (one empty row for a run that ended
-/// before its first step), plus the baselines (step 0).
+/// The columns of [`to_csv`], in order.
+pub const CSV_COLUMNS: [&str; 30] = [
+    "strategy",
+    "schedule",
+    "criterion",
+    "target",
+    "seed",
+    "step",
+    "target_sparsity",
+    "sparsity",
+    "channel_sparsity",
+    "val_acc",
+    "val_loss",
+    "test_acc",
+    "test_loss",
+    "pruned_val_acc",
+    "pruned_test_acc",
+    "finetune_epochs",
+    "kept_epoch",
+    "epochs",
+    "seconds",
+    "params",
+    "nonzero_params",
+    "compression",
+    "macs",
+    "nonzero_macs",
+    "speedup",
+    "latency_b1_ms",
+    "latency_b64_ms",
+    "compacted_latency_b1_ms",
+    "compacted_latency_b64_ms",
+    "status",
+];
+
+/// One CSV row per step of every run (one row with empty metrics for a run
+/// that ended before its first step), plus the baselines (strategy `dense`,
+/// step 0). Columns: [`CSV_COLUMNS`]; the latency columns are filled on a
+/// run's last step.
 pub fn to_csv(results: &ComparisonResults) -> String {
-    let mut out = String::from(
-        "strategy,schedule,criterion,target,seed,step,target_sparsity,sparsity,channel_sparsity,val_acc,val_loss,test_acc,test_loss,epochs,seconds,status\n",
-    );
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    let f6 = |v: f32| format!("{v:.6}");
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let mut push = |fields: Vec<String>| {
+        debug_assert_eq!(fields.len(), CSV_COLUMNS.len());
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    };
     for b in &results.baselines {
-        out.push_str(&format!(
-            "dense,,,0,{},0,0,0,0,{:.6},{:.6},{:.6},{:.6},{},{:.3},complete\n",
-            b.seed, b.val.acc, b.val.loss, b.test.acc, b.test.loss, b.epochs, b.seconds
-        ));
+        let mut row = vec![
+            "dense".into(),
+            String::new(),
+            String::new(),
+            "0".into(),
+            b.seed.to_string(),
+            "0".into(),
+            "0".into(),
+            "0".into(),
+            "0".into(),
+            f6(b.val.acc),
+            f6(b.val.loss),
+            f6(b.test.acc),
+            f6(b.test.loss),
+            String::new(),
+            String::new(),
+            "0".into(),
+            String::new(),
+            b.epochs.to_string(),
+            format!("{:.3}", b.seconds),
+        ];
+        row.extend(std::iter::repeat_n(String::new(), 10));
+        row.push("complete".into());
+        push(row);
     }
-    for r in &results.runs {
+    for r in results.runs.iter().chain(&results.controls) {
         let status = match &r.status {
             Status::Complete => "complete".to_string(),
             Status::Cancelled => "cancelled".to_string(),
             Status::Failed(e) => format!("failed: {}", e.replace([',', '\n'], ";")),
         };
-        let head = format!(
-            "{},{},{},{},{}",
+        let head = [
             csv_field(&r.strategy),
-            r.schedule,
-            r.criterion,
-            r.target,
-            r.seed
-        );
+            csv_field(&r.schedule),
+            csv_field(&r.criterion),
+            r.target.to_string(),
+            r.seed.to_string(),
+        ];
         if r.steps.is_empty() {
-            out.push_str(&format!("{head},0,,,,,,,,0,0,{status}\n"));
+            let mut row = head.to_vec();
+            row.push("0".into());
+            row.extend(std::iter::repeat_n(String::new(), CSV_COLUMNS.len() - 7));
+            row.push(status.clone());
+            push(row);
         }
-        for s in &r.steps {
-            out.push_str(&format!(
-                "{head},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{:.3},{}\n",
-                s.step,
-                s.target_sparsity,
-                s.sparsity.global,
-                s.sparsity.channels,
-                s.val.acc,
-                s.val.loss,
-                s.test.acc,
-                s.test.loss,
-                s.epochs,
-                s.seconds,
-                status
-            ));
+        for (i, s) in r.steps.iter().enumerate() {
+            let last = i + 1 == r.steps.len();
+            let lat = r.latency.filter(|_| last);
+            let ms = |v: Option<f64>| opt(v.map(|v| format!("{v:.4}")));
+            let mut row = head.to_vec();
+            row.extend([
+                s.step.to_string(),
+                f6(s.target_sparsity),
+                f6(s.sparsity.global),
+                f6(s.sparsity.channels),
+                f6(s.val.acc),
+                f6(s.val.loss),
+                f6(s.test.acc),
+                f6(s.test.loss),
+                opt(s.pruned.map(|p| f6(p.val.acc))),
+                opt(s.pruned.map(|p| f6(p.test.acc))),
+                s.finetune_epochs.to_string(),
+                opt(s.kept_epoch.map(|k| k.to_string())),
+                s.epochs.to_string(),
+                format!("{:.3}", s.seconds),
+                opt(s.cost.map(|c| c.params.to_string())),
+                opt(s.cost.map(|c| c.nonzero_params.to_string())),
+                opt(s.cost.map(|c| format!("{:.4}", c.compression()))),
+                opt(s.cost.map(|c| c.macs.to_string())),
+                opt(s.cost.map(|c| c.nonzero_macs.to_string())),
+                opt(s.cost.map(|c| format!("{:.4}", c.speedup()))),
+                ms(lat.map(|l| l.batch1_ms)),
+                ms(lat.map(|l| l.batch64_ms)),
+                ms(lat.and_then(|l| l.compacted_batch1_ms)),
+                ms(lat.and_then(|l| l.compacted_batch64_ms)),
+                status.clone(),
+            ]);
+            push(row);
         }
     }
     out

@@ -11,6 +11,7 @@ use candle_core::Device;
 use super::config::ExperimentConfig;
 use super::context::train_phase;
 pub use super::context::{Context, Sink};
+use super::dense_control::Controls;
 use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
@@ -90,6 +91,7 @@ pub fn run_comparison(
         model: model_summary(&template),
         baselines: vec![],
         runs: vec![],
+        controls: vec![],
         status: None,
     };
     let total = cfg.seeds.len() * cfg.strategies.len() * cfg.sparsities.len();
@@ -171,7 +173,7 @@ fn run_all(
             let phase = TrainPhase {
                 tc: &cfg.train,
                 max_epochs: cfg.train.epochs,
-                patience: 0,
+                stop: None,
                 seed,
                 first_epoch: 0,
             };
@@ -179,7 +181,7 @@ fn run_all(
             let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
             let mut b = Baseline {
                 seed,
-                val: *val.last().unwrap_or(&Metrics::default()),
+                val: *val.history.last().unwrap_or(&Metrics::default()),
                 test,
                 epochs: cfg.train.epochs,
                 seconds: t0.elapsed().as_secs_f64(),
@@ -219,6 +221,7 @@ fn run_all(
                     steps: vec![],
                     status: Status::Complete,
                     model_file: None,
+                    latency: None,
                 };
                 let save_as = ctx.out_dir.map(|_| {
                     super::output::model_file_name(
@@ -244,6 +247,16 @@ fn run_all(
                     return Err(Error::Cancelled);
                 }
             }
+        }
+        if cfg.dense_control {
+            let controls = Controls {
+                cfg,
+                ctx,
+                data,
+                base: &base,
+                seed,
+            };
+            controls.run(results, sink)?;
         }
     }
     Ok(())

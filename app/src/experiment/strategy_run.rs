@@ -1,8 +1,10 @@
 //! One strategy at one target sparsity, from a copy of a seed's base model:
 //! the schedule decides, the host checks each decision
 //! ([`check_decision`](super::rules::check_decision)) and carries it out
-//! (prune, fine-tune), recording a step after each prune and saving the
-//! final model.
+//! (prune, fine-tune under the strategy's fine-tuning policy or the
+//! comparison's equal budget), recording a step after each prune (metrics
+//! right after the prune and after fine-tuning, cost) and measuring and
+//! saving the final model.
 
 use std::time::Instant;
 
@@ -11,13 +13,17 @@ use shears_plugin_api::{Criterion, Decision, Phase, PluginKind, Schedule, Schedu
 
 use super::config::{ExperimentConfig, StrategySpec};
 use super::context::{train_phase, Context, Sink};
-use super::results::{ComparisonResults, Event, RunResult, Status, StepRecord};
+use super::preview::plan_schedule;
+use super::results::{ComparisonResults, Event, RunResult, SplitMetrics, Status, StepRecord};
 use super::rules::check_decision;
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
-use crate::model::{checkpoint, Network};
-use crate::prune::{criterion_inputs, prune_to, sparsity, CalibrationSpec, GranularityChoice};
-use crate::train::TrainPhase;
+use crate::model::{checkpoint, latency, Network};
+use crate::prune::{
+    compact, cost, criterion_inputs, dense_cost, prune_to, sparsity, CalibrationSpec, Cost,
+    GranularityChoice,
+};
+use crate::train::{evaluate, FinetunePolicy, TrainPhase};
 
 /// Where a run stands, in the terms a schedule sees.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +36,21 @@ struct Progress {
     val_acc_history: Vec<f32>,
     /// The target of the last prune, until its step is recorded.
     unrecorded: Option<f32>,
+    /// Metrics right after the last prune.
+    pruned: Option<SplitMetrics>,
+    /// Fine-tuning epochs since the last prune, and the epoch kept.
+    step_epochs: u32,
+    kept_epoch: Option<u32>,
+    /// Fine-tuning phases run so far (indexes the equal budget).
+    phases: usize,
+}
+
+/// Epochs of each fine-tuning phase under an equal budget: `budget` split
+/// evenly over `phases`, the later phases taking the remainder.
+pub fn split_budget(budget: u32, phases: usize) -> Vec<u32> {
+    let n = phases.max(1) as u32;
+    let (each, extra) = (budget / n, budget % n);
+    (0..n).map(|i| each + u32::from(i >= n - extra)).collect()
 }
 
 /// What one run is and the objects it works with.
@@ -47,6 +68,10 @@ pub(super) struct StrategyRun<'a> {
     started: Instant,
     /// Where the final model goes, relative to the output folder.
     save_as: Option<String>,
+    /// Cost of the dense model.
+    dense: Cost,
+    /// Under an equal budget: the epochs of each fine-tuning phase.
+    budget: Option<Vec<u32>>,
     /// The result so far (its steps are kept when the run fails).
     pub run: RunResult,
 }
@@ -75,12 +100,24 @@ impl<'a> StrategyRun<'a> {
             GranularityChoice::Unstructured => start.global,
             GranularityChoice::Structured => start.channels,
         };
+        let schedule_label = registry.label(PluginKind::Schedule, &strategy.schedule);
+        let budget = match cfg.finetune_budget {
+            Some(b) => {
+                // The phases the schedule will ask for, played beforehand.
+                let mut fresh = registry
+                    .schedule(&strategy.schedule, &cfg.schedule_params(strategy, registry))?;
+                let plan = plan_schedule(fresh.as_mut(), &schedule_label, run.target, u32::MAX)?;
+                let phases = plan.iter().filter(|p| p.finetune_epochs > 0).count();
+                Some(split_budget(b, phases))
+            }
+            None => None,
+        };
         Ok(Self {
             cfg,
             ctx,
             data,
             strategy,
-            schedule_label: registry.label(PluginKind::Schedule, &strategy.schedule),
+            schedule_label,
             criterion_label: registry.label(PluginKind::Criterion, &strategy.criterion),
             schedule,
             criterion,
@@ -91,6 +128,8 @@ impl<'a> StrategyRun<'a> {
             },
             started: Instant::now(),
             save_as,
+            dense: dense_cost(base),
+            budget,
             run,
         })
     }
@@ -128,6 +167,7 @@ impl<'a> StrategyRun<'a> {
                 } => self.fine_tune(max_epochs, patience, sink, results)?,
                 Decision::Stop => {
                     self.record_pending(sink, results)?;
+                    self.measure_latency()?;
                     return self.save();
                 }
             }
@@ -182,7 +222,15 @@ impl<'a> StrategyRun<'a> {
             target,
             inputs.as_inputs(),
         )?;
+        let batch = self.cfg.finetune.batch_size;
+        let pruned = SplitMetrics {
+            val: evaluate(&mut self.net, &self.data.val, batch)?,
+            test: evaluate(&mut self.net, &self.data.test, batch)?,
+        };
         let p = &mut self.progress;
+        p.pruned = Some(pruned);
+        p.step_epochs = 0;
+        p.kept_epoch = None;
         sink(
             &Event::Pruned {
                 strategy: self.run.strategy.clone(),
@@ -207,15 +255,37 @@ impl<'a> StrategyRun<'a> {
         sink: &mut Sink<'_>,
         results: &ComparisonResults,
     ) -> Result<()> {
+        let (epochs, stop) = match &self.budget {
+            Some(split) => (split.get(self.progress.phases).copied().unwrap_or(0), None),
+            None => FinetunePolicy::phase(self.strategy.finetune.as_ref(), max_epochs, patience),
+        };
+        self.progress.phases += 1;
+        if self.progress.epochs + epochs > self.cfg.max_epochs_per_run {
+            return Err(Error::config(
+                format!("strategy `{}` finetune", self.run.strategy),
+                format!(
+                    "{epochs} more epochs would pass max_epochs_per_run ({})",
+                    self.cfg.max_epochs_per_run
+                ),
+            ));
+        }
+        let start = match (stop, self.progress.pruned) {
+            (None, _) => None,
+            (Some(rule), Some(p)) if self.progress.step_epochs == 0 => Some((rule, p.val)),
+            (Some(rule), _) => {
+                let val = evaluate(&mut self.net, &self.data.val, self.cfg.finetune.batch_size)?;
+                Some((rule, val))
+            }
+        };
         let phase = TrainPhase {
             tc: &self.cfg.finetune,
-            max_epochs,
-            patience,
+            max_epochs: epochs,
+            stop: start,
             seed: self.run.seed,
             first_epoch: self.cfg.train.epochs + self.progress.epochs,
         };
         let label = (self.run.strategy.as_str(), self.run.target);
-        let history = train_phase(
+        let outcome = train_phase(
             &mut self.net,
             &phase,
             label,
@@ -225,8 +295,15 @@ impl<'a> StrategyRun<'a> {
             results,
         )?;
         let p = &mut self.progress;
-        p.epochs += history.len() as u32;
-        p.val_acc_history.extend(history.iter().map(|m| m.acc));
+        let ran = outcome.history.len() as u32;
+        p.kept_epoch = outcome
+            .kept_epoch
+            .map(|k| p.step_epochs + k)
+            .or(p.kept_epoch);
+        p.epochs += ran;
+        p.step_epochs += ran;
+        p.val_acc_history
+            .extend(outcome.history.iter().map(|m| m.acc));
         p.last = Some(Phase::FineTuned);
         match p.unrecorded.take() {
             Some(asked) => self.record(asked, sink, results),
@@ -246,7 +323,8 @@ impl<'a> StrategyRun<'a> {
     }
 
     /// Appends a step for the prune to `asked`: sparsity, validation and
-    /// test metrics of the model now.
+    /// test metrics of the model now and right after the prune, the
+    /// fine-tuning it had, and its cost.
     fn record(
         &mut self,
         asked: f32,
@@ -254,14 +332,29 @@ impl<'a> StrategyRun<'a> {
         results: &ComparisonResults,
     ) -> Result<()> {
         let batch = self.cfg.finetune.batch_size;
+        let p = &self.progress;
+        let now = match p.pruned {
+            // Nothing trained since the prune: the same model.
+            Some(m) if p.step_epochs == 0 => m,
+            _ => SplitMetrics {
+                val: evaluate(&mut self.net, &self.data.val, batch)?,
+                test: evaluate(&mut self.net, &self.data.test, batch)?,
+            },
+        };
+        let structured = self.strategy.granularity == GranularityChoice::Structured;
+        let p = &self.progress;
         let rec = StepRecord {
             step: self.run.steps.len() as u32 + 1,
             target_sparsity: asked,
             sparsity: sparsity(&self.net)?,
-            val: crate::train::evaluate(&mut self.net, &self.data.val, batch)?,
-            test: crate::train::evaluate(&mut self.net, &self.data.test, batch)?,
-            epochs: self.progress.epochs,
+            val: now.val,
+            test: now.test,
+            epochs: p.epochs,
             seconds: self.started.elapsed().as_secs_f64(),
+            pruned: p.pruned,
+            finetune_epochs: p.step_epochs,
+            kept_epoch: p.kept_epoch,
+            cost: Some(cost(&self.net, structured, &self.dense)?),
         };
         self.run.steps.push(rec.clone());
         let event = Event::Step {
@@ -269,6 +362,20 @@ impl<'a> StrategyRun<'a> {
             record: rec,
         };
         sink(&event, results);
+        Ok(())
+    }
+
+    /// Times the final model (and its compacted form for structured
+    /// pruning) when the comparison asks for it.
+    fn measure_latency(&mut self) -> Result<()> {
+        if !self.cfg.latency {
+            return Ok(());
+        }
+        let mut compacted = match self.strategy.granularity {
+            GranularityChoice::Structured => Some(compact(&self.net)?),
+            GranularityChoice::Unstructured => None,
+        };
+        self.run.latency = Some(latency::measure(&mut self.net, compacted.as_mut())?);
         Ok(())
     }
 

@@ -85,7 +85,10 @@ impl RunHandle {
                         send(Message::Event(e.clone()));
                         if matches!(
                             e,
-                            Event::BaseReady(_) | Event::RunFinished(_) | Event::Finished { .. }
+                            Event::BaseReady(_)
+                                | Event::RunFinished(_)
+                                | Event::ControlFinished(_)
+                                | Event::Finished { .. }
                         ) {
                             send(Message::Results(Box::new(r.clone())));
                         }

@@ -7,6 +7,7 @@ pub mod conv;
 #[cfg(test)]
 mod gradcheck;
 mod kernel;
+pub mod latency;
 pub mod network;
 pub mod pool;
 pub mod relu;

@@ -49,6 +49,14 @@ impl ActivationStats {
     }
 }
 
+/// Parameters and buffers of a [`Network`] at one moment (see
+/// [`Network::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    params: BTreeMap<String, Tensor>,
+    buffers: BTreeMap<String, Tensor>,
+}
+
 /// A network ready to train or evaluate.
 #[derive(Debug)]
 pub struct Network {
@@ -183,6 +191,36 @@ impl Network {
             masks: copy(&self.masks)?,
             device: self.device.clone(),
         })
+    }
+
+    /// A copy of the parameters and buffers (not the masks), to put back
+    /// with [`Network::restore`].
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let copy =
+            |m: &mut dyn Iterator<Item = (&String, &Tensor)>| -> Result<BTreeMap<String, Tensor>> {
+                m.map(|(k, t)| Ok((k.clone(), t.copy()?))).collect()
+            };
+        Ok(Snapshot {
+            params: copy(&mut self.params.iter().map(|(k, v)| (k, v.as_tensor())))?,
+            buffers: copy(&mut self.buffers.iter())?,
+        })
+    }
+
+    /// Puts back the parameters and buffers of `snapshot` (taken from this
+    /// network); the masks stay as they are and are applied again.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        for (k, t) in &snapshot.params {
+            let var = self.params.get(k).ok_or_else(|| {
+                Error::Shape(format!(
+                    "snapshot has parameter `{k}` that the network lacks"
+                ))
+            })?;
+            var.set(t)?;
+        }
+        for (k, t) in &snapshot.buffers {
+            self.buffers.insert(k.clone(), t.copy()?);
+        }
+        self.apply_masks()
     }
 
     /// Moves every tensor to `device`.

@@ -3,6 +3,7 @@
 //! and sparsity accounting.
 
 pub mod calibration;
+pub mod cost;
 pub mod structure;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::model::{ActivationStats, Network};
 pub use calibration::{
     criterion_inputs, Calibration, CalibrationSpec, DEFAULT_CALIBRATION_BATCHES,
 };
+pub use cost::{cost, dense_cost, Cost};
 pub use structure::{channel_groups, compact, ChannelGroup};
 
 /// What is removed: single weights or whole output channels / neurons.

@@ -202,6 +202,7 @@ impl Progress {
                 self.update_overall(0.0);
                 self.push_log(run_line(r));
             }
+            Event::ControlFinished(r) => self.push_log(run_line(r)),
             Event::Finished { status } => {
                 self.ended = Some(status.clone());
                 if *status == Status::Complete {

@@ -76,6 +76,10 @@ pub fn sample_results(
                             test: metrics(acc),
                             epochs: 2 * step,
                             seconds: 3.0 * step as f64,
+                            pruned: None,
+                            finetune_epochs: 2,
+                            kept_epoch: None,
+                            cost: None,
                         }
                     })
                     .collect();
@@ -88,6 +92,7 @@ pub fn sample_results(
                     steps,
                     status: Status::Complete,
                     model_file: None,
+                    latency: None,
                 });
             }
         }
@@ -100,6 +105,7 @@ pub fn sample_results(
         model: Default::default(),
         baselines,
         runs,
+        controls: vec![],
         status: Some(Status::Complete),
     }
 }

@@ -1,6 +1,9 @@
 //! The numbers behind each comparison chart, computed from results alone (no
 //! GUI types), so the app, exports and tests share them.
 
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::results::DENSE_CONTROL;
 use crate::experiment::{ComparisonResults, RunResult, Status};
 
 /// Mean and sample standard deviation (n - 1 in the denominator: seeds are
@@ -27,6 +30,7 @@ pub fn strategies(r: &ComparisonResults) -> Vec<String> {
         .iter()
         .map(|s| s.label())
         .chain(r.runs.iter().map(|r| r.strategy.clone()))
+        .chain(r.controls.iter().map(|r| r.strategy.clone()))
     {
         if !out.contains(&s) {
             out.push(s);
@@ -48,7 +52,7 @@ fn completed<'a>(
     strategy: &'a str,
     target: f32,
 ) -> impl Iterator<Item = &'a RunResult> + 'a {
-    r.runs.iter().filter(move |run| {
+    r.runs.iter().chain(&r.controls).filter(move |run| {
         run.strategy == strategy
             && (run.target - target).abs() < 1e-6
             && run.status == Status::Complete
@@ -74,6 +78,80 @@ pub struct AccuracyPoint {
     pub seconds: f32,
     /// Seeds behind the point.
     pub seeds: usize,
+    /// Test accuracy right after the last prune, before its fine-tuning
+    /// (mean over seeds; `None` in results that did not record it).
+    pub pruned_acc: Option<f32>,
+    /// Compression ratio, all / non-zero parameters (mean over seeds).
+    pub compression: Option<f32>,
+    /// Theoretical speed-up, dense / remaining MACs (mean over seeds).
+    pub speedup: Option<f32>,
+    /// Measured latency of the final model at batch 1 and 64, in ms (the
+    /// compacted model's for structured pruning; mean over seeds).
+    pub latency_ms: Option<(f32, f32)>,
+    /// Whether this is the dense control (unpruned, fine-tuned as long as
+    /// the longest strategy at this target).
+    pub control: bool,
+}
+
+/// What the x axis of the accuracy chart shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum XAxis {
+    /// Weight sparsity reached (%); the dense control sits at its target.
+    #[default]
+    Sparsity,
+    /// All / non-zero parameters.
+    Compression,
+    /// Dense / remaining MACs.
+    Speedup,
+    /// Measured latency at batch 64 (ms).
+    Latency,
+}
+
+impl XAxis {
+    /// Every choice, in menu order.
+    pub const ALL: [XAxis; 4] = [
+        XAxis::Sparsity,
+        XAxis::Compression,
+        XAxis::Speedup,
+        XAxis::Latency,
+    ];
+
+    /// Axis label.
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Sparsity => "weight sparsity (%)",
+            XAxis::Compression => "compression ratio (all / non-zero parameters)",
+            XAxis::Speedup => "theoretical speed-up (dense / remaining MACs)",
+            XAxis::Latency => "latency at batch 64 (ms)",
+        }
+    }
+
+    /// Short name for a menu.
+    pub fn name(self) -> &'static str {
+        match self {
+            XAxis::Sparsity => "sparsity",
+            XAxis::Compression => "compression",
+            XAxis::Speedup => "speed-up",
+            XAxis::Latency => "latency",
+        }
+    }
+
+    /// Where `p` goes on this axis (`None` when its results lack the value).
+    pub fn value(self, p: &AccuracyPoint) -> Option<f64> {
+        match self {
+            XAxis::Sparsity if p.control => Some(f64::from(p.target) * 100.0),
+            XAxis::Sparsity => Some(f64::from(p.sparsity) * 100.0),
+            XAxis::Compression => p.compression.map(f64::from),
+            XAxis::Speedup => p.speedup.map(f64::from),
+            XAxis::Latency => p.latency_ms.map(|l| f64::from(l.1)),
+        }
+    }
+}
+
+/// The mean of the values when every one is present.
+fn mean_all(xs: impl Iterator<Item = Option<f32>>) -> Option<f32> {
+    let v: Option<Vec<f32>> = xs.collect();
+    v.filter(|v| !v.is_empty()).map(|v| mean_std(&v).0)
 }
 
 /// A strategy's curve: one point per target sparsity with a completed run.
@@ -97,6 +175,15 @@ pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<Accur
         finals.iter().map(|s| f(s)).collect()
     };
     let (acc, acc_std) = mean_std(&col(&|s| s.test.acc));
+    let runs: Vec<&RunResult> = completed(r, strategy, target).collect();
+    let latency = |f: fn(&crate::model::latency::Latency) -> f64| {
+        mean_all(
+            runs.iter()
+                .map(|run| run.latency.as_ref().map(|l| f(l) as f32)),
+        )
+    };
+    let b1 = latency(|l| l.compacted_batch1_ms.unwrap_or(l.batch1_ms));
+    let b64 = latency(|l| l.compacted_batch64_ms.unwrap_or(l.batch64_ms));
     Some(AccuracyPoint {
         target,
         sparsity: mean_std(&col(&|s| s.sparsity.global)).0,
@@ -105,6 +192,15 @@ pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<Accur
         epochs: mean_std(&col(&|s| s.epochs as f32)).0,
         seconds: mean_std(&col(&|s| s.seconds as f32)).0,
         seeds: finals.len(),
+        pruned_acc: mean_all(finals.iter().map(|s| s.pruned.map(|p| p.test.acc))),
+        compression: mean_all(
+            finals
+                .iter()
+                .map(|s| s.cost.map(|c| c.compression() as f32)),
+        ),
+        speedup: mean_all(finals.iter().map(|s| s.cost.map(|c| c.speedup() as f32))),
+        latency_ms: b1.zip(b64),
+        control: strategy == DENSE_CONTROL,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::series::{dense_baseline, point, strategies};
+use super::series::{dense_baseline, point, strategies, AccuracyPoint};
 use crate::experiment::results::{Baseline, DataSummary, ModelSummary};
 use crate::experiment::{ComparisonResults, Event, RunResult, Status};
 
@@ -67,9 +67,52 @@ pub fn run_line(r: &RunResult) -> String {
     }
 }
 
-/// Strategy x target sparsity -> final test accuracy (mean ± std over seeds),
-/// with the dense baseline on top.
+/// Strategy x target sparsity tables, with the dense baseline on top: final
+/// test accuracy (mean ± std over seeds, the dense control as its own row),
+/// test accuracy right after the last prune (before fine-tuning), and
+/// compression / theoretical speed-up / latency at batch 64.
 pub fn summary_table(r: &ComparisonResults) -> String {
+    let acc = |p: &AccuracyPoint| {
+        Some(if p.seeds > 1 {
+            format!("{:.2}±{:.2}", p.acc * 100.0, p.acc_std * 100.0)
+        } else {
+            format!("{:.2}", p.acc * 100.0)
+        })
+    };
+    let mut out = grid(r, "test accuracy (%)", true, &acc);
+    let pruned = |p: &AccuracyPoint| p.pruned_acc.map(|a| format!("{:.2}", a * 100.0));
+    if has_any(r, &pruned) {
+        out.push('\n');
+        out.push_str(&grid(r, "right after prune (%)", false, &pruned));
+    }
+    let cost = |p: &AccuracyPoint| {
+        let c = p.compression.zip(p.speedup)?;
+        let lat = p
+            .latency_ms
+            .map(|l| format!(" {:.2}ms", l.1))
+            .unwrap_or_default();
+        Some(format!("{:.1}x {:.1}x{lat}", c.0, c.1))
+    };
+    if has_any(r, &cost) {
+        out.push('\n');
+        out.push_str(&grid(r, "compression speed-up latency@64", false, &cost));
+    }
+    out
+}
+
+type Cell<'a> = dyn Fn(&AccuracyPoint) -> Option<String> + 'a;
+
+fn has_any(r: &ComparisonResults, cell: &Cell<'_>) -> bool {
+    strategies(r).iter().any(|s| {
+        r.config
+            .sparsities
+            .iter()
+            .any(|&t| point(r, s, t).and_then(|p| cell(&p)).is_some())
+    })
+}
+
+/// One strategy x target table of `cell`s titled `title`.
+fn grid(r: &ComparisonResults, title: &str, with_dense: bool, cell: &Cell<'_>) -> String {
     let targets = &r.config.sparsities;
     let strategies = strategies(r);
     let w = strategies
@@ -77,32 +120,34 @@ pub fn summary_table(r: &ComparisonResults) -> String {
         .map(|s| s.len())
         .max()
         .unwrap_or(5)
+        .max(title.len())
         .max(22);
-    let mut out = format!("{:<w$}", "test accuracy (%)");
+    let cw = 20;
+    let mut out = format!("{title:<w$}");
     for t in targets {
-        out.push_str(&format!(" | {:>11}", format!("{:.1}% sparse", t * 100.0)));
+        out.push_str(&format!(" | {:>cw$}", format!("{:.1}% sparse", t * 100.0)));
     }
     out.push('\n');
-    out.push_str(&"-".repeat(w + targets.len() * 14));
+    out.push_str(&"-".repeat(w + targets.len() * (cw + 3)));
     out.push('\n');
-    if let Some((mean, _)) = dense_baseline(r) {
+    if let Some((mean, _)) = dense_baseline(r).filter(|_| with_dense) {
         out.push_str(&format!("{:<w$}", "dense baseline"));
         for _ in targets {
-            out.push_str(&format!(" | {:>11.2}", mean * 100.0));
+            out.push_str(&format!(" | {:>cw$.2}", mean * 100.0));
         }
         out.push('\n');
     }
     for s in &strategies {
+        let cells: Vec<Option<String>> = targets
+            .iter()
+            .map(|&t| point(r, s, t).and_then(|p| cell(&p)))
+            .collect();
+        if !with_dense && cells.iter().all(Option::is_none) {
+            continue;
+        }
         out.push_str(&format!("{s:<w$}"));
-        for &t in targets {
-            let cell = match point(r, s, t) {
-                Some(p) if p.seeds > 1 => {
-                    format!("{:.2}±{:.2}", p.acc * 100.0, p.acc_std * 100.0)
-                }
-                Some(p) => format!("{:.2}", p.acc * 100.0),
-                None => "-".into(),
-            };
-            out.push_str(&format!(" | {cell:>11}"));
+        for c in cells {
+            out.push_str(&format!(" | {:>cw$}", c.unwrap_or_else(|| "-".into())));
         }
         out.push('\n');
     }

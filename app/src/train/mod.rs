@@ -1,6 +1,7 @@
 //! Training and evaluation: optimisers that hold masks, LR schedules, the
 //! epoch loop and accuracy/loss evaluation.
 
+pub mod early_stop;
 pub mod lr;
 pub mod optim;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{epoch_order, make_batch, Dataset};
 use crate::error::{Error, Result};
 use crate::model::Network;
+pub use early_stop::{EarlyStopping, FinetunePolicy, StopMetric, Stopper};
 pub use lr::LrSchedule;
 pub use optim::{Optimizer, OptimizerSpec};
 
@@ -273,18 +275,31 @@ pub struct TrainPhase<'a> {
     pub tc: &'a TrainConfig,
     /// Epoch limit.
     pub max_epochs: u32,
-    /// With `patience > 0`, stop once validation accuracy has not improved
-    /// for that many epochs.
-    pub patience: u32,
+    /// Early stopping, and the validation metrics of the model before the
+    /// phase (the best to beat); `None` runs every epoch.
+    pub stop: Option<(EarlyStopping, Metrics)>,
     /// Seed of the data order.
     pub seed: u64,
     /// Epoch `e` of the phase uses the data order of epoch `first_epoch + e`.
     pub first_epoch: u32,
 }
 
+/// What one [`fit`] did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FitOutcome {
+    /// Validation metrics after every epoch run.
+    pub history: Vec<Metrics>,
+    /// With early stopping that restores: the epoch (1-based) whose weights
+    /// the network holds at the end, 0 for the weights before the phase.
+    /// `None`: the last epoch's.
+    pub kept_epoch: Option<u32>,
+}
+
 /// Trains `net` through `phase` on `train`, evaluating on `val` after each
-/// epoch and reporting it to `on_epoch`. Returns the validation metrics of
-/// every epoch run.
+/// epoch and reporting it to `on_epoch`. With early stopping the phase ends
+/// after `patience` epochs without beating the best so far (which starts at
+/// the model before the phase), and with `restore_best` the best weights are
+/// put back (masks held).
 pub fn fit(
     net: &mut Network,
     phase: &TrainPhase<'_>,
@@ -292,11 +307,15 @@ pub fn fit(
     val: &Dataset,
     cancel: &AtomicBool,
     on_epoch: &mut dyn FnMut(EpochReport),
-) -> Result<Vec<Metrics>> {
+) -> Result<FitOutcome> {
     let tc = phase.tc;
     let mut opt = Optimizer::new(tc.optimizer.clone());
     let mut history: Vec<Metrics> = Vec::new();
-    let (mut best, mut since_best) = (f32::NEG_INFINITY, 0);
+    let mut stopper = phase.stop.map(|(rule, start)| Stopper::new(rule, &start));
+    let mut best = match &stopper {
+        Some(s) if s.restores() => Some(net.snapshot()?),
+        _ => None,
+    };
     for e in 0..phase.max_epochs {
         let lr = tc.lr_schedule.lr(tc.lr, e, phase.max_epochs);
         let order = EpochData {
@@ -314,15 +333,155 @@ pub fn fit(
             val: v,
             lr,
         });
-        if v.acc > best {
-            best = v.acc;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        if phase.patience > 0 && since_best >= phase.patience {
-            break;
+        if let Some(s) = &mut stopper {
+            if s.observe(e + 1, &v) && best.is_some() {
+                best = Some(net.snapshot()?);
+            }
+            if s.should_stop() {
+                break;
+            }
         }
     }
-    Ok(history)
+    let kept_epoch = stopper.as_ref().and_then(Stopper::kept_epoch);
+    if let (Some(snapshot), Some(k)) = (&best, kept_epoch) {
+        if k as usize != history.len() {
+            net.restore(snapshot)?;
+        }
+    }
+    Ok(FitOutcome {
+        history,
+        kept_epoch,
+    })
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+    use crate::data::{embedded_glyphs, prepare};
+    use crate::model::ModelSpec;
+
+    fn setup() -> (Network, crate::data::DataSplits) {
+        let (train, test) = embedded_glyphs(600, 100, 0);
+        let data = prepare(train, test, 0.2, 0).unwrap();
+        let arch = ModelSpec::Mlp { hidden: vec![32] }
+            .build([1, 28, 28], 10)
+            .unwrap();
+        (Network::new(arch, 0, &Device::Cpu).unwrap(), data)
+    }
+
+    fn flat(net: &Network) -> Vec<f32> {
+        net.params
+            .values()
+            .flat_map(|v| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn run(
+        net: &mut Network,
+        data: &crate::data::DataSplits,
+        lr: f64,
+        rule: EarlyStopping,
+    ) -> FitOutcome {
+        let tc = TrainConfig {
+            lr,
+            batch_size: 64,
+            lr_schedule: LrSchedule::Constant,
+            ..TrainConfig::default()
+        };
+        let start = evaluate(net, &data.val, 64).unwrap();
+        let phase = TrainPhase {
+            tc: &tc,
+            max_epochs: rule.max_epochs,
+            stop: Some((rule, start)),
+            seed: 0,
+            first_epoch: 0,
+        };
+        fit(
+            net,
+            &phase,
+            &data.train,
+            &data.val,
+            &AtomicBool::new(false),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+
+    /// A learning rate of 9 wrecks the trained model at once: no epoch beats
+    /// the model before the phase, so the phase stops after `patience`
+    /// epochs and puts back exactly the weights it started with.
+    #[test]
+    fn patience_restores_the_pruned_model_when_nothing_beats_it() {
+        let (mut net, data) = setup();
+        let ok = EarlyStopping {
+            patience: 1,
+            max_epochs: 3,
+            restore_best: false,
+            ..EarlyStopping::default()
+        };
+        run(&mut net, &data, 0.05, ok);
+        let before = flat(&net);
+        let start = evaluate(&mut net, &data.val, 64).unwrap();
+        let rule = EarlyStopping {
+            patience: 2,
+            max_epochs: 10,
+            ..EarlyStopping::default()
+        };
+        let out = run(&mut net, &data, 9.0, rule);
+        assert_eq!(out.history.len(), 2, "{:?}", out.history);
+        assert!(out.history.iter().all(|m| m.acc <= start.acc));
+        assert_eq!(out.kept_epoch, Some(0));
+        assert_eq!(flat(&net), before, "the weights before the phase are back");
+    }
+
+    /// With a sound learning rate the phase keeps the best epoch: it stops
+    /// `patience` epochs after it (or at the limit), and the network ends
+    /// with that epoch's weights (its validation metrics are the best ones).
+    #[test]
+    fn patience_keeps_the_best_epoch() {
+        let (mut net, data) = setup();
+        let start = evaluate(&mut net, &data.val, 64).unwrap();
+        let rule = EarlyStopping {
+            patience: 2,
+            max_epochs: 12,
+            ..EarlyStopping::default()
+        };
+        let out = run(&mut net, &data, 0.3, rule);
+        let h = &out.history;
+        let (mut best, mut best_epoch) = (start.acc, 0usize);
+        for (i, m) in h.iter().enumerate() {
+            if m.acc > best {
+                best = m.acc;
+                best_epoch = i + 1;
+            }
+        }
+        assert!(
+            best_epoch > 0,
+            "training improved on the random model: {h:?}"
+        );
+        assert_eq!(out.kept_epoch, Some(best_epoch as u32));
+        assert!(h.len() == 12 || h.len() == best_epoch + 2, "{h:?}");
+        assert_eq!(
+            evaluate(&mut net, &data.val, 64).unwrap(),
+            h[best_epoch - 1]
+        );
+        // Without restore_best the last epoch's weights stay.
+        let (mut net, _) = setup();
+        let keep_last = EarlyStopping {
+            restore_best: false,
+            ..rule
+        };
+        let out = run(&mut net, &data, 0.3, keep_last);
+        assert_eq!(out.kept_epoch, None);
+        assert_eq!(
+            evaluate(&mut net, &data.val, 64).unwrap(),
+            *out.history.last().unwrap()
+        );
+    }
 }

@@ -19,9 +19,9 @@
 //! |---|---|---|
 //! | `one-shot` | [`OneShot`] | `finetune_epochs` (2) |
 //! | `iterative` | [`Iterative`] | `steps` (4), `finetune_epochs` (1) |
-//! | `iterative-geometric` | [`IterativeGeometric`] | `rate` (0.5), `finetune_epochs` (1), `max_steps` (50) |
+//! | `iterative-geometric` | [`IterativeGeometric`] | `steps` (0 = use `rate`), `rate` (0.5), `finetune_epochs` (1), `max_steps` (1000) |
 //! | `patience` | [`Patience`] | `steps` (4), `patience` (2), `max_epochs` (20) |
-//! | `hybrid` | [`Hybrid`] | `initial` (0.5), `steps` (3), `finetune_epochs` (1) |
+//! | `hybrid` | [`Hybrid`] | `initial` (0.5), `steps` (3), `then` ("geometric"), `finetune_epochs` (1) |
 //! | `gradual` | [`Gradual`] | `steps` (5), `initial_sparsity` (0.0), `finetune_epochs` (1) |
 //! | `manual` | [`Manual`] | `fractions` ([0.5, 0.75, 1.0]), `finetune_epochs` (1) |
 //!
@@ -123,6 +123,21 @@ impl Runner {
 /// `s * i / k` for `i = 1..=k`: `k` equal steps from 0 to `s`.
 fn linear_steps(from: f64, to: f64, k: u32) -> impl Iterator<Item = f64> {
     (1..=k).map(move |i| from + (to - from) * f64::from(i) / f64::from(k))
+}
+
+/// `from + 1 - (1 - (to - from))^(i/k)` for `i = 1..=k`: `k` steps adding a
+/// geometric series of fractions of the original weights that sums to
+/// `to - from` (each step removes the same fraction of what the series has
+/// left), the last exactly `to`.
+fn geometric_steps(from: f64, to: f64, k: u32) -> impl Iterator<Item = f64> {
+    let keep = 1.0 - (to - from);
+    (1..=k).map(move |i| {
+        if i == k {
+            to
+        } else {
+            from + 1.0 - keep.powf(f64::from(i) / f64::from(k))
+        }
+    })
 }
 
 fn check_epochs(name: &str, epochs: u32, min: u32) -> PluginResult<()> {
@@ -281,31 +296,44 @@ const ITERATIVE_SCHEMA: &str = r#"{
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IterativeGeometricParams {
-    /// Fraction of the remaining weights each step removes (default 0.5).
+    /// Number of prune steps `n`; when at least 1 it fixes the rate at
+    /// `r = 1 - (1 - s)^(1/n)` so step `n` lands exactly on the target `s`
+    /// (default 0: use `rate`).
+    pub steps: u32,
+    /// Fraction of the remaining weights each step removes (default 0.5);
+    /// used when `steps` is 0.
     pub rate: f64,
     /// Fine-tuning epochs after each prune (default 1; 0 = none).
     pub finetune_epochs: u32,
-    /// Most prune steps; the last one goes straight to the target (default 50).
+    /// With `rate`: most prune steps, the last one going straight to the
+    /// target (default 1000).
     pub max_steps: u32,
 }
 
 impl Default for IterativeGeometricParams {
     fn default() -> Self {
         Self {
+            steps: 0,
             rate: 0.5,
             finetune_epochs: 1,
-            max_steps: 50,
+            max_steps: MAX_STEPS,
         }
     }
 }
 
 impl Plan for IterativeGeometricParams {
     fn validate(&self) -> PluginResult<()> {
+        check_range("steps", self.steps, 0, MAX_STEPS)?;
         check_range("rate", self.rate, 0.01, 0.99)?;
         check_epochs("finetune_epochs", self.finetune_epochs, 0)?;
         check_steps("max_steps", self.max_steps)
     }
     fn sparsities(&self, target: f64) -> Vec<f64> {
+        if self.steps > 0 {
+            // s_i = 1 - (1 - s)^(i/n), the paper's geometric schedule: every
+            // step removes the same fraction r of the remaining weights.
+            return geometric_steps(0.0, target, self.steps).collect();
+        }
         // s_i = 1 - (1 - rate)^i while clearly below the target; the step that
         // would reach (within 1e-6) or pass it, or step `max_steps`, is the target.
         (1..self.max_steps)
@@ -321,8 +349,11 @@ impl Plan for IterativeGeometricParams {
 
 schedule!(
     /// Iterative geometric schedule (`iterative-geometric`): each prune removes
-    /// the fraction `rate` of the weights still remaining
-    /// (`s_i = 1 - (1 - rate)^i`), the last step clipped to the target.
+    /// the same fraction of the weights still remaining. With `steps = n` the
+    /// fraction is `r = 1 - (1 - s)^(1/n)` and step `i` prunes to
+    /// `1 - (1 - s)^(i/n)`, the last exactly `s` (the paper's
+    /// GeometricPruningSchedule); with `rate` it is `s_i = 1 - (1 - rate)^i`,
+    /// the last step clipped to the target.
     IterativeGeometric,
     IterativeGeometricParams
 );
@@ -330,12 +361,14 @@ schedule!(
 const ITERATIVE_GEOMETRIC_SCHEMA: &str = r#"{
   "type": "object",
   "properties": {
+    "steps": {"type": "integer", "default": 0, "minimum": 0, "maximum": 1000,
+      "description": "Number of prune steps n; the rate is then 1 - (1 - target)^(1/n), landing exactly on the target (0 = use rate)"},
     "rate": {"type": "number", "default": 0.5, "minimum": 0.01, "maximum": 0.99,
-      "description": "Fraction of the remaining weights removed by each prune step"},
+      "description": "Fraction of the remaining weights removed by each prune step (when steps is 0)"},
     "finetune_epochs": {"type": "integer", "default": 1, "minimum": 0, "maximum": 10000,
       "description": "Fine-tuning epochs after each prune (0 = none)"},
-    "max_steps": {"type": "integer", "default": 50, "minimum": 1, "maximum": 1000,
-      "description": "Most prune steps; the last one goes straight to the target sparsity"}
+    "max_steps": {"type": "integer", "default": 1000, "minimum": 1, "maximum": 1000,
+      "description": "With rate: most prune steps; the last one goes straight to the target sparsity"}
   },
   "additionalProperties": false
 }"#;
@@ -381,10 +414,13 @@ impl Plan for PatienceParams {
 }
 
 schedule!(
-    /// Patience-based schedule (`patience`, Janusz et al. 2025): constant
-    /// prune steps like [`Iterative`], but each fine-tuning phase runs until
-    /// validation accuracy has not improved for `patience` epochs (at most
-    /// `max_epochs`).
+    /// Patience-based schedule (`patience`, Janusz et al. 2025): iterative
+    /// constant steps like [`Iterative`] with a patience fine-tuning policy.
+    /// Each fine-tuning phase runs until validation accuracy has not improved
+    /// on the best so far (starting with the model right after the prune) for
+    /// `patience` epochs, at most `max_epochs`; the host then restores the
+    /// best epoch's weights. The same policy combines with any schedule
+    /// through a strategy's `finetune` setting.
     Patience,
     PatienceParams
 );
@@ -406,6 +442,18 @@ const PATIENCE_SCHEMA: &str = r#"{
 // hybrid
 // ---------------------------------------------------------------------------
 
+/// How [`Hybrid`] goes from its one-shot step to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HybridThen {
+    /// Geometric increments of the original weights (the paper's
+    /// FewShotPruningSchedule).
+    #[default]
+    Geometric,
+    /// Equal increments.
+    Constant,
+}
+
 /// Parameters of [`Hybrid`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -413,8 +461,10 @@ pub struct HybridParams {
     /// Absolute sparsity of the first, one-shot step (default 0.5); at or
     /// above the target the schedule is one-shot to the target.
     pub initial: f64,
-    /// Number of equal iterative steps after the first one (default 3).
+    /// Number of iterative steps after the first one (default 3).
     pub steps: u32,
+    /// Shape of the iterative steps (default geometric).
+    pub then: HybridThen,
     /// Fine-tuning epochs after each prune (default 1; 0 = none).
     pub finetune_epochs: u32,
 }
@@ -424,6 +474,7 @@ impl Default for HybridParams {
         Self {
             initial: 0.5,
             steps: 3,
+            then: HybridThen::Geometric,
             finetune_epochs: 1,
         }
     }
@@ -439,9 +490,11 @@ impl Plan for HybridParams {
         if self.initial >= target {
             return vec![target];
         }
-        std::iter::once(self.initial)
-            .chain(linear_steps(self.initial, target, self.steps))
-            .collect()
+        let rest: Vec<f64> = match self.then {
+            HybridThen::Geometric => geometric_steps(self.initial, target, self.steps).collect(),
+            HybridThen::Constant => linear_steps(self.initial, target, self.steps).collect(),
+        };
+        std::iter::once(self.initial).chain(rest).collect()
     }
     fn fine_tune(&self) -> (u32, u32) {
         (self.finetune_epochs, 0)
@@ -449,8 +502,12 @@ impl Plan for HybridParams {
 }
 
 schedule!(
-    /// Hybrid schedule (`hybrid`): one-shot to the sparsity `initial`, then
-    /// `steps` equal iterative steps to the target.
+    /// Hybrid schedule (`hybrid`): one-shot to the sparsity `initial` (`s_0`),
+    /// then `steps` iterative steps to the target `s`. With `then =
+    /// "geometric"` (the default, the paper's FewShotPruningSchedule) the
+    /// increments are a geometric series of fractions of the original weights
+    /// summing to `s - s_0`: step `i` prunes to `s_0 + 1 - (1 - (s - s_0))^(i/n)`.
+    /// With `then = "constant"` the increments are equal.
     Hybrid,
     HybridParams
 );
@@ -461,7 +518,9 @@ const HYBRID_SCHEMA: &str = r#"{
     "initial": {"type": "number", "default": 0.5, "minimum": 0.0, "maximum": 1.0,
       "description": "Sparsity of the first, one-shot prune; at or above the target the schedule is one-shot"},
     "steps": {"type": "integer", "default": 3, "minimum": 1, "maximum": 1000,
-      "description": "Number of equal iterative prune steps after the first one"},
+      "description": "Number of iterative prune steps after the first one"},
+    "then": {"type": "string", "enum": ["geometric", "constant"], "default": "geometric",
+      "description": "Iterative steps after the first: geometric increments (the paper's few-shot schedule) or equal ones"},
     "finetune_epochs": {"type": "integer", "default": 1, "minimum": 0, "maximum": 10000,
       "description": "Fine-tuning epochs after each prune (0 = none)"}
   },
@@ -665,7 +724,7 @@ pub fn factories() -> Vec<ScheduleFactory> {
         ScheduleFactory {
             meta: meta(
                 "hybrid",
-                "One-shot to an initial sparsity, then equal iterative steps to the target",
+                "One-shot to an initial sparsity, then geometric (or equal) iterative steps to the target",
                 HYBRID_SCHEMA,
             ),
             create: |p| Ok(Box::new(Hybrid::from_json(p)?)),
@@ -812,6 +871,51 @@ mod tests {
         // A first step beyond the target: one prune to the target.
         let d = run("iterative-geometric", "{}", 0.3);
         assert_decisions(&d, &expect(&[0.3], Some(ft(1, 0))));
+        // The paper's rates are not truncated: rate 0.02 to 0.9 takes
+        // ceil(ln(0.1) / ln(0.98)) = 114 steps (s_113 = 1 - 0.98^113 = 0.898013 < 0.9).
+        let d = run(
+            "iterative-geometric",
+            r#"{"rate": 0.02, "finetune_epochs": 0}"#,
+            0.9,
+        );
+        assert_eq!(d.len(), 114 + 1);
+        assert_decisions(&d[112..], &[prune(0.898_013), prune(0.9), Decision::Stop]);
+    }
+
+    #[test]
+    fn iterative_geometric_with_steps_lands_on_the_target() {
+        // steps = n: r = 1 - (1 - s)^(1/n), s_i = 1 - (1 - s)^(i/n).
+        // s = 0.9, n = 3: r = 1 - 0.1^(1/3) = 0.535841; s_1 = 0.535841,
+        // s_2 = 1 - 0.1^(2/3) = 0.784557, s_3 = 0.9.
+        let d = run("iterative-geometric", r#"{"steps": 3}"#, 0.9);
+        assert_decisions(&d, &expect(&[0.535_841, 0.784_557, 0.9], Some(ft(1, 0))));
+        // s = 0.75, n = 2: s_1 = 1 - 0.25^(1/2) = 0.5, s_2 = 0.75.
+        let d = run("iterative-geometric", r#"{"steps": 2, "rate": 0.9}"#, 0.75);
+        assert_decisions(&d, &expect(&[0.5, 0.75], Some(ft(1, 0))));
+        // n = 1 is one-shot.
+        let d = run("iterative-geometric", r#"{"steps": 1}"#, 0.6);
+        assert_decisions(&d, &expect(&[0.6], Some(ft(1, 0))));
+        // Every step removes the same fraction r of what remains.
+        let d = run(
+            "iterative-geometric",
+            r#"{"steps": 7, "finetune_epochs": 0}"#,
+            0.95,
+        );
+        let s: Vec<f64> = d
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Prune { sparsity } => Some(f64::from(*sparsity)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(s.len(), 7);
+        let r = 1.0 - 0.05f64.powf(1.0 / 7.0);
+        let mut prev = 0.0;
+        for si in s {
+            assert!(((si - prev) / (1.0 - prev) - r).abs() < 1e-5, "{si}");
+            prev = si;
+        }
+        assert!((prev - 0.95).abs() < 1e-7);
     }
 
     #[test]
@@ -828,7 +932,23 @@ mod tests {
 
     #[test]
     fn hybrid() {
+        // Default then = "geometric": s_i = s_0 + 1 - (1 - (s - s_0))^(i/n).
+        // s_0 = 0.5, n = 3, s = 0.95: 1 - 0.55^(1/3) = 0.180679 and
+        // 1 - 0.55^(2/3) = 0.328713, so 0.5, 0.680679, 0.828713, 0.95.
+        let d = run("hybrid", r#"{"initial": 0.5, "steps": 3}"#, 0.95);
+        assert_decisions(
+            &d,
+            &expect(&[0.5, 0.680_679, 0.828_713, 0.95], Some(ft(1, 0))),
+        );
+        // s_0 = 0.5, n = 3, s = 0.9: 1 - 0.6^(1/3) = 0.156567,
+        // 1 - 0.6^(2/3) = 0.288621.
         let d = run("hybrid", "{}", 0.9);
+        assert_decisions(
+            &d,
+            &expect(&[0.5, 0.656_567, 0.788_621, 0.9], Some(ft(1, 0))),
+        );
+        // then = "constant": equal steps of (s - s_0) / n.
+        let d = run("hybrid", r#"{"then": "constant"}"#, 0.9);
         let third = 0.4 / 3.0;
         assert_decisions(
             &d,
@@ -841,9 +961,17 @@ mod tests {
         assert_decisions(&d, &expect(&[0.5], Some(ft(1, 0))));
         let d = run("hybrid", r#"{"initial": 0.6, "steps": 1}"#, 0.95);
         assert_decisions(&d, &expect(&[0.6, 0.95], Some(ft(1, 0))));
-        // initial 0: plain iterative (the zero step is dropped).
-        let d = run("hybrid", r#"{"initial": 0.0, "steps": 2}"#, 0.8);
+        // initial 0: plain iterative (the zero step is dropped); geometric
+        // from 0 is the iterative-geometric schedule with steps = n.
+        let d = run(
+            "hybrid",
+            r#"{"initial": 0.0, "steps": 2, "then": "constant"}"#,
+            0.8,
+        );
         assert_decisions(&d, &expect(&[0.4, 0.8], Some(ft(1, 0))));
+        let d = run("hybrid", r#"{"initial": 0.0, "steps": 2}"#, 0.75);
+        assert_decisions(&d, &expect(&[0.5, 0.75], Some(ft(1, 0))));
+        assert!(create("hybrid", r#"{"then": "cubic"}"#).is_err());
     }
 
     #[test]

@@ -460,6 +460,7 @@ impl ShearsApp {
                     model: Default::default(),
                     baselines: vec![],
                     runs: vec![],
+                    controls: vec![],
                     status: None,
                 },
                 shown: true,
