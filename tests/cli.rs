@@ -437,3 +437,69 @@ fn schedule_prints_the_sparsities_a_schedule_takes() {
         &["hybrid", "1.5"],
     );
 }
+
+#[test]
+fn sensitivity_prunes_one_layer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
+    let d = digits.display().to_string();
+    let o = shears(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            &d,
+            "--model",
+            "mlp",
+            "--epochs",
+            "3",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let args = ["sensitivity", "--checkpoint", "m.safetensors", "--data", &d];
+    let o = shears(
+        dir.path(),
+        &[&args[..], &["--sparsities", "0,0.5,0.99", "--out", "s"]].concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("s/sensitivity.json")).unwrap())
+            .unwrap();
+    let layers = r["layers"].as_array().unwrap();
+    assert!(layers.len() >= 2, "{r}");
+    let dense = r["dense_acc"].as_f64().unwrap();
+    for l in layers {
+        let acc: Vec<f64> = l["test_acc"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(acc.len(), 3);
+        assert_eq!(acc[0], dense, "sparsity 0 is the dense model");
+        assert!(acc[2] < dense, "{l}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("s/sensitivity.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * layers.len());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("dense test accuracy"));
+    assert_clean_error(
+        &shears(dir.path(), &[&args[..], &["--sparsities", "1.5"]].concat()),
+        &["sparsities", "1.5"],
+    );
+    assert_clean_error(
+        &shears(
+            dir.path(),
+            &[&args[..], &["--granularity", "diagonal"]].concat(),
+        ),
+        &["--granularity", "diagonal"],
+    );
+    assert_clean_error(
+        &shears(
+            dir.path(),
+            &["sensitivity", "--checkpoint", "missing.safetensors"],
+        ),
+        &["missing.safetensors"],
+    );
+}

@@ -557,3 +557,71 @@ fn a_comparison_that_cannot_start_says_why_and_keeps_what_is_open() {
     assert_eq!(h.state().results.len(), 1);
     assert_eq!(load_results(&res).unwrap(), sample_results(1, 2, 1, 3));
 }
+
+/// Setup's button runs a sensitivity analysis of the experiment's model (the
+/// base it trains first): the Sensitivity view shows a line per layer, the
+/// result is saved, and its chart can be saved as PNG.
+#[test]
+fn sensitivity_analysis_runs_from_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cfg = tiny();
+    cfg.train.epochs = 1;
+    let mut h = harness(cfg, &out);
+    h.state_mut().settings.sensitivity.sparsities = vec![0.5, 0.9];
+    h.step();
+    h.get_by_label("Sensitivity analysis of this model…")
+        .click();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Sensitivity);
+    step_until(
+        &mut h,
+        Duration::from_secs(120),
+        "the sensitivity analysis",
+        |a| {
+            a.notices()
+                .iter()
+                .any(|n| n.text.contains("sensitivity analysis"))
+        },
+    );
+    let n = h.state().notices().last().unwrap().clone();
+    assert!(!n.error, "{}", n.text);
+    assert!(h
+        .query_by_label_contains("Test accuracy with one layer pruned")
+        .is_some());
+    let saved: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("sensitivity.json"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(saved.len(), 1);
+    let r: shears::experiment::sensitivity::SensitivityResults =
+        serde_json::from_slice(&std::fs::read(&saved[0]).unwrap()).unwrap();
+    assert!(r.layers.len() >= 2);
+    assert!(r.layers.iter().all(|l| l.test_acc.len() == 2));
+    assert!(h.state().chart_rects().contains_key("layer-sensitivity"));
+}
+
+/// Each strategy box previews the sparsities its schedule takes at every
+/// target and sets the strategy's fine-tuning policy.
+#[test]
+fn strategy_boxes_preview_schedules_and_set_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut h = harness_sized(tiny(), &out, LaunchOptions::default(), [1280.0, 3000.0]);
+    h.step();
+    h.step();
+    // tiny: iterative geometric, rate 0.5, at 90%: 0.5, 0.75, 0.875, 0.9.
+    assert!(h
+        .query_by_label_contains(
+            "at 90.0%: 0.5 -> 0.75 -> 0.875 -> 0.9 (4 steps, 4 fine-tuning epochs)"
+        )
+        .is_some());
+    assert!(h.state().settings.config.strategies[0].finetune.is_none());
+    h.get_all_by_label("fixed epochs").next().unwrap().click();
+    h.step();
+    assert_eq!(
+        h.state().settings.config.strategies[0].finetune,
+        Some(shears::train::FinetunePolicy::Epochs(2))
+    );
+}

@@ -1,4 +1,4 @@
-//! `shears train`, `prune`, `eval`, `inspect` and `plugins`.
+//! `shears train`, `prune`, `eval` and `inspect`.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -18,14 +18,26 @@ use crate::prune::{
 };
 use crate::train::{evaluate, fit, EpochReport, OptimizerSpec, TrainConfig, TrainPhase};
 
-fn open_device(a: &DataArgs) -> Result<Device> {
+/// `--granularity`: unstructured or structured.
+pub(super) fn parse_granularity(g: &str) -> Result<GranularityChoice> {
+    match g {
+        "unstructured" => Ok(GranularityChoice::Unstructured),
+        "structured" => Ok(GranularityChoice::Structured),
+        g => Err(Error::config(
+            "--granularity",
+            format!("`{g}` (use unstructured or structured)"),
+        )),
+    }
+}
+
+pub(super) fn open_device(a: &DataArgs) -> Result<Device> {
     let (d, name) =
         crate::device::open(crate::device::parse(a.device.as_deref().unwrap_or("cpu"))?)?;
     eprintln!("device: {name}");
     Ok(d)
 }
 
-fn load_splits(a: &DataArgs, seed: u64) -> Result<(DatasetSpec, DataSplits)> {
+pub(super) fn load_splits(a: &DataArgs, seed: u64) -> Result<(DatasetSpec, DataSplits)> {
     let spec = match &a.data {
         Some(p) => DatasetSpec::detect(p)?,
         None => DatasetSpec::default(),
@@ -108,16 +120,7 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
 pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     let device = open_device(&a.data)?;
     let mut net = checkpoint::load(&a.checkpoint, &device)?;
-    let granularity = match a.granularity.as_str() {
-        "unstructured" => GranularityChoice::Unstructured,
-        "structured" => GranularityChoice::Structured,
-        g => {
-            return Err(Error::config(
-                "--granularity",
-                format!("`{g}` (use unstructured or structured)"),
-            ))
-        }
-    };
+    let granularity = parse_granularity(&a.granularity)?;
     let scope = match a.scope.as_str() {
         "global" => Scope::Global,
         "layer" => Scope::Layer,

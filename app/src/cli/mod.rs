@@ -1,11 +1,12 @@
 //! The `shears` command line: `gui`, `compare`, `train`, `prune`, `eval`,
-//! `inspect`, `plugins` and `schedule`. With no arguments it opens the desktop app (built
+//! `inspect`, `plugins`, `schedule` and `sensitivity`. With no arguments it opens the desktop app (built
 //! with the `gui` feature; without it, it runs the demo comparison).
 
 mod commands;
 mod compare;
 mod plugins_cli;
 mod schedule_cli;
+mod sensitivity_cli;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,35 @@ pub enum Command {
     /// Print the target sparsities a schedule (built-in or plugin) takes to
     /// reach a target, with its fine-tuning after each step.
     Schedule(ScheduleArgs),
+    /// Prune one layer at a time to each sparsity (no fine-tuning) and
+    /// record the test accuracy: which layers tolerate pruning.
+    Sensitivity(SensitivityArgs),
+}
+
+/// `shears sensitivity`.
+#[derive(Debug, Args)]
+pub struct SensitivityArgs {
+    /// The trained model (.safetensors checkpoint).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Data and device.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Sparsities, comma-separated (default 0.1,0.2,...,0.9).
+    #[arg(long, value_delimiter = ',')]
+    pub sparsities: Option<Vec<f32>>,
+    /// unstructured (weights) or structured (channels).
+    #[arg(long, default_value = "unstructured")]
+    pub granularity: String,
+    /// Criterion plugin.
+    #[arg(long, default_value = "magnitude")]
+    pub criterion: String,
+    /// Criterion parameters as a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub criterion_params: String,
+    /// Where to write sensitivity.json and sensitivity.csv.
+    #[arg(long, default_value = "shears-sensitivity")]
+    pub out: PathBuf,
 }
 
 /// `shears schedule`.
@@ -340,5 +370,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Plugins(PluginsCommand::Check { file })) => plugins_cli::check(&file),
         Some(Command::Plugins(PluginsCommand::Probe { file })) => plugins_cli::probe(&file),
         Some(Command::Schedule(a)) => schedule_cli::schedule(&a, &registry(&dirs)),
+        Some(Command::Sensitivity(a)) => sensitivity_cli::sensitivity(&a, &registry(&dirs)),
     }
 }

@@ -8,6 +8,7 @@ pub mod preview;
 pub mod results;
 pub mod rules;
 pub mod runner;
+pub mod sensitivity;
 mod strategy_run;
 
 pub use config::{ExperimentConfig, StrategySpec};

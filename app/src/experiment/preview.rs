@@ -71,7 +71,7 @@ pub fn plan_schedule(
     )))
 }
 
-/// One line for people: `0.5 → 0.75 → 0.9 (3 steps, 3 fine-tuning epochs)`;
+/// One line for people: `0.5 -> 0.75 -> 0.9 (3 steps, 3 fine-tuning epochs)`;
 /// long plans show their first and last three steps.
 pub fn plan_summary(steps: &[PlannedStep]) -> String {
     let fmt = |s: &PlannedStep| {
@@ -95,7 +95,7 @@ pub fn plan_summary(steps: &[PlannedStep]) -> String {
         if shown.is_empty() {
             "no prune".to_string()
         } else {
-            shown.join(" → ")
+            shown.join(" -> ")
         },
         steps.len(),
         if steps.len() == 1 { "" } else { "s" },
@@ -130,14 +130,14 @@ mod tests {
         assert!(p.iter().all(|s| s.finetune_epochs == 1 && s.patience == 0));
         assert_eq!(
             plan_summary(&p),
-            "0.5 → 0.6807 → 0.8287 → 0.95 (4 steps, 4 fine-tuning epochs)"
+            "0.5 -> 0.6807 -> 0.8287 -> 0.95 (4 steps, 4 fine-tuning epochs)"
         );
         let p = plan("patience", serde_json::json!({"steps": 2}), 0.8);
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].finetune_epochs, p[0].patience), (20, 2));
         assert_eq!(
             plan_summary(&p),
-            "0.4 → 0.8 (2 steps, at most 40 fine-tuning epochs)"
+            "0.4 -> 0.8 (2 steps, at most 40 fine-tuning epochs)"
         );
         let p = plan(
             "iterative-geometric",
@@ -145,7 +145,7 @@ mod tests {
             0.9,
         );
         assert_eq!(p.len(), 114);
-        assert!(plan_summary(&p).starts_with("0.02 → 0.0396 → 0.0588 → … → "));
+        assert!(plan_summary(&p).starts_with("0.02 -> 0.0396 -> 0.0588 -> … -> "));
         assert!(plan("one-shot", serde_json::json!({}), 0.0).is_empty());
         assert_eq!(
             plan_summary(&[]),

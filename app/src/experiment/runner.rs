@@ -112,6 +112,31 @@ pub fn run_comparison(
     Ok(results)
 }
 
+/// The data and the base model of `cfg`'s first seed, as a comparison
+/// starts from: the base checkpoint, or a model trained for `train.epochs`
+/// (each epoch reported to `on_epoch`). What a sensitivity analysis of the
+/// experiment's model runs on.
+pub fn first_base(
+    cfg: &ExperimentConfig,
+    cancel: &std::sync::atomic::AtomicBool,
+    on_epoch: &mut dyn FnMut(crate::train::EpochReport),
+) -> Result<(Network, DataSplits)> {
+    let (device, _) = crate::device::open(crate::device::parse(&cfg.device)?)?;
+    let data = load_data(cfg)?;
+    let mut net = base_template(cfg, &data, &device)?;
+    if cfg.base_checkpoint.is_none() {
+        let phase = TrainPhase {
+            tc: &cfg.train,
+            max_epochs: cfg.train.epochs,
+            stop: None,
+            seed: cfg.seeds.first().copied().unwrap_or(0),
+            first_epoch: 0,
+        };
+        crate::train::fit(&mut net, &phase, &data.train, &data.val, cancel, on_epoch)?;
+    }
+    Ok((net, data))
+}
+
 /// Checks that `net` (read from `path`) takes the data's input shape and
 /// has at least as many outputs as the data has classes; the error names `path`.
 pub fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::files::DialogPurpose;
 use super::state::Tab;
+use crate::experiment::sensitivity::SensitivityResults;
 use crate::experiment::ComparisonResults;
 
 /// Chart ids (also the suggested PNG names).
@@ -14,7 +15,9 @@ pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
 pub const CHART_LAYERS: &str = "per-layer-sparsity";
 /// Compute chart id.
 pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
-/// Every chart, top to bottom.
+/// Sensitivity chart id.
+pub const CHART_SENSITIVITY: &str = "layer-sensitivity";
+/// Every chart of the Compare view, top to bottom.
 pub const CHARTS: [&str; 3] = [CHART_SPARSITY, CHART_LAYERS, CHART_COMPUTE];
 
 /// A set of results shown in the Compare view.
@@ -75,6 +78,10 @@ pub enum Action {
     SetTab(Tab),
     /// Remove a notice.
     Dismiss(usize),
+    /// Start a sensitivity analysis of the experiment's model.
+    StartSensitivity,
+    /// Stop the running sensitivity analysis.
+    CancelSensitivity,
 }
 
 impl Action {
@@ -95,4 +102,15 @@ pub struct CheckpointInfo {
     pub path: PathBuf,
     /// One line: architecture, input, classes, parameters, sparsity.
     pub summary: String,
+}
+
+/// What the Sensitivity view shows: the analysis running or its result.
+#[derive(Debug, Clone, Default)]
+pub struct SensitivityView {
+    /// While running: what it does and how far it is (0..1).
+    pub progress: Option<(String, f32)>,
+    /// Whether it was asked to stop.
+    pub cancelling: bool,
+    /// The last result and the folder it was saved in.
+    pub results: Option<(SensitivityResults, PathBuf)>,
 }

@@ -7,6 +7,7 @@ pub mod app;
 pub mod command;
 pub mod files;
 pub mod schema_form;
+pub mod sensitivity_worker;
 pub mod state;
 pub mod views;
 pub mod worker;

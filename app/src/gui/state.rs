@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::sensitivity::SensitivitySpec;
 use crate::experiment::ExperimentConfig;
-use crate::report::ComputeAxis;
+use crate::report::{ComputeAxis, XAxis};
 
 /// The app's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -21,11 +22,19 @@ pub enum Tab {
     Compare,
     /// Loaded plugins.
     Plugins,
+    /// Per-layer sensitivity of the experiment's model.
+    Sensitivity,
 }
 
 impl Tab {
     /// Every tab, in display order.
-    pub const ALL: [Tab; 4] = [Tab::Setup, Tab::Run, Tab::Compare, Tab::Plugins];
+    pub const ALL: [Tab; 5] = [
+        Tab::Setup,
+        Tab::Run,
+        Tab::Compare,
+        Tab::Sensitivity,
+        Tab::Plugins,
+    ];
 
     /// Title shown on the tab.
     pub fn title(self) -> &'static str {
@@ -34,6 +43,7 @@ impl Tab {
             Tab::Run => "Run",
             Tab::Compare => "Compare",
             Tab::Plugins => "Plugins",
+            Tab::Sensitivity => "Sensitivity",
         }
     }
 }
@@ -85,6 +95,8 @@ pub struct ChartOptions {
     /// Target sparsity of the per-layer and compute charts (`None`: the
     /// highest of the results shown, where strategies differ most).
     pub target: Option<f32>,
+    /// x axis of the accuracy chart.
+    pub x_axis: XAxis,
     /// x axis of the compute chart.
     pub compute_axis: ComputeAxis,
     /// Strategies shown in the per-layer chart (empty = all).
@@ -99,6 +111,7 @@ impl Default for ChartOptions {
     fn default() -> Self {
         Self {
             target: None,
+            x_axis: XAxis::Sparsity,
             compute_axis: ComputeAxis::Epochs,
             layer_strategies: vec![],
             show_band: true,
@@ -126,6 +139,8 @@ pub struct Settings {
     pub tab: Tab,
     /// Chart choices.
     pub charts: ChartOptions,
+    /// What the Sensitivity view analyses.
+    pub sensitivity: SensitivitySpec,
 }
 
 impl Default for Settings {
@@ -138,6 +153,7 @@ impl Default for Settings {
             plugin_dirs: vec![],
             tab: Tab::Setup,
             charts: ChartOptions::default(),
+            sensitivity: SensitivitySpec::default(),
         }
     }
 }

@@ -164,12 +164,56 @@ pub fn prune_to(
     }
     match mode.granularity {
         GranularityChoice::Unstructured => {
-            prune_weights(net, criterion, plugin, mode.scope, target, inputs)
+            prune_weights(net, criterion, plugin, mode.scope, target, inputs, None)
         }
         GranularityChoice::Structured => {
-            prune_channels(net, criterion, plugin, mode.scope, target, inputs)
+            prune_channels(net, criterion, plugin, mode.scope, target, inputs, None)
         }
     }
+}
+
+/// Prunes only layer `layer` of `net` to `target` (of its weights, or of its
+/// output channels for structured pruning, together with what depends on
+/// them), as a sensitivity analysis does. Errors as [`prune_to`]; a layer
+/// that does not exist (or has no removable channels) is an error naming it.
+pub fn prune_layer(
+    net: &mut Network,
+    criterion: &mut dyn Criterion,
+    plugin: &str,
+    granularity: GranularityChoice,
+    layer: &str,
+    target: f32,
+    inputs: CriterionInputs<'_>,
+) -> Result<PruneOutcome> {
+    if !(0.0..1.0).contains(&target) {
+        return Err(Error::Plugin {
+            plugin: plugin.into(),
+            msg: format!("target sparsity {target} is outside [0, 1)"),
+        });
+    }
+    let only = Some(layer);
+    match granularity {
+        GranularityChoice::Unstructured => {
+            prune_weights(net, criterion, plugin, Scope::Layer, target, inputs, only)
+        }
+        GranularityChoice::Structured => {
+            prune_channels(net, criterion, plugin, Scope::Layer, target, inputs, only)
+        }
+    }
+}
+
+/// Layers `only` selects (all when `None`); an empty selection is an error.
+fn selected<T>(items: Vec<T>, name: impl Fn(&T) -> &str, only: Option<&str>) -> Result<Vec<T>> {
+    let Some(layer) = only else {
+        return Ok(items);
+    };
+    let picked: Vec<T> = items.into_iter().filter(|i| name(i) == layer).collect();
+    if picked.is_empty() {
+        return Err(Error::Shape(format!(
+            "no prunable layer `{layer}` (for this granularity)"
+        )));
+    }
+    Ok(picked)
 }
 
 /// What a prune did.
@@ -404,9 +448,10 @@ fn prune_weights(
     scope: Scope,
     target: f32,
     inputs: CriterionInputs<'_>,
+    only: Option<&str>,
 ) -> Result<PruneOutcome> {
     let mut scorer = Scorer::new(criterion, plugin, inputs);
-    let layers = net.arch.layers();
+    let layers = selected(net.arch.layers(), |l| l.name.as_str(), only)?;
     let mut scores = Vec::new();
     for l in &layers {
         let (h, mut s) = scorer.score(net, &l.name, l.kind, Granularity::Unstructured)?;
@@ -431,6 +476,7 @@ fn prune_channels(
     scope: Scope,
     target: f32,
     inputs: CriterionInputs<'_>,
+    only: Option<&str>,
 ) -> Result<PruneOutcome> {
     let mut scorer = Scorer::new(criterion, plugin, inputs);
     let groups = channel_groups(&net.arch);
@@ -440,6 +486,7 @@ fn prune_channels(
             net.arch.family
         )));
     }
+    let groups = selected(groups, |g| g.producer.as_str(), only)?;
     let mut scores = Vec::new();
     for g in &groups {
         let (_, mut s) = scorer.score(net, &g.producer, g.kind, Granularity::StructuredChannel)?;

@@ -172,12 +172,12 @@ impl FinetunePolicy {
         }
     }
 
-    /// Short text for tables: `3 epochs` or `patience 3 (≤20, val-acc)`.
+    /// Short text for tables: `3 epochs` or `patience 3 (max 20, val-acc)`.
     pub fn describe(&self) -> String {
         match self {
             Self::Epochs(n) => format!("{n} epoch{}", if *n == 1 { "" } else { "s" }),
             Self::Patience(es) => format!(
-                "patience {} (≤{}, {})",
+                "patience {} (max {}, {})",
                 es.patience,
                 es.max_epochs,
                 match es.metric {

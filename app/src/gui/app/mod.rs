@@ -8,11 +8,13 @@ use std::sync::mpsc::Receiver;
 
 mod capture;
 mod opening;
+mod sensitivity;
 
 use eframe::egui::{self, Ui};
 
-pub use super::command::{Action, CheckpointInfo, LoadedResults, Notice};
+pub use super::command::{Action, CheckpointInfo, LoadedResults, Notice, SensitivityView};
 use super::files::{new_run_dir, Dialogs};
+use super::sensitivity_worker::SensitivityHandle;
 use super::state::{Settings, Tab};
 use super::views;
 use super::worker::{Message, PluginSources, RunHandle};
@@ -63,6 +65,8 @@ pub struct ShearsApp {
     capture: Capture,
     last_id: u64,
     actions: Vec<Action>,
+    sensitivity: SensitivityView,
+    sensitivity_job: Option<SensitivityHandle>,
 }
 
 use capture::{Capture, Finale};
@@ -106,6 +110,8 @@ impl ShearsApp {
             capture: Capture::default(),
             last_id: 0,
             actions: vec![],
+            sensitivity: SensitivityView::default(),
+            sensitivity_job: None,
         };
         app.rescan_plugins();
         if let Some(path) = app.settings.config.base_checkpoint.clone() {
@@ -248,6 +254,14 @@ impl ShearsApp {
                 self.capture.plot_jobs.front().map(|j| j.id.as_str()),
                 &mut actions,
             ),
+            Tab::Sensitivity => views::sensitivity::show(
+                ui,
+                &mut self.settings.sensitivity,
+                &self.sensitivity,
+                &self.registry,
+                &mut self.capture.plot_rects,
+                &mut actions,
+            ),
             Tab::Plugins => views::plugins::show(
                 ui,
                 &self.registry,
@@ -263,6 +277,7 @@ impl ShearsApp {
         self.drive_chart_saving(ui.ctx());
         self.drive_finale(ui.ctx());
         if self.run.is_some()
+            || self.sensitivity_job.is_some()
             || !self.probes.is_empty()
             || self.dialogs.is_open()
             || !self.capture.plot_jobs.is_empty()
@@ -275,6 +290,7 @@ impl ShearsApp {
 
     /// Takes the messages of the worker, the dialogs and the plugin probe.
     fn poll(&mut self) {
+        self.poll_sensitivity();
         let (messages, dir) = match &mut self.run {
             Some(run) => (run.poll(), run.out_dir.clone()),
             None => (vec![], PathBuf::new()),
@@ -416,6 +432,8 @@ impl ShearsApp {
                     self.notices.remove(i);
                 }
             }
+            Action::StartSensitivity => self.start_sensitivity(ctx),
+            Action::CancelSensitivity => self.cancel_sensitivity(),
         }
     }
 

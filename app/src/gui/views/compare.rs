@@ -13,10 +13,11 @@ use egui_plot::{
     PlotPoints, Points,
 };
 
+use crate::experiment::results::DENSE_CONTROL;
 use crate::gui::command::{Action, LoadedResults, CHART_COMPUTE, CHART_LAYERS, CHART_SPARSITY};
 use crate::gui::files::DialogPurpose;
 use crate::gui::state::ChartOptions;
-use crate::report::{self, ComputeAxis};
+use crate::report::{self, ComputeAxis, XAxis};
 
 const PALETTE: [Color32; 10] = [
     Color32::from_rgb(31, 119, 180),
@@ -237,6 +238,17 @@ fn controls(
                 }
             });
         ui.separator();
+        let l = ui.label("x axis");
+        egui::ComboBox::from_id_salt("x-axis")
+            .selected_text(opts.x_axis.name())
+            .show_ui(ui, |ui| {
+                for a in XAxis::ALL {
+                    ui.selectable_value(&mut opts.x_axis, a, a.name());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.separator();
         ui.label("compute axis");
         ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Epochs, "epochs");
         ui.selectable_value(&mut opts.compute_axis, ComputeAxis::Seconds, "seconds");
@@ -298,20 +310,19 @@ fn percent_axes<'a>(plot: Plot<'a>, x: &str, y: &str) -> Plot<'a> {
 }
 
 fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) {
+    let axis = opts.x_axis;
     let plot = percent_axes(
         Plot::new(CHART_SPARSITY).height(h).allow_scroll(false),
-        "weight sparsity (%)",
+        axis.label(),
         "test accuracy (%)",
     );
     plot.show(ui, |p| {
         let mut dense_drawn = Vec::new();
         for s in all {
-            let curve = report::curve(&s.set.results, &s.strategy);
-            let xs: Vec<f64> = curve
-                .points
-                .iter()
-                .map(|q| f64::from(q.sparsity) * 100.0)
-                .collect();
+            let mut curve = report::curve(&s.set.results, &s.strategy);
+            // Points whose results lack this axis's value are left out.
+            curve.points.retain(|q| axis.value(q).is_some());
+            let xs: Vec<f64> = curve.points.iter().filter_map(|q| axis.value(q)).collect();
             let ys: Vec<f64> = curve
                 .points
                 .iter()
@@ -334,11 +345,13 @@ fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) 
                 );
             }
             let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(x, y)| [*x, *y]).collect();
-            p.line(
-                Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
-                    .color(s.color)
-                    .width(2.0),
-            );
+            let mut line = Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
+                .color(s.color)
+                .width(2.0);
+            if s.strategy == DENSE_CONTROL {
+                line = line.style(egui_plot::LineStyle::dashed_loose());
+            }
+            p.line(line);
             p.points(
                 Points::new(s.label.clone(), PlotPoints::from(pts))
                     .color(s.color)
@@ -483,13 +496,17 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
     let several = sets.iter().filter(|s| s.shown).count() > 1;
     egui::Grid::new("numbers")
         .striped(true)
-        .num_columns(9)
+        .num_columns(13)
         .show(ui, |ui| {
             for h in [
                 "strategy",
                 "target",
                 "sparsity",
                 "test acc (%)",
+                "after prune (%)",
+                "compression",
+                "speed-up",
+                "latency b1 / b64 (ms)",
                 "seeds",
                 "epochs",
                 "seconds",
@@ -511,6 +528,9 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                     ui.label("0%");
                     ui.label("0%");
                     ui.label(format!("{:.2} ± {:.2}", m * 100.0, sd * 100.0));
+                    for _ in 0..4 {
+                        ui.label("");
+                    }
                     ui.label(r.baselines.len().to_string());
                     ui.label(format!("{}", r.baselines[0].epochs));
                     ui.label(format!(
@@ -540,12 +560,19 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                         Some(p) => {
                             ui.label(format!("{:.2}%", p.sparsity * 100.0));
                             ui.label(format!("{:.2} ± {:.2}", p.acc * 100.0, p.acc_std * 100.0));
+                            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                            ui.label(or_dash(p.pruned_acc.map(|a| format!("{:.2}", a * 100.0))));
+                            ui.label(or_dash(p.compression.map(|c| format!("{c:.2}x"))));
+                            ui.label(or_dash(p.speedup.map(|c| format!("{c:.2}x"))));
+                            ui.label(or_dash(
+                                p.latency_ms.map(|(a, b)| format!("{a:.3} / {b:.3}")),
+                            ));
                             ui.label(p.seeds.to_string());
                             ui.label(format!("{:.1}", p.epochs));
                             ui.label(format!("{:.1}", p.seconds));
                         }
                         None => {
-                            for _ in 0..5 {
+                            for _ in 0..9 {
                                 ui.label("-");
                             }
                         }

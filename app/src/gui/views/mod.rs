@@ -5,4 +5,6 @@ pub mod menu;
 pub mod notices;
 pub mod plugins;
 pub mod run;
+pub mod sensitivity;
 pub mod setup;
+pub mod strategies;

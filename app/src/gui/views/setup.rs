@@ -5,14 +5,12 @@
 use eframe::egui::{self, Ui};
 
 use crate::data::DatasetSpec;
-use crate::experiment::{ExperimentConfig, StrategySpec};
+use crate::experiment::ExperimentConfig;
 use crate::gui::command::{Action, CheckpointInfo};
 use crate::gui::files::DialogPurpose;
-use crate::gui::schema_form::schema_form;
 use crate::gui::state::{FileKind, Settings};
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
-use crate::prune::{GranularityChoice, Scope};
 use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
 
 /// Draws the Setup view; edits go straight into `settings.config`.
@@ -66,11 +64,10 @@ pub fn show(
                 ui.label("Fine-tuning after each prune (epochs = default for schedules that take finetune_epochs)");
                 train_config(ui, "finetune", &mut cfg.finetune);
             });
-        let finetune_epochs = cfg.finetune.epochs;
         egui::CollapsingHeader::new(format!("Strategies ({})", cfg.strategies.len()))
             .id_salt("strategies")
             .default_open(true)
-            .show(ui, |ui| strategies(ui, &mut cfg.strategies, registry, finetune_epochs));
+            .show(ui, |ui| super::strategies::show(ui, cfg, registry));
     });
 }
 
@@ -180,6 +177,36 @@ fn experiment(
         )
         .labelled_by(l.id);
         ui.end_row();
+        let l = ui.label("Dense control");
+        ui.checkbox(
+            &mut cfg.dense_control,
+            "fine-tune the dense base as long as the longest strategy",
+        )
+        .labelled_by(l.id)
+        .on_hover_text("so that accuracy gained by extra training is not credited to pruning");
+        ui.end_row();
+        let l = ui.label("Equal fine-tuning budget");
+        ui.horizontal(|ui| {
+            let mut on = cfg.finetune_budget.is_some();
+            ui.checkbox(&mut on, "every strategy gets")
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "the same total fine-tuning epochs at each target, split over its prune steps",
+                );
+            let mut n = cfg.finetune_budget.unwrap_or(4);
+            ui.add_enabled(
+                on,
+                egui::DragValue::new(&mut n)
+                    .range(1..=100_000)
+                    .suffix(" epochs"),
+            );
+            cfg.finetune_budget = on.then_some(n);
+        });
+        ui.end_row();
+        let l = ui.label("Latency");
+        ui.checkbox(&mut cfg.latency, "time every final model (batch 1 and 64)")
+            .labelled_by(l.id);
+        ui.end_row();
         let l = ui.label("Output folder");
         ui.horizontal(|ui| {
             let mut text = out_dir.display().to_string();
@@ -262,6 +289,13 @@ fn model(
     checkpoint: Option<&CheckpointInfo>,
     actions: &mut Vec<Action>,
 ) {
+    if ui
+        .button("Sensitivity analysis of this model…")
+        .on_hover_text("prune one layer at a time, no fine-tuning: which layers tolerate pruning")
+        .clicked()
+    {
+        actions.push(Action::StartSensitivity);
+    }
     if let Some(path) = &cfg.base_checkpoint {
         ui.label(format!("Starting from the checkpoint {}", path.display()));
         if let Some(c) = checkpoint {
@@ -436,131 +470,4 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
         });
         ui.end_row();
     });
-}
-
-fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]) -> bool {
-    let mut changed = false;
-    let l = ui.label(label);
-    egui::ComboBox::from_id_salt(label)
-        .selected_text(value.as_str())
-        .show_ui(ui, |ui| {
-            for n in names {
-                if ui.selectable_label(*n == value.as_str(), *n).clicked() && *n != value.as_str() {
-                    *value = n.to_string();
-                    changed = true;
-                }
-            }
-        })
-        .response
-        .labelled_by(l.id);
-    changed
-}
-
-fn strategies(
-    ui: &mut Ui,
-    list: &mut Vec<StrategySpec>,
-    registry: &Registry,
-    finetune_epochs: u32,
-) {
-    // An unset `finetune_epochs` means the experiment's fine-tuning epochs.
-    let schedule_defaults = serde_json::json!({ "finetune_epochs": finetune_epochs });
-    let no_defaults = serde_json::json!({});
-    let schedules = registry.schedule_names();
-    let criteria = registry.criterion_names();
-    let mut remove = None;
-    let mut duplicate = None;
-    for (i, s) in list.iter_mut().enumerate() {
-        ui.push_id(i, |ui| {
-            egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    let l = ui.label("Name");
-                    let mut name = s.name.clone().unwrap_or_default();
-                    if ui
-                        .add(egui::TextEdit::singleline(&mut name).hint_text(s.label()))
-                        .labelled_by(l.id)
-                        .changed()
-                    {
-                        s.name = (!name.trim().is_empty()).then_some(name);
-                    }
-                    if ui.button("Duplicate").clicked() {
-                        duplicate = Some(i);
-                    }
-                    if ui.button("Remove").clicked() {
-                        remove = Some(i);
-                    }
-                });
-                ui.horizontal(|ui| {
-                    if plugin_combo(ui, "Schedule", &mut s.schedule, &schedules) {
-                        s.schedule_params = serde_json::json!({});
-                    }
-                    if plugin_combo(ui, "Criterion", &mut s.criterion, &criteria) {
-                        s.criterion_params = serde_json::json!({});
-                    }
-                    ui.label("Granularity");
-                    ui.selectable_value(
-                        &mut s.granularity,
-                        GranularityChoice::Unstructured,
-                        "weights",
-                    );
-                    ui.selectable_value(
-                        &mut s.granularity,
-                        GranularityChoice::Structured,
-                        "channels",
-                    );
-                    ui.label("Scope");
-                    ui.selectable_value(&mut s.scope, Scope::Global, "global");
-                    ui.selectable_value(&mut s.scope, Scope::Layer, "per layer");
-                });
-                ui.columns(2, |cols| {
-                    cols[0].label(format!("{} parameters", s.schedule));
-                    match registry.schedule_schema(&s.schedule) {
-                        Some(schema) => {
-                            schema_form(
-                                &mut cols[0],
-                                "schedule",
-                                schema,
-                                &mut s.schedule_params,
-                                &schedule_defaults,
-                            );
-                        }
-                        None => {
-                            cols[0].colored_label(
-                                cols[0].visuals().error_fg_color,
-                                "no such schedule plugin",
-                            );
-                        }
-                    }
-                    cols[1].label(format!("{} parameters", s.criterion));
-                    match registry.criterion_schema(&s.criterion) {
-                        Some(schema) => {
-                            schema_form(
-                                &mut cols[1],
-                                "criterion",
-                                schema,
-                                &mut s.criterion_params,
-                                &no_defaults,
-                            );
-                        }
-                        None => {
-                            cols[1].colored_label(
-                                cols[1].visuals().error_fg_color,
-                                "no such criterion plugin",
-                            );
-                        }
-                    }
-                });
-            });
-        });
-    }
-    if let Some(i) = duplicate {
-        let mut copy = list[i].clone();
-        copy.name = Some(format!("{} (copy)", copy.label()));
-        list.insert(i + 1, copy);
-    }
-    if let Some(i) = remove {
-        list.remove(i);
-    }
-    if ui.button("Add strategy").clicked() {
-        list.push(StrategySpec::default());
-    }
 }
