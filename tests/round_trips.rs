@@ -7,6 +7,7 @@ use std::path::Path;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use shears::data::{parse_cifar, read_idx_images, read_idx_labels, CifarVariant};
 use shears::experiment::output::save_results;
 use shears::experiment::results::{DataSummary, ModelSummary, SplitMetrics};
@@ -304,5 +305,42 @@ fn write_file(path: &Path, bytes: &[u8], gzip: bool) {
         gz.finish().unwrap();
     } else {
         f.write_all(bytes).unwrap();
+    }
+}
+
+/// A results file written before Shears recorded the metrics right after a
+/// prune, the fine-tuning per step, costs, latency and dense controls still
+/// opens, with those fields absent.
+#[test]
+fn results_without_the_newer_fields_open() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let r = results().new_tree(&mut runner).unwrap().current();
+    let mut v = serde_json::to_value(&r).unwrap();
+    v.as_object_mut().unwrap().remove("controls");
+    for run in v["runs"].as_array_mut().unwrap() {
+        run.as_object_mut().unwrap().remove("latency");
+        for step in run["steps"].as_array_mut().unwrap() {
+            let step = step.as_object_mut().unwrap();
+            for k in ["pruned", "finetune_epochs", "kept_epoch", "cost"] {
+                step.remove(k);
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.json");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let back = load_results(&path).unwrap();
+    assert!(back.controls.is_empty());
+    assert_eq!(back.runs.len(), r.runs.len());
+    for (a, b) in back.runs.iter().zip(&r.runs) {
+        assert_eq!(a.latency, None);
+        assert_eq!(a.steps.len(), b.steps.len());
+        for (x, y) in a.steps.iter().zip(&b.steps) {
+            assert_eq!(
+                (x.pruned, x.cost, x.kept_epoch, x.finetune_epochs),
+                (None, None, None, 0)
+            );
+            assert_eq!(x.test, y.test);
+        }
     }
 }

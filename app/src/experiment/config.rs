@@ -335,7 +335,7 @@ mod tests {
         let cfg = ExperimentConfig::demo();
         cfg.validate(&Registry::builtin()).unwrap();
         assert!(matches!(cfg.data, DatasetSpec::Embedded { .. }));
-        assert_eq!(cfg.strategies.len(), 3);
+        assert_eq!(cfg.strategies.len(), 4);
     }
 
     #[test]

@@ -139,7 +139,10 @@ impl Progress {
                     total: *of as f32,
                 };
                 let within = self.epoch.fraction();
-                if phase == "base" {
+                if phase == crate::experiment::results::DENSE_CONTROL {
+                    // Controls follow a seed's runs; the overall bar waits for the next seed.
+                    self.current = format!("dense control, seed {seed}");
+                } else if phase == "base" {
                     self.current = format!("base model, seed {seed}");
                     self.update_overall(within);
                 } else {
@@ -245,6 +248,7 @@ mod tests {
     fn progress_follows_events() {
         let mut cfg = ExperimentConfig::demo();
         cfg.sparsities = vec![0.5, 0.9];
+        cfg.strategies.truncate(3);
         let mut p = Progress::new(&cfg);
         // 1 base + 3 strategies x 2 targets.
         assert_eq!(p.overall.total, 7.0);

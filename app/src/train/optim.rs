@@ -173,7 +173,11 @@ impl Optimizer {
                             Some(b) => ((b * momentum)? + &g)?,
                             None => g.clone(),
                         };
-                        let buf = masked(buf)?;
+                        // Detached: state built from the variables would
+                        // otherwise keep every earlier step's tensors alive
+                        // through the autograd graph (memory grew ~100 MB per
+                        // LeNet-5 epoch).
+                        let buf = masked(buf)?.detach();
                         let d = if nesterov {
                             (&g + (&buf * momentum)?)?
                         } else {
@@ -202,8 +206,8 @@ impl Optimizer {
                         Some(v) => ((v * beta2)? + (g2 * (1.0 - beta2))?)?,
                         None => (g2 * (1.0 - beta2))?,
                     };
-                    let m = masked(m)?;
-                    let v = masked(v)?;
+                    let m = masked(m)?.detach();
+                    let v = masked(v)?.detach();
                     let m_hat = (&m / (1.0 - beta1.powi(t)))?;
                     let v_hat = (&v / (1.0 - beta2.powi(t)))?;
                     let upd = (m_hat / (v_hat.sqrt()? + eps)?)?;
@@ -249,6 +253,28 @@ mod tests {
             opt.step(&net, &grads, 0.1).unwrap();
         }
         (net, opt)
+    }
+
+    /// The optimiser's state holds values, not graphs: a buffer that tracked
+    /// its ops would keep every earlier step's tensors alive (a leak that
+    /// grew with every batch).
+    #[test]
+    fn state_does_not_keep_the_autograd_graph() {
+        for spec in [
+            OptimizerSpec::default(),
+            OptimizerSpec::Adamw {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+            },
+        ] {
+            let (_, opt) = one_step(spec);
+            assert!(!opt.m.is_empty());
+            for t in opt.m.values().chain(opt.v.values()) {
+                assert!(!t.track_op(), "optimiser state tracks its ops");
+            }
+        }
     }
 
     fn zeros_where_pruned(t: &Tensor) -> bool {
