@@ -6,6 +6,7 @@
 pub mod app;
 pub mod command;
 pub mod files;
+pub mod job;
 pub mod schema_form;
 pub mod sensitivity_worker;
 pub mod state;

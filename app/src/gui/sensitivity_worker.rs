@@ -4,10 +4,8 @@
 //! talking to the UI only by messages.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, TryRecvError};
-use std::sync::Arc;
 
+use super::job::{Job, JobMessage};
 use super::worker::PluginSources;
 use crate::experiment::runner::first_base;
 use crate::experiment::sensitivity::{run_sensitivity, save, SensitivityResults, SensitivitySpec};
@@ -22,11 +20,20 @@ pub enum SensitivityMessage {
     Done(Result<(Box<SensitivityResults>, PathBuf), String>),
 }
 
+impl JobMessage for SensitivityMessage {
+    fn is_last(&self) -> bool {
+        matches!(self, SensitivityMessage::Done(_))
+    }
+    fn lost() -> Self {
+        SensitivityMessage::Done(Err(
+            "the analysis thread stopped unexpectedly (a bug)".into()
+        ))
+    }
+}
+
 /// A sensitivity analysis running on its own thread.
 pub struct SensitivityHandle {
-    rx: Receiver<SensitivityMessage>,
-    cancel: Arc<AtomicBool>,
-    finished: bool,
+    job: Job<SensitivityMessage>,
 }
 
 impl SensitivityHandle {
@@ -39,75 +46,44 @@ impl SensitivityHandle {
         plugins: PluginSources,
         wake: impl Fn() + Send + 'static,
     ) -> Self {
-        let (tx, rx) = channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let stop = cancel.clone();
-        std::thread::Builder::new()
-            .name("shears-sensitivity".into())
-            .spawn(move || {
-                let send = |m: SensitivityMessage| {
-                    let _ = tx.send(m);
-                    wake();
+        let job = Job::spawn("shears-sensitivity", wake, move |send, stop| {
+            let outcome = (|| {
+                let registry = plugins.registry();
+                let mut on_epoch = |r: crate::train::EpochReport| {
+                    let what = format!("training the base model: epoch {}/{}", r.epoch, r.of);
+                    send(SensitivityMessage::Progress(what, 0.0));
                 };
-                let outcome = (|| {
-                    let registry = plugins.registry();
-                    let mut on_epoch = |r: crate::train::EpochReport| {
-                        let what = format!("training the base model: epoch {}/{}", r.epoch, r.of);
-                        send(SensitivityMessage::Progress(what, 0.0));
-                    };
-                    let (net, data) = first_base(&cfg, &stop, &mut on_epoch)?;
-                    let mut on_progress = |done: usize, total: usize| {
-                        let what = format!("pruned and evaluated {done}/{total}");
-                        send(SensitivityMessage::Progress(
-                            what,
-                            done as f32 / total.max(1) as f32,
-                        ));
-                    };
-                    let r =
-                        run_sensitivity(&net, &data, &spec, &registry, &stop, &mut on_progress)?;
-                    save(&out_dir, &r)?;
-                    Ok((Box::new(r), out_dir))
-                })();
-                send(SensitivityMessage::Done(
-                    outcome.map_err(|e: crate::error::Error| e.to_string()),
-                ));
-            })
-            .expect("spawn the sensitivity thread");
-        Self {
-            rx,
-            cancel,
-            finished: false,
-        }
+                let (net, data) = first_base(&cfg, stop, &mut on_epoch)?;
+                let mut on_progress = |done: usize, total: usize| {
+                    let what = format!("pruned and evaluated {done}/{total}");
+                    send(SensitivityMessage::Progress(
+                        what,
+                        done as f32 / total.max(1) as f32,
+                    ));
+                };
+                let r = run_sensitivity(&net, &data, &spec, &registry, stop, &mut on_progress)?;
+                save(&out_dir, &r)?;
+                Ok((Box::new(r), out_dir))
+            })();
+            send(SensitivityMessage::Done(
+                outcome.map_err(|e: crate::error::Error| e.to_string()),
+            ));
+        });
+        Self { job }
     }
 
     /// Messages since the last call.
     pub fn poll(&mut self) -> Vec<SensitivityMessage> {
-        let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(m) => {
-                    if matches!(m, SensitivityMessage::Done(_)) {
-                        self.finished = true;
-                    }
-                    out.push(m);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    self.finished = true;
-                    break;
-                }
-            }
-        }
-        out
+        self.job.poll()
     }
 
     /// Whether it has ended.
     pub fn finished(&self) -> bool {
-        self.finished
+        self.job.finished()
     }
 
     /// Asks it to stop at the next evaluation.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.job.cancel();
     }
 }

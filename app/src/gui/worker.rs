@@ -3,10 +3,8 @@
 //! by messages. [`Progress`] turns its events into what the Run view shows.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, TryRecvError};
-use std::sync::Arc;
 
+use super::job::{Job, JobMessage};
 use crate::experiment::{
     output::Recorder, run_comparison, ComparisonResults, Context, Event, ExperimentConfig,
     OutputDir,
@@ -46,13 +44,22 @@ impl PluginSources {
     }
 }
 
+impl JobMessage for Message {
+    fn is_last(&self) -> bool {
+        matches!(self, Message::Done(_))
+    }
+    fn lost() -> Self {
+        Message::Done(Err(
+            "the worker thread stopped unexpectedly (a bug; runs finished before it are in the output folder)".into(),
+        ))
+    }
+}
+
 /// A comparison running on its own thread.
 pub struct RunHandle {
-    rx: Receiver<Message>,
-    cancel: Arc<AtomicBool>,
+    job: Job<Message>,
     /// The output folder.
     pub out_dir: PathBuf,
-    finished: bool,
 }
 
 impl RunHandle {
@@ -64,95 +71,59 @@ impl RunHandle {
         plugins: PluginSources,
         wake: impl Fn() + Send + 'static,
     ) -> Self {
-        let (tx, rx) = channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let stop = cancel.clone();
         let dir = out_dir.clone();
-        std::thread::Builder::new()
-            .name("shears-worker".into())
-            .spawn(move || {
-                let send = |m: Message| {
-                    let _ = tx.send(m);
-                    wake();
+        let job = Job::spawn("shears-worker", wake, move |send, stop| {
+            let outcome = (|| {
+                let registry = plugins.registry();
+                cfg.validate(&registry)?;
+                let output = OutputDir::new(&dir, &cfg)?;
+                let mut recorder = Recorder::new(output, stop);
+                let mut sink = |e: &Event, r: &ComparisonResults| {
+                    recorder.record(e, r);
+                    send(Message::Event(e.clone()));
+                    if matches!(
+                        e,
+                        Event::BaseReady(_)
+                            | Event::RunFinished(_)
+                            | Event::ControlFinished(_)
+                            | Event::Finished { .. }
+                    ) {
+                        send(Message::Results(Box::new(r.clone())));
+                    }
                 };
-                let outcome = (|| {
-                    let registry = plugins.registry();
-                    cfg.validate(&registry)?;
-                    let output = OutputDir::new(&dir, &cfg)?;
-                    let mut recorder = Recorder::new(output, &stop);
-                    let mut sink = |e: &Event, r: &ComparisonResults| {
-                        recorder.record(e, r);
-                        send(Message::Event(e.clone()));
-                        if matches!(
-                            e,
-                            Event::BaseReady(_)
-                                | Event::RunFinished(_)
-                                | Event::ControlFinished(_)
-                                | Event::Finished { .. }
-                        ) {
-                            send(Message::Results(Box::new(r.clone())));
-                        }
-                    };
-                    let ctx = Context {
-                        registry: &registry,
-                        cancel: &stop,
-                        out_dir: Some(&dir),
-                    };
-                    let mut results = run_comparison(&cfg, &ctx, &mut sink)?;
-                    recorder.finish(&mut results);
-                    Ok::<_, crate::error::Error>(results)
-                })();
-                send(Message::Done(
-                    outcome.map(Box::new).map_err(|e| e.to_string()),
-                ));
-            })
-            .expect("the OS can start a thread");
-        Self {
-            rx,
-            cancel,
-            out_dir,
-            finished: false,
-        }
+                let ctx = Context {
+                    registry: &registry,
+                    cancel: stop,
+                    out_dir: Some(&dir),
+                };
+                let mut results = run_comparison(&cfg, &ctx, &mut sink)?;
+                recorder.finish(&mut results);
+                Ok::<_, crate::error::Error>(results)
+            })();
+            send(Message::Done(
+                outcome.map(Box::new).map_err(|e| e.to_string()),
+            ));
+        });
+        Self { job, out_dir }
     }
 
     /// Asks the comparison to stop after the current batch; finished runs are kept.
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        self.job.cancel();
     }
 
     /// Whether cancelling was asked for.
     pub fn cancelling(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
+        self.job.cancelling()
     }
 
     /// Whether the worker has sent its last message.
     pub fn finished(&self) -> bool {
-        self.finished
+        self.job.finished()
     }
 
     /// The messages that arrived since the last call.
     pub fn poll(&mut self) -> Vec<Message> {
-        let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(m) => {
-                    if matches!(m, Message::Done(_)) {
-                        self.finished = true;
-                    }
-                    out.push(m);
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if !self.finished {
-                        self.finished = true;
-                        out.push(Message::Done(Err(
-                            "the worker thread stopped unexpectedly (a bug; runs finished before it are in the output folder)".into()
-                        )));
-                    }
-                    break;
-                }
-            }
-        }
-        out
+        self.job.poll()
     }
 }

@@ -156,12 +156,7 @@ pub fn prune_to(
     target: f32,
     inputs: CriterionInputs<'_>,
 ) -> Result<PruneOutcome> {
-    if !(0.0..1.0).contains(&target) {
-        return Err(Error::Plugin {
-            plugin: plugin.into(),
-            msg: format!("target sparsity {target} is outside [0, 1)"),
-        });
-    }
+    check_target(plugin, target)?;
     match mode.granularity {
         GranularityChoice::Unstructured => {
             prune_weights(net, criterion, plugin, mode.scope, target, inputs, None)
@@ -185,12 +180,7 @@ pub fn prune_layer(
     target: f32,
     inputs: CriterionInputs<'_>,
 ) -> Result<PruneOutcome> {
-    if !(0.0..1.0).contains(&target) {
-        return Err(Error::Plugin {
-            plugin: plugin.into(),
-            msg: format!("target sparsity {target} is outside [0, 1)"),
-        });
-    }
+    check_target(plugin, target)?;
     let only = Some(layer);
     match granularity {
         GranularityChoice::Unstructured => {
@@ -200,6 +190,16 @@ pub fn prune_layer(
             prune_channels(net, criterion, plugin, Scope::Layer, target, inputs, only)
         }
     }
+}
+
+fn check_target(plugin: &str, target: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&target) {
+        return Err(Error::Plugin {
+            plugin: plugin.into(),
+            msg: format!("target sparsity {target} is outside [0, 1)"),
+        });
+    }
+    Ok(())
 }
 
 /// Layers `only` selects (all when `None`); an empty selection is an error.

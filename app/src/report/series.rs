@@ -232,12 +232,16 @@ pub fn dense_baseline(r: &ComparisonResults) -> Option<(f32, f32)> {
 
 /// Sparsity of every prunable layer after `strategy`'s runs at `target`
 /// (mean over completed seeds), in network order; `None` without a
-/// completed run.
+/// completed run, and for the dense control.
 pub fn layer_sparsity(
     r: &ComparisonResults,
     strategy: &str,
     target: f32,
 ) -> Option<Vec<(String, f32)>> {
+    if strategy == DENSE_CONTROL {
+        // Nothing of it is pruned.
+        return None;
+    }
     let finals: Vec<_> = completed(r, strategy, target)
         .filter_map(|run| run.last())
         .collect();
@@ -381,6 +385,42 @@ mod tests {
         assert!((p.acc_std - 0.007_071).abs() < 1e-5, "{}", p.acc_std);
         let (m, _) = dense_baseline(&r).unwrap();
         assert!((m - 0.905).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dense_controls_are_a_series_at_their_targets() {
+        let mut r = sample_results(1, 2, 1, 3);
+        let mut control = r.runs[0].clone();
+        control.strategy = DENSE_CONTROL.into();
+        control.schedule = DENSE_CONTROL.into();
+        let mut step = control.steps.last().unwrap().clone();
+        step.sparsity.global = 0.0;
+        step.cost = Some(crate::prune::Cost {
+            params: 10,
+            nonzero_params: 10,
+            macs: 20,
+            nonzero_macs: 20,
+        });
+        control.steps = vec![step];
+        r.controls.push(control.clone());
+        assert_eq!(strategies(&r).last().unwrap(), DENSE_CONTROL);
+        let p = point(&r, DENSE_CONTROL, control.target).unwrap();
+        assert!(p.control);
+        assert_eq!(p.sparsity, 0.0);
+        assert_eq!(
+            XAxis::Sparsity.value(&p),
+            Some(f64::from(control.target) * 100.0)
+        );
+        assert_eq!(XAxis::Compression.value(&p), Some(1.0));
+        assert_eq!(XAxis::Latency.value(&p), None);
+        assert!(layer_sparsity(&r, DENSE_CONTROL, control.target).is_none());
+        // A strategy point without cost data has no place on the cost axes.
+        let q = point(&r, "strategy 0", control.target).unwrap();
+        assert!(!q.control && q.compression.is_none());
+        assert_eq!(
+            XAxis::Sparsity.value(&q),
+            Some(f64::from(q.sparsity) * 100.0)
+        );
     }
 
     #[test]
