@@ -330,3 +330,42 @@ fn equal_budget_gives_every_strategy_the_same_epochs() {
         "{e}"
     );
 }
+
+/// A plugin schedule that prunes twice and asks for 1 epoch after each: a
+/// strategy's policy decides how that fine-tuning runs.
+struct TwoSteps;
+impl Schedule for TwoSteps {
+    fn decide(&mut self, s: &ScheduleState<'_>) -> PluginResult<Decision> {
+        Ok(match (s.last, s.prune_steps) {
+            (shears_plugin_api::Phase::Pruned, _) => Decision::FineTune {
+                max_epochs: 1,
+                patience: 0,
+            },
+            (_, n) if n < 2 => Decision::Prune {
+                sparsity: s.target_sparsity * (n + 1) as f32 / 2.0,
+            },
+            _ => Decision::Stop,
+        })
+    }
+}
+
+#[test]
+fn finetune_policy_applies_to_plugin_schedules() {
+    let mut reg = Registry::builtin();
+    reg.add_schedule(ScheduleFactory {
+        meta: meta(PluginKind::Schedule, "two-steps"),
+        create: |_| Ok(Box::new(TwoSteps)),
+    })
+    .unwrap();
+    let cfg = config(
+        "[[strategy]]\nname = \"as asked\"\nschedule = \"two-steps\"\n\
+         [[strategy]]\nname = \"three each\"\nschedule = \"two-steps\"\nfinetune = { epochs = 3 }\n",
+    );
+    let (r, _) = run(&cfg, &reg);
+    for run in &r.runs {
+        assert_eq!(run.status, Status::Complete, "{run:?}");
+        let per_step: Vec<u32> = run.steps.iter().map(|s| s.finetune_epochs).collect();
+        let want = if run.strategy == "as asked" { [1, 1] } else { [3, 3] };
+        assert_eq!(per_step, want, "{}", run.strategy);
+    }
+}
