@@ -365,7 +365,11 @@ fn finetune_policy_applies_to_plugin_schedules() {
     for run in &r.runs {
         assert_eq!(run.status, Status::Complete, "{run:?}");
         let per_step: Vec<u32> = run.steps.iter().map(|s| s.finetune_epochs).collect();
-        let want = if run.strategy == "as asked" { [1, 1] } else { [3, 3] };
+        let want = if run.strategy == "as asked" {
+            [1, 1]
+        } else {
+            [3, 3]
+        };
         assert_eq!(per_step, want, "{}", run.strategy);
     }
 }

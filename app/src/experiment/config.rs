@@ -84,6 +84,10 @@ impl StrategySpec {
     }
 }
 
+/// The label of the dense-control runs: the base model fine-tuned, unpruned
+/// (no strategy may take it).
+pub const DENSE_CONTROL: &str = "dense control";
+
 /// A whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -287,7 +291,7 @@ impl ExperimentConfig {
         if let Some(i) = self
             .strategies
             .iter()
-            .position(|s| s.label() == super::results::DENSE_CONTROL)
+            .position(|s| s.label() == DENSE_CONTROL)
         {
             return Err(Error::config(
                 format!("strategy[{i}].name"),

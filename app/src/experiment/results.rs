@@ -88,8 +88,7 @@ pub struct RunResult {
     pub latency: Option<Latency>,
 }
 
-/// The label of the dense-control runs: the base model fine-tuned, unpruned.
-pub const DENSE_CONTROL: &str = "dense control";
+pub use super::config::DENSE_CONTROL;
 
 impl RunResult {
     /// Whether this is a dense-control run, not a pruning strategy.
