@@ -88,6 +88,52 @@ fn compare_writes_events_results_and_a_table() {
     assert!(csv.starts_with("strategy,schedule,criterion,target"));
     assert!(csv.lines().count() >= 1 + 1 + 4);
     assert!(out.join("base-seed0.safetensors").exists());
+    // the dense controls, the cost and latency columns, and the tables
+    assert_eq!(results["controls"].as_array().unwrap().len(), 2);
+    assert!(kinds.iter().any(|x| x == "control-finished"));
+    let header = csv.lines().next().unwrap();
+    for col in [
+        "pruned_test_acc",
+        "compression",
+        "speedup",
+        "latency_b64_ms",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(csv.contains("\ndense control,"));
+    assert!(
+        stdout.contains("dense control") && stdout.contains("right after prune"),
+        "{stdout}"
+    );
+    // the flags that switch them off, and the equal budget
+    let o = shears(
+        dir.path(),
+        &[
+            "compare",
+            "--config",
+            &cfg,
+            "--out",
+            "out2",
+            "--quiet",
+            "--no-dense-control",
+            "--no-latency",
+            "--finetune-budget",
+            "3",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out2/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(r.get("controls").is_none());
+    for run in r["runs"].as_array().unwrap() {
+        assert!(run.get("latency").is_none());
+        assert_eq!(
+            run["steps"].as_array().unwrap().last().unwrap()["epochs"],
+            3
+        );
+    }
     // the saved base model opens with `inspect`
     let o = shears(dir.path(), &["inspect", "out/base-seed0.safetensors"]);
     assert!(

@@ -45,6 +45,15 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     if let Some(b) = &a.base {
         cfg.base_checkpoint = Some(b.clone());
     }
+    if let Some(n) = a.finetune_budget {
+        cfg.finetune_budget = Some(n);
+    }
+    if a.no_dense_control {
+        cfg.dense_control = false;
+    }
+    if a.no_latency {
+        cfg.latency = false;
+    }
     if let Some(n) = a.train_samples {
         match &mut cfg.data {
             DatasetSpec::Embedded { train, .. } => *train = n,

@@ -160,6 +160,16 @@ pub struct CompareArgs {
     /// Start from this checkpoint instead of training a base model.
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// Equal-budget mode: every strategy spends this many fine-tuning
+    /// epochs at each target (config `finetune_budget`).
+    #[arg(long, value_name = "EPOCHS")]
+    pub finetune_budget: Option<u32>,
+    /// Skip the dense controls (config `dense_control = false`).
+    #[arg(long)]
+    pub no_dense_control: bool,
+    /// Skip timing the final models (config `latency = false`).
+    #[arg(long)]
+    pub no_latency: bool,
     /// Use only this many training samples of the embedded dataset (quick runs).
     #[arg(long)]
     pub train_samples: Option<usize>,
