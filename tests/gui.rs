@@ -639,3 +639,37 @@ fn strategy_boxes_preview_schedules_and_set_the_policy() {
         Some(shears::train::FinetunePolicy::Epochs(2))
     );
 }
+
+/// After a cancel or failures the per-layer and compute charts show the
+/// highest target that has a completed run, and say so where none has.
+#[test]
+fn charts_pick_a_target_with_data_and_say_when_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("cancelled");
+    std::fs::create_dir_all(&set).unwrap();
+    // sample: 2 strategies x targets 0.5, 0.8 (the highest) x 1 seed.
+    let mut r = sample_results(2, 2, 1, 3);
+    let top = shears::report::targets(&r).last().copied().unwrap();
+    for run in r.runs.iter_mut().filter(|x| x.target == top) {
+        run.status = Status::Cancelled;
+    }
+    save_results(&set, &r).unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &set);
+    let low = shears::report::targets(&r)[0];
+    let title = format!("Per-layer sparsity at target {:.1}%", low * 100.0);
+    assert!(h.query_by_label_contains(&title).is_some(), "{title}");
+    assert!(h
+        .query_by_label_contains("no completed runs at this target")
+        .is_none());
+    // Nothing completed anywhere: the charts say so.
+    for run in r.runs.iter_mut() {
+        run.status = Status::Failed("boom".into());
+    }
+    save_results(&set, &r).unwrap();
+    drop_file(&mut h, &set);
+    assert!(h
+        .query_by_label_contains("no completed runs at this target")
+        .is_some());
+}

@@ -10,7 +10,8 @@ pub mod text;
 
 pub use progress::{Bar, Progress};
 pub use series::{
-    accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, strategies,
-    table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow, XAxis,
+    accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, point,
+    strategies, table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
+    XAxis,
 };
 pub use text::{outcome_line, summary_table};

@@ -45,6 +45,12 @@ struct Series<'a> {
     color: Color32,
 }
 
+impl Series<'_> {
+    fn is_control(&self) -> bool {
+        self.strategy == DENSE_CONTROL
+    }
+}
+
 fn series<'a>(sets: &'a [LoadedResults]) -> Vec<Series<'a>> {
     let shown: Vec<&LoadedResults> = sets.iter().filter(|s| s.shown).collect();
     let several = shown.len() > 1;
@@ -95,11 +101,18 @@ pub fn show(
         t.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
         t
     };
-    // The chosen target if these results have it, else the highest.
+    // The chosen target if these results have it, else the highest with a
+    // completed run (after a cancel or failures the highest may have none).
+    let has_data = |t: f32| {
+        all.iter()
+            .any(|s| !s.is_control() && report::point(&s.set.results, &s.strategy, t).is_some())
+    };
     let target = opts
         .target
         .and_then(|t| targets.iter().copied().find(|x| (x - t).abs() < 1e-6))
+        .or_else(|| targets.iter().rev().copied().find(|&t| has_data(t)))
         .or_else(|| targets.last().copied());
+    let target_has_data = target.is_some_and(has_data);
     controls(ui, opts, target, &targets, &all);
     egui::ScrollArea::vertical()
         .id_salt("compare-scroll")
@@ -119,6 +132,12 @@ pub fn show(
                     CHART_LAYERS,
                     actions,
                 );
+                if !target_has_data {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "no completed runs at this target: choose another target sparsity above",
+                    );
+                }
                 let r = ui
                     .scope(|ui| layer_chart(ui, &all, opts, t, h))
                     .response
@@ -348,7 +367,7 @@ fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) 
             let mut line = Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
                 .color(s.color)
                 .width(2.0);
-            if s.strategy == DENSE_CONTROL {
+            if s.is_control() {
                 line = line.style(egui_plot::LineStyle::dashed_loose());
             }
             p.line(line);

@@ -67,7 +67,11 @@ pub fn show(
             }
             // Not a spinner: it would repaint every frame for the whole run
             // and take a core from training.
-            ui.weak(if cancelling { "stopping…" } else { "running…" });
+            ui.weak(if cancelling {
+                "stopping…"
+            } else {
+                "running…"
+            });
         } else if ui
             .button("Run comparison")
             .on_hover_text("train the base model and run every strategy at every target sparsity")
