@@ -344,3 +344,29 @@ fn results_without_the_newer_fields_open() {
         }
     }
 }
+
+proptest! {
+    /// A config written as TOML reads back equal, its sparsities written as
+    /// the short decimals they are (`0.8`, not `0.800000011920929`).
+    #[test]
+    fn config_toml_round_trips_without_float_noise(
+        sparsities in vec(0.0f32..1.0, 1..6),
+        val_fraction in 0.01f32..0.89,
+    ) {
+        let mut cfg = config();
+        cfg.sparsities = sparsities;
+        cfg.val_fraction = val_fraction;
+        let text = toml::to_string(&cfg).unwrap();
+        let back = ExperimentConfig::from_toml(&text, Path::new("c.toml")).unwrap();
+        prop_assert_eq!(&back, &cfg);
+        let written: toml::Value = toml::from_str(&text).unwrap();
+        let written: Vec<f64> = written["sparsities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_float().unwrap())
+            .collect();
+        let short: Vec<f64> = cfg.sparsities.iter().map(|s| s.to_string().parse().unwrap()).collect();
+        prop_assert_eq!(written, short);
+    }
+}

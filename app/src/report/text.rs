@@ -155,8 +155,8 @@ fn grid(r: &ComparisonResults, title: &str, with_dense: bool, cell: &Cell<'_>) -
 }
 
 /// How a comparison ended, in one line for the user: whether it is an error
-/// (cancelled, failed, or some runs failed) and the text, naming `dir` where
-/// its results are.
+/// (failed, or some runs failed; a cancel is what the user asked for, not
+/// an error) and the text, naming `dir` where its results are.
 pub fn outcome_line(r: &ComparisonResults, dir: &Path) -> (bool, String) {
     match &r.status {
         Some(Status::Cancelled) => {
@@ -169,7 +169,7 @@ pub fn outcome_line(r: &ComparisonResults, dir: &Path) -> (bool, String) {
                 "comparison cancelled: {kept} finished runs kept in {}",
                 dir.display()
             );
-            (true, text)
+            (false, text)
         }
         Some(Status::Failed(e)) => (true, format!("comparison failed: {e}")),
         _ => match r.failed_runs() {
