@@ -230,6 +230,15 @@ fn cancel_stops_the_run_and_keeps_finished_results() {
             .map(|r| (&r.strategy, &r.status))
             .collect::<Vec<_>>()
     );
+    // A cancel is what the user asked for: told, not shown as an error.
+    let notice = h
+        .state()
+        .notices()
+        .iter()
+        .find(|x| x.text.contains("comparison cancelled"))
+        .unwrap()
+        .clone();
+    assert!(!notice.error, "{}", notice.text);
     // ... and shown.
     assert_eq!(h.state().results[0].results, saved);
     // The window still works: the Setup view opens and the demo can be restored.
