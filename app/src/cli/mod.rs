@@ -19,6 +19,7 @@ use crate::error::Result;
 #[command(
     name = "shears",
     version,
+    args_conflicts_with_subcommands = true,
     about = "Compare neural-network pruning strategies on your own model and data"
 )]
 pub struct Cli {
@@ -29,6 +30,10 @@ pub struct Cli {
     /// to the executable and the user's config folder).
     #[arg(long = "plugins", global = true, value_name = "DIR")]
     pub plugin_dirs: Vec<PathBuf>,
+    /// With no command: the desktop app's options (`shears --fresh` is
+    /// `shears gui --fresh`).
+    #[command(flatten)]
+    pub gui: GuiArgs,
 }
 
 /// Subcommands.
@@ -325,12 +330,12 @@ fn registry(dirs: &[PathBuf]) -> crate::plugins::Registry {
 }
 
 #[cfg(feature = "gui")]
-fn default_command(dirs: Vec<PathBuf>) -> Result<i32> {
-    gui(GuiArgs::default(), dirs)
+fn default_command(a: GuiArgs, dirs: Vec<PathBuf>) -> Result<i32> {
+    gui(a, dirs)
 }
 
 #[cfg(not(feature = "gui"))]
-fn default_command(dirs: Vec<PathBuf>) -> Result<i32> {
+fn default_command(_: GuiArgs, dirs: Vec<PathBuf>) -> Result<i32> {
     eprintln!("No command given: running the demo comparison (see `shears --help`).");
     compare::compare(
         CompareArgs {
@@ -366,7 +371,7 @@ fn gui(_: GuiArgs, _: Vec<PathBuf>) -> Result<i32> {
 fn dispatch(cli: Cli) -> Result<i32> {
     let dirs = cli.plugin_dirs;
     match cli.command {
-        None => default_command(dirs),
+        None => default_command(cli.gui, dirs),
         Some(Command::Gui(a)) => gui(a, dirs),
         Some(Command::Compare(a)) => compare::compare(a, &registry(&dirs)),
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
@@ -381,5 +386,24 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Plugins(PluginsCommand::Probe { file })) => plugins_cli::probe(&file),
         Some(Command::Schedule(a)) => schedule_cli::schedule(&a, &registry(&dirs)),
         Some(Command::Sensitivity(a)) => sensitivity_cli::sensitivity(&a, &registry(&dirs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_flags_work_without_the_gui_command() {
+        let cli = Cli::try_parse_from(["shears", "--fresh", "--config", "a.toml"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.gui.fresh);
+        assert_eq!(cli.gui.config, Some(PathBuf::from("a.toml")));
+        let cli = Cli::try_parse_from(["shears", "gui", "--fresh"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Gui(GuiArgs { fresh: true, .. }))));
+        // A subcommand's own flags are its own.
+        let cli = Cli::try_parse_from(["shears", "compare", "--out", "x"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Compare(_))));
+        assert!(Cli::try_parse_from(["shears", "--fresh", "compare"]).is_err());
     }
 }
