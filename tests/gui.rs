@@ -300,6 +300,26 @@ fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
     h.get_by_label("Rescan").click();
     h.step();
     assert!(notices(&h).contains("plugins rescanned"));
+    // A library added in an earlier session that no longer loads is listed
+    // with its error, without an ABI it may not have, and can be removed.
+    h.state_mut().settings.plugin_libraries = vec![lib.clone()];
+    h.get_by_label("Rescan").click();
+    h.step();
+    h.step();
+    let row = h
+        .state()
+        .registry()
+        .rows()
+        .into_iter()
+        .find(|r| r.status != "ok")
+        .unwrap();
+    assert_eq!(row.abi, None);
+    let removes = h.query_all_by_label("Remove").count();
+    assert!(removes >= 2, "a Remove beside the error and in the added list");
+    h.get_all_by_label("Remove").next().unwrap().click();
+    h.step();
+    h.step();
+    assert!(h.state().settings.plugin_libraries.is_empty());
 
     // As the real app does it: probed in a child `shears` process first.
     let mut h = probing_harness(tiny(), &dir.path().join("out"));

@@ -400,7 +400,10 @@ mod tests {
         assert!(cli.gui.fresh);
         assert_eq!(cli.gui.config, Some(PathBuf::from("a.toml")));
         let cli = Cli::try_parse_from(["shears", "gui", "--fresh"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Gui(GuiArgs { fresh: true, .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Gui(GuiArgs { fresh: true, .. }))
+        ));
         // A subcommand's own flags are its own.
         let cli = Cli::try_parse_from(["shears", "compare", "--out", "x"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Compare(_))));

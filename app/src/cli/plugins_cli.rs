@@ -15,7 +15,12 @@ pub(super) fn list(r: &Registry) {
         let status = if row.status == "ok" { "ok" } else { "ERROR" };
         println!(
             "{:<10} {:<22} {:<8} {:<4} {:<8} {}",
-            row.kind, row.name, row.version, row.abi, status, row.file
+            row.kind,
+            row.name,
+            row.version,
+            row.abi.map_or("-".into(), |a| a.to_string()),
+            status,
+            row.file
         );
         if status != "ok" {
             println!("           {}", row.status);

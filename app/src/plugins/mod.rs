@@ -83,8 +83,9 @@ pub struct PluginRow {
     pub name: String,
     /// Plugin version.
     pub version: String,
-    /// ABI version.
-    pub abi: u32,
+    /// ABI version (`None` for a library that failed to load: it may not
+    /// have one).
+    pub abi: Option<u32>,
     /// `builtin` or the library path.
     pub file: String,
     /// `ok` or the load error.
@@ -307,7 +308,7 @@ impl Registry {
             kind: kind_name(e.kind).into(),
             name: e.name.clone(),
             version: e.version.clone(),
-            abi: ABI_VERSION,
+            abi: Some(ABI_VERSION),
             file: e.origin.to_string(),
             status: "ok".into(),
         });
@@ -319,7 +320,7 @@ impl Registry {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             version: "-".into(),
-            abi: ABI_VERSION,
+            abi: None,
             file: e.path.display().to_string(),
             status: format!("error: {}", e.message),
         });

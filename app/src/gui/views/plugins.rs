@@ -64,7 +64,7 @@ pub fn show(
                         ui.label(&row.kind);
                         ui.label(&row.name);
                         ui.label(&row.version);
-                        ui.label(row.abi.to_string());
+                        ui.label(row.abi.map_or("-".into(), |a| a.to_string()));
                         if row.status == "ok" {
                             ui.label("ok");
                         } else {
@@ -76,6 +76,14 @@ pub fn show(
                             ui.label("");
                             ui.colored_label(ui.visuals().error_fg_color, &row.status);
                             ui.end_row();
+                            let path = std::path::PathBuf::from(&row.file);
+                            if added.contains(&path) {
+                                ui.label("");
+                                if ui.small_button("Remove").clicked() {
+                                    actions.push(Action::RemoveLibrary(path));
+                                }
+                                ui.end_row();
+                            }
                         }
                     }
                     for e in failed {
@@ -94,6 +102,13 @@ pub fn show(
                         ui.label("");
                         ui.colored_label(ui.visuals().error_fg_color, &e.message);
                         ui.end_row();
+                        if added.contains(&e.path) {
+                            ui.label("");
+                            if ui.small_button("Remove").clicked() {
+                                actions.push(Action::RemoveLibrary(e.path.clone()));
+                            }
+                            ui.end_row();
+                        }
                     }
                 });
             if !added.is_empty() {
