@@ -315,7 +315,10 @@ fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
         .unwrap();
     assert_eq!(row.abi, None);
     let removes = h.query_all_by_label("Remove").count();
-    assert!(removes >= 2, "a Remove beside the error and in the added list");
+    assert!(
+        removes >= 2,
+        "a Remove beside the error and in the added list"
+    );
     h.get_all_by_label("Remove").next().unwrap().click();
     h.step();
     h.step();
@@ -701,4 +704,32 @@ fn charts_pick_a_target_with_data_and_say_when_there_is_none() {
     assert!(h
         .query_by_label_contains("no completed runs at this target")
         .is_some());
+}
+
+/// Starting from a checkpoint, the base-training settings are shown but not
+/// editable (nothing is trained).
+#[test]
+fn base_training_is_locked_when_starting_from_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny();
+    cfg.base_checkpoint = Some(dir.path().join("model.safetensors"));
+    let mut h = harness_sized(
+        cfg,
+        &dir.path().join("out"),
+        LaunchOptions::default(),
+        [1280.0, 3000.0],
+    );
+    h.step();
+    h.get_by_label("Training").click();
+    h.step();
+    h.step();
+    assert!(h
+        .query_by_label_contains("not trained: the experiment starts from a checkpoint")
+        .is_some());
+    h.state_mut().settings.config.base_checkpoint = None;
+    h.step();
+    h.step();
+    assert!(h
+        .query_by_label_contains("not trained: the experiment starts from a checkpoint")
+        .is_none());
 }

@@ -59,7 +59,13 @@ pub fn show(
             .default_open(false)
             .show(ui, |ui| {
                 ui.label("Base model");
-                train_config(ui, "train", &mut cfg.train);
+                let from_checkpoint = cfg.base_checkpoint.is_some();
+                if from_checkpoint {
+                    ui.weak("(not trained: the experiment starts from a checkpoint)");
+                }
+                ui.add_enabled_ui(!from_checkpoint, |ui| {
+                    train_config(ui, "train", &mut cfg.train)
+                });
                 ui.separator();
                 ui.label("Fine-tuning after each prune (epochs = default for schedules that take finetune_epochs)");
                 train_config(ui, "finetune", &mut cfg.finetune);
