@@ -733,3 +733,20 @@ fn base_training_is_locked_when_starting_from_a_checkpoint() {
         .query_by_label_contains("not trained: the experiment starts from a checkpoint")
         .is_none());
 }
+
+/// Notices do not pile up: at most a few, the newest, each once.
+#[test]
+fn notices_do_not_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    for i in 0..8 {
+        drop_file(&mut h, &dir.path().join(format!("missing-{i}.toml")));
+    }
+    drop_file(&mut h, &dir.path().join("missing-7.toml"));
+    let n = h.state().notices();
+    assert_eq!(n.len(), shears::gui::app::MAX_NOTICES);
+    assert!(n.last().unwrap().text.contains("missing-7"), "{n:?}");
+    assert!(n.iter().all(|x| !x.text.contains("missing-0")));
+    assert_eq!(n.iter().filter(|x| x.text.contains("missing-7")).count(), 1);
+}

@@ -23,6 +23,9 @@ use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
 use crate::report::Progress;
 
+/// Most notices shown at once; older ones go.
+pub const MAX_NOTICES: usize = 5;
+
 /// How the app was started (the `shears gui` options).
 #[derive(Debug, Clone, Default)]
 pub struct LaunchOptions {
@@ -170,10 +173,19 @@ impl ShearsApp {
     }
 
     fn info(&mut self, text: impl Into<String>) {
-        self.notices.push(Notice {
+        self.notice(Notice {
             error: false,
             text: text.into(),
         });
+    }
+
+    /// Shows `n`, dropping the oldest notices beyond [`MAX_NOTICES`] (and
+    /// an identical one already shown) so they do not pile up.
+    fn notice(&mut self, n: Notice) {
+        self.notices.retain(|old| old != &n);
+        self.notices.push(n);
+        let extra = self.notices.len().saturating_sub(MAX_NOTICES);
+        self.notices.drain(..extra);
     }
 
     fn error(&mut self, e: impl std::fmt::Display) {
@@ -181,7 +193,7 @@ impl ShearsApp {
             // Scripted runs have no one reading the window.
             eprintln!("error: {e}");
         }
-        self.notices.push(Notice {
+        self.notice(Notice {
             error: true,
             text: e.to_string(),
         });
@@ -308,7 +320,7 @@ impl ShearsApp {
                         Ok(r) => {
                             let (is_error, text) = crate::report::outcome_line(&r, &dir);
                             self.update_live(*r);
-                            self.notices.push(Notice {
+                            self.notice(Notice {
                                 error: is_error,
                                 text,
                             });
