@@ -42,31 +42,68 @@ struct Series<'a> {
     label: String,
     strategy: String,
     set: &'a LoadedResults,
+    /// One colour per strategy name, whatever set it is in.
     color: Color32,
+    /// Which shown set it belongs to (0 = the first): its line style.
+    set_index: usize,
 }
 
 impl Series<'_> {
     fn is_control(&self) -> bool {
         self.strategy == DENSE_CONTROL
     }
+
+    /// Solid for the first set, then dashed and dotted; the dense control
+    /// loosely dashed.
+    fn line_style(&self) -> egui_plot::LineStyle {
+        use egui_plot::LineStyle;
+        if self.is_control() {
+            return LineStyle::dashed_loose();
+        }
+        match self.set_index % 3 {
+            0 => LineStyle::Solid,
+            1 => LineStyle::dashed_dense(),
+            _ => LineStyle::dotted_dense(),
+        }
+    }
+
+    /// Circles for the first set, then squares, diamonds, triangles.
+    fn marker(&self) -> egui_plot::MarkerShape {
+        use egui_plot::MarkerShape;
+        [
+            MarkerShape::Circle,
+            MarkerShape::Square,
+            MarkerShape::Diamond,
+            MarkerShape::Up,
+        ][self.set_index % 4]
+    }
 }
 
 fn series<'a>(sets: &'a [LoadedResults]) -> Vec<Series<'a>> {
     let shown: Vec<&LoadedResults> = sets.iter().filter(|s| s.shown).collect();
     let several = shown.len() > 1;
+    let mut names: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    for set in shown {
+    for (set_index, set) in shown.into_iter().enumerate() {
         for strategy in report::strategies(&set.results) {
             let label = if several {
                 format!("{}: {strategy}", set.name)
             } else {
                 strategy.clone()
             };
+            let k = match names.iter().position(|n| n == &strategy) {
+                Some(k) => k,
+                None => {
+                    names.push(strategy.clone());
+                    names.len() - 1
+                }
+            };
             out.push(Series {
-                color: color(out.len()),
+                color: color(k),
                 label,
                 strategy,
                 set,
+                set_index,
             });
         }
     }
@@ -364,16 +401,16 @@ fn accuracy_chart(ui: &mut Ui, all: &[Series<'_>], opts: &ChartOptions, h: f32) 
                 );
             }
             let pts: Vec<[f64; 2]> = xs.iter().zip(&ys).map(|(x, y)| [*x, *y]).collect();
-            let mut line = Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
-                .color(s.color)
-                .width(2.0);
-            if s.is_control() {
-                line = line.style(egui_plot::LineStyle::dashed_loose());
-            }
-            p.line(line);
+            p.line(
+                Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
+                    .color(s.color)
+                    .width(2.0)
+                    .style(s.line_style()),
+            );
             p.points(
                 Points::new(s.label.clone(), PlotPoints::from(pts))
                     .color(s.color)
+                    .shape(s.marker())
                     .radius(3.0),
             );
             let set_ptr = s.set as *const LoadedResults;
@@ -477,10 +514,15 @@ fn compute_chart(ui: &mut Ui, all: &[Series<'_>], axis: ComputeAxis, target: f32
             {
                 let pts: Vec<[f64; 2]> =
                     trace.points.iter().map(|q| [q[0], q[1] * 100.0]).collect();
-                p.line(Line::new(s.label.clone(), PlotPoints::from(pts.clone())).color(s.color));
+                p.line(
+                    Line::new(s.label.clone(), PlotPoints::from(pts.clone()))
+                        .color(s.color)
+                        .style(s.line_style()),
+                );
                 p.points(
                     Points::new(s.label.clone(), PlotPoints::from(pts))
                         .color(s.color)
+                        .shape(s.marker())
                         .radius(2.5),
                 );
             }
@@ -624,4 +666,48 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample::sample_results;
+
+    fn set(id: u64, strategies: usize) -> LoadedResults {
+        LoadedResults {
+            id,
+            name: format!("set {id}"),
+            dir: None,
+            file: None,
+            results: sample_results(strategies, 2, 1, 3),
+            shown: true,
+            live: false,
+        }
+    }
+
+    /// A strategy keeps its colour when another set is shown beside it; sets
+    /// differ by line style and marker.
+    #[test]
+    fn colours_follow_strategy_names_and_styles_follow_sets() {
+        let one = [set(1, 2)];
+        let before: Vec<(String, Color32)> = series(&one)
+            .iter()
+            .map(|s| (s.strategy.clone(), s.color))
+            .collect();
+        let two = [set(1, 2), set(2, 3)];
+        let after = series(&two);
+        for (name, c) in &before {
+            assert!(after
+                .iter()
+                .filter(|s| &s.strategy == name)
+                .all(|s| s.color == *c));
+        }
+        let first = after.iter().find(|s| s.set_index == 0).unwrap();
+        let second = after.iter().find(|s| s.set_index == 1).unwrap();
+        assert_ne!(first.marker(), second.marker());
+        assert_ne!(first.line_style(), second.line_style());
+        // The third strategy, only in the second set, takes a new colour.
+        let third = after.iter().find(|s| s.strategy == "strategy 2").unwrap();
+        assert!(before.iter().all(|(_, c)| *c != third.color));
+    }
 }
