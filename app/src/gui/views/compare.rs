@@ -128,6 +128,9 @@ pub fn show(
         ui.label("No results shown. Run a comparison, or open a results folder (File > Open results folder…, or drop it here).");
         return;
     }
+    if let Some(w) = mismatch(sets) {
+        ui.colored_label(ui.visuals().warn_fg_color, w);
+    }
     let all = series(sets);
     let targets: Vec<f32> = {
         let mut t: Vec<f32> = all
@@ -668,6 +671,25 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
         });
 }
 
+/// A warning when the shown sets were run on different data or models
+/// (their numbers are then not comparable side by side).
+fn mismatch(sets: &[LoadedResults]) -> Option<String> {
+    let shown: Vec<&LoadedResults> = sets.iter().filter(|s| s.shown).collect();
+    let first = shown.first()?;
+    let what = |l: &LoadedResults| {
+        let r = &l.results;
+        format!("{} on {}", r.model.family, r.data.name)
+    };
+    let differ = shown.iter().find(|s| what(s) != what(first))?;
+    Some(format!(
+        "These results differ in data or model ({}: {}; {}: {}): compare with care.",
+        first.name,
+        what(first),
+        differ.name,
+        what(differ)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +728,11 @@ mod tests {
         let second = after.iter().find(|s| s.set_index == 1).unwrap();
         assert_ne!(first.marker(), second.marker());
         assert_ne!(first.line_style(), second.line_style());
+        assert!(mismatch(&two).is_none());
+        let mut other = set(3, 2);
+        other.results.data.name = "cifar10".into();
+        let e = mismatch(&[set(1, 2), other]).unwrap();
+        assert!(e.contains("cifar10") && e.contains("set 3"), "{e}");
         // The third strategy, only in the second set, takes a new colour.
         let third = after.iter().find(|s| s.strategy == "strategy 2").unwrap();
         assert!(before.iter().all(|(_, c)| *c != third.color));
