@@ -591,7 +591,7 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                     ui.label(format!("{prefix}dense baseline"));
                     ui.label("0%");
                     ui.label("0%");
-                    ui.label(format!("{:.2} ± {:.2}", m * 100.0, sd * 100.0));
+                    ui.label(mean_pm(m, sd, r.baselines.len()));
                     for _ in 0..4 {
                         ui.label("");
                     }
@@ -623,7 +623,7 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                     match &row.point {
                         Some(p) => {
                             ui.label(format!("{:.2}%", p.sparsity * 100.0));
-                            ui.label(format!("{:.2} ± {:.2}", p.acc * 100.0, p.acc_std * 100.0));
+                            ui.label(mean_pm(p.acc, p.acc_std, p.seeds));
                             let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
                             ui.label(or_dash(p.pruned_acc.map(|a| format!("{:.2}", a * 100.0))));
                             ui.label(or_dash(p.compression.map(|c| format!("{c:.2}x"))));
@@ -669,6 +669,16 @@ fn table(ui: &mut Ui, sets: &[LoadedResults], actions: &mut Vec<Action>) {
                 }
             }
         });
+}
+
+/// `91.20 ± 0.35` (in %) over several seeds, `91.20` for one (its deviation
+/// is not 0, it is unknown).
+fn mean_pm(mean: f32, std: f32, seeds: usize) -> String {
+    if seeds > 1 {
+        format!("{:.2} ± {:.2}", mean * 100.0, std * 100.0)
+    } else {
+        format!("{:.2}", mean * 100.0)
+    }
 }
 
 /// A warning when the shown sets were run on different data or models
@@ -729,6 +739,8 @@ mod tests {
         assert_ne!(first.marker(), second.marker());
         assert_ne!(first.line_style(), second.line_style());
         assert!(mismatch(&two).is_none());
+        assert_eq!(mean_pm(0.912, 0.0, 1), "91.20");
+        assert_eq!(mean_pm(0.912, 0.0035, 3), "91.20 ± 0.35");
         let mut other = set(3, 2);
         other.results.data.name = "cifar10".into();
         let e = mismatch(&[set(1, 2), other]).unwrap();
