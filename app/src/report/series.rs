@@ -283,6 +283,8 @@ pub struct ComputeTrace {
     pub seed: u64,
     /// Points in step order.
     pub points: Vec<[f64; 2]>,
+    /// Weight sparsity reached at each point (0 for the dense start).
+    pub sparsity: Vec<f32>,
 }
 
 /// Accuracy against compute spent for every run at `target` that took at
@@ -303,6 +305,8 @@ pub fn accuracy_vs_compute(
         .filter(|run| (run.target - target).abs() < 1e-6 && !run.steps.is_empty())
         .map(|run| {
             let mut points: Vec<[f64; 2]> = base(run.seed).map(|a| [0.0, a]).into_iter().collect();
+            let mut sparsity = vec![0.0; points.len()];
+            sparsity.extend(run.steps.iter().map(|s| s.sparsity.global));
             points.extend(run.steps.iter().map(|s| {
                 let x = match axis {
                     ComputeAxis::Epochs => s.epochs as f64,
@@ -314,6 +318,7 @@ pub fn accuracy_vs_compute(
                 strategy: run.strategy.clone(),
                 seed: run.seed,
                 points,
+                sparsity,
             }
         })
         .collect()
@@ -447,5 +452,8 @@ mod tests {
         assert_eq!(traces.len(), 2);
         assert_eq!(traces[0].points[0][0], 0.0, "starts at the dense model");
         assert!(traces[0].points.windows(2).all(|w| w[1][0] >= w[0][0]));
+        assert_eq!(traces[0].sparsity.len(), traces[0].points.len());
+        assert_eq!(traces[0].sparsity[0], 0.0);
+        assert!(traces[0].sparsity.windows(2).all(|w| w[1] >= w[0]));
     }
 }

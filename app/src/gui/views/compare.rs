@@ -522,6 +522,19 @@ fn compute_chart(ui: &mut Ui, all: &[Series<'_>], axis: ComputeAxis, target: f32
                         .color(s.color)
                         .style(s.line_style()),
                 );
+                // Each step labelled with the sparsity it reached: the path
+                // passes through lower sparsities on its way to the target.
+                for (q, sp) in pts.iter().zip(&trace.sparsity).skip(1) {
+                    p.text(
+                        egui_plot::Text::new(
+                            s.label.clone(),
+                            egui_plot::PlotPoint::new(q[0], q[1]),
+                            egui::RichText::new(format!("{:.0}%", sp * 100.0)).small(),
+                        )
+                        .color(s.color)
+                        .anchor(egui::Align2::LEFT_BOTTOM),
+                    );
+                }
                 p.points(
                     Points::new(s.label.clone(), PlotPoints::from(pts))
                         .color(s.color)
