@@ -164,7 +164,7 @@ pub fn show(
                 .scope(|ui| accuracy_chart(ui, &all, opts, h))
                 .response
                 .rect;
-            rects.insert(CHART_SPARSITY.into(), r.intersect(ui.clip_rect()));
+            record(ui, rects, CHART_SPARSITY, r, reveal);
             if let Some(t) = target {
                 chart_header(
                     ui,
@@ -182,7 +182,7 @@ pub fn show(
                     .scope(|ui| layer_chart(ui, &all, opts, t, h))
                     .response
                     .rect;
-                rects.insert(CHART_LAYERS.into(), r.intersect(ui.clip_rect()));
+                record(ui, rects, CHART_LAYERS, r, reveal);
                 chart_header(
                     ui,
                     &format!("Accuracy vs compute at target {:.1}%", t * 100.0),
