@@ -19,7 +19,6 @@ use crate::error::Result;
 #[command(
     name = "shears",
     version,
-    args_conflicts_with_subcommands = true,
     about = "Compare neural-network pruning strategies on your own model and data"
 )]
 pub struct Cli {
@@ -211,6 +210,19 @@ pub struct GuiArgs {
     pub fresh: bool,
 }
 
+impl GuiArgs {
+    /// Whether any option was given.
+    pub fn is_set(&self) -> bool {
+        self.config.is_some()
+            || self.out.is_some()
+            || self.run
+            || self.screenshot.is_some()
+            || self.export_charts.is_some()
+            || self.quit_after_run
+            || self.fresh
+    }
+}
+
 /// `shears train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -369,6 +381,12 @@ fn gui(_: GuiArgs, _: Vec<PathBuf>) -> Result<i32> {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    if cli.command.is_some() && cli.gui.is_set() {
+        return Err(crate::error::Error::config(
+            "command line",
+            "the app's options (--config, --out, --run, --fresh, ...) go without a command or after `gui`",
+        ));
+    }
     let dirs = cli.plugin_dirs;
     match cli.command {
         None => default_command(cli.gui, dirs),
@@ -407,6 +425,12 @@ mod tests {
         // A subcommand's own flags are its own.
         let cli = Cli::try_parse_from(["shears", "compare", "--out", "x"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Compare(_))));
-        assert!(Cli::try_parse_from(["shears", "--fresh", "compare"]).is_err());
+        // The global --plugins goes with every command, `plugins` included.
+        let cli = Cli::try_parse_from(["shears", "--plugins", "d", "plugins", "list"]).unwrap();
+        assert_eq!(cli.plugin_dirs, [PathBuf::from("d")]);
+        // App options before another command are refused, not ignored.
+        let cli = Cli::try_parse_from(["shears", "--fresh", "plugins", "list"]).unwrap();
+        let e = dispatch(cli).unwrap_err().to_string();
+        assert!(e.contains("without a command"), "{e}");
     }
 }
