@@ -143,41 +143,33 @@ fn compare_writes_events_results_and_a_table() {
     );
 }
 
+/// The UCI digits CSV of ../shared and `shears train` of `model` for `epochs`
+/// on it into `dir/m.safetensors`.
+fn train_on_digits(dir: &Path, model: &str, epochs: &str) -> (String, std::process::Output) {
+    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
+    let d = digits.display().to_string();
+    let args = [
+        "train",
+        "--data",
+        &d,
+        "--model",
+        model,
+        "--epochs",
+        epochs,
+        "--out",
+        "m.safetensors",
+    ];
+    let o = shears(dir, &args);
+    (d, o)
+}
+
 #[test]
 fn train_prune_eval_inspect_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
-    let d = digits.display().to_string();
-    let o = shears(
-        dir.path(),
-        &[
-            "train",
-            "--data",
-            &d,
-            "--model",
-            "alexnet",
-            "--epochs",
-            "1",
-            "--out",
-            "m.safetensors",
-        ],
-    );
+    let (_, o) = train_on_digits(dir.path(), "alexnet", "1");
     // an unknown architecture: a clear error, not a panic
     assert_clean_error(&o, &["alexnet"]);
-    let o = shears(
-        dir.path(),
-        &[
-            "train",
-            "--data",
-            &d,
-            "--model",
-            "mlp",
-            "--epochs",
-            "2",
-            "--out",
-            "m.safetensors",
-        ],
-    );
+    let (d, o) = train_on_digits(dir.path(), "mlp", "2");
     assert!(o.status.success(), "{}", text(&o));
     let o = shears(
         dir.path(),
@@ -487,22 +479,7 @@ fn schedule_prints_the_sparsities_a_schedule_takes() {
 #[test]
 fn sensitivity_prunes_one_layer_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
-    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
-    let d = digits.display().to_string();
-    let o = shears(
-        dir.path(),
-        &[
-            "train",
-            "--data",
-            &d,
-            "--model",
-            "mlp",
-            "--epochs",
-            "3",
-            "--out",
-            "m.safetensors",
-        ],
-    );
+    let (d, o) = train_on_digits(dir.path(), "mlp", "3");
     assert!(o.status.success(), "{}", text(&o));
     let args = ["sensitivity", "--checkpoint", "m.safetensors", "--data", &d];
     let o = shears(
