@@ -750,3 +750,28 @@ fn notices_do_not_pile_up() {
     assert!(n.iter().all(|x| !x.text.contains("missing-0")));
     assert_eq!(n.iter().filter(|x| x.text.contains("missing-7")).count(), 1);
 }
+
+/// Target sparsities take `50%` as well as `0.5`; text that does not parse
+/// makes the status line say what is wrong, naming the field.
+#[test]
+fn sparsity_field_takes_percents_and_reports_bad_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    h.get_by_label("Target sparsities").focus();
+    h.step();
+    h.get_by_label("Target sparsities").type_text("x");
+    h.step();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("Not ready: Target sparsities:")
+            .is_some(),
+        "the status line names the field"
+    );
+    assert_eq!(
+        h.state().settings.config.sparsities,
+        tiny().sparsities,
+        "the last good value is kept"
+    );
+}

@@ -22,7 +22,10 @@ pub fn show(
     running: bool,
     actions: &mut Vec<Action>,
 ) {
-    let verdict = validated(ui, &settings.config, registry);
+    let verdict = match field_error(ui) {
+        Some(e) => Err(e),
+        None => validated(ui, &settings.config, registry),
+    };
     ui.horizontal(|ui| {
         match &verdict {
             Ok(()) => {
@@ -93,15 +96,55 @@ fn validated(ui: &Ui, config: &ExperimentConfig, registry: &Registry) -> Result<
     verdict
 }
 
-/// A comma-separated list field; shows the parse error and keeps the old value
-/// until the text parses.
-fn list_field<T: std::str::FromStr + ToString + Clone + Send + Sync + 'static>(
+/// Parses one entry of a list field, or says why not.
+type Parse<T> = fn(&str) -> Result<T, String>;
+
+/// Any `FromStr` value.
+fn plain<T: std::str::FromStr>(t: &str) -> Result<T, String> {
+    t.parse().map_err(|_| format!("`{t}` is not a valid value"))
+}
+
+/// A sparsity: `0.5` or `50%`.
+pub fn fraction(t: &str) -> Result<f32, String> {
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n.trim(), 100.0),
+        None => (t, 1.0),
+    };
+    num.parse::<f32>()
+        .map(|v| v / scale)
+        .map_err(|_| format!("`{t}` is not a number (0.5 or 50%)"))
+}
+
+/// The temp-data key of the Setup fields' parse errors (label -> why).
+fn field_errors_id() -> egui::Id {
+    egui::Id::unique("setup-field-errors")
+}
+
+/// Why a Setup field's text does not parse, if one does not (shown in the
+/// status line: the config keeps its last good value meanwhile).
+/// The fields report again as they are drawn, so the errors of fields no
+/// longer shown go (this reads the last frame's and starts afresh).
+fn field_error(ui: &Ui) -> Option<String> {
+    let errors: std::collections::BTreeMap<String, String> = ui
+        .data_mut(|d| d.remove_temp(field_errors_id()))
+        .unwrap_or_default();
+    errors
+        .into_iter()
+        .next()
+        .map(|(label, why)| format!("{label}: {why}"))
+}
+
+/// A comma-separated list field labelled `label`; text that does not parse
+/// is shown in red, reported in the status line, and the old value is kept
+/// until it parses.
+fn list_field<T: ToString + Clone + Send + Sync + 'static>(
     ui: &mut Ui,
-    id: &str,
+    label: &str,
     values: &mut Vec<T>,
     hint: &str,
+    parse: Parse<T>,
 ) -> egui::Response {
-    let key = ui.scope_id().with(id);
+    let key = ui.scope_id().with(label);
     let current = values
         .iter()
         .map(T::to_string)
@@ -110,27 +153,37 @@ fn list_field<T: std::str::FromStr + ToString + Clone + Send + Sync + 'static>(
     let mut text = ui
         .data_mut(|d| d.get_temp::<String>(key))
         .unwrap_or(current);
-    let parsed: Option<Vec<T>> = text
-        .split(',')
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| t.trim().parse().ok())
-        .collect();
+    let parse_all = |text: &str| -> Result<Vec<T>, String> {
+        text.split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| parse(t.trim()))
+            .collect()
+    };
+    let bad = parse_all(&text).is_err();
     let mut edit = egui::TextEdit::singleline(&mut text).hint_text(hint);
-    if parsed.is_none() {
+    if bad {
         edit = edit.text_color(ui.visuals().error_fg_color);
     }
     let r = ui.add(edit);
+    let parsed = parse_all(&text);
     if r.changed() {
-        let parsed: Option<Vec<T>> = text
-            .split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| t.trim().parse().ok())
-            .collect();
-        if let Some(v) = parsed {
-            *values = v;
+        if let Ok(v) = &parsed {
+            *values = v.clone();
         }
     }
-    if r.has_focus() {
+    ui.data_mut(|d| {
+        let errors: &mut std::collections::BTreeMap<String, String> =
+            d.get_temp_mut_or_default(field_errors_id());
+        match &parsed {
+            Err(why) => {
+                errors.insert(label.to_string(), why.clone());
+            }
+            Ok(_) => {
+                errors.remove(label);
+            }
+        }
+    });
+    if r.has_focus() || parsed.is_err() {
         ui.data_mut(|d| d.insert_temp(key, text));
     } else {
         ui.data_mut(|d| d.remove::<String>(key));
@@ -149,10 +202,17 @@ fn experiment(
         ui.text_edit_singleline(&mut cfg.name).labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Target sparsities");
-        list_field(ui, "sparsities", &mut cfg.sparsities, "0.5, 0.8, 0.9, 0.95").labelled_by(l.id);
+        list_field(
+            ui,
+            "Target sparsities",
+            &mut cfg.sparsities,
+            "0.5, 0.8, 90%, 95%",
+            fraction,
+        )
+        .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Seeds");
-        list_field(ui, "seeds", &mut cfg.seeds, "0, 1, 2").labelled_by(l.id);
+        list_field(ui, "Seeds", &mut cfg.seeds, "0, 1, 2", plain).labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Device");
         device(ui, &mut cfg.device).labelled_by(l.id);
@@ -329,11 +389,12 @@ fn model(
         match &mut cfg.model {
             ModelSpec::Mlp { hidden } => {
                 let l = ui.label("hidden widths");
-                list_field(ui, "mlp-hidden", hidden, "300, 100").labelled_by(l.id);
+                list_field(ui, "Hidden widths", hidden, "300, 100", plain).labelled_by(l.id);
             }
             ModelSpec::Vgg { channels } => {
                 let l = ui.label("conv widths (0 = pool)");
-                list_field(ui, "vgg-channels", channels, "32, 32, 0, 64, 64, 0").labelled_by(l.id);
+                list_field(ui, "VGG channels", channels, "32, 32, 0, 64, 64, 0", plain)
+                    .labelled_by(l.id);
             }
             ModelSpec::Resnet20 { width } => {
                 let l = ui.label("base width");
@@ -476,4 +537,19 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
         });
         ui.end_row();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparsities_are_fractions_or_percents() {
+        assert_eq!(fraction("0.5"), Ok(0.5));
+        assert_eq!(fraction("90%"), Ok(0.9));
+        assert_eq!(fraction("95 %"), Ok(0.95));
+        let e = fraction("abc").unwrap_err();
+        assert!(e.contains("`abc`") && e.contains("50%"), "{e}");
+        assert!(plain::<u64>("x").unwrap_err().contains("`x`"));
+    }
 }
