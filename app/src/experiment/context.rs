@@ -1,16 +1,18 @@
 //! What every part of a comparison run shares: the [`Context`] (plugins,
-//! cancel flag, output folder), the [`Sink`] that receives events, and a
-//! training phase that reports its epochs as events.
+//! cancel flag, output folder), the [`Sink`] that receives events, the base
+//! model's training phase, a training phase that reports its epochs as
+//! events, and the validation + test metrics of a model.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use super::results::{ComparisonResults, Event};
+use super::results::{ComparisonResults, Event, SplitMetrics};
+use super::ExperimentConfig;
 use crate::data::DataSplits;
 use crate::error::Result;
 use crate::model::Network;
 use crate::plugins::Registry;
-use crate::train::{fit, EpochReport, FitOutcome, TrainPhase};
+use crate::train::{evaluate, fit, EpochReport, FitOutcome, TrainPhase};
 
 /// Receives every event with the results so far (to save them as they grow).
 pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
@@ -59,4 +61,28 @@ pub(super) fn train_phase(
         ctx.cancel,
         &mut on_epoch,
     )
+}
+
+/// Validation and test metrics of `net` on `data`, in batches of `batch`.
+pub(super) fn split_metrics(
+    net: &mut Network,
+    data: &DataSplits,
+    batch: usize,
+) -> Result<SplitMetrics> {
+    Ok(SplitMetrics {
+        val: evaluate(net, &data.val, batch)?,
+        test: evaluate(net, &data.test, batch)?,
+    })
+}
+
+/// The training of `seed`'s dense base model: `train.epochs` epochs from the
+/// data order's first epoch.
+pub(super) fn base_phase(cfg: &ExperimentConfig, seed: u64) -> TrainPhase<'_> {
+    TrainPhase {
+        tc: &cfg.train,
+        max_epochs: cfg.train.epochs,
+        stop: None,
+        seed,
+        first_epoch: 0,
+    }
 }

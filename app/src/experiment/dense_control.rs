@@ -5,16 +5,14 @@
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::time::Instant;
 
-use super::context::{train_phase, Context, Sink};
-use super::results::{
-    ComparisonResults, Event, RunResult, SplitMetrics, Status, StepRecord, DENSE_CONTROL,
-};
+use super::context::{split_metrics, train_phase, Context, Sink};
+use super::results::{ComparisonResults, Event, RunResult, Status, StepRecord, DENSE_CONTROL};
 use super::ExperimentConfig;
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
 use crate::model::Network;
 use crate::prune::{dense_cost, sparsity};
-use crate::train::{evaluate, TrainPhase};
+use crate::train::TrainPhase;
 
 /// Fine-tuning epochs of the longest completed run of `seed` at `target`.
 pub fn control_epochs(results: &ComparisonResults, seed: u64, target: f32) -> u32 {
@@ -98,11 +96,7 @@ impl Controls<'_> {
         };
         let label = (DENSE_CONTROL, target);
         train_phase(&mut net, &phase, label, data, self.ctx, sink, results)?;
-        let batch = cfg.finetune.batch_size;
-        let now = SplitMetrics {
-            val: evaluate(&mut net, &data.val, batch)?,
-            test: evaluate(&mut net, &data.test, batch)?,
-        };
+        let now = split_metrics(&mut net, data, cfg.finetune.batch_size)?;
         Ok(StepRecord {
             step: 1,
             target_sparsity: 0.0,

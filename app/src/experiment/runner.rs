@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::Device;
 
 use super::config::ExperimentConfig;
-use super::context::train_phase;
+use super::context::{base_phase, split_metrics, train_phase};
 pub use super::context::{Context, Sink};
 use super::dense_control::Controls;
 use super::results::{
@@ -19,7 +19,7 @@ use super::strategy_run::StrategyRun;
 use crate::data::{prepare, DataSplits};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, Network};
-use crate::train::{evaluate, Metrics, TrainPhase};
+use crate::train::{evaluate, Metrics};
 
 /// Loads the data and prepares the splits described by `cfg`.
 pub fn load_data(cfg: &ExperimentConfig) -> Result<DataSplits> {
@@ -125,13 +125,7 @@ pub fn first_base(
     let data = load_data(cfg)?;
     let mut net = base_template(cfg, &data, &device)?;
     if cfg.base_checkpoint.is_none() {
-        let phase = TrainPhase {
-            tc: &cfg.train,
-            max_epochs: cfg.train.epochs,
-            stop: None,
-            seed: cfg.seeds.first().copied().unwrap_or(0),
-            first_epoch: 0,
-        };
+        let phase = base_phase(cfg, cfg.seeds.first().copied().unwrap_or(0));
         crate::train::fit(&mut net, &phase, &data.train, &data.val, cancel, on_epoch)?;
     }
     Ok((net, data))
@@ -180,12 +174,11 @@ fn run_all(
     for &seed in &cfg.seeds {
         let (base, baseline) = if cfg.base_checkpoint.is_some() {
             let mut net = template.try_clone()?;
-            let val = evaluate(&mut net, &data.val, cfg.train.batch_size)?;
-            let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
+            let now = split_metrics(&mut net, data, cfg.train.batch_size)?;
             let b = Baseline {
                 seed,
-                val,
-                test,
+                val: now.val,
+                test: now.test,
                 epochs: 0,
                 seconds: 0.0,
                 model_file: None,
@@ -195,13 +188,7 @@ fn run_all(
             let arch = template.arch.clone();
             let mut net = Network::new(arch, seed, template.device())?;
             let t0 = Instant::now();
-            let phase = TrainPhase {
-                tc: &cfg.train,
-                max_epochs: cfg.train.epochs,
-                stop: None,
-                seed,
-                first_epoch: 0,
-            };
+            let phase = base_phase(cfg, seed);
             let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, sink, results)?;
             let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
             let mut b = Baseline {

@@ -12,7 +12,7 @@ use shears_plugin_api::MAX_SCHEDULE_DECISIONS;
 use shears_plugin_api::{Criterion, Decision, Phase, PluginKind, Schedule, ScheduleState};
 
 use super::config::{ExperimentConfig, StrategySpec};
-use super::context::{train_phase, Context, Sink};
+use super::context::{split_metrics, train_phase, Context, Sink};
 use super::preview::plan_schedule;
 use super::results::{ComparisonResults, Event, RunResult, SplitMetrics, Status, StepRecord};
 use super::rules::check_decision;
@@ -222,11 +222,7 @@ impl<'a> StrategyRun<'a> {
             target,
             inputs.as_inputs(),
         )?;
-        let batch = self.cfg.finetune.batch_size;
-        let pruned = SplitMetrics {
-            val: evaluate(&mut self.net, &self.data.val, batch)?,
-            test: evaluate(&mut self.net, &self.data.test, batch)?,
-        };
+        let pruned = split_metrics(&mut self.net, self.data, self.cfg.finetune.batch_size)?;
         let p = &mut self.progress;
         p.pruned = Some(pruned);
         p.step_epochs = 0;
@@ -336,10 +332,7 @@ impl<'a> StrategyRun<'a> {
         let now = match p.pruned {
             // Nothing trained since the prune: the same model.
             Some(m) if p.step_epochs == 0 => m,
-            _ => SplitMetrics {
-                val: evaluate(&mut self.net, &self.data.val, batch)?,
-                test: evaluate(&mut self.net, &self.data.test, batch)?,
-            },
+            _ => split_metrics(&mut self.net, self.data, batch)?,
         };
         let structured = self.strategy.granularity == GranularityChoice::Structured;
         let p = &self.progress;
