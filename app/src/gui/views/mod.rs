@@ -1,6 +1,7 @@
 //! The views: each draws plain state and pushes [`Action`](super::app::Action)s.
 
 pub mod compare;
+pub mod fields;
 pub mod menu;
 pub mod notices;
 pub mod plugins;

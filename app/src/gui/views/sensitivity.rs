@@ -8,11 +8,15 @@ use eframe::egui::{self, Ui};
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoints, Points};
 
 use super::compare::color;
+use super::fields::{field_error, fraction, list_field, plugin_combo};
 use crate::experiment::sensitivity::SensitivitySpec;
 use crate::gui::command::{Action, SensitivityView, CHART_SENSITIVITY};
 use crate::gui::files::DialogPurpose;
 use crate::plugins::Registry;
 use crate::prune::GranularityChoice;
+
+/// The form name of the view's fields.
+const FORM: &str = "sensitivity";
 
 /// Draws the Sensitivity view: the settings, progress, and the chart.
 pub fn show(
@@ -24,20 +28,12 @@ pub fn show(
     actions: &mut Vec<Action>,
 ) {
     ui.label("Prunes one layer at a time to each sparsity with the criterion, without fine-tuning, and records the test accuracy. It runs on the experiment's model: its checkpoint, or the base model a comparison trains first.");
+    let bad_field = field_error(ui, FORM);
     ui.horizontal_wrapped(|ui| {
-        let l = ui.label("Criterion");
-        egui::ComboBox::from_id_salt("sens-criterion")
-            .selected_text(spec.criterion.as_str())
-            .show_ui(ui, |ui| {
-                for n in registry.criterion_names() {
-                    if ui.selectable_label(n == spec.criterion, n).clicked() {
-                        spec.criterion = n.to_string();
-                        spec.criterion_params = serde_json::json!({});
-                    }
-                }
-            })
-            .response
-            .labelled_by(l.id);
+        let names = registry.criterion_names();
+        if plugin_combo(ui, "Criterion", &mut spec.criterion, &names) {
+            spec.criterion_params = serde_json::json!({});
+        }
         ui.label("Granularity");
         ui.selectable_value(
             &mut spec.granularity,
@@ -50,26 +46,15 @@ pub fn show(
             "channels",
         );
         let l = ui.label("Sparsities");
-        let id = ui.make_persistent_id("sens-sparsities");
-        let mut text = ui.data(|d| d.get_temp::<String>(id)).unwrap_or_else(|| {
-            let v: Vec<String> = spec.sparsities.iter().map(|s| s.to_string()).collect();
-            v.join(", ")
-        });
-        if ui
-            .text_edit_singleline(&mut text)
-            .labelled_by(l.id)
-            .changed()
-        {
-            let parsed: Result<Vec<f32>, _> = text
-                .split(',')
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| t.trim().parse::<f32>())
-                .collect();
-            if let Ok(v) = parsed {
-                spec.sparsities = v;
-            }
-        }
-        ui.data_mut(|d| d.insert_temp(id, text));
+        list_field(
+            ui,
+            FORM,
+            "Sparsities",
+            &mut spec.sparsities,
+            "0.5, 90%",
+            fraction,
+        )
+        .labelled_by(l.id);
         match &view.progress {
             Some(_) => {
                 let label = if view.cancelling {
@@ -91,6 +76,9 @@ pub fn show(
             }
         }
     });
+    if let Some(e) = &bad_field {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
     if let Some((what, f)) = &view.progress {
         ui.add(egui::ProgressBar::new(*f).text(what.as_str()));
     }

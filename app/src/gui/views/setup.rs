@@ -4,6 +4,7 @@
 
 use eframe::egui::{self, Ui};
 
+use super::fields::{field_error, fraction, list_field, plain};
 use crate::data::DatasetSpec;
 use crate::experiment::ExperimentConfig;
 use crate::gui::command::{Action, CheckpointInfo};
@@ -12,6 +13,9 @@ use crate::gui::state::{FileKind, Settings};
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
+
+/// The Setup fields' form name (their parse errors go to its status line).
+const FORM: &str = "setup";
 
 /// Draws the Setup view; edits go straight into `settings.config`.
 pub fn show(
@@ -22,7 +26,7 @@ pub fn show(
     running: bool,
     actions: &mut Vec<Action>,
 ) {
-    let verdict = match field_error(ui) {
+    let verdict = match field_error(ui, FORM) {
         Some(e) => Err(e),
         None => validated(ui, &settings.config, registry),
     };
@@ -96,101 +100,6 @@ fn validated(ui: &Ui, config: &ExperimentConfig, registry: &Registry) -> Result<
     verdict
 }
 
-/// Parses one entry of a list field, or says why not.
-type Parse<T> = fn(&str) -> Result<T, String>;
-
-/// Any `FromStr` value.
-fn plain<T: std::str::FromStr>(t: &str) -> Result<T, String> {
-    t.parse().map_err(|_| format!("`{t}` is not a valid value"))
-}
-
-/// A sparsity: `0.5` or `50%`.
-pub fn fraction(t: &str) -> Result<f32, String> {
-    let (num, scale) = match t.strip_suffix('%') {
-        Some(n) => (n.trim(), 100.0),
-        None => (t, 1.0),
-    };
-    num.parse::<f32>()
-        .map(|v| v / scale)
-        .map_err(|_| format!("`{t}` is not a number (0.5 or 50%)"))
-}
-
-/// The temp-data key of the Setup fields' parse errors (label -> why).
-fn field_errors_id() -> egui::Id {
-    egui::Id::unique("setup-field-errors")
-}
-
-/// Why a Setup field's text does not parse, if one does not (shown in the
-/// status line: the config keeps its last good value meanwhile).
-/// The fields report again as they are drawn, so the errors of fields no
-/// longer shown go (this reads the last frame's and starts afresh).
-fn field_error(ui: &Ui) -> Option<String> {
-    let errors: std::collections::BTreeMap<String, String> = ui
-        .data_mut(|d| d.remove_temp(field_errors_id()))
-        .unwrap_or_default();
-    errors
-        .into_iter()
-        .next()
-        .map(|(label, why)| format!("{label}: {why}"))
-}
-
-/// A comma-separated list field labelled `label`; text that does not parse
-/// is shown in red, reported in the status line, and the old value is kept
-/// until it parses.
-fn list_field<T: ToString + Clone + Send + Sync + 'static>(
-    ui: &mut Ui,
-    label: &str,
-    values: &mut Vec<T>,
-    hint: &str,
-    parse: Parse<T>,
-) -> egui::Response {
-    let key = ui.scope_id().with(label);
-    let current = values
-        .iter()
-        .map(T::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut text = ui
-        .data_mut(|d| d.get_temp::<String>(key))
-        .unwrap_or(current);
-    let parse_all = |text: &str| -> Result<Vec<T>, String> {
-        text.split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| parse(t.trim()))
-            .collect()
-    };
-    let bad = parse_all(&text).is_err();
-    let mut edit = egui::TextEdit::singleline(&mut text).hint_text(hint);
-    if bad {
-        edit = edit.text_color(ui.visuals().error_fg_color);
-    }
-    let r = ui.add(edit);
-    let parsed = parse_all(&text);
-    if r.changed() {
-        if let Ok(v) = &parsed {
-            *values = v.clone();
-        }
-    }
-    ui.data_mut(|d| {
-        let errors: &mut std::collections::BTreeMap<String, String> =
-            d.get_temp_mut_or_default(field_errors_id());
-        match &parsed {
-            Err(why) => {
-                errors.insert(label.to_string(), why.clone());
-            }
-            Ok(_) => {
-                errors.remove(label);
-            }
-        }
-    });
-    if r.has_focus() || parsed.is_err() {
-        ui.data_mut(|d| d.insert_temp(key, text));
-    } else {
-        ui.data_mut(|d| d.remove::<String>(key));
-    }
-    r
-}
-
 fn experiment(
     ui: &mut Ui,
     cfg: &mut ExperimentConfig,
@@ -204,6 +113,7 @@ fn experiment(
         let l = ui.label("Target sparsities");
         list_field(
             ui,
+            FORM,
             "Target sparsities",
             &mut cfg.sparsities,
             "0.5, 0.8, 90%, 95%",
@@ -212,7 +122,7 @@ fn experiment(
         .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Seeds");
-        list_field(ui, "Seeds", &mut cfg.seeds, "0, 1, 2", plain).labelled_by(l.id);
+        list_field(ui, FORM, "Seeds", &mut cfg.seeds, "0, 1, 2", plain).labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Device");
         device(ui, &mut cfg.device).labelled_by(l.id);
@@ -389,12 +299,19 @@ fn model(
         match &mut cfg.model {
             ModelSpec::Mlp { hidden } => {
                 let l = ui.label("hidden widths");
-                list_field(ui, "Hidden widths", hidden, "300, 100", plain).labelled_by(l.id);
+                list_field(ui, FORM, "Hidden widths", hidden, "300, 100", plain).labelled_by(l.id);
             }
             ModelSpec::Vgg { channels } => {
                 let l = ui.label("conv widths (0 = pool)");
-                list_field(ui, "VGG channels", channels, "32, 32, 0, 64, 64, 0", plain)
-                    .labelled_by(l.id);
+                list_field(
+                    ui,
+                    FORM,
+                    "VGG channels",
+                    channels,
+                    "32, 32, 0, 64, 64, 0",
+                    plain,
+                )
+                .labelled_by(l.id);
             }
             ModelSpec::Resnet20 { width } => {
                 let l = ui.label("base width");
@@ -537,19 +454,4 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
         });
         ui.end_row();
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparsities_are_fractions_or_percents() {
-        assert_eq!(fraction("0.5"), Ok(0.5));
-        assert_eq!(fraction("90%"), Ok(0.9));
-        assert_eq!(fraction("95 %"), Ok(0.95));
-        let e = fraction("abc").unwrap_err();
-        assert!(e.contains("`abc`") && e.contains("50%"), "{e}");
-        assert!(plain::<u64>("x").unwrap_err().contains("`x`"));
-    }
 }

@@ -4,6 +4,7 @@
 
 use eframe::egui::{self, Ui};
 
+use super::fields::plugin_combo;
 use crate::experiment::preview::{plan_schedule, plan_summary};
 use crate::experiment::{ExperimentConfig, StrategySpec};
 use crate::gui::schema_form::schema_form;
@@ -219,22 +220,4 @@ fn strategies(
     if ui.button("Add strategy").clicked() {
         list.push(StrategySpec::default());
     }
-}
-
-fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]) -> bool {
-    let mut changed = false;
-    let l = ui.label(label);
-    egui::ComboBox::from_id_salt(label)
-        .selected_text(value.as_str())
-        .show_ui(ui, |ui| {
-            for n in names {
-                if ui.selectable_label(*n == value.as_str(), *n).clicked() && *n != value.as_str() {
-                    *value = n.to_string();
-                    changed = true;
-                }
-            }
-        })
-        .response
-        .labelled_by(l.id);
-    changed
 }
