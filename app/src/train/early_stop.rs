@@ -171,22 +171,6 @@ impl FinetunePolicy {
             Some(Self::Patience(es)) => (es.max_epochs, Some(*es)),
         }
     }
-
-    /// Short text for tables: `3 epochs` or `patience 3 (max 20, val-acc)`.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Epochs(n) => format!("{n} epoch{}", if *n == 1 { "" } else { "s" }),
-            Self::Patience(es) => format!(
-                "patience {} (max {}, {})",
-                es.patience,
-                es.max_epochs,
-                match es.metric {
-                    StopMetric::ValAcc => "val-acc",
-                    StopMetric::ValLoss => "val-loss",
-                }
-            ),
-        }
-    }
 }
 
 /// The running verdict of early stopping over one phase.
