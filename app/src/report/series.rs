@@ -165,9 +165,8 @@ pub struct StrategyCurve {
 
 /// The point of `strategy` at `target`, if any run completed there.
 pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<AccuracyPoint> {
-    let finals: Vec<_> = completed(r, strategy, target)
-        .filter_map(|run| run.last())
-        .collect();
+    let runs: Vec<&RunResult> = completed(r, strategy, target).collect();
+    let finals: Vec<_> = runs.iter().filter_map(|run| run.last()).collect();
     if finals.is_empty() {
         return None;
     }
@@ -175,7 +174,6 @@ pub fn point(r: &ComparisonResults, strategy: &str, target: f32) -> Option<Accur
         finals.iter().map(|s| f(s)).collect()
     };
     let (acc, acc_std) = mean_std(&col(&|s| s.test.acc));
-    let runs: Vec<&RunResult> = completed(r, strategy, target).collect();
     let latency = |f: fn(&crate::model::latency::Latency) -> f64| {
         mean_all(
             runs.iter()
