@@ -5,6 +5,7 @@ pub mod fields;
 pub mod menu;
 pub mod notices;
 pub mod plugins;
+pub mod results_table;
 pub mod run;
 pub mod sensitivity;
 pub mod setup;
