@@ -78,13 +78,43 @@ fn every_schedule_and_criterion_runs_to_its_target() {
         .unwrap();
     assert_eq!(p.steps.len(), 4);
     assert!(events.iter().any(|e| matches!(e, Event::Pruned { .. })));
-    assert!(
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Epoch { .. }))
-            .count()
-            > 30
-    );
+    let epochs = events
+        .iter()
+        .filter(|e| matches!(e, Event::Epoch { .. }))
+        .count();
+    assert!(epochs > 30);
+    // What progress displays expect: every run's epochs as its schedule
+    // plays them (fewer only where early stopping ends phases sooner), and
+    // the whole comparison's.
+    let expected: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RunStarted {
+                expected_epochs, ..
+            } => Some(*expected_epochs),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expected.len(), r.runs.len());
+    for (run, &want) in r.runs.iter().zip(&expected) {
+        let spent = run.last().unwrap().epochs;
+        if run.schedule == "patience" {
+            assert!(
+                spent <= want && want > 0,
+                "{}: {spent} > {want}",
+                run.strategy
+            );
+        } else {
+            assert_eq!(spent, want, "{} at {}", run.strategy, run.target);
+        }
+    }
+    let Some(Event::Started {
+        expected_epochs, ..
+    }) = events.first()
+    else {
+        panic!("the first event is Started");
+    };
+    assert!(*expected_epochs >= epochs as u64 && *expected_epochs > 0);
 }
 
 #[test]

@@ -85,7 +85,7 @@ impl TerminalBars {
         let runs = bars.add(ProgressBar::new(0));
         runs.set_style(
             ProgressStyle::with_template(
-                "{prefix:>8} [{bar:30}] {pos}/{len} runs  {elapsed} elapsed, ETA {eta}  {msg}",
+                "{prefix:>14} [{bar:30}] {percent:>3}%  {elapsed} elapsed  {msg}",
             )
             .expect("static template")
             .progress_chars("=> "),
@@ -93,7 +93,7 @@ impl TerminalBars {
         runs.set_prefix("overall");
         let epochs = bars.add(ProgressBar::new(0));
         epochs.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] epoch {pos}/{len}  {msg}")
+            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );
@@ -110,11 +110,25 @@ impl TerminalBars {
     fn on(&mut self, e: &Event) {
         self.state.on_event(e);
         let p = &self.state;
-        self.runs.set_length(p.runs_total as u64);
-        self.runs.set_position(p.runs_done as u64);
-        self.runs.set_message(p.current.clone());
-        self.epochs.set_length(p.epoch.total as u64);
+        self.runs.set_length(1000);
+        self.runs
+            .set_position((p.overall.fraction() * 1000.0) as u64);
+        let eta = p
+            .eta()
+            .map(|d| format!(", ETA {}", crate::report::fmt_duration(d)))
+            .unwrap_or_default();
+        self.runs.set_message(format!(
+            "{}/{} runs{eta}  {}",
+            p.runs_done, p.runs_total, p.current
+        ));
+        self.epochs.set_length(p.epoch.total.max(1.0) as u64);
         self.epochs.set_position(p.epoch.done as u64);
+        let (epoch, of) = p.phase_epoch;
+        self.epochs.set_prefix(if of > 0 {
+            format!("epoch {epoch}/{of}")
+        } else {
+            "phase".to_string()
+        });
         match e {
             Event::Started {
                 device,
@@ -142,7 +156,10 @@ impl TerminalBars {
             Event::RunFinished(r) | Event::ControlFinished(r) => {
                 let _ = self.bars.println(run_line(r));
             }
-            Event::RunStarted { .. } | Event::Step { .. } | Event::Finished { .. } => {}
+            Event::RunStarted { .. }
+            | Event::Step { .. }
+            | Event::Batch { .. }
+            | Event::Finished { .. } => {}
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use super::results::{ComparisonResults, Event, SplitMetrics};
 use super::ExperimentConfig;
@@ -12,7 +13,10 @@ use crate::data::DataSplits;
 use crate::error::Result;
 use crate::model::Network;
 use crate::plugins::Registry;
-use crate::train::{evaluate, fit, EpochReport, FitOutcome, TrainPhase};
+use crate::train::{evaluate, fit_reporting, BatchReport, EpochReport, FitOutcome, TrainPhase};
+
+/// Least time between two [`Event::Batch`]es of a phase.
+pub const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Receives every event with the results so far (to save them as they grow).
 pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
@@ -28,8 +32,9 @@ pub struct Context<'a> {
     pub out_dir: Option<&'a Path>,
 }
 
-/// [`fit`] with an [`Event::Epoch`] per epoch, labelled `(phase name,
-/// target sparsity)`.
+/// [`fit`](crate::train::fit) with an [`Event::Epoch`] per epoch and an
+/// [`Event::Batch`] at most every [`BATCH_EVENT_INTERVAL`], labelled `(phase
+/// name, target sparsity)`.
 pub(super) fn train_phase(
     net: &mut Network,
     phase: &TrainPhase<'_>,
@@ -40,6 +45,8 @@ pub(super) fn train_phase(
     results: &ComparisonResults,
 ) -> Result<FitOutcome> {
     let seed = phase.seed;
+    // Both reports go to the one sink, in the order they happen.
+    let sink = std::cell::RefCell::new(sink);
     let mut on_epoch = |r: EpochReport| {
         let e = Event::Epoch {
             phase: label.into(),
@@ -51,15 +58,31 @@ pub(super) fn train_phase(
             val: r.val,
             lr: r.lr,
         };
-        sink(&e, results);
+        (sink.borrow_mut())(&e, results);
     };
-    fit(
+    let mut last = Instant::now();
+    let mut on_batch = |b: BatchReport| {
+        if b.batch < b.batches && last.elapsed() >= BATCH_EVENT_INTERVAL {
+            last = Instant::now();
+            let e = Event::Batch {
+                phase: label.into(),
+                target,
+                seed,
+                epoch: b.epoch,
+                of: b.of,
+                batch: b.batch,
+                batches: b.batches,
+            };
+            (sink.borrow_mut())(&e, results);
+        }
+    };
+    fit_reporting(
         net,
         phase,
-        &data.train,
-        &data.val,
+        (&data.train, &data.val),
         ctx.cancel,
         &mut on_epoch,
+        &mut on_batch,
     )
 }
 

@@ -1,5 +1,6 @@
 //! Strategy comparison: configuration, the runner, events and results.
 
+pub mod catalog;
 pub mod config;
 mod context;
 mod dense_control;

@@ -95,7 +95,12 @@ impl OutputDir {
 
     /// Appends `event` to the log (preparing the folder at the first event);
     /// after a base model, a run or the end, rewrites the results files too.
+    /// [`Event::Batch`]es are not logged.
     pub fn record(&mut self, event: &Event, results: &ComparisonResults) -> Result<()> {
+        if matches!(event, Event::Batch { .. }) {
+            // Progress within an epoch is for displays, not the record.
+            return Ok(());
+        }
         if !self.prepared {
             self.prepare()?;
         }

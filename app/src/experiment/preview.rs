@@ -2,10 +2,15 @@
 //! its decisions (each fine-tuning phase assumed to run to its limit, the
 //! validation accuracy flat), checked by the same rules as a real run.
 
-use shears_plugin_api::{Decision, Phase, Schedule, ScheduleState, MAX_SCHEDULE_DECISIONS};
+use shears_plugin_api::{
+    Decision, Phase, PluginKind, Schedule, ScheduleState, MAX_SCHEDULE_DECISIONS,
+};
 
 use super::rules::check_decision;
+use super::{ExperimentConfig, StrategySpec};
 use crate::error::{Error, Result};
+use crate::plugins::Registry;
+use crate::train::FinetunePolicy;
 
 /// One prune step of a schedule's plan.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,6 +21,9 @@ pub struct PlannedStep {
     pub finetune_epochs: u32,
     /// Early-stopping patience it asks for (0 = none).
     pub patience: u32,
+    /// Fine-tuning phases it asks for after it (each may get its own epoch
+    /// limit from the strategy's fine-tuning policy).
+    pub phases: u32,
 }
 
 /// The prune steps `schedule` takes to reach `target`, in order. Errors name
@@ -46,6 +54,7 @@ pub fn plan_schedule(
                     sparsity,
                     finetune_epochs: 0,
                     patience: 0,
+                    phases: 0,
                 });
                 state.prune_steps += 1;
                 state.current_sparsity = sparsity;
@@ -58,6 +67,7 @@ pub fn plan_schedule(
                 if let Some(last) = steps.last_mut() {
                     last.finetune_epochs += max_epochs;
                     last.patience = patience;
+                    last.phases += 1;
                 }
                 history.extend(std::iter::repeat_n(0.5, max_epochs as usize));
                 state.epochs_spent += max_epochs;
@@ -69,6 +79,59 @@ pub fn plan_schedule(
     Err(err(format!(
         "did not stop within {MAX_SCHEDULE_DECISIONS} decisions"
     )))
+}
+
+/// Fine-tuning epochs `strategy` is expected to spend at `target`: its
+/// schedule played with every phase given what a run gives it (the
+/// strategy's fine-tuning policy or the comparison's equal budget), each run
+/// to its limit, at most `max_epochs_per_run`. Early stopping may spend fewer.
+pub fn expected_run_epochs(
+    cfg: &ExperimentConfig,
+    registry: &Registry,
+    strategy: &StrategySpec,
+    target: f32,
+) -> Result<u32> {
+    let mut schedule =
+        registry.schedule(&strategy.schedule, &cfg.schedule_params(strategy, registry))?;
+    let label = registry.label(PluginKind::Schedule, &strategy.schedule);
+    let plan = plan_schedule(schedule.as_mut(), &label, target, u32::MAX)?;
+    let phases: u32 = plan.iter().map(|s| s.phases).sum();
+    let epochs = match (cfg.finetune_budget, strategy.finetune.as_ref()) {
+        (Some(_), _) if phases == 0 => 0,
+        (Some(budget), _) => budget,
+        (None, None) => plan.iter().map(|s| s.finetune_epochs).sum(),
+        (None, Some(policy)) => phases * FinetunePolicy::phase(Some(policy), 0, 0).0,
+    };
+    Ok(epochs.min(cfg.max_epochs_per_run))
+}
+
+/// Training epochs a whole comparison of `cfg` is expected to take: per
+/// seed, the base model (none from a checkpoint), every strategy at every
+/// target ([`expected_run_epochs`]; a strategy whose plan fails counts 0:
+/// its run will fail and say why) and the dense controls (one training per
+/// distinct epoch count, the longest strategy at each target).
+pub fn expected_comparison_epochs(cfg: &ExperimentConfig, registry: &Registry) -> u64 {
+    let base = if cfg.base_checkpoint.is_some() {
+        0
+    } else {
+        u64::from(cfg.train.epochs)
+    };
+    let mut runs = 0u64;
+    let mut controls: Vec<u32> = Vec::new();
+    for &target in &cfg.sparsities {
+        let per: Vec<u32> = cfg
+            .strategies
+            .iter()
+            .map(|s| expected_run_epochs(cfg, registry, s, target).unwrap_or(0))
+            .collect();
+        runs += per.iter().map(|&e| u64::from(e)).sum::<u64>();
+        let longest = per.iter().copied().max().unwrap_or(0);
+        if cfg.dense_control && !controls.contains(&longest) {
+            controls.push(longest);
+        }
+    }
+    let controls: u64 = controls.iter().map(|&e| u64::from(e)).sum();
+    cfg.seeds.len() as u64 * (base + runs + controls)
 }
 
 /// One line for people: `0.5 -> 0.75 -> 0.9 (3 steps, 3 fine-tuning epochs)`;
@@ -150,6 +213,43 @@ mod tests {
         assert_eq!(
             plan_summary(&[]),
             "no prune (0 steps, 0 fine-tuning epochs)"
+        );
+    }
+
+    /// What the progress display expects: the schedule's epochs, or the
+    /// policy's per phase, or the equal budget; bases and controls added.
+    #[test]
+    fn expected_epochs_follow_schedule_policy_and_budget() {
+        let registry = Registry::builtin();
+        let mut cfg = ExperimentConfig::demo();
+        cfg.seeds = vec![0, 1];
+        cfg.sparsities = vec![0.5, 0.9];
+        cfg.finetune.epochs = 1;
+        let strategy = |schedule: &str, params: serde_json::Value| StrategySpec {
+            schedule: schedule.into(),
+            schedule_params: params,
+            ..cfg.strategies[0].clone()
+        };
+        let geo = strategy("iterative-geometric", serde_json::json!({"steps": 3}));
+        assert_eq!(expected_run_epochs(&cfg, &registry, &geo, 0.9).unwrap(), 3);
+        let mut two = geo.clone();
+        two.finetune = Some(FinetunePolicy::Epochs(2));
+        assert_eq!(expected_run_epochs(&cfg, &registry, &two, 0.9).unwrap(), 6);
+        let mut budget = cfg.clone();
+        budget.finetune_budget = Some(7);
+        assert_eq!(
+            expected_run_epochs(&budget, &registry, &geo, 0.9).unwrap(),
+            7
+        );
+        cfg.strategies = vec![geo, two];
+        cfg.dense_control = true;
+        // Per seed: base + (3 + 6) at each target + one control of 6 epochs.
+        let per_seed = u64::from(cfg.train.epochs) + 2 * 9 + 6;
+        assert_eq!(expected_comparison_epochs(&cfg, &registry), 2 * per_seed);
+        cfg.dense_control = false;
+        assert_eq!(
+            expected_comparison_epochs(&cfg, &registry),
+            2 * (per_seed - 6)
         );
     }
 

@@ -201,6 +201,29 @@ pub enum Event {
         data: DataSummary,
         /// Model summary.
         model: ModelSummary,
+        /// Training epochs the whole comparison is expected to take (base
+        /// models, runs with their schedules played to their epoch limits,
+        /// dense controls); 0 in results of older versions.
+        #[serde(default)]
+        expected_epochs: u64,
+    },
+    /// Training is inside an epoch: `batch` of `batches` done. Sent at most a
+    /// few times a second, for progress displays; not written to events.jsonl.
+    Batch {
+        /// `base`, the strategy label or `dense control`.
+        phase: String,
+        /// Target sparsity of the run (0 for the base).
+        target: f32,
+        /// Seed.
+        seed: u64,
+        /// 1-based epoch within the phase.
+        epoch: u32,
+        /// Epoch limit of the phase.
+        of: u32,
+        /// Batches done in this epoch.
+        batch: usize,
+        /// Batches in the epoch.
+        batches: usize,
     },
     /// One training epoch finished.
     Epoch {
@@ -233,6 +256,10 @@ pub enum Event {
         target: f32,
         /// Seed.
         seed: u64,
+        /// Fine-tuning epochs the run is expected to take (its schedule played
+        /// with every phase run to its limit; early stopping may take fewer).
+        #[serde(default)]
+        expected_epochs: u32,
     },
     /// The network was pruned.
     Pruned {

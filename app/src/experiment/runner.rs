@@ -12,6 +12,7 @@ use super::config::ExperimentConfig;
 use super::context::{base_phase, split_metrics, train_phase};
 pub use super::context::{Context, Sink};
 use super::dense_control::Controls;
+use super::preview::{expected_comparison_epochs, expected_run_epochs};
 use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
@@ -100,6 +101,7 @@ pub fn run_comparison(
         device: device_name,
         data: results.data.clone(),
         model: results.model.clone(),
+        expected_epochs: expected_comparison_epochs(cfg, ctx.registry),
     };
     sink(&started, &results);
     let status = match run_all(cfg, ctx, &data, template, &mut results, sink) {
@@ -220,6 +222,8 @@ fn run_all(
                         strategy: strategy.label(),
                         target,
                         seed,
+                        expected_epochs: expected_run_epochs(cfg, ctx.registry, strategy, target)
+                            .unwrap_or(0),
                     },
                     results,
                 );

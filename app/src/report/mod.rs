@@ -7,11 +7,13 @@ pub mod progress;
 pub mod sample;
 pub mod series;
 pub mod text;
+pub mod trace;
 
-pub use progress::{Bar, Progress};
+pub use progress::{fmt_duration, Bar, Progress};
 pub use series::{
     accuracy_vs_compute, accuracy_vs_sparsity, curve, dense_baseline, layer_sparsity, point,
     strategies, table, targets, AccuracyPoint, ComputeAxis, ComputeTrace, StrategyCurve, TableRow,
     XAxis,
 };
 pub use text::{outcome_line, summary_table};
+pub use trace::{Trace, TraceKind, Traces};

@@ -1,12 +1,25 @@
-//! Progress of a running comparison, reduced from its events: bars (overall,
-//! current strategy run, current phase), the elapsed time and an estimate of
-//! what is left, the live accuracy curve and the log. Pure state, drawn by
+//! Progress of a running comparison, reduced from its events: bars (overall
+//! in epochs, the current run, the current epoch's batches), the elapsed time
+//! and an estimate of what is left from the measured time per epoch, every
+//! training's whole curve ([`Traces`]) and the log. Pure state, drawn by
 //! the app's Run view and the command line's progress bars alike.
 
 use std::time::{Duration, Instant};
 
 use super::text::{base_line, pruned_line, run_line, started_line};
+use super::trace::Traces;
+use crate::experiment::results::DENSE_CONTROL;
 use crate::experiment::{Event, ExperimentConfig, Status};
+
+/// `3m07s`, or `1h02m` from an hour on.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
 
 /// A progress bar's state.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -34,44 +47,63 @@ pub const MAX_LOG: usize = 2000;
 /// What a progress display shows, built from a comparison's events.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    /// Runs (plus base models) done out of all.
+    /// Training epochs done out of those the comparison is expected to take
+    /// (a finished run counts all it was expected to take: early stopping
+    /// and failures end runs sooner).
     pub overall: Bar,
-    /// Epochs of the current strategy run out of its expected epochs.
-    pub strategy: Bar,
-    /// Batches are not reported: the current phase's epoch out of its limit.
+    /// Epochs of the current run (or base model) out of its expected epochs.
+    pub run: Bar,
+    /// Batches of the current epoch.
     pub epoch: Bar,
+    /// The current phase's epoch and its epoch limit: `(epoch, of)`.
+    pub phase_epoch: (u32, u32),
     /// What is running now.
     pub current: String,
-    /// Validation accuracy after each epoch of the current phase: `(epoch, acc)`.
-    pub live_val: Vec<[f64; 2]>,
-    /// Training accuracy after each epoch of the current phase.
-    pub live_train: Vec<[f64; 2]>,
+    /// Every training so far, for the whole-run chart.
+    pub traces: Traces,
     /// Human-readable log lines.
     pub log: Vec<String>,
     started: Option<Instant>,
-    seeds: usize,
+    base_epochs: u32,
     /// Strategy runs in the comparison.
     pub runs_total: usize,
     /// Strategy runs finished.
     pub runs_done: usize,
-    bases_done: usize,
-    epochs_per_run: u32,
-    run_epochs: u32,
+    /// Epochs of finished units (each at its expected count) plus
+    /// dense-control epochs.
+    credited: f64,
+    /// Epochs (and the fraction of the current one) trained in the current
+    /// unit, and what it is expected to take.
+    in_unit: f64,
+    unit_expected: u32,
+    /// Epochs actually trained, with the fraction of the current one.
+    trained: f64,
+    /// Time when `trained` was last updated.
+    trained_at: Duration,
+    /// Epochs of the current phase reported so far (with a fraction).
+    phase_done: f64,
     /// Set when the comparison ended.
     pub ended: Option<Status>,
 }
 
 impl Progress {
-    /// Progress of a comparison of `cfg` that starts now.
+    /// Progress of a comparison of `cfg` that starts now. Until the first
+    /// event says how many epochs to expect, a guess from the config.
     pub fn new(cfg: &ExperimentConfig) -> Self {
+        let runs = cfg.seeds.len() * cfg.strategies.len() * cfg.sparsities.len();
+        let base_epochs = if cfg.base_checkpoint.is_some() {
+            0
+        } else {
+            cfg.train.epochs
+        };
         Self {
             started: Some(Instant::now()),
-            seeds: cfg.seeds.len(),
-            runs_total: cfg.seeds.len() * cfg.strategies.len() * cfg.sparsities.len(),
-            epochs_per_run: cfg.finetune.epochs.max(1),
+            base_epochs,
+            runs_total: runs,
             overall: Bar {
                 done: 0.0,
-                total: (cfg.seeds.len() * (1 + cfg.strategies.len() * cfg.sparsities.len())) as f32,
+                total: (cfg.seeds.len() * base_epochs as usize
+                    + runs * cfg.finetune.epochs as usize) as f32,
             },
             current: "starting".into(),
             ..Default::default()
@@ -83,13 +115,15 @@ impl Progress {
         self.started.map(|t| t.elapsed()).unwrap_or_default()
     }
 
-    /// Estimated time left, from the pace so far (`None` until something finished).
+    /// Estimated time left: the epochs still expected times the time per
+    /// epoch measured so far (`None` before the first batch, and at the end).
     pub fn eta(&self) -> Option<Duration> {
-        let f = self.overall.fraction();
-        if self.ended.is_some() || f <= 0.0 {
+        if self.ended.is_some() || self.trained <= 0.0 {
             return None;
         }
-        Some(self.elapsed().mul_f32((1.0 - f) / f))
+        let per_epoch = self.trained_at.as_secs_f64() / self.trained;
+        let left = f64::from(self.overall.total - self.overall.done).max(0.0);
+        Some(Duration::from_secs_f64(per_epoch * left))
     }
 
     fn push_log(&mut self, line: String) {
@@ -100,22 +134,94 @@ impl Progress {
         }
     }
 
-    fn update_overall(&mut self, within_phase: f32) {
-        self.overall.done = (self.bases_done + self.runs_done) as f32 + within_phase;
+    /// Starts a unit of work expected to take `expected` epochs.
+    fn start_unit(&mut self, expected: u32) {
+        self.in_unit = 0.0;
+        self.unit_expected = expected;
+        self.run = Bar {
+            done: 0.0,
+            total: expected as f32,
+        };
+        self.epoch = Bar::default();
+        self.phase_epoch = (0, 0);
+        self.update_overall();
+    }
+
+    /// Ends the current unit, counting it as the epochs it was expected to take.
+    fn end_unit(&mut self) {
+        self.credited += f64::from(self.unit_expected);
+        self.in_unit = 0.0;
+        self.unit_expected = 0;
+        self.run.done = self.run.total;
+        self.update_overall();
+    }
+
+    /// Training reached `epochs_in_phase` (with a fraction) in a phase of
+    /// kind `phase`, at `at` since the start.
+    fn trained(&mut self, phase: &str, epochs: f64, at: Duration) {
+        let step = (epochs - self.phase_done).max(0.0);
+        self.phase_done = epochs;
+        self.trained += step;
+        self.trained_at = at;
+        if phase == DENSE_CONTROL {
+            // Controls have no start event: their epochs count as they come.
+            self.credited += step;
+        } else {
+            self.in_unit += step;
+            self.run.done = self.in_unit as f32;
+            self.run.total = self.run.total.max(self.run.done);
+        }
+        self.update_overall();
+    }
+
+    fn update_overall(&mut self) {
+        let unit = self.in_unit.min(f64::from(self.unit_expected.max(1)));
+        self.overall.done = (self.credited + unit) as f32;
+        self.overall.total = self.overall.total.max(self.overall.done);
     }
 
     /// Takes one event into account.
     pub fn on_event(&mut self, e: &Event) {
+        let at = self.elapsed();
+        self.on_event_at(e, at);
+    }
+
+    /// [`Progress::on_event`] for an event that came `at` after the start.
+    pub fn on_event_at(&mut self, e: &Event, at: Duration) {
+        self.traces.on_event(e);
         match e {
             Event::Started {
                 runs,
                 device,
                 data,
                 model,
+                expected_epochs,
             } => {
                 self.runs_total = *runs;
-                self.overall.total = (self.seeds + runs) as f32;
+                if *expected_epochs > 0 {
+                    self.overall.total = *expected_epochs as f32;
+                }
                 self.push_log(started_line(device, data, model));
+            }
+            Event::Batch {
+                phase,
+                seed,
+                target,
+                epoch,
+                of,
+                batch,
+                batches,
+            } => {
+                if *epoch == 1 && self.phase_epoch.0 == 0 {
+                    self.new_phase(phase, *seed, *target);
+                }
+                self.phase_epoch = (*epoch, *of);
+                self.epoch = Bar {
+                    done: *batch as f32,
+                    total: *batches as f32,
+                };
+                let within = self.epoch.fraction();
+                self.trained(phase, f64::from(*epoch - 1) + f64::from(within), at);
             }
             Event::Epoch {
                 phase,
@@ -127,32 +233,18 @@ impl Progress {
                 val,
                 ..
             } => {
-                if *epoch == 1 || self.live_val.is_empty() {
-                    self.live_val.clear();
-                    self.live_train.clear();
+                if *epoch == 1 && self.phase_epoch.0 == 0 {
+                    self.new_phase(phase, *seed, *target);
                 }
-                self.live_val.push([f64::from(*epoch), f64::from(val.acc)]);
-                self.live_train
-                    .push([f64::from(*epoch), f64::from(train.acc)]);
+                self.phase_epoch = (*epoch, *of);
                 self.epoch = Bar {
-                    done: *epoch as f32,
-                    total: *of as f32,
+                    done: 1.0,
+                    total: 1.0,
                 };
-                let within = self.epoch.fraction();
-                if phase == crate::experiment::results::DENSE_CONTROL {
-                    // Controls follow a seed's runs; the overall bar waits for the next seed.
-                    self.current = format!("dense control, seed {seed}");
-                } else if phase == "base" {
-                    self.current = format!("base model, seed {seed}");
-                    self.update_overall(within);
-                } else {
-                    self.run_epochs += 1;
-                    self.strategy = Bar {
-                        done: self.run_epochs as f32,
-                        total: self.epochs_per_run.max(self.run_epochs) as f32,
-                    };
-                    self.current = format!("{phase} @ {:.1}% (seed {seed})", target * 100.0);
-                    self.update_overall(self.strategy.fraction().min(0.99));
+                self.trained(phase, f64::from(*epoch), at);
+                if *epoch == *of {
+                    // The phase ran to its limit; the next one starts afresh.
+                    self.phase_epoch = (0, 0);
                 }
                 self.push_log(format!(
                     "{}: epoch {epoch}/{of}: train loss {:.4}, val acc {:.2}%",
@@ -162,8 +254,8 @@ impl Progress {
                 ));
             }
             Event::BaseReady(b) => {
-                self.bases_done += 1;
-                self.update_overall(0.0);
+                self.end_unit();
+                self.phase_epoch = (0, 0);
                 self.push_log(base_line(b));
             }
             Event::RunStarted {
@@ -171,14 +263,9 @@ impl Progress {
                 strategy,
                 target,
                 seed,
+                expected_epochs,
             } => {
-                self.run_epochs = 0;
-                self.live_val.clear();
-                self.live_train.clear();
-                self.strategy = Bar {
-                    done: 0.0,
-                    total: self.epochs_per_run as f32,
-                };
+                self.start_unit(*expected_epochs);
                 self.current = format!("{strategy} @ {:.1}% (seed {seed})", target * 100.0);
                 self.push_log(format!(
                     "run {}/{}: {}",
@@ -188,24 +275,34 @@ impl Progress {
                 ));
             }
             e @ Event::Pruned { .. } => {
+                // A prune ends the fine-tuning phase before it (early stopping
+                // may have ended it before its limit).
+                self.phase_epoch = (0, 0);
+                self.epoch = Bar::default();
                 if let Some(line) = pruned_line(e) {
                     self.push_log(line);
                 }
             }
-            Event::Step { strategy, record } => self.push_log(format!(
-                "{strategy}: step {} done: sparsity {:.2}%, test acc {:.2}%, {} epochs",
-                record.step,
-                record.sparsity.global * 100.0,
-                record.test.acc * 100.0,
-                record.epochs
-            )),
+            Event::Step { strategy, record } => {
+                self.phase_epoch = (0, 0);
+                self.push_log(format!(
+                    "{strategy}: step {} done: sparsity {:.2}%, test acc {:.2}%, {} epochs",
+                    record.step,
+                    record.sparsity.global * 100.0,
+                    record.test.acc * 100.0,
+                    record.epochs
+                ))
+            }
             Event::RunFinished(r) => {
                 self.runs_done += 1;
-                self.strategy.done = self.strategy.total;
-                self.update_overall(0.0);
+                self.end_unit();
+                self.phase_epoch = (0, 0);
                 self.push_log(run_line(r));
             }
-            Event::ControlFinished(r) => self.push_log(run_line(r)),
+            Event::ControlFinished(r) => {
+                self.phase_epoch = (0, 0);
+                self.push_log(run_line(r))
+            }
             Event::Finished { status } => {
                 self.ended = Some(status.clone());
                 if *status == Status::Complete {
@@ -221,12 +318,32 @@ impl Progress {
             }
         }
     }
+
+    /// The first report of a phase: a base model starts its unit here (it
+    /// has no start event); every phase restarts the epoch count.
+    fn new_phase(&mut self, phase: &str, seed: u64, target: f32) {
+        self.phase_done = 0.0;
+        if phase == "base" {
+            self.start_unit(self.base_epochs);
+            self.current = format!("base model, seed {seed}");
+        } else if phase == DENSE_CONTROL {
+            self.current = format!("dense control, seed {seed}");
+        } else {
+            self.current = format!("{phase} @ {:.1}% (seed {seed})", target * 100.0);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiment::results::{RunResult, SplitMetrics, StepRecord};
+    use crate::prune::SparsityReport;
     use crate::train::Metrics;
+
+    fn acc(a: f32) -> Metrics {
+        Metrics { loss: 0.1, acc: a }
+    }
 
     fn epoch(phase: &str, epoch: u32, of: u32) -> Event {
         Event::Epoch {
@@ -235,42 +352,223 @@ mod tests {
             seed: 0,
             epoch,
             of,
-            train: Metrics::default(),
-            val: Metrics {
-                loss: 0.1,
-                acc: 0.5,
-            },
+            train: acc(0.6),
+            val: acc(0.5),
             lr: 0.1,
         }
     }
 
-    #[test]
-    fn progress_follows_events() {
-        let mut cfg = ExperimentConfig::demo();
-        cfg.sparsities = vec![0.5, 0.9];
-        cfg.strategies.truncate(3);
-        let mut p = Progress::new(&cfg);
-        // 1 base + 3 strategies x 2 targets.
-        assert_eq!(p.overall.total, 7.0);
-        p.on_event(&epoch("base", 2, 4));
-        assert!((p.overall.done - 0.5).abs() < 1e-6);
-        assert_eq!(p.live_val.len(), 1);
-        assert_eq!(p.epoch.fraction(), 0.5);
-        p.on_event(&Event::RunStarted {
-            index: 0,
-            strategy: "one-shot".into(),
+    fn batch(phase: &str, epoch: u32, batch: usize, batches: usize) -> Event {
+        Event::Batch {
+            phase: phase.into(),
             target: 0.5,
             seed: 0,
-        });
-        assert!(p.current.contains("one-shot"));
-        p.on_event(&epoch("one-shot", 1, 2));
-        assert_eq!(p.live_val.len(), 1, "a new phase starts a new curve");
-        assert!(p.eta().is_some());
-        p.on_event(&Event::Finished {
-            status: Status::Cancelled,
-        });
+            epoch,
+            of: 4,
+            batch,
+            batches,
+        }
+    }
+
+    fn started(expected_epochs: u64) -> Event {
+        Event::Started {
+            runs: 2,
+            device: "cpu".into(),
+            data: Default::default(),
+            model: Default::default(),
+            expected_epochs,
+        }
+    }
+
+    fn run_started(strategy: &str, expected_epochs: u32) -> Event {
+        Event::RunStarted {
+            index: 0,
+            strategy: strategy.into(),
+            target: 0.5,
+            seed: 0,
+            expected_epochs,
+        }
+    }
+
+    fn base_ready() -> Event {
+        Event::BaseReady(crate::experiment::results::Baseline {
+            seed: 0,
+            val: acc(0.9),
+            test: acc(0.9),
+            epochs: 4,
+            seconds: 1.0,
+            model_file: None,
+        })
+    }
+
+    fn step(n: u32, sparsity: f32, pruned_val: f32) -> Event {
+        Event::Step {
+            strategy: "iterative".into(),
+            record: StepRecord {
+                step: n,
+                target_sparsity: sparsity,
+                sparsity: SparsityReport {
+                    global: sparsity,
+                    channels: 0.0,
+                    layers: vec![],
+                },
+                val: acc(0.85),
+                test: acc(0.8),
+                epochs: 2 * n,
+                seconds: 1.0,
+                pruned: Some(SplitMetrics {
+                    val: acc(pruned_val),
+                    test: acc(pruned_val),
+                }),
+                finetune_epochs: 2,
+                kept_epoch: None,
+                cost: None,
+            },
+        }
+    }
+
+    fn pruned(step: u32, reached: f32) -> Event {
+        Event::Pruned {
+            strategy: "iterative".into(),
+            step,
+            target: reached,
+            reached,
+            host_copy_ms: 0.0,
+        }
+    }
+
+    fn finished(strategy: &str) -> Event {
+        Event::RunFinished(RunResult {
+            strategy: strategy.into(),
+            schedule: "s".into(),
+            criterion: "c".into(),
+            target: 0.5,
+            seed: 0,
+            steps: vec![],
+            status: Status::Complete,
+            model_file: None,
+            latency: None,
+        })
+    }
+
+    /// The bars count epochs: the base's, then each run's out of what its
+    /// schedule is expected to take (not N/N), the epoch bar counts batches
+    /// and starts afresh with every run.
+    #[test]
+    fn bars_count_epochs_and_batches() {
+        let mut cfg = ExperimentConfig::demo();
+        cfg.seeds = vec![0];
+        cfg.train.epochs = 4;
+        let mut p = Progress::new(&cfg);
+        let s = Duration::from_secs;
+        // 4 base epochs + runs of 6 and 2 epochs.
+        p.on_event_at(&started(12), s(0));
+        assert_eq!(p.overall.total, 12.0);
+        assert!(p.eta().is_none(), "nothing measured yet");
+        p.on_event_at(&batch("base", 1, 5, 10), s(1));
+        assert!((p.overall.done - 0.5).abs() < 1e-6, "{:?}", p.overall);
+        assert_eq!(p.epoch.fraction(), 0.5);
+        assert!(p.current.contains("base model"));
+        // Half an epoch in a second: 11.5 epochs left take 23 s.
+        assert_eq!(p.eta(), Some(s(23)));
+        for e in 1..=4 {
+            p.on_event_at(&epoch("base", e, 4), s(2 * u64::from(e)));
+        }
+        p.on_event_at(&base_ready(), s(8));
+        assert_eq!(p.overall.done, 4.0);
+        p.on_event_at(&run_started("iterative", 6), s(8));
+        assert_eq!((p.run.done, p.run.total), (0.0, 6.0));
+        assert_eq!(p.epoch.fraction(), 0.0, "the epoch bar starts afresh");
+        p.on_event_at(&pruned(1, 0.3), s(8));
+        p.on_event_at(&epoch("iterative", 1, 2), s(10));
+        p.on_event_at(&epoch("iterative", 2, 2), s(12));
+        p.on_event_at(&step(1, 0.3, 0.4), s(12));
+        assert_eq!((p.run.done, p.run.total), (2.0, 6.0));
+        assert_eq!(p.overall.done, 6.0);
+        // 6 epochs in 12 s: 6 left take 12 s.
+        assert_eq!(p.eta(), Some(s(12)));
+        p.on_event_at(&pruned(2, 0.5), s(12));
+        // Early stopping ended the second phase after one epoch of two.
+        p.on_event_at(&epoch("iterative", 1, 2), s(14));
+        p.on_event_at(&step(2, 0.5, 0.3), s(14));
+        p.on_event_at(&finished("iterative"), s(14));
+        assert_eq!(p.run.fraction(), 1.0);
+        assert_eq!(
+            p.overall.done, 10.0,
+            "a finished run counts what it was expected to take"
+        );
+        p.on_event_at(&run_started("one-shot", 2), s(14));
+        assert_eq!((p.run.done, p.run.total), (0.0, 2.0));
+        p.on_event_at(&batch("one-shot", 1, 2, 4), s(15));
+        assert!((p.overall.done - 10.5).abs() < 1e-6);
+        p.on_event_at(
+            &Event::Finished {
+                status: Status::Cancelled,
+            },
+            s(15),
+        );
         assert!(p.current.contains("cancelled"));
         assert!(p.eta().is_none());
         assert!(p.log.last().unwrap().contains("cancelled"));
+    }
+
+    /// A run's trace holds all its epochs over every phase, the drop right
+    /// after each prune, the test accuracy at each step and the sparsity
+    /// as a stepped line.
+    #[test]
+    fn traces_hold_whole_runs() {
+        let mut p = Progress::new(&ExperimentConfig::demo());
+        for e in [
+            epoch("base", 1, 2),
+            epoch("base", 2, 2),
+            base_ready(),
+            run_started("iterative", 4),
+            pruned(1, 0.3),
+            epoch("iterative", 1, 2),
+            epoch("iterative", 2, 2),
+            step(1, 0.3, 0.4),
+            pruned(2, 0.5),
+            epoch("iterative", 1, 2),
+            epoch("iterative", 2, 2),
+            step(2, 0.5, 0.3),
+        ] {
+            p.on_event(&e);
+        }
+        let t = p.traces.current().unwrap();
+        assert!(t.title.starts_with("iterative @ 50.0%"), "{}", t.title);
+        assert_eq!(t.epochs, 4);
+        let xs = |v: &[[f64; 2]]| v.iter().map(|q| q[0]).collect::<Vec<_>>();
+        assert_eq!(xs(&t.train), [1.0, 2.0, 3.0, 4.0]);
+        // Base (x = 0), after prune 1 (x = 0), epochs 1-2, after prune 2 (x = 2), epochs 3-4.
+        assert_eq!(xs(&t.val), [0.0, 0.0, 1.0, 2.0, 2.0, 3.0, 4.0]);
+        assert!((t.val[0][1] - 90.0).abs() < 1e-4 && (t.val[1][1] - 40.0).abs() < 1e-4);
+        assert!((t.val[4][1] - 30.0).abs() < 1e-4);
+        assert_eq!(t.prunes, [0.0, 2.0]);
+        assert_eq!(xs(&t.test), [2.0, 4.0]);
+        let steps: Vec<(f64, f64)> = t
+            .sparsity
+            .iter()
+            .map(|q| (q[0], (q[1] * 10.0).round() / 10.0))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (0.0, 30.0),
+                (1.0, 30.0),
+                (2.0, 30.0),
+                (2.0, 30.0),
+                (2.0, 50.0),
+                (3.0, 50.0),
+                (4.0, 50.0)
+            ]
+        );
+        p.on_event(&finished("iterative"));
+        assert!(p.traces.current().is_none());
+        let kinds: Vec<_> = p.traces.all.iter().map(|t| t.kind).collect();
+        use crate::report::trace::TraceKind;
+        assert_eq!(kinds, [TraceKind::Base, TraceKind::Run]);
+        assert_eq!(p.traces.all[0].epochs, 2);
+        assert_eq!(p.traces.all[1].outcome.as_deref(), Some("no step"));
+        assert!(!p.traces.all[1].failed);
     }
 }

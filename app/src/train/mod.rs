@@ -101,7 +101,8 @@ pub struct EpochData {
 /// Trains `net` for one epoch over `data` with learning rate `lr`, in the
 /// batches `order` gives.
 ///
-/// Checks `cancel` after every batch. A non-finite loss stops training with
+/// Checks `cancel` after every batch and tells `on_batch` `(batches done,
+/// batches in the epoch)`. A non-finite loss stops training with
 /// [`Error::NonFinite`] naming the epoch and batch.
 pub fn train_epoch(
     net: &mut Network,
@@ -110,6 +111,7 @@ pub fn train_epoch(
     order: EpochData,
     lr: f64,
     cancel: &AtomicBool,
+    on_batch: &mut dyn FnMut(usize, usize),
 ) -> Result<Metrics> {
     let EpochData {
         batch_size,
@@ -120,6 +122,7 @@ pub fn train_epoch(
     let order = epoch_order(data.len(), seed, epoch as usize);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ (u64::from(epoch) << 32) ^ 0x5eed);
     let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+    let batches = order.len().div_ceil(batch_size.max(1));
     for (b, idx) in order.chunks(batch_size).enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -141,6 +144,7 @@ pub fn train_epoch(
         loss_sum += f64::from(l) * idx.len() as f64;
         correct += count_correct(&logits, &y)?;
         seen += idx.len();
+        on_batch(b + 1, batches);
     }
     Ok(Metrics {
         loss: (loss_sum / seen.max(1) as f64) as f32,
@@ -267,6 +271,19 @@ pub struct EpochReport {
     pub lr: f64,
 }
 
+/// Where [`fit_reporting`] is inside an epoch: after `batch` of `batches`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    /// 1-based epoch within the phase.
+    pub epoch: u32,
+    /// Epoch limit of the phase.
+    pub of: u32,
+    /// Batches done in this epoch.
+    pub batch: usize,
+    /// Batches in the epoch.
+    pub batches: usize,
+}
+
 /// One training phase: how long, with which settings, on which data order.
 #[derive(Debug, Clone, Copy)]
 pub struct TrainPhase<'a> {
@@ -308,6 +325,19 @@ pub fn fit(
     cancel: &AtomicBool,
     on_epoch: &mut dyn FnMut(EpochReport),
 ) -> Result<FitOutcome> {
+    fit_reporting(net, phase, (train, val), cancel, on_epoch, &mut |_| {})
+}
+
+/// [`fit`] that also tells `on_batch` after every training batch (for
+/// progress displays; it is called often, keep it cheap).
+pub fn fit_reporting(
+    net: &mut Network,
+    phase: &TrainPhase<'_>,
+    (train, val): (&Dataset, &Dataset),
+    cancel: &AtomicBool,
+    on_epoch: &mut dyn FnMut(EpochReport),
+    on_batch: &mut dyn FnMut(BatchReport),
+) -> Result<FitOutcome> {
     let tc = phase.tc;
     let mut opt = Optimizer::new(tc.optimizer.clone());
     let mut history: Vec<Metrics> = Vec::new();
@@ -323,7 +353,15 @@ pub fn fit(
             seed: phase.seed,
             epoch: phase.first_epoch + e,
         };
-        let t = train_epoch(net, &mut opt, train, order, lr, cancel)?;
+        let mut batch_done = |batch, batches| {
+            on_batch(BatchReport {
+                epoch: e + 1,
+                of: phase.max_epochs,
+                batch,
+                batches,
+            })
+        };
+        let t = train_epoch(net, &mut opt, train, order, lr, cancel, &mut batch_done)?;
         let v = evaluate(net, val, tc.batch_size)?;
         history.push(v);
         on_epoch(EpochReport {

@@ -70,6 +70,8 @@ pub struct ShearsApp {
     actions: Vec<Action>,
     sensitivity: SensitivityView,
     sensitivity_job: Option<SensitivityHandle>,
+    /// The training the Run view shows (`None`: the one running).
+    run_selected: Option<usize>,
 }
 
 use capture::{Capture, Finale};
@@ -115,6 +117,7 @@ impl ShearsApp {
             actions: vec![],
             sensitivity: SensitivityView::default(),
             sensitivity_job: None,
+            run_selected: None,
         };
         app.rescan_plugins();
         if let Some(path) = app.settings.config.base_checkpoint.clone() {
@@ -256,6 +259,7 @@ impl ShearsApp {
                 ui,
                 self.progress.as_ref(),
                 self.run.as_ref().map(|r| r.cancelling()),
+                &mut self.run_selected,
                 &mut actions,
             ),
             Tab::Compare => views::compare::show(
@@ -474,6 +478,7 @@ impl ShearsApp {
             }
         };
         self.progress = Some(Progress::new(&cfg));
+        self.run_selected = None;
         let id = self.next_id();
         self.results.insert(
             0,

@@ -1,21 +1,17 @@
-//! Run: progress of the comparison (overall, current strategy run, current
-//! phase's epochs) with elapsed time and ETA, the live accuracy curve of the
-//! phase being trained, the log, and the cancel button.
+//! Run: progress of the comparison (overall in epochs, the current run, the
+//! current epoch's batches) with elapsed time and ETA; the whole life of a
+//! training (every epoch's accuracy, each prune marked, the sparsity as a
+//! stepped line) beside the list of every training of the comparison; the
+//! log; and the cancel button.
 
-use eframe::egui::{self, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use eframe::egui::{self, Color32, Ui};
+use egui_plot::{AxisHints, HPlacement, Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use crate::gui::command::Action;
-use crate::report::{Bar, Progress};
+use crate::report::{fmt_duration, Bar, Progress, Trace};
 
-fn fmt_duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
+/// Plot id of the whole-run chart.
+pub const CHART_RUN: &str = "whole-run";
 
 fn bar(ui: &mut Ui, label: &str, b: Bar, text: String) {
     ui.horizontal(|ui| {
@@ -24,11 +20,14 @@ fn bar(ui: &mut Ui, label: &str, b: Bar, text: String) {
     });
 }
 
-/// Draws the Run view. `cancelling` is `Some` while a comparison runs.
+/// Draws the Run view. `cancelling` is `Some` while a comparison runs;
+/// `selected` is the training picked in the list (`None`: follow the one
+/// running now).
 pub fn show(
     ui: &mut Ui,
     progress: Option<&Progress>,
     cancelling: Option<bool>,
+    selected: &mut Option<usize>,
     actions: &mut Vec<Action>,
 ) {
     let Some(p) = progress else {
@@ -38,7 +37,30 @@ pub fn show(
         }
         return;
     };
-    ui.horizontal(|ui| {
+    header(ui, p, cancelling, actions);
+    bars(ui, p);
+    ui.separator();
+    egui::Panel::bottom("run-log")
+        .resizable(true)
+        .default_size(140.0)
+        .show(ui, |ui| log(ui, p));
+    egui::Panel::left("trainings")
+        .resizable(true)
+        .default_size(230.0)
+        .show(ui, |ui| trainings(ui, p, selected));
+    let shown = selected
+        .and_then(|i| p.traces.all.get(i))
+        .or_else(|| p.traces.all.last());
+    match shown {
+        Some(t) => whole_run(ui, t),
+        None => {
+            ui.label("Waiting for the first epoch…");
+        }
+    }
+}
+
+fn header(ui: &mut Ui, p: &Progress, cancelling: Option<bool>, actions: &mut Vec<Action>) {
+    ui.horizontal_wrapped(|ui| {
         ui.heading(&p.current);
         match cancelling {
             Some(false) => {
@@ -51,7 +73,6 @@ pub fn show(
                 }
             }
             Some(true) => {
-                ui.spinner();
                 ui.label("cancelling after the current batch…");
             }
             None => {
@@ -64,6 +85,9 @@ pub fn show(
             }
         }
     });
+}
+
+fn bars(ui: &mut Ui, p: &Progress) {
     let eta = p
         .eta()
         .map(|d| format!(", ETA {}", fmt_duration(d)))
@@ -73,54 +97,150 @@ pub fn show(
         "overall",
         p.overall,
         format!(
-            "{:.0}%  ({} elapsed{eta})",
+            "{:.0}%  ({}/{} runs, {} elapsed{eta})",
             p.overall.fraction() * 100.0,
+            p.runs_done,
+            p.runs_total,
             fmt_duration(p.elapsed())
         ),
     );
     bar(
         ui,
-        "strategy",
-        p.strategy,
-        format!("{:.0} / {:.0} epochs", p.strategy.done, p.strategy.total),
+        "this run",
+        p.run,
+        format!("{:.1} / {:.0} epochs", p.run.done, p.run.total),
     );
-    bar(
-        ui,
-        "epoch",
-        p.epoch,
-        format!("epoch {:.0} / {:.0}", p.epoch.done, p.epoch.total),
-    );
+    let (epoch, of) = p.phase_epoch;
+    let text = if of > 0 {
+        format!(
+            "epoch {epoch} / {of}: batch {:.0} / {:.0}",
+            p.epoch.done, p.epoch.total
+        )
+    } else {
+        String::new()
+    };
+    bar(ui, "epoch", p.epoch, text);
+}
+
+fn trainings(ui: &mut Ui, p: &Progress, selected: &mut Option<usize>) {
+    ui.strong("Trainings");
+    if ui
+        .selectable_label(selected.is_none(), "follow the running one")
+        .clicked()
+    {
+        *selected = None;
+    }
     ui.separator();
-    let half = (ui.available_height() * 0.55).max(120.0);
-    Plot::new("live-accuracy")
-        .allow_scroll(false)
-        .height(half)
-        .legend(Legend::default())
-        .x_axis_label("epoch of the current phase")
-        .y_axis_label("accuracy")
-        .include_y(0.0)
-        .include_y(1.0)
-        .show(ui, |plot| {
-            plot.line(Line::new(
-                "validation",
-                PlotPoints::from(p.live_val.clone()),
-            ));
-            plot.line(Line::new(
-                "training",
-                PlotPoints::from(p.live_train.clone()),
-            ));
+    let live = p.traces.all.len().checked_sub(1);
+    egui::ScrollArea::vertical()
+        .id_salt("trainings-list")
+        .auto_shrink(false)
+        .stick_to_bottom(true)
+        .show(ui, |ui| {
+            for (i, t) in p.traces.all.iter().enumerate() {
+                let shown = selected.or(live) == Some(i);
+                let status = t.outcome.clone().unwrap_or_else(|| "running…".into());
+                let text = egui::RichText::new(format!("{}\n{status}", t.title));
+                let text = if t.failed {
+                    text.color(ui.visuals().error_fg_color)
+                } else {
+                    text
+                };
+                let r = ui
+                    .add(egui::Button::selectable(shown, text).wrap())
+                    .on_hover_text(&status);
+                if r.clicked() {
+                    *selected = Some(i);
+                }
+            }
         });
-    ui.separator();
-    ui.label("Log");
-    let row_height =
-        ui.text_style_height(&egui::TextStyle::Monospace) + ui.spacing().item_spacing.y;
-    egui::ScrollArea::both()
+}
+
+const TRAIN: Color32 = Color32::from_rgb(31, 119, 180);
+const VAL: Color32 = Color32::from_rgb(255, 127, 14);
+const TEST: Color32 = Color32::from_rgb(44, 160, 44);
+const SPARSITY: Color32 = Color32::from_rgb(127, 127, 127);
+
+/// One training's whole curve: accuracies over all its epochs (x = 0 is the
+/// model it started from), the prunes as vertical lines, the test accuracy
+/// at each step, and the sparsity as a stepped line read on the right axis
+/// (both axes are in %).
+fn whole_run(ui: &mut Ui, t: &Trace) {
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(&t.title);
+        if let Some(o) = &t.outcome {
+            ui.label(format!("— {o}"));
+        }
+        ui.weak(format!(
+            "{} epochs, {} prune step{}",
+            t.epochs,
+            t.prunes.len(),
+            if t.prunes.len() == 1 { "" } else { "s" }
+        ));
+    });
+    Plot::new(CHART_RUN)
+        .allow_scroll(false)
+        .legend(Legend::default().position(egui_plot::Corner::LeftBottom))
+        .x_axis_label("epoch of this training (0 = the model it started from)")
+        .custom_y_axes(vec![
+            AxisHints::new_y().label("accuracy (%)"),
+            AxisHints::new_y()
+                .label("sparsity (%)")
+                .placement(HPlacement::Right),
+        ])
+        .include_x(0.0)
+        .include_x(f64::from(t.epochs.max(1)))
+        .include_y(0.0)
+        .include_y(100.0)
+        .show(ui, |plot| {
+            for x in &t.prunes {
+                plot.vline(
+                    VLine::new("prune steps", *x)
+                        .color(SPARSITY.gamma_multiply(0.5))
+                        .style(egui_plot::LineStyle::dashed_dense()),
+                );
+            }
+            if !t.sparsity.is_empty() {
+                plot.line(
+                    Line::new(
+                        "sparsity (right axis)",
+                        PlotPoints::from(t.sparsity.clone()),
+                    )
+                    .color(SPARSITY)
+                    .width(2.0),
+                );
+            }
+            plot.line(
+                Line::new("training accuracy", PlotPoints::from(t.train.clone())).color(TRAIN),
+            );
+            plot.line(
+                Line::new("validation accuracy", PlotPoints::from(t.val.clone()))
+                    .color(VAL)
+                    .width(2.0),
+            );
+            plot.points(
+                Points::new(
+                    "test accuracy at each step",
+                    PlotPoints::from(t.test.clone()),
+                )
+                .color(TEST)
+                .radius(4.0)
+                .shape(egui_plot::MarkerShape::Diamond),
+            );
+        });
+}
+
+fn log(ui: &mut Ui, p: &Progress) {
+    ui.strong("Log");
+    egui::ScrollArea::vertical()
         .id_salt("run-log")
         .stick_to_bottom(true)
         .auto_shrink(false)
-        .show_rows(ui, row_height, p.log.len(), |ui, rows| {
-            for line in &p.log[rows] {
-                ui.add(egui::Label::new(egui::RichText::new(line).monospace()).extend());
+        .show(ui, |ui| {
+            // Only the last lines are laid out (they wrap to the width).
+            let from = p.log.len().saturating_sub(300);
+            for line in &p.log[from..] {
+                ui.add(egui::Label::new(egui::RichText::new(line).monospace()).wrap());
             }
         });
 }
