@@ -149,12 +149,45 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     assert_eq!(p.ended, Some(Status::Complete));
     assert_eq!(p.overall.fraction(), 1.0);
     assert!(p.log.iter().any(|l| l.contains("base model (seed 0)")));
+    // The Run view holds every training whole: the base, each run with all
+    // its epochs and prunes, the dense controls; the list names them all.
+    use shears::report::TraceKind;
+    let kinds: Vec<TraceKind> = p.traces.all.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == TraceKind::Run).count(), 6);
+    assert_eq!(kinds[0], TraceKind::Base);
+    assert!(kinds.contains(&TraceKind::Control));
+    for t in p.traces.all.iter().filter(|t| t.kind == TraceKind::Run) {
+        assert!(t.done() && !t.failed, "{t:?}");
+        assert_eq!(t.test.len(), t.prunes.len(), "{}", t.title);
+        assert!(t.epochs >= 1 && t.train.len() == t.epochs as usize);
+    }
+    let geo = p
+        .traces
+        .all
+        .iter()
+        .find(|t| t.title.starts_with("iterative geometric @ 90.0%"))
+        .unwrap();
+    assert!(geo.prunes.len() > 1, "iterative pruning prunes in steps");
+    assert!(
+        h.query_all_by_label_contains("iterative geometric @ 90.0% (seed 0)")
+            .count()
+            >= 1
+    );
     // Everything is on disk, in a folder of its own under the output folder,
     // and the Compare view shows it.
     let run = run_dir(&h);
     assert_eq!(run.parent(), Some(out.as_path()));
     let saved = load_results(&run).unwrap();
     assert_eq!(saved.runs.len(), 6);
+    // It is in Open recent and in the run browser.
+    assert_eq!(h.state().settings.recent[0].path, run);
+    h.get_by_label("Runs").click();
+    h.step();
+    h.step();
+    assert!(h.query_by_label("tiny").is_some());
+    h.get_by_label("Run").click();
+    h.step();
+    h.step();
     assert!(saved.runs.iter().all(|r| r.status == Status::Complete));
     assert!(saved
         .runs
@@ -774,4 +807,91 @@ fn sparsity_field_takes_percents_and_reports_bad_text() {
         tiny().sparsities,
         "the last good value is kept"
     );
+}
+
+/// The run browser lists every saved comparison of the runs folder and the
+/// added folders, filters them, shows one in Compare when ticked, keeps it
+/// shown across a restart, and deletes a folder only after a yes.
+#[test]
+fn run_browser_lists_filters_shows_deletes_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let extra = dir.path().join("elsewhere");
+    for (root, name, data) in [
+        (&out, "alpha", "mnist"),
+        (&out, "beta", "cifar10"),
+        (&extra, "gamma", "mnist"),
+    ] {
+        let mut r = sample_results(2, 2, 1, 3);
+        r.config.name = name.into();
+        r.data.name = data.into();
+        r.status = Some(Status::Complete);
+        save_results(&root.join(format!("{name}-001")), &r).unwrap();
+    }
+    let settings = Settings {
+        config: tiny(),
+        out_dir: out.clone(),
+        run_folders: vec![extra.clone()],
+        tab: Tab::Runs,
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut ShearsApp| app.show(ui),
+            ShearsApp::new(settings, LaunchOptions::default()),
+        );
+    h.step();
+    for name in ["alpha", "beta", "gamma"] {
+        assert!(h.query_by_label(name).is_some(), "{name} listed");
+    }
+    h.get_by_label("Search").click();
+    h.step();
+    h.get_by_label("Search").type_text("cifar");
+    h.step();
+    h.step();
+    assert!(h.query_by_label("alpha").is_none(), "filtered out");
+    assert!(h.query_by_label("gamma").is_none(), "filtered out");
+    h.get_by_label("beta").click();
+    h.step();
+    h.step();
+    let shown: Vec<String> = h
+        .state()
+        .results
+        .iter()
+        .map(|l| l.results.config.name.clone())
+        .collect();
+    assert_eq!(shown, ["beta"]);
+    // A restart shows it again.
+    let saved = h.state().settings.clone();
+    assert_eq!(saved.shown_results, [out.join("beta-001")]);
+    let again = ShearsApp::new(saved, LaunchOptions::default());
+    assert_eq!(again.results.len(), 1);
+    assert_eq!(again.results[0].results.config.name, "beta");
+    // Unticking takes it out of Compare.
+    h.get_by_label("beta").click();
+    h.step();
+    assert!(h.state().results.is_empty());
+    // Delete asks first; "No" keeps the folder, "Yes, delete" removes it.
+    h.state_mut().settings.runs_filter = "alpha".into();
+    h.step();
+    h.get_by_label("Delete…").click();
+    h.step();
+    h.step();
+    h.get_by_label("No").click();
+    h.step();
+    h.step();
+    assert!(out.join("alpha-001").is_dir());
+    h.get_by_label("Delete…").click();
+    h.step();
+    h.step();
+    h.get_by_label("Yes, delete").click();
+    h.step();
+    h.step();
+    assert!(!out.join("alpha-001").exists());
+    assert!(notices(&h).contains("deleted"), "{}", notices(&h));
+    h.state_mut().settings.runs_filter.clear();
+    h.step();
+    assert!(h.query_by_label("alpha").is_none());
+    assert!(h.query_by_label("gamma").is_some());
 }

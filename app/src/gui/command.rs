@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::files::DialogPurpose;
 use super::state::Tab;
+use crate::experiment::catalog::SavedComparison;
 use crate::experiment::sensitivity::SensitivityResults;
 use crate::experiment::ComparisonResults;
 
@@ -82,6 +83,21 @@ pub enum Action {
     StartSensitivity,
     /// Stop the running sensitivity analysis.
     CancelSensitivity,
+    /// Show a saved comparison in Compare (`true`) or take it out.
+    ShowSaved {
+        /// Its folder.
+        dir: PathBuf,
+        /// Shown or not.
+        shown: bool,
+    },
+    /// Ask to confirm deleting a saved comparison (`None`: cancel the question).
+    AskDelete(Option<PathBuf>),
+    /// Delete a saved comparison's folder.
+    DeleteSaved(PathBuf),
+    /// List the runs folders again.
+    RefreshRuns,
+    /// Stop listing a folder the user added to the run browser.
+    RemoveRunsFolder(PathBuf),
 }
 
 impl Action {
@@ -113,4 +129,14 @@ pub struct SensitivityView {
     pub cancelling: bool,
     /// The last result and the folder it was saved in.
     pub results: Option<(SensitivityResults, PathBuf)>,
+}
+
+/// What the run browser shows: the saved comparisons found and the one
+/// waiting for a delete confirmation.
+#[derive(Debug, Clone, Default)]
+pub struct RunsView {
+    /// Saved comparisons, newest first.
+    pub saved: Vec<SavedComparison>,
+    /// Folder whose deletion awaits a yes.
+    pub confirm_delete: Option<PathBuf>,
 }

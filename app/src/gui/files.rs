@@ -98,6 +98,8 @@ pub enum DialogPurpose {
     SavePlot(String),
     /// Pick the output folder.
     OutputFolder,
+    /// Add a folder to the run browser.
+    RunsFolder,
 }
 
 /// Native dialogs that answer by message, so the UI never blocks on them.
@@ -180,6 +182,9 @@ fn pick(purpose: &DialogPurpose, name: &str) -> Option<PathBuf> {
             .add_filter("TOML", &["toml"])
             .pick_file(),
         DialogPurpose::OutputFolder => d.set_title("Output folder").pick_folder(),
+        DialogPurpose::RunsFolder => d
+            .set_title("Add a folder of saved comparisons")
+            .pick_folder(),
         DialogPurpose::SaveConfig => d
             .set_title("Save the experiment config")
             .add_filter("TOML", &["toml"])

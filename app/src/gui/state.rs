@@ -20,6 +20,8 @@ pub enum Tab {
     Run,
     /// Charts and table of results.
     Compare,
+    /// Every saved comparison: the run browser.
+    Runs,
     /// Loaded plugins.
     Plugins,
     /// Per-layer sensitivity of the experiment's model.
@@ -28,10 +30,11 @@ pub enum Tab {
 
 impl Tab {
     /// Every tab, in display order.
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Setup,
         Tab::Run,
         Tab::Compare,
+        Tab::Runs,
         Tab::Sensitivity,
         Tab::Plugins,
     ];
@@ -42,6 +45,7 @@ impl Tab {
             Tab::Setup => "Setup",
             Tab::Run => "Run",
             Tab::Compare => "Compare",
+            Tab::Runs => "Runs",
             Tab::Plugins => "Plugins",
             Tab::Sensitivity => "Sensitivity",
         }
@@ -141,6 +145,12 @@ pub struct Settings {
     pub charts: ChartOptions,
     /// What the Sensitivity view analyses.
     pub sensitivity: SensitivitySpec,
+    /// Folders the run browser lists besides `out_dir`.
+    pub run_folders: Vec<PathBuf>,
+    /// Results folders shown in Compare (reopened at start-up).
+    pub shown_results: Vec<PathBuf>,
+    /// The run browser's search text.
+    pub runs_filter: String,
 }
 
 impl Default for Settings {
@@ -154,6 +164,9 @@ impl Default for Settings {
             tab: Tab::Setup,
             charts: ChartOptions::default(),
             sensitivity: SensitivitySpec::default(),
+            run_folders: vec![],
+            shown_results: vec![],
+            runs_filter: String::new(),
         }
     }
 }
@@ -167,6 +180,17 @@ pub fn default_out_dir() -> PathBuf {
 }
 
 impl Settings {
+    /// The folders the run browser lists: the output folder, then the added ones.
+    pub fn runs_roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.out_dir.clone()];
+        for f in &self.run_folders {
+            if !roots.contains(f) {
+                roots.push(f.clone());
+            }
+        }
+        roots
+    }
+
     /// Puts `path` first in the recent files (once).
     pub fn remember(&mut self, kind: FileKind, path: &Path) {
         self.recent.retain(|r| r.path != path);

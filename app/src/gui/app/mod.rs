@@ -8,17 +8,21 @@ use std::sync::mpsc::Receiver;
 
 mod capture;
 mod opening;
+mod runs;
 mod sensitivity;
 
 use eframe::egui::{self, Ui};
 
-pub use super::command::{Action, CheckpointInfo, LoadedResults, Notice, SensitivityView};
+pub use super::command::{
+    Action, CheckpointInfo, LoadedResults, Notice, RunsView, SensitivityView,
+};
 use super::files::{new_run_dir, Dialogs};
 use super::sensitivity_worker::SensitivityHandle;
 use super::state::{Settings, Tab};
 use super::views;
 use super::worker::{Message, PluginSources, RunHandle};
 use crate::error::Result;
+use crate::experiment::output::RESULTS_JSON;
 use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
 use crate::report::Progress;
@@ -72,6 +76,8 @@ pub struct ShearsApp {
     sensitivity_job: Option<SensitivityHandle>,
     /// The training the Run view shows (`None`: the one running).
     run_selected: Option<usize>,
+    /// The run browser's list.
+    runs_view: RunsView,
 }
 
 use capture::{Capture, Finale};
@@ -118,7 +124,10 @@ impl ShearsApp {
             sensitivity: SensitivityView::default(),
             sensitivity_job: None,
             run_selected: None,
+            runs_view: RunsView::default(),
         };
+        app.reopen_shown();
+        app.refresh_runs();
         app.rescan_plugins();
         if let Some(path) = app.settings.config.base_checkpoint.clone() {
             if let Err(e) = app.open_checkpoint(&path) {
@@ -246,6 +255,7 @@ impl ShearsApp {
         egui::Panel::bottom("notices").show(ui, |ui| {
             views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
         });
+        let roots = self.settings.runs_roots();
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Setup => views::setup::show(
                 ui,
@@ -270,6 +280,15 @@ impl ShearsApp {
                 self.capture.plot_jobs.front().map(|j| j.id.as_str()),
                 &mut actions,
             ),
+            Tab::Runs => views::runs::show(
+                ui,
+                &self.runs_view,
+                &mut self.settings.runs_filter,
+                (&roots, &self.settings.run_folders),
+                &self.settings.shown_results,
+                self.run.as_ref().map(|r| r.out_dir.as_path()),
+                &mut actions,
+            ),
             Tab::Sensitivity => views::sensitivity::show(
                 ui,
                 &mut self.settings.sensitivity,
@@ -290,6 +309,7 @@ impl ShearsApp {
         for a in actions {
             self.apply(a, ui.ctx());
         }
+        self.sync_shown_results();
         self.drive_chart_saving(ui.ctx());
         self.drive_finale(ui.ctx());
         if self.run.is_some()
@@ -344,8 +364,10 @@ impl ShearsApp {
         }
         if self.run.as_ref().is_some_and(|r| r.finished()) {
             self.run = None;
+            self.refresh_runs();
             for r in self.results.iter_mut().filter(|r| r.live) {
                 r.live = false;
+                r.file = r.dir.as_ref().map(|d| d.join(RESULTS_JSON));
                 r.name = r.results.config.name.clone();
                 if let Some(d) = r.dir.as_ref().and_then(|d| d.file_name()) {
                     r.name = format!("{} ({})", r.name, d.to_string_lossy());
@@ -450,6 +472,14 @@ impl ShearsApp {
             }
             Action::StartSensitivity => self.start_sensitivity(ctx),
             Action::CancelSensitivity => self.cancel_sensitivity(),
+            Action::ShowSaved { dir, shown } => self.show_saved(&dir, shown),
+            Action::AskDelete(dir) => self.runs_view.confirm_delete = dir,
+            Action::DeleteSaved(dir) => self.delete_saved(&dir),
+            Action::RefreshRuns => self.refresh_runs(),
+            Action::RemoveRunsFolder(dir) => {
+                self.settings.run_folders.retain(|f| f != &dir);
+                self.refresh_runs();
+            }
         }
     }
 
@@ -479,6 +509,8 @@ impl ShearsApp {
         };
         self.progress = Some(Progress::new(&cfg));
         self.run_selected = None;
+        self.settings
+            .remember(super::state::FileKind::Results, &out);
         let id = self.next_id();
         self.results.insert(
             0,

@@ -39,36 +39,7 @@ impl ShearsApp {
             }
             FileKind::Plugin => self.start_probe(path),
             FileKind::Results => {
-                let r = load_results(path)?;
-                let dir = if path.is_dir() {
-                    path.to_path_buf()
-                } else {
-                    path.parent().map(Path::to_path_buf).unwrap_or_default()
-                };
-                let name = format!(
-                    "{} ({})",
-                    r.config.name,
-                    dir.file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| dir.display().to_string())
-                );
-                let file = if path.is_dir() {
-                    path.join(RESULTS_JSON)
-                } else {
-                    path.to_path_buf()
-                };
-                let file = file.canonicalize().unwrap_or(file);
-                self.results.retain(|l| l.file.as_ref() != Some(&file));
-                let id = self.next_id();
-                self.results.push(LoadedResults {
-                    id,
-                    name,
-                    dir: Some(dir),
-                    file: Some(file),
-                    results: r,
-                    shown: true,
-                    live: false,
-                });
+                self.add_results(path)?;
                 self.settings.tab = Tab::Compare;
             }
             FileKind::Config => {
@@ -84,6 +55,45 @@ impl ShearsApp {
             }
         }
         self.settings.remember(kind, path);
+        Ok(())
+    }
+
+    /// Loads the results folder (or results.json) at `path` into Compare,
+    /// shown, replacing the same results if they were open.
+    pub(super) fn add_results(&mut self, path: &Path) -> Result<()> {
+        let r = load_results(path)?;
+        let dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        let name = format!(
+            "{} ({})",
+            r.config.name,
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string())
+        );
+        let file = if path.is_dir() {
+            path.join(RESULTS_JSON)
+        } else {
+            path.to_path_buf()
+        };
+        let file = file.canonicalize().unwrap_or(file);
+        self.results.retain(|l| {
+            let same = l.file.as_ref().and_then(|f| f.canonicalize().ok()) == Some(file.clone());
+            l.live || !same
+        });
+        let id = self.next_id();
+        self.results.push(LoadedResults {
+            id,
+            name,
+            dir: Some(dir),
+            file: Some(file),
+            results: r,
+            shown: true,
+            live: false,
+        });
         Ok(())
     }
 
@@ -144,7 +154,16 @@ impl ShearsApp {
     pub fn answer_dialog(&mut self, purpose: DialogPurpose, path: &Path) -> Result<()> {
         match purpose {
             DialogPurpose::Open(_) => self.open_path(path)?,
-            DialogPurpose::OutputFolder => self.settings.out_dir = path.to_path_buf(),
+            DialogPurpose::OutputFolder => {
+                self.settings.out_dir = path.to_path_buf();
+                self.refresh_runs();
+            }
+            DialogPurpose::RunsFolder => {
+                if !self.settings.run_folders.iter().any(|f| f == path) {
+                    self.settings.run_folders.push(path.to_path_buf());
+                }
+                self.refresh_runs();
+            }
             DialogPurpose::SaveConfig => {
                 let text = toml::to_string(&self.settings.config)?;
                 write_atomic(path, text.as_bytes())?;

@@ -7,6 +7,7 @@ pub mod notices;
 pub mod plugins;
 pub mod results_table;
 pub mod run;
+pub mod runs;
 pub mod sensitivity;
 pub mod setup;
 pub mod strategies;
