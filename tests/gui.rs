@@ -895,3 +895,89 @@ fn run_browser_lists_filters_shows_deletes_and_reopens() {
     assert!(h.query_by_label("alpha").is_none());
     assert!(h.query_by_label("gamma").is_some());
 }
+
+/// Where no native dialog can show, the file buttons open a path prompt in
+/// the window (saying why) that lists the folder and opens what is picked;
+/// Setup's path fields take a typed path.
+#[test]
+fn without_native_dialogs_paths_are_asked_in_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("models/base.safetensors");
+    std::fs::create_dir_all(ck.parent().unwrap()).unwrap();
+    let arch = shears::model::arch::lenet5([1, 28, 28], 10);
+    let net = shears::model::Network::new(arch, 0, &candle_core::Device::Cpu).unwrap();
+    shears::model::checkpoint::save(&net, &serde_json::json!({}), &ck).unwrap();
+    let launch = LaunchOptions {
+        no_native_dialogs: true,
+        ..Default::default()
+    };
+    let mut settings = Settings {
+        config: tiny(),
+        out_dir: dir.path().join("out"),
+        ..Default::default()
+    };
+    settings.last_dir = Some(dir.path().to_path_buf());
+    let mut h = Harness::builder()
+        .with_size([1280.0, 900.0])
+        .build_ui_state(
+            |ui, app: &mut ShearsApp| app.show(ui),
+            ShearsApp::new(settings, launch),
+        );
+    h.step();
+    h.get_by_label("File").click();
+    h.step();
+    h.get_by_label("Open model…").click();
+    for _ in 0..4 {
+        h.step();
+    }
+    // The prompt says why, starts in the last folder used and lists it.
+    assert!(h
+        .query_by_label_contains("native file dialogs are turned off")
+        .is_some());
+    h.get_by_label("models/").click();
+    h.step();
+    h.step();
+    h.get_by_label("base.safetensors").click();
+    h.step();
+    h.step();
+    h.get_by_label("OK").click();
+    h.step();
+    h.step();
+    assert_eq!(
+        h.state().settings.config.base_checkpoint.as_deref(),
+        Some(ck.as_path())
+    );
+    assert!(h.query_by_label("OK").is_none(), "the prompt closed");
+    assert_eq!(h.state().settings.last_dir.as_deref(), ck.parent());
+    // A typed path that does not exist cannot be confirmed.
+    h.get_by_label("File").click();
+    h.step();
+    h.step();
+    h.get_by_label("Open config…").click();
+    h.step();
+    h.step();
+    h.get_by_label("File").type_text("nope.toml");
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("no such file").is_some());
+    h.get_by_label("Cancel").click();
+    h.step();
+    h.step();
+    assert!(h.query_by_label("OK").is_none());
+    // Setup's path field: typed, then Open.
+    h.get_by_label("Train a new base model instead").click();
+    h.step();
+    h.step();
+    h.get_by_label("trained model").click();
+    h.step();
+    h.get_by_label("trained model")
+        .type_text(&ck.display().to_string());
+    h.step();
+    h.get_by_label("Open trained model").click();
+    h.step();
+    h.step();
+    assert_eq!(
+        h.state().settings.config.base_checkpoint.as_deref(),
+        Some(ck.as_path())
+    );
+}

@@ -208,6 +208,11 @@ pub struct GuiArgs {
     /// Ignore the settings saved by the last session.
     #[arg(long)]
     pub fresh: bool,
+    /// Never show native file dialogs; ask for paths in the window instead
+    /// (also when SHEARS_NO_NATIVE_DIALOGS is set, and by itself where no
+    /// XDG desktop portal or zenity can show one).
+    #[arg(long)]
+    pub no_native_dialogs: bool,
 }
 
 impl GuiArgs {
@@ -220,6 +225,7 @@ impl GuiArgs {
             || self.export_charts.is_some()
             || self.quit_after_run
             || self.fresh
+            || self.no_native_dialogs
     }
 }
 
@@ -369,6 +375,7 @@ fn gui(a: GuiArgs, dirs: Vec<PathBuf>) -> Result<i32> {
         quit_after_run: a.quit_after_run,
         plugin_dirs: dirs,
         probe_exe: std::env::current_exe().ok(),
+        no_native_dialogs: a.no_native_dialogs,
     };
     crate::gui::run(launch, a.fresh).map(|_| 0)
 }

@@ -98,6 +98,8 @@ pub enum Action {
     RefreshRuns,
     /// Stop listing a folder the user added to the run browser.
     RemoveRunsFolder(PathBuf),
+    /// The in-window path prompt closed: with the path chosen, or cancelled.
+    PromptDone(Option<PathBuf>),
 }
 
 impl Action {

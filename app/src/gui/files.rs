@@ -1,9 +1,8 @@
-//! Files in and out of the app: what a dropped or chosen path is, native
-//! dialogs (rfd, run on their own thread so the window keeps drawing), and
-//! PNG export of a screen region.
+//! Files in and out of the app: what a dropped or chosen path is, what a
+//! file dialog is for, a new folder per comparison, and PNG export of a
+//! screen region. The dialogs themselves are in [`dialogs`](super::dialogs).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
 
 use super::state::FileKind;
 use crate::data::DatasetSpec;
@@ -100,115 +99,6 @@ pub enum DialogPurpose {
     OutputFolder,
     /// Add a folder to the run browser.
     RunsFolder,
-}
-
-/// Native dialogs that answer by message, so the UI never blocks on them.
-pub struct Dialogs {
-    tx: Sender<(DialogPurpose, PathBuf)>,
-    rx: Receiver<(DialogPurpose, PathBuf)>,
-    open: bool,
-}
-
-impl Default for Dialogs {
-    fn default() -> Self {
-        let (tx, rx) = channel();
-        Self {
-            tx,
-            rx,
-            open: false,
-        }
-    }
-}
-
-impl Dialogs {
-    /// Whether a dialog is showing.
-    pub fn is_open(&self) -> bool {
-        self.open
-    }
-
-    /// Shows the dialog for `purpose` on its own thread; the chosen path comes
-    /// back through [`Dialogs::poll`]. `wake` repaints the window. At most
-    /// one dialog shows at a time.
-    pub fn show(
-        &mut self,
-        purpose: DialogPurpose,
-        suggested_name: &str,
-        wake: impl Fn() + Send + 'static,
-    ) {
-        if self.open {
-            return;
-        }
-        self.open = true;
-        let tx = self.tx.clone();
-        let name = suggested_name.to_string();
-        std::thread::spawn(move || {
-            let picked = pick(&purpose, &name);
-            // An empty path means "cancelled": it only closes the dialog state.
-            let _ = tx.send((purpose, picked.unwrap_or_default()));
-            wake();
-        });
-    }
-
-    /// The answer of the dialog, if it closed since the last call (`None`
-    /// inside when the user cancelled).
-    pub fn poll(&mut self) -> Option<(DialogPurpose, Option<PathBuf>)> {
-        let (purpose, path) = self.rx.try_recv().ok()?;
-        self.open = false;
-        let path = (!path.as_os_str().is_empty()).then_some(path);
-        Some((purpose, path))
-    }
-}
-
-fn pick(purpose: &DialogPurpose, name: &str) -> Option<PathBuf> {
-    use rfd::FileDialog;
-    let d = FileDialog::new();
-    match purpose {
-        DialogPurpose::Open(FileKind::Checkpoint) => d
-            .set_title("Open a model checkpoint")
-            .add_filter("safetensors", &["safetensors"])
-            .pick_file(),
-        DialogPurpose::Open(FileKind::Dataset) => d
-            .set_title("Open a dataset folder (IDX, CIFAR binary, digits CSV)")
-            .pick_folder(),
-        DialogPurpose::Open(FileKind::Plugin) => d
-            .set_title("Add a plugin library")
-            .add_filter("shared library", &["so", "dylib", "dll"])
-            .pick_file(),
-        DialogPurpose::Open(FileKind::Results) => {
-            d.set_title("Open a results folder").pick_folder()
-        }
-        DialogPurpose::Open(FileKind::Config) => d
-            .set_title("Open an experiment config")
-            .add_filter("TOML", &["toml"])
-            .pick_file(),
-        DialogPurpose::OutputFolder => d.set_title("Output folder").pick_folder(),
-        DialogPurpose::RunsFolder => d
-            .set_title("Add a folder of saved comparisons")
-            .pick_folder(),
-        DialogPurpose::SaveConfig => d
-            .set_title("Save the experiment config")
-            .add_filter("TOML", &["toml"])
-            .set_file_name(name)
-            .save_file(),
-        DialogPurpose::ExportCsv(_) => d
-            .add_filter("CSV", &["csv"])
-            .set_file_name(name)
-            .save_file(),
-        DialogPurpose::ExportJson(_) => d
-            .add_filter("JSON", &["json"])
-            .set_file_name(name)
-            .save_file(),
-        DialogPurpose::SaveModel(_) => d
-            .set_title("Save the model")
-            .add_filter("safetensors", &["safetensors"])
-            .set_file_name(name)
-            .save_file(),
-        DialogPurpose::SavePlot(_) => d
-            .set_title("Save the chart")
-            .add_filter("PNG", &["png"])
-            .set_file_name(name)
-            .save_file(),
-    }
 }
 
 /// Cuts `rect` (in points) out of a screenshot taken at `pixels_per_point`

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod command;
+pub mod dialogs;
 pub mod files;
 pub mod job;
 pub mod schema_form;

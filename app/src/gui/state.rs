@@ -151,6 +151,8 @@ pub struct Settings {
     pub shown_results: Vec<PathBuf>,
     /// The run browser's search text.
     pub runs_filter: String,
+    /// The folder the last file dialog chose (the next one starts there).
+    pub last_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -167,6 +169,7 @@ impl Default for Settings {
             run_folders: vec![],
             shown_results: vec![],
             runs_filter: String::new(),
+            last_dir: None,
         }
     }
 }

@@ -16,7 +16,8 @@ use eframe::egui::{self, Ui};
 pub use super::command::{
     Action, CheckpointInfo, LoadedResults, Notice, RunsView, SensitivityView,
 };
-use super::files::{new_run_dir, Dialogs};
+use super::dialogs::{native_unavailable, Dialogs, PathPrompt};
+use super::files::new_run_dir;
 use super::sensitivity_worker::SensitivityHandle;
 use super::state::{Settings, Tab};
 use super::views;
@@ -51,6 +52,8 @@ pub struct LaunchOptions {
     /// The `shears` executable used to probe new plugin libraries in a child
     /// process (`None`: load them in this process directly).
     pub probe_exe: Option<PathBuf>,
+    /// Never show native file dialogs: the in-window path prompt instead.
+    pub no_native_dialogs: bool,
 }
 
 /// The desktop app.
@@ -78,6 +81,8 @@ pub struct ShearsApp {
     run_selected: Option<usize>,
     /// The run browser's list.
     runs_view: RunsView,
+    /// The in-window path prompt, when no native dialog can show.
+    prompt: Option<PathPrompt>,
 }
 
 use capture::{Capture, Finale};
@@ -114,7 +119,11 @@ impl ShearsApp {
             progress: None,
             results: vec![],
             notices,
-            dialogs: Dialogs::default(),
+            dialogs: Dialogs::new(if launch.no_native_dialogs {
+                Some("native file dialogs are turned off (--no-native-dialogs)".into())
+            } else {
+                native_unavailable()
+            }),
             checkpoint: None,
             launch,
             probes: vec![],
@@ -125,6 +134,7 @@ impl ShearsApp {
             sensitivity_job: None,
             run_selected: None,
             runs_view: RunsView::default(),
+            prompt: None,
         };
         app.reopen_shown();
         app.refresh_runs();
@@ -306,6 +316,9 @@ impl ShearsApp {
                 &mut actions,
             ),
         });
+        if let Some(p) = &mut self.prompt {
+            views::path_prompt::show(ui, p, &mut actions);
+        }
         for a in actions {
             self.apply(a, ui.ctx());
         }
@@ -385,11 +398,13 @@ impl ShearsApp {
                     });
             }
         }
-        while let Some((purpose, path)) = self.dialogs.poll() {
-            if let Some(path) = path {
-                if let Err(e) = self.answer_dialog(purpose, &path) {
-                    self.error(e);
-                }
+        while let Some(answer) = self.dialogs.poll() {
+            if let Some(why) = &answer.unavailable {
+                self.info(format!("{why}: type the path in the window instead"));
+                let start = self.dialog_start(&answer.purpose);
+                self.prompt = Some(PathPrompt::new(answer.purpose, "", start.as_deref(), why));
+            } else if let Some(path) = answer.path {
+                self.answer(answer.purpose, &path);
             }
         }
         let mut answers = Vec::new();
@@ -436,9 +451,22 @@ impl ShearsApp {
                 purpose,
                 suggested_name: name,
             } => {
-                let ctx = ctx.clone();
-                self.dialogs
-                    .show(purpose, &name, move || ctx.request_repaint());
+                let start = self.dialog_start(&purpose);
+                match self.dialogs.unavailable() {
+                    Some(why) => {
+                        self.prompt = Some(PathPrompt::new(purpose, &name, start.as_deref(), why))
+                    }
+                    None => {
+                        let ctx = ctx.clone();
+                        self.dialogs
+                            .show(purpose, &name, start, move || ctx.request_repaint());
+                    }
+                }
+            }
+            Action::PromptDone(path) => {
+                if let (Some(prompt), Some(path)) = (self.prompt.take(), path) {
+                    self.answer(prompt.purpose, &path);
+                }
             }
             Action::OpenPath(p) => {
                 if let Err(e) = self.open_path(&p) {

@@ -2,7 +2,7 @@
 //! libraries (probed in a child process first), results folders and
 //! configs, and carrying out what a save or export dialog was opened for.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 
 use super::{load_config, CheckpointInfo, LoadedResults, ShearsApp};
@@ -145,6 +145,35 @@ impl ShearsApp {
                 self.info(format!("{}: {n} plugin(s) loaded", path.display()));
             }
             Err(e) => self.error(format!("plugin not loaded: {e}")),
+        }
+    }
+
+    /// The folder a dialog for `purpose` starts in: the runs folder for
+    /// results and exports, else the last folder a dialog chose (the home
+    /// folder at first), never "Recent".
+    pub(super) fn dialog_start(&self, purpose: &DialogPurpose) -> Option<PathBuf> {
+        let runs = matches!(
+            purpose,
+            DialogPurpose::Open(FileKind::Results)
+                | DialogPurpose::RunsFolder
+                | DialogPurpose::OutputFolder
+        );
+        let out = Some(self.settings.out_dir.clone()).filter(|d| runs && d.is_dir());
+        out.or_else(|| self.settings.last_dir.clone().filter(|d| d.is_dir()))
+            .or_else(dirs::home_dir)
+    }
+
+    /// Carries out a dialog's answer; the folder is remembered for the next
+    /// dialog, an error goes to the notices.
+    pub(super) fn answer(&mut self, purpose: DialogPurpose, path: &Path) {
+        let folder = if path.is_dir() {
+            Some(path.to_path_buf())
+        } else {
+            path.parent().map(Path::to_path_buf)
+        };
+        self.settings.last_dir = folder.filter(|f| !f.as_os_str().is_empty());
+        if let Err(e) = self.answer_dialog(purpose, path) {
+            self.error(e);
         }
     }
 

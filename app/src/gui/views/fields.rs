@@ -120,6 +120,50 @@ pub fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]
     changed
 }
 
+/// A path field beside a dialog button: the path can be typed or pasted and
+/// is opened (as a drop would) on Enter or with **Open**; `browse` is the
+/// dialog button's text and purpose. Shows `current` until edited.
+pub fn path_entry(
+    ui: &mut Ui,
+    label: &str,
+    current: &str,
+    browse: (&str, crate::gui::files::DialogPurpose),
+    actions: &mut Vec<crate::gui::command::Action>,
+) {
+    use crate::gui::command::Action;
+    let id = egui::Id::unique(("path-entry", label, current));
+    let mut text: String = ui
+        .data_mut(|d| d.get_temp(id))
+        .unwrap_or_else(|| current.to_string());
+    ui.horizontal(|ui| {
+        let l = ui.label(label);
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut text)
+                    .hint_text("type or paste a path")
+                    .desired_width(320.0),
+            )
+            .labelled_by(l.id);
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let edited = text.trim() != current;
+        if ui
+            .add_enabled(
+                edited && !text.trim().is_empty(),
+                egui::Button::new(format!("Open {label}")),
+            )
+            .on_hover_text(format!("open the {label} typed here"))
+            .clicked()
+            || (enter && edited)
+        {
+            actions.push(Action::OpenPath(text.trim().into()));
+        }
+        if ui.button(browse.0).clicked() {
+            actions.push(Action::dialog(browse.1, String::new()));
+        }
+    });
+    ui.data_mut(|d| d.insert_temp(id, text));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

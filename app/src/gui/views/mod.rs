@@ -4,6 +4,7 @@ pub mod compare;
 pub mod fields;
 pub mod menu;
 pub mod notices;
+pub mod path_prompt;
 pub mod plugins;
 pub mod results_table;
 pub mod run;

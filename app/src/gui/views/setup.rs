@@ -224,13 +224,18 @@ fn device(ui: &mut Ui, device: &mut String) -> egui::Response {
 
 fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
     ui.label(spec.to_string());
+    let current = spec
+        .path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    super::fields::path_entry(
+        ui,
+        "dataset",
+        &current,
+        ("Browse…", DialogPurpose::Open(FileKind::Dataset)),
+        actions,
+    );
     ui.horizontal(|ui| {
-        if ui.button("Open dataset folder…").clicked() {
-            actions.push(Action::dialog(
-                DialogPurpose::Open(FileKind::Dataset),
-                String::new(),
-            ));
-        }
         if !matches!(spec, DatasetSpec::Embedded { .. })
             && ui.button("Use the embedded glyphs").clicked()
         {
@@ -272,6 +277,18 @@ fn model(
     {
         actions.push(Action::StartSensitivity);
     }
+    let current = cfg
+        .base_checkpoint
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    super::fields::path_entry(
+        ui,
+        "trained model",
+        &current,
+        ("Browse…", DialogPurpose::Open(FileKind::Checkpoint)),
+        actions,
+    );
     if let Some(path) = &cfg.base_checkpoint {
         ui.label(format!("Starting from the checkpoint {}", path.display()));
         if let Some(c) = checkpoint {
