@@ -809,6 +809,64 @@ fn sparsity_field_takes_percents_and_reports_bad_text() {
     );
 }
 
+/// A value out of range is kept as typed (not clamped) and refused with a
+/// message that names the field by its label.
+#[test]
+fn out_of_range_values_are_refused_by_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    h.get_by_label("Validation fraction").focus();
+    h.step();
+    h.step();
+    h.get_by_label("Validation fraction").type_text("5");
+    h.step();
+    h.key_press(eframe::egui::Key::Enter);
+    h.step();
+    h.step();
+    h.step();
+    let v = h.state().settings.config.val_fraction;
+    assert!(v > 1.0, "typed, not clamped: {v}");
+    assert!(
+        h.query_by_label_contains("Not ready: Validation fraction:")
+            .is_some(),
+        "the status line names the field by its label"
+    );
+    h.get_by_label("Run comparison").click();
+    h.step();
+    h.step();
+    assert!(!h.state().is_running(), "refused");
+    let mut cfg = tiny();
+    cfg.sparsities = vec![0.5, 1.5];
+    let label = |cfg: &ExperimentConfig| {
+        let e = cfg
+            .validate(&shears::plugins::Registry::builtin())
+            .unwrap_err();
+        match e {
+            shears::Error::Config { field, msg } => {
+                format!(
+                    "{}: {msg}",
+                    shears::gui::views::setup::field_label(&field, cfg)
+                )
+            }
+            e => panic!("{e}"),
+        }
+    };
+    assert_eq!(
+        label(&cfg),
+        "Target sparsities, entry 2: 1.5 is outside [0, 1)"
+    );
+    let mut cfg = tiny();
+    cfg.finetune.batch_size = 0;
+    assert_eq!(label(&cfg), "Fine-tuning: Batch size: must be at least 1");
+    let mut cfg = tiny();
+    cfg.strategies[1].finetune = Some(shears::train::FinetunePolicy::Epochs(0));
+    assert_eq!(
+        label(&cfg),
+        "Strategy `iterative geometric`: fine-tuning: `epochs` must be at least 1"
+    );
+}
+
 /// The run browser lists every saved comparison of the runs folder and the
 /// added folders, filters them, shows one in Compare when ticked, keeps it
 /// shown across a restart, and deletes a folder only after a yes.

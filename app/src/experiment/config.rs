@@ -244,6 +244,17 @@ impl ExperimentConfig {
             return Err(Error::config("calibration_batches", "must be at least 1"));
         }
         crate::device::parse(&self.device).map_err(|e| Error::config("device", e.to_string()))?;
+        if let DatasetSpec::Embedded { train, test, .. } = self.data {
+            for (key, n, range) in [("train", train, 50..=60_000), ("test", test, 20..=20_000)] {
+                if !range.contains(&n) {
+                    return Err(Error::config(
+                        format!("data.{key}"),
+                        format!("{n} images is outside {}..={}", range.start(), range.end()),
+                    ));
+                }
+            }
+        }
+        self.model.check()?;
         self.train.validate("train")?;
         self.finetune.validate("finetune")?;
         if self.strategies.is_empty() {
@@ -257,6 +268,10 @@ impl ExperimentConfig {
             registry
                 .criterion(&s.criterion, &s.criterion_params)
                 .map_err(|e| Error::config(format!("{field}.criterion"), e.to_string()))?;
+            if let Some(p) = &s.finetune {
+                p.check()
+                    .map_err(|e| Error::config(format!("{field}.finetune"), e))?;
+            }
         }
         if let Some(budget) = self.finetune_budget {
             if budget == 0 || budget > self.max_epochs_per_run {

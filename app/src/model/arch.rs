@@ -158,6 +158,34 @@ fn default_resnet_width() -> usize {
 }
 
 impl ModelSpec {
+    /// Checks the widths (1 to 4096 channels or units; a VGG's 0 is a pool
+    /// and it needs one conv); errors name `model.<key>`.
+    pub fn check(&self) -> crate::error::Result<()> {
+        let bad =
+            |key: &str, msg: String| Err(crate::error::Error::config(format!("model.{key}"), msg));
+        let fits = |w: usize| (1..=4096).contains(&w);
+        match self {
+            ModelSpec::Mlp { hidden } => {
+                if let Some(w) = hidden.iter().find(|w| !fits(**w)) {
+                    return bad("hidden", format!("width {w} is outside 1..=4096"));
+                }
+            }
+            ModelSpec::Vgg { channels } => {
+                if let Some(w) = channels.iter().find(|w| **w != 0 && !fits(**w)) {
+                    return bad("channels", format!("width {w} is outside 1..=4096"));
+                }
+                if channels.iter().all(|w| *w == 0) {
+                    return bad("channels", "needs at least one conv width".into());
+                }
+            }
+            ModelSpec::Resnet20 { width } if !fits(*width) => {
+                return bad("width", format!("{width} is outside 1..=4096"));
+            }
+            ModelSpec::Lenet5 | ModelSpec::Resnet20 { .. } => {}
+        }
+        Ok(())
+    }
+
     /// The names of the built-in architectures, as configs and the command
     /// line write them.
     pub const NAMES: [&'static str; 4] = ["mlp", "lenet5", "vgg", "resnet20"];

@@ -112,6 +112,23 @@ impl TryFrom<PolicyFields> for FinetunePolicy {
                     min_delta: f.min_delta.unwrap_or(d.min_delta),
                     restore_best: f.restore_best.unwrap_or(d.restore_best),
                 };
+                let p = Self::Patience(es);
+                p.check()?;
+                Ok(p)
+            }
+            (None, None) => Err("needs `epochs = N` or `patience = P`".into()),
+        }
+    }
+}
+
+impl FinetunePolicy {
+    /// Checks the values (what the config file and the app's fields may
+    /// set out of range); the error names the key.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::Epochs(0) => Err("`epochs` must be at least 1".into()),
+            Self::Epochs(_) => Ok(()),
+            Self::Patience(es) => {
                 if es.patience == 0 {
                     return Err("`patience` must be at least 1".into());
                 }
@@ -119,11 +136,13 @@ impl TryFrom<PolicyFields> for FinetunePolicy {
                     return Err("`max_epochs` must be at least 1".into());
                 }
                 if !(es.min_delta.is_finite() && es.min_delta >= 0.0) {
-                    return Err(format!("`min_delta` {} must be finite and >= 0", es.min_delta));
+                    return Err(format!(
+                        "`min_delta` {} must be finite and >= 0",
+                        es.min_delta
+                    ));
                 }
-                Ok(Self::Patience(es))
+                Ok(())
             }
-            (None, None) => Err("needs `epochs = N` or `patience = P`".into()),
         }
     }
 }

@@ -95,9 +95,74 @@ fn validated(ui: &Ui, config: &ExperimentConfig, registry: &Registry) -> Result<
             return verdict;
         }
     }
-    let verdict = config.validate(registry).map_err(|e| e.to_string());
+    let verdict = config.validate(registry).map_err(|e| match e {
+        crate::error::Error::Config { field, msg } => {
+            format!("{}: {msg}", field_label(&field, config))
+        }
+        e => e.to_string(),
+    });
     ui.data_mut(|d| d.insert_temp::<Cached>(id, (config.clone(), generation, verdict.clone())));
     verdict
+}
+
+/// The label Setup shows for the config key `field` (`sparsities[1]` is
+/// "Target sparsities, entry 2", `finetune.lr` "Fine-tuning: Learning
+/// rate"), so messages name what the user sees.
+pub fn field_label(field: &str, cfg: &ExperimentConfig) -> String {
+    let (head, rest) = field.split_once('.').unwrap_or((field, ""));
+    let (name, index) = match head.split_once('[') {
+        Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (head, None),
+    };
+    fn key(k: &str) -> &str {
+        match k {
+            "epochs" => "Epochs",
+            "batch_size" => "Batch size",
+            "lr" => "Learning rate",
+            "lr_schedule" => "LR schedule",
+            "optimizer.momentum" => "momentum",
+            "optimizer.weight_decay" => "weight decay",
+            "train" => "training images",
+            "test" => "test images",
+            "hidden" => "hidden widths",
+            "channels" => "conv widths",
+            "width" => "base width",
+            "finetune" => "fine-tuning",
+            "schedule" => "schedule",
+            "criterion" => "criterion",
+            "name" => "name",
+            other => other,
+        }
+    }
+    let entry = |label: &str| match index {
+        Some(i) => format!("{label}, entry {}", i + 1),
+        None => label.to_string(),
+    };
+    match name {
+        "sparsities" => entry("Target sparsities"),
+        "seeds" => entry("Seeds"),
+        "val_fraction" => "Validation fraction".into(),
+        "calibration_batches" => "Calibration batches".into(),
+        "max_epochs_per_run" => "Max fine-tuning epochs per run".into(),
+        "finetune_budget" => "Equal fine-tuning budget".into(),
+        "device" => "Device".into(),
+        "train" => format!("Base model: {}", key(rest)),
+        "finetune" => format!("Fine-tuning: {}", key(rest)),
+        "data" => format!("Data: {}", key(rest)),
+        "model" => format!("Model: {}", key(rest)),
+        "strategy" => {
+            let label = index
+                .and_then(|i| cfg.strategies.get(i))
+                .map(|s| format!("Strategy `{}`", s.label()))
+                .unwrap_or_else(|| "Strategies".into());
+            if rest.is_empty() {
+                label
+            } else {
+                format!("{label}: {}", key(rest))
+            }
+        }
+        _ => field.to_string(),
+    }
 }
 
 fn experiment(
@@ -128,30 +193,17 @@ fn experiment(
         device(ui, &mut cfg.device).labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Validation fraction");
-        ui.add(
-            egui::DragValue::new(&mut cfg.val_fraction)
-                .clamp_existing_to_range(false)
-                .range(0.01..=0.89)
-                .speed(0.01),
-        )
-        .labelled_by(l.id);
+        ui.add(egui::DragValue::new(&mut cfg.val_fraction).speed(0.01))
+            .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Calibration batches");
-        ui.add(
-            egui::DragValue::new(&mut cfg.calibration_batches)
-                .clamp_existing_to_range(false)
-                .range(1..=1000),
-        )
-        .labelled_by(l.id)
-        .on_hover_text("batches used to compute gradients / activations for taylor and wanda");
+        ui.add(egui::DragValue::new(&mut cfg.calibration_batches))
+            .labelled_by(l.id)
+            .on_hover_text("batches used to compute gradients / activations for taylor and wanda");
         ui.end_row();
         let l = ui.label("Max fine-tuning epochs per run");
-        ui.add(
-            egui::DragValue::new(&mut cfg.max_epochs_per_run)
-                .clamp_existing_to_range(false)
-                .range(1..=100_000),
-        )
-        .labelled_by(l.id);
+        ui.add(egui::DragValue::new(&mut cfg.max_epochs_per_run))
+            .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Dense control");
         ui.checkbox(
@@ -245,19 +297,9 @@ fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
     if let DatasetSpec::Embedded { train, test, seed } = spec {
         ui.horizontal(|ui| {
             let l = ui.label("training images");
-            ui.add(
-                egui::DragValue::new(train)
-                    .clamp_existing_to_range(false)
-                    .range(50..=60_000),
-            )
-            .labelled_by(l.id);
+            ui.add(egui::DragValue::new(train)).labelled_by(l.id);
             let l = ui.label("test images");
-            ui.add(
-                egui::DragValue::new(test)
-                    .clamp_existing_to_range(false)
-                    .range(20..=20_000),
-            )
-            .labelled_by(l.id);
+            ui.add(egui::DragValue::new(test)).labelled_by(l.id);
             let l = ui.label("seed");
             ui.add(egui::DragValue::new(seed)).labelled_by(l.id);
         });
@@ -332,12 +374,7 @@ fn model(
             }
             ModelSpec::Resnet20 { width } => {
                 let l = ui.label("base width");
-                ui.add(
-                    egui::DragValue::new(width)
-                        .clamp_existing_to_range(false)
-                        .range(1..=256),
-                )
-                .labelled_by(l.id);
+                ui.add(egui::DragValue::new(width)).labelled_by(l.id);
             }
             ModelSpec::Lenet5 => {}
         }
@@ -357,26 +394,16 @@ fn model(
 fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
     egui::Grid::new(id).num_columns(2).show(ui, |ui| {
         let l = ui.label("Epochs");
-        ui.add(
-            egui::DragValue::new(&mut tc.epochs)
-                .clamp_existing_to_range(false)
-                .range(0..=10_000),
-        )
-        .labelled_by(l.id);
+        ui.add(egui::DragValue::new(&mut tc.epochs))
+            .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Batch size");
-        ui.add(
-            egui::DragValue::new(&mut tc.batch_size)
-                .clamp_existing_to_range(false)
-                .range(1..=65_536),
-        )
-        .labelled_by(l.id);
+        ui.add(egui::DragValue::new(&mut tc.batch_size))
+            .labelled_by(l.id);
         ui.end_row();
         let l = ui.label("Learning rate");
         ui.add(
             egui::DragValue::new(&mut tc.lr)
-                .clamp_existing_to_range(false)
-                .range(1e-6..=9.99)
                 .speed(0.001)
                 .max_decimals(6),
         )
@@ -399,19 +426,12 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
                     weight_decay,
                 } => {
                     let l = ui.label("momentum");
-                    ui.add(
-                        egui::DragValue::new(momentum)
-                            .clamp_existing_to_range(false)
-                            .range(0.0..=0.999)
-                            .speed(0.01),
-                    )
-                    .labelled_by(l.id);
+                    ui.add(egui::DragValue::new(momentum).speed(0.01))
+                        .labelled_by(l.id);
                     ui.checkbox(nesterov, "Nesterov");
                     let l = ui.label("weight decay");
                     ui.add(
                         egui::DragValue::new(weight_decay)
-                            .clamp_existing_to_range(false)
-                            .range(0.0..=1.0)
                             .speed(1e-4)
                             .max_decimals(6),
                     )
@@ -421,8 +441,6 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
                     let l = ui.label("weight decay");
                     ui.add(
                         egui::DragValue::new(weight_decay)
-                            .clamp_existing_to_range(false)
-                            .range(0.0..=1.0)
                             .speed(1e-3)
                             .max_decimals(6),
                     )
@@ -453,20 +471,10 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
             }
             if let LrSchedule::Step { every, gamma } = &mut tc.lr_schedule {
                 let l = ui.label("every");
-                ui.add(
-                    egui::DragValue::new(every)
-                        .clamp_existing_to_range(false)
-                        .range(1..=10_000),
-                )
-                .labelled_by(l.id);
+                ui.add(egui::DragValue::new(every)).labelled_by(l.id);
                 let l = ui.label("gamma");
-                ui.add(
-                    egui::DragValue::new(gamma)
-                        .clamp_existing_to_range(false)
-                        .range(0.001..=1.0)
-                        .speed(0.01),
-                )
-                .labelled_by(l.id);
+                ui.add(egui::DragValue::new(gamma).speed(0.01))
+                    .labelled_by(l.id);
             }
         });
         ui.end_row();

@@ -83,24 +83,20 @@ fn policy(ui: &mut Ui, policy: &mut Option<FinetunePolicy>) {
         }
         match policy {
             Some(FinetunePolicy::Epochs(n)) => {
-                ui.add(egui::DragValue::new(n).range(1..=10_000).suffix(" epochs"));
+                ui.add(egui::DragValue::new(n).suffix(" epochs"));
             }
             Some(FinetunePolicy::Patience(es)) => {
                 let l = ui.label("patience");
-                ui.add(egui::DragValue::new(&mut es.patience).range(1..=10_000))
+                ui.add(egui::DragValue::new(&mut es.patience))
                     .labelled_by(l.id);
                 let l = ui.label("max epochs");
-                ui.add(egui::DragValue::new(&mut es.max_epochs).range(1..=10_000))
+                ui.add(egui::DragValue::new(&mut es.max_epochs))
                     .labelled_by(l.id);
                 ui.selectable_value(&mut es.metric, StopMetric::ValAcc, "val-acc");
                 ui.selectable_value(&mut es.metric, StopMetric::ValLoss, "val-loss");
                 let l = ui.label("min delta");
-                ui.add(
-                    egui::DragValue::new(&mut es.min_delta)
-                        .range(0.0..=10.0)
-                        .speed(0.001),
-                )
-                .labelled_by(l.id);
+                ui.add(egui::DragValue::new(&mut es.min_delta).speed(0.001))
+                    .labelled_by(l.id);
                 ui.checkbox(&mut es.restore_best, "restore best");
             }
             None => {}
