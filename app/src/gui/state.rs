@@ -92,6 +92,15 @@ pub struct RecentFile {
 /// Most recent files remembered.
 pub const MAX_RECENT: usize = 12;
 
+/// How the Compare table is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSort {
+    /// Column index (0 = strategy).
+    pub column: usize,
+    /// Smallest first.
+    pub ascending: bool,
+}
+
 /// Chart choices in the Compare view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -109,6 +118,8 @@ pub struct ChartOptions {
     pub show_band: bool,
     /// Show the dense baseline line.
     pub show_dense: bool,
+    /// How the table is sorted (`None`: set, strategy, target order).
+    pub table_sort: Option<TableSort>,
 }
 
 impl Default for ChartOptions {
@@ -120,6 +131,7 @@ impl Default for ChartOptions {
             layer_strategies: vec![],
             show_band: true,
             show_dense: true,
+            table_sort: None,
         }
     }
 }

@@ -197,7 +197,7 @@ pub fn show(
             }
             ui.separator();
             ui.heading("Numbers");
-            results_table::show(ui, sets, actions);
+            results_table::show(ui, sets, &mut opts.table_sort, actions);
         });
 }
 
