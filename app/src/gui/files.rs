@@ -96,6 +96,8 @@ pub enum DialogPurpose {
     SaveModel(PathBuf),
     /// Save the chart with this id as PNG.
     SavePlot(String),
+    /// Save the Compare chart with this id as SVG.
+    SaveSvg(String),
     /// Pick the output folder.
     OutputFolder,
 }
@@ -201,6 +203,11 @@ fn pick(purpose: &DialogPurpose, name: &str) -> Option<PathBuf> {
         DialogPurpose::SavePlot(_) => d
             .set_title("Save the chart")
             .add_filter("PNG", &["png"])
+            .set_file_name(name)
+            .save_file(),
+        DialogPurpose::SaveSvg(_) => d
+            .set_title("Save the chart as SVG")
+            .add_filter("SVG", &["svg"])
             .set_file_name(name)
             .save_file(),
     }
