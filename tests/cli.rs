@@ -417,6 +417,105 @@ fn interrupt_stops_cleanly_and_keeps_finished_runs() {
     assert!(runs.len() < 6);
 }
 
+/// Width, height and whether `file` is a PNG with more than one colour.
+fn png_facts(file: &Path) -> (u32, u32, bool) {
+    let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = &buf[..info.buffer_size()];
+    let step = info.color_type.samples();
+    let first = &px[..step];
+    let varied = px.chunks(step).any(|p| p != first);
+    (info.width, info.height, varied)
+}
+
+/// `compare --charts` and `report --charts` write each Compare chart as SVG
+/// and PNG; `report` prints the tables `compare` prints; charts that cannot
+/// be written are a clear error and the results stay saved.
+#[test]
+fn charts_are_written_by_compare_and_by_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = one_shot_config(dir.path());
+    let o = shears(
+        dir.path(),
+        &[
+            "compare", "--config", &cfg, "--out", "out", "--quiet", "--charts", "c1",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tables = String::from_utf8_lossy(&o.stdout);
+    let table = &tables[..tables.find("results: ").expect("a results line")];
+    let ids = [
+        "accuracy-vs-sparsity",
+        "per-layer-sparsity",
+        "accuracy-vs-compute",
+    ];
+    for id in ids {
+        assert!(dir.path().join(format!("c1/{id}.svg")).is_file(), "{id}");
+    }
+    let o = shears(
+        dir.path(),
+        &[
+            "report",
+            "out",
+            "--charts",
+            "c2",
+            "--target",
+            "0.5",
+            "--compute-axis",
+            "seconds",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with(table),
+        "the same tables\n{stdout}\n---\n{table}"
+    );
+    assert!(stdout.contains("charts: 6 files in c2"), "{stdout}");
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let strategy = results["runs"][0]["strategy"].as_str().unwrap().to_string();
+    for id in ids {
+        let svg = std::fs::read_to_string(dir.path().join(format!("c2/{id}.svg"))).unwrap();
+        assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.contains(&format!(">{strategy}</text>")),
+            "{id}: no legend entry `{strategy}`\n{svg}"
+        );
+        let (w, h, varied) = png_facts(&dir.path().join(format!("c2/{id}.png")));
+        assert_eq!(w, 1800, "{id}: 900 units at 2 pixels each");
+        assert!(h >= 880 && varied, "{id}: {w}x{h}");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("c2/accuracy-vs-compute.svg")).unwrap();
+    assert!(svg.contains("at target 50.0%") && svg.contains("seconds spent"));
+    // results.json given directly works too.
+    let o = shears(dir.path(), &["report", "out/results.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(table));
+    // A file where the charts folder should be: the error names it.
+    std::fs::write(dir.path().join("taken"), b"x").unwrap();
+    let o = shears(dir.path(), &["report", "out", "--charts", "taken/charts"]);
+    assert_clean_error(&o, &["taken"]);
+    let o = shears(
+        dir.path(),
+        &[
+            "compare", "--config", &cfg, "--out", "out2", "--quiet", "--charts", "taken",
+        ],
+    );
+    assert_clean_error(&o, &["taken"]);
+    let saved = std::fs::read_to_string(dir.path().join("out2/results.json")).unwrap();
+    assert!(saved.contains("\"complete\""), "results kept: {saved}");
+    // Not a results folder.
+    let o = shears(dir.path(), &["report", "c1"]);
+    assert_clean_error(&o, &["c1", "results.json"]);
+}
+
 #[test]
 fn schedule_prints_the_sparsities_a_schedule_takes() {
     let dir = tempfile::tempdir().unwrap();

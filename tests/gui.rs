@@ -297,12 +297,15 @@ fn results_folders_open_by_drop_and_compare_side_by_side() {
     assert!(h.query_all_by_label("strategy 1").count() >= 1);
     drop_file(&mut h, &b.join(RESULTS_JSON));
     assert_eq!(h.state().results.len(), 2);
-    // With two sets shown, series are named by set.
+    // With two sets shown, the legends beside the charts name each strategy
+    // by itself and each set once (its line style tells the lines apart).
+    assert!(h.query_all_by_label("strategy 2").count() >= 3);
+    let second = h.state().results[1].name.clone();
     assert!(
-        h.query_all_by_label_contains("(second): strategy 2")
-            .count()
-            >= 1
+        h.query_all_by_label(&second).count() >= 4,
+        "the sets panel and three legends name `{second}`"
     );
+    assert!(h.query_all_by_label("results sets").count() >= 3);
     // Opening the same folder again replaces it instead of adding a copy.
     drop_file(&mut h, &a);
     assert_eq!(h.state().results.len(), 2);
@@ -481,6 +484,52 @@ fn exports_and_saves_write_what_they_say() {
         .to_string();
     assert!(e.contains("notadir"), "{e}");
     assert_eq!(app.results.len(), 1);
+}
+
+/// A legend entry hides its strategy from the charts, and Save SVG… writes
+/// the chart as drawn (from the same description), not a screenshot.
+#[test]
+fn legend_clicks_hide_strategies_and_save_svg_writes_the_chart_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir(&res).unwrap();
+    save_results(&res, &sample_results(2, 3, 2, 4)).unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    drop_file(&mut h, &res);
+    let svg = dir.path().join("charts/accuracy.svg");
+    h.state_mut()
+        .answer_dialog(DialogPurpose::SaveSvg("accuracy-vs-sparsity".into()), &svg)
+        .unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<?xml") && text.contains("</svg>"));
+    for label in ["strategy 0", "strategy 1", "dense baseline"] {
+        assert!(text.contains(&format!(">{label}</text>")), "{label}");
+    }
+    assert!(notices(&h).contains("chart saved to"));
+    h.get_all_by_label("strategy 1").next().unwrap().click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.charts.hidden, ["strategy 1"]);
+    let layers = dir.path().join("charts/layers.svg");
+    h.state_mut()
+        .answer_dialog(DialogPurpose::SaveSvg("per-layer-sparsity".into()), &layers)
+        .unwrap();
+    let text = std::fs::read_to_string(&layers).unwrap();
+    assert!(text.contains(">strategy 0</text>") && !text.contains("strategy 1"));
+    // Shown again by a second click.
+    h.get_all_by_label("strategy 1").next().unwrap().click();
+    h.step();
+    assert!(h.state().settings.charts.hidden.is_empty());
+    // A chart that is not shown: the error names the file, nothing is written.
+    let none = dir.path().join("charts/none.svg");
+    let e = h
+        .state_mut()
+        .answer_dialog(DialogPurpose::SaveSvg("no-such-chart".into()), &none)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.svg"), "{e}");
+    assert!(!none.exists());
 }
 
 #[derive(Default)]

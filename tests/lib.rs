@@ -30,7 +30,13 @@ pub fn shears_bin() -> PathBuf {
             }
             let status = cmd.status().expect("run cargo build");
             assert!(status.success(), "building the shears binary failed");
-            profile_dir.join(format!("shears{}", std::env::consts::EXE_SUFFIX))
+            // With a build folder of its own (CARGO_BUILD_BUILD_DIR) the test
+            // executables live there, the binary in the target folder.
+            let bin_dir = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+                Some(t) if t.is_absolute() => t.join(profile_dir.file_name().expect("profile")),
+                _ => profile_dir.to_path_buf(),
+            };
+            bin_dir.join(format!("shears{}", std::env::consts::EXE_SUFFIX))
         })
         .clone()
 }

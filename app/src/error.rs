@@ -62,6 +62,14 @@ pub enum Error {
     /// A config could not be written as TOML.
     #[error("cannot write TOML: {0}")]
     Toml(#[from] toml::ser::Error),
+    /// A chart could not be drawn as a picture.
+    #[error("chart `{chart}`: {source}")]
+    Chart {
+        /// The chart's id.
+        chart: String,
+        /// Why.
+        source: crate::report::raster::RasterError,
+    },
     /// Anything else, with its context.
     #[error("{0}")]
     Other(String),

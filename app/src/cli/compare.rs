@@ -1,6 +1,7 @@
 //! `shears compare`: runs a comparison with progress on the terminal, events
 //! appended to DIR/events.jsonl, results saved after every run.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +170,15 @@ impl TerminalBars {
     }
 }
 
+/// Prints the tables of `results` (saved in `file`) and returns how the
+/// comparison ended (see [`outcome_line`](crate::report::outcome_line), for
+/// results in `dir`).
+pub(super) fn print_tables(results: &ComparisonResults, file: &Path, dir: &Path) -> (bool, String) {
+    println!("{}", crate::report::summary_table(results));
+    println!("results: {}", file.display());
+    crate::report::outcome_line(results, dir)
+}
+
 pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     let mut cfg = match &a.config {
         Some(p) => ExperimentConfig::load(p)?,
@@ -207,10 +217,8 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
     if let Some(e) = recorder.finish(&mut results) {
         return Err(e);
     }
-    println!("{}", crate::report::summary_table(&results));
-    println!("results: {}", out.join(RESULTS_JSON).display());
-    let (is_error, line) = crate::report::outcome_line(&results, out);
-    Ok(match results.status {
+    let (is_error, line) = print_tables(&results, &out.join(RESULTS_JSON), out);
+    let code = match results.status {
         Some(Status::Cancelled) => {
             eprintln!("{line}");
             EXIT_CANCELLED
@@ -220,5 +228,9 @@ pub(super) fn compare(a: CompareArgs, registry: &Registry) -> Result<i32> {
             1
         }
         _ => 0,
-    })
+    };
+    // The results are saved by now: charts that cannot be written are an
+    // error of their own.
+    a.chart.write(&results)?;
+    Ok(code)
 }

@@ -1,10 +1,12 @@
-//! The `shears` command line: `gui`, `compare`, `train`, `prune`, `eval`,
-//! `inspect`, `plugins`, `schedule` and `sensitivity`. With no arguments it opens the desktop app (built
+//! The `shears` command line: `gui`, `compare`, `report`, `train`, `prune`,
+//! `eval`, `inspect`, `plugins`, `schedule` and `sensitivity`. With no arguments it opens the desktop app (built
 //! with the `gui` feature; without it, it runs the demo comparison).
 
+mod chart_args;
 mod commands;
 mod compare;
 mod plugins_cli;
+mod report_cli;
 mod schedule_cli;
 mod sensitivity_cli;
 
@@ -13,6 +15,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Result;
+
+pub use chart_args::ChartArgs;
 
 /// Command-line interface of Shears.
 #[derive(Debug, Parser)]
@@ -42,6 +46,9 @@ pub enum Command {
     Gui(GuiArgs),
     /// Run a comparison of strategies x target sparsities x seeds.
     Compare(CompareArgs),
+    /// Print the tables of saved results (what `compare` prints at its end)
+    /// and, with `--charts DIR`, write the Compare charts as SVG and PNG.
+    Report(ReportArgs),
     /// Train a model and save it as a checkpoint.
     Train(TrainArgs),
     /// Prune a checkpoint once (optionally fine-tune) and save the result.
@@ -62,6 +69,17 @@ pub enum Command {
     /// Prune one layer at a time to each sparsity (no fine-tuning) and
     /// record the test accuracy: which layers tolerate pruning.
     Sensitivity(SensitivityArgs),
+}
+
+/// `shears report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A results folder (as `compare --out` writes), or its results.json.
+    #[arg(value_name = "RESULTS")]
+    pub results: PathBuf,
+    /// Chart export and its choices.
+    #[command(flatten)]
+    pub chart: ChartArgs,
 }
 
 /// `shears sensitivity`.
@@ -180,6 +198,10 @@ pub struct CompareArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Chart export once the comparison ends (also when cancelled, with the
+    /// runs that finished).
+    #[command(flatten)]
+    pub chart: ChartArgs,
 }
 
 /// `shears gui`.
@@ -399,6 +421,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         None => default_command(cli.gui, dirs),
         Some(Command::Gui(a)) => gui(a, dirs),
         Some(Command::Compare(a)) => compare::compare(a, &registry(&dirs)),
+        Some(Command::Report(a)) => report_cli::report(&a),
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
         Some(Command::Prune(a)) => commands::prune(a, &registry(&dirs)).map(|_| 0),
         Some(Command::Eval(a)) => commands::eval(a).map(|_| 0),

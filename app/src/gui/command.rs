@@ -1,6 +1,6 @@
 //! What the views and the app share: the commands views send ([`Action`]),
-//! the notices, results sets and checkpoint facts they draw, and the chart
-//! ids. Below both, so views never import the app that calls them.
+//! the notices, results sets (and their charts) and checkpoint facts they
+//! draw, and the chart ids. Below both, so views never import the app that calls them.
 
 use std::path::PathBuf;
 
@@ -9,17 +9,11 @@ use super::state::Tab;
 use crate::experiment::catalog::SavedComparison;
 use crate::experiment::sensitivity::SensitivityResults;
 use crate::experiment::ComparisonResults;
+use crate::report::chart::ResultsSet;
 
-/// Chart ids (also the suggested PNG names).
-pub const CHART_SPARSITY: &str = "accuracy-vs-sparsity";
-/// Per-layer chart id.
-pub const CHART_LAYERS: &str = "per-layer-sparsity";
-/// Compute chart id.
-pub const CHART_COMPUTE: &str = "accuracy-vs-compute";
-/// Sensitivity chart id.
+pub use crate::report::chart::{CHARTS, CHART_COMPUTE, CHART_LAYERS, CHART_SPARSITY};
+/// Sensitivity chart id (also the suggested PNG name).
 pub const CHART_SENSITIVITY: &str = "layer-sensitivity";
-/// Every chart of the Compare view, top to bottom.
-pub const CHARTS: [&str; 3] = [CHART_SPARSITY, CHART_LAYERS, CHART_COMPUTE];
 
 /// A set of results shown in the Compare view.
 #[derive(Debug, Clone)]
@@ -38,6 +32,25 @@ pub struct LoadedResults {
     pub shown: bool,
     /// Whether it is the comparison running now (updated as it goes).
     pub live: bool,
+}
+
+impl LoadedResults {
+    /// The set as the charts take it.
+    pub fn as_set(&self) -> ResultsSet<'_> {
+        ResultsSet {
+            name: &self.name,
+            results: &self.results,
+        }
+    }
+}
+
+/// The shown sets, as the charts take them (the Compare view draws them and
+/// **Save SVG…** writes their charts).
+pub fn shown_sets(sets: &[LoadedResults]) -> Vec<ResultsSet<'_>> {
+    sets.iter()
+        .filter(|s| s.shown)
+        .map(LoadedResults::as_set)
+        .collect()
 }
 
 /// A message shown in the window's notice strip.

@@ -82,6 +82,9 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
             DialogPurpose::SavePlot(_) => {
                 ("Save the chart as PNG", Pick::Save, Some(("PNG", &["png"])))
             }
+            DialogPurpose::SaveSvg(_) => {
+                ("Save the chart as SVG", Pick::Save, Some(("SVG", &["svg"])))
+            }
         };
     DialogSpec {
         title,

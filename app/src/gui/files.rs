@@ -95,6 +95,8 @@ pub enum DialogPurpose {
     SaveModel(PathBuf),
     /// Save the chart with this id as PNG.
     SavePlot(String),
+    /// Save the Compare chart with this id as SVG.
+    SaveSvg(String),
     /// Pick the output folder.
     OutputFolder,
     /// Add a folder to the run browser.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::sensitivity::SensitivitySpec;
 use crate::experiment::ExperimentConfig;
-use crate::report::{ComputeAxis, XAxis};
+/// Chart choices in the Compare view (shared with the chart export).
+pub use crate::report::chart::ChartOptions;
 
 /// The app's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -91,50 +92,6 @@ pub struct RecentFile {
 
 /// Most recent files remembered.
 pub const MAX_RECENT: usize = 12;
-
-/// How the Compare table is sorted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSort {
-    /// Column index (0 = strategy).
-    pub column: usize,
-    /// Smallest first.
-    pub ascending: bool,
-}
-
-/// Chart choices in the Compare view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ChartOptions {
-    /// Target sparsity of the per-layer and compute charts (`None`: the
-    /// highest of the results shown, where strategies differ most).
-    pub target: Option<f32>,
-    /// x axis of the accuracy chart.
-    pub x_axis: XAxis,
-    /// x axis of the compute chart.
-    pub compute_axis: ComputeAxis,
-    /// Strategies shown in the per-layer chart (empty = all).
-    pub layer_strategies: Vec<String>,
-    /// Show the mean ± std band over seeds.
-    pub show_band: bool,
-    /// Show the dense baseline line.
-    pub show_dense: bool,
-    /// How the table is sorted (`None`: set, strategy, target order).
-    pub table_sort: Option<TableSort>,
-}
-
-impl Default for ChartOptions {
-    fn default() -> Self {
-        Self {
-            target: None,
-            x_axis: XAxis::Sparsity,
-            compute_axis: ComputeAxis::Epochs,
-            layer_strategies: vec![],
-            show_band: true,
-            show_dense: true,
-            table_sort: None,
-        }
-    }
-}
 
 /// Everything saved between sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

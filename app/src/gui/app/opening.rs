@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 use crate::experiment::load_results;
 use crate::experiment::output::RESULTS_JSON;
 use crate::fsutil::write_atomic;
+use crate::gui::command::shown_sets;
 use crate::gui::files::{classify, DialogPurpose};
 use crate::gui::state::{FileKind, Tab};
 use crate::model::checkpoint::Checkpoint;
+use crate::report::chart::compare_charts;
 
 impl ShearsApp {
     /// Opens a file or folder: a model, a dataset, a plugin library, a results
@@ -179,7 +181,7 @@ impl ShearsApp {
 
     /// Carries out what a native dialog was opened for, with the path the
     /// user chose (open, save config, export CSV / JSON, save a model or a
-    /// chart, choose the output folder).
+    /// chart as PNG or SVG, choose the output folder).
     pub fn answer_dialog(&mut self, purpose: DialogPurpose, path: &Path) -> Result<()> {
         match purpose {
             DialogPurpose::Open(_) => self.open_path(path)?,
@@ -225,6 +227,17 @@ impl ShearsApp {
                 self.info(format!("model saved to {}", path.display()));
             }
             DialogPurpose::SavePlot(id) => self.save_chart(id, path),
+            DialogPurpose::SaveSvg(id) => {
+                let charts = compare_charts(&shown_sets(&self.results), &self.settings.charts);
+                let chart = charts.get(&id).ok_or_else(|| {
+                    Error::Other(format!(
+                        "{}: not saved, the chart `{id}` is not shown",
+                        path.display()
+                    ))
+                })?;
+                write_atomic(path, crate::report::svg::render(chart).as_bytes())?;
+                self.info(format!("chart saved to {}", path.display()));
+            }
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! The views: each draws plain state and pushes [`Action`](super::app::Action)s.
 
+pub mod chart_legend;
+pub mod chart_plot;
 pub mod compare;
 pub mod fields;
 pub mod menu;

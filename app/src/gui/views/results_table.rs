@@ -11,8 +11,7 @@ use eframe::egui::{self, Color32, Ui};
 
 use crate::gui::command::{Action, LoadedResults};
 use crate::gui::files::DialogPurpose;
-use crate::gui::state::TableSort;
-use crate::report::{self, AccuracyPoint, TableRow};
+use crate::report::{self, AccuracyPoint, TableRow, TableSort};
 
 /// Which way a column is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use eframe::egui::{self, Ui};
 use egui_plot::{HLine, Legend, Line, Plot, PlotPoints, Points};
 
-use super::compare::color;
+use super::chart_plot::palette as color;
 use super::fields::{field_error, fraction, list_field, plugin_combo};
 use crate::experiment::sensitivity::SensitivitySpec;
 use crate::gui::command::{Action, SensitivityView, CHART_SENSITIVITY};
