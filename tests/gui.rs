@@ -595,7 +595,7 @@ fn setup_edits_the_experiment_and_says_what_is_wrong() {
     h.step();
     h.step();
     assert!(h
-        .query_by_label_contains("Not ready: config `sparsities[1]`")
+        .query_by_label_contains("Not ready: Target sparsities, entry 2: 1.5 is outside")
         .is_some());
     h.get_by_label("Run comparison").click();
     h.step();
@@ -1087,4 +1087,58 @@ fn without_native_dialogs_paths_are_asked_in_the_window() {
         h.state().settings.config.base_checkpoint.as_deref(),
         Some(ck.as_path())
     );
+}
+
+/// The table of numbers sorts by a clicked header (again: the other way)
+/// and marks the best value at each target.
+#[test]
+fn the_table_sorts_by_a_header_and_marks_the_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("set");
+    std::fs::create_dir_all(&a).unwrap();
+    let mut r = sample_results(3, 2, 2, 3);
+    for run in &mut r.runs {
+        if run.strategy == "strategy 2" {
+            for s in &mut run.steps {
+                s.test.acc += 0.05;
+            }
+        }
+    }
+    save_results(&a, &r).unwrap();
+    let mut h = harness_sized(
+        tiny(),
+        &dir.path().join("out"),
+        LaunchOptions::default(),
+        [1280.0, 3000.0],
+    );
+    h.step();
+    drop_file(&mut h, &a);
+    h.get_by_label("test acc (%)").click();
+    h.step();
+    h.step();
+    let sort = h.state().settings.charts.table_sort.unwrap();
+    assert_eq!((sort.column, sort.ascending), (3, false), "best first");
+    // The table's first row (below its header) is now the best strategy.
+    let first_row = |h: &Harness<'_, ShearsApp>| {
+        let header = h.get_by_label("test acc (%)").rect().max.y;
+        ["strategy 0", "strategy 1", "strategy 2"]
+            .into_iter()
+            .flat_map(|n| {
+                h.query_all_by_label(n)
+                    .map(|node| (node.rect().min.y, n))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|(y, _)| *y > header)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, n)| n)
+    };
+    assert_eq!(first_row(&h), Some("strategy 2"));
+    h.get_by_label("test acc (%)").click();
+    h.step();
+    h.step();
+    assert!(h.state().settings.charts.table_sort.unwrap().ascending);
+    assert_ne!(first_row(&h), Some("strategy 2"));
+    h.get_by_label("original order").click();
+    h.step();
+    assert!(h.state().settings.charts.table_sort.is_none());
 }

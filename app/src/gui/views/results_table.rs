@@ -266,30 +266,31 @@ fn header(ui: &mut Ui, c: usize, sort: &mut Option<TableSort>) {
     let (text, _) = COLUMNS[c];
     let on = sort.filter(|s| s.column == c);
     let r = ui
-        .add(egui::Button::new(egui::RichText::new(format!("{text}   ")).strong()).frame(false))
-        .on_hover_text("sort by this column (click again to reverse)");
-    if let Some(s) = on {
-        let rect = r.rect;
-        let (x, y) = (rect.right() - 7.0, rect.center().y);
-        let pts = if s.ascending {
-            vec![
-                egui::pos2(x - 4.0, y + 3.0),
-                egui::pos2(x + 4.0, y + 3.0),
-                egui::pos2(x, y - 3.0),
-            ]
-        } else {
-            vec![
-                egui::pos2(x - 4.0, y - 3.0),
-                egui::pos2(x + 4.0, y - 3.0),
-                egui::pos2(x, y + 3.0),
-            ]
-        };
-        ui.painter().add(egui::Shape::convex_polygon(
-            pts,
-            ui.visuals().strong_text_color(),
-            egui::Stroke::NONE,
-        ));
-    }
+        .horizontal(|ui| {
+            let r = ui
+                .add(egui::Button::new(egui::RichText::new(text).strong()).frame(false))
+                .on_hover_text("sort by this column (click again to reverse)");
+            let (mark, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            if let Some(s) = on {
+                let (x, y) = (mark.center().x, mark.center().y);
+                let (tip, base) = if s.ascending {
+                    (-3.0, 3.0)
+                } else {
+                    (3.0, -3.0)
+                };
+                ui.painter().add(egui::Shape::convex_polygon(
+                    vec![
+                        egui::pos2(x - 4.0, y + base),
+                        egui::pos2(x + 4.0, y + base),
+                        egui::pos2(x, y + tip),
+                    ],
+                    ui.visuals().strong_text_color(),
+                    egui::Stroke::NONE,
+                ));
+            }
+            r
+        })
+        .inner;
     if r.clicked() {
         *sort = Some(TableSort {
             column: c,
