@@ -126,21 +126,27 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     h.step();
     assert!(h.state().is_running());
     assert_eq!(h.state().settings.tab, Tab::Run);
-    // While it runs the window repaints only on the worker's messages (and a
-    // clock tick a second): between them it settles within a few frames.
-    // A spinner (a repaint every frame) took a core from training.
+    // While it runs the window repaints only on the worker's messages (a few
+    // a second) and a clock tick a second: between them it settles within a
+    // few frames (more only when a message lands while it settles). A
+    // spinner (a repaint every frame) took a core from training: it never
+    // settles.
     let t0 = Instant::now();
-    let mut checks = 0;
+    let (mut checks, mut slow) = (0, 0);
     while h.state().is_running() {
         assert!(t0.elapsed() < Duration::from_secs(600), "timed out");
         let frames = h
             .try_run()
             .unwrap_or_else(|e| panic!("the window keeps repainting during a run: {e}"));
-        assert!(frames <= 4, "{frames} frames to settle");
+        slow += usize::from(frames > 4);
         checks += 1;
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(checks > 10, "the run was checked while it ran");
+    assert!(
+        slow * 5 <= checks,
+        "{slow} of {checks} checks took over 4 frames to settle"
+    );
     h.step();
     h.step();
     let n = notices(&h);
