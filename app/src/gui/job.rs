@@ -22,10 +22,11 @@ pub struct Job<M> {
 
 impl<M: JobMessage> Job<M> {
     /// Runs `body(send, cancel)` on a thread named `name`; `wake` is called
-    /// after every message (the UI passes a repaint request).
+    /// after every message, told whether it was the last (the UI passes a
+    /// repaint request: soon for progress, at once for the end).
     pub fn spawn(
         name: &str,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn(bool) + Send + 'static,
         body: impl FnOnce(&dyn Fn(M), &AtomicBool) + Send + 'static,
     ) -> Self {
         let (tx, rx) = channel();
@@ -35,8 +36,9 @@ impl<M: JobMessage> Job<M> {
             .name(name.into())
             .spawn(move || {
                 let send = |m: M| {
+                    let last = m.is_last();
                     let _ = tx.send(m);
-                    wake();
+                    wake(last);
                 };
                 body(&send, &stop);
             })

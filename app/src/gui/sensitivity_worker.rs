@@ -44,7 +44,7 @@ impl SensitivityHandle {
         spec: SensitivitySpec,
         out_dir: PathBuf,
         plugins: PluginSources,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn(bool) + Send + 'static,
     ) -> Self {
         let job = Job::spawn("shears-sensitivity", wake, move |send, stop| {
             let outcome = (|| {

@@ -63,13 +63,13 @@ pub struct RunHandle {
 }
 
 impl RunHandle {
-    /// Starts `cfg` writing to `out_dir`; `wake` is called after every
+    /// Starts `cfg` writing to `out_dir`; `wake(last)` is called after every
     /// message (the UI passes a repaint request).
     pub fn start(
         cfg: ExperimentConfig,
         out_dir: PathBuf,
         plugins: PluginSources,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn(bool) + Send + 'static,
     ) -> Self {
         let dir = out_dir.clone();
         let job = Job::spawn("shears-worker", wake, move |send, stop| {

@@ -183,7 +183,15 @@ impl ShearsApp {
                 self.capture.finale = self.launch.quit_after_run.then_some(Finale::Quit);
                 ctx.request_repaint();
             }
-            Some(Finale::Quit) => ctx.send_viewport_cmd(ViewportCommand::Close),
+            Some(Finale::Quit) => {
+                // Scripted runs report what the window cost (window_vs_cli.sh).
+                eprintln!(
+                    "shears: {} frames drawn in {:.1} s",
+                    self.frames,
+                    self.started.elapsed().as_secs_f64()
+                );
+                ctx.send_viewport_cmd(ViewportCommand::Close)
+            }
             _ => {}
         }
     }

@@ -28,6 +28,20 @@ use crate::experiment::{ComparisonResults, ExperimentConfig, Status};
 use crate::plugins::{LoadError, Registry};
 use crate::report::Progress;
 
+/// Least time between two repaints that progress messages ask for (they
+/// come several times a second; each frame costs the training CPU time).
+pub const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Repaints for a worker's message: the last one at once, progress at
+/// most every [`PROGRESS_REPAINT`].
+fn wake(ctx: &egui::Context, last: bool) {
+    if last {
+        ctx.request_repaint();
+    } else {
+        ctx.request_repaint_after(PROGRESS_REPAINT);
+    }
+}
+
 /// Most notices shown at once; older ones go.
 pub const MAX_NOTICES: usize = 5;
 
@@ -83,6 +97,9 @@ pub struct ShearsApp {
     runs_view: RunsView,
     /// The in-window path prompt, when no native dialog can show.
     prompt: Option<PathPrompt>,
+    /// Frames drawn since the start, and when it started.
+    frames: u64,
+    started: std::time::Instant,
 }
 
 use capture::{Capture, Finale};
@@ -135,6 +152,8 @@ impl ShearsApp {
             run_selected: None,
             runs_view: RunsView::default(),
             prompt: None,
+            frames: 0,
+            started: std::time::Instant::now(),
         };
         app.reopen_shown();
         app.refresh_runs();
@@ -235,6 +254,7 @@ impl ShearsApp {
 
     /// Draws the whole window and carries out what the user asked for.
     pub fn show(&mut self, ui: &mut Ui) {
+        self.frames += 1;
         self.poll();
         let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
             i.raw
@@ -567,7 +587,7 @@ impl ShearsApp {
             cfg,
             out,
             self.plugin_sources(),
-            move || ctx.request_repaint(),
+            move |last| wake(&ctx, last),
         ));
         self.settings.tab = Tab::Run;
         self.capture.finale = None;

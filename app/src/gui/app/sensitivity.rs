@@ -34,7 +34,7 @@ impl ShearsApp {
             self.settings.sensitivity.clone(),
             out,
             self.plugin_sources(),
-            move || ctx.request_repaint(),
+            move |last| super::wake(&ctx, last),
         ));
     }
 
