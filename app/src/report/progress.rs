@@ -82,6 +82,8 @@ pub struct Progress {
     trained_at: Duration,
     /// Epochs of the current phase reported so far (with a fraction).
     phase_done: f64,
+    /// Whether the current unit is a dense control's training.
+    in_control: bool,
     /// Set when the comparison ended.
     pub ended: Option<Status>,
 }
@@ -149,6 +151,7 @@ impl Progress {
 
     /// Ends the current unit, counting it as the epochs it was expected to take.
     fn end_unit(&mut self) {
+        self.in_control = false;
         self.credited += f64::from(self.unit_expected);
         self.in_unit = 0.0;
         self.unit_expected = 0;
@@ -158,26 +161,27 @@ impl Progress {
 
     /// Training reached `epochs_in_phase` (with a fraction) in a phase of
     /// kind `phase`, at `at` since the start.
-    fn trained(&mut self, phase: &str, epochs: f64, at: Duration) {
+    fn trained(&mut self, epochs: f64, at: Duration) {
         let step = (epochs - self.phase_done).max(0.0);
         self.phase_done = epochs;
         self.trained += step;
         self.trained_at = at;
-        if phase == DENSE_CONTROL {
-            // Controls have no start event: their epochs count as they come.
-            self.credited += step;
-        } else {
-            self.in_unit += step;
-            self.run.done = self.in_unit as f32;
-            self.run.total = self.run.total.max(self.run.done);
-        }
+        self.in_unit += step;
+        self.run.done = self.in_unit as f32;
+        self.run.total = self.run.total.max(self.run.done);
         self.update_overall();
     }
 
+    /// The overall bar: finished units at their expected epochs plus the
+    /// current one's; the total never less than that plus the rest of the
+    /// current unit (dense controls, which the plan can only estimate, may
+    /// take more than expected), so it does not read 100% while training.
     fn update_overall(&mut self) {
-        let unit = self.in_unit.min(f64::from(self.unit_expected.max(1)));
+        let expected = f64::from(self.unit_expected);
+        let unit = self.in_unit.min(expected.max(1.0));
         self.overall.done = (self.credited + unit) as f32;
-        self.overall.total = self.overall.total.max(self.overall.done);
+        let at_least = self.credited + expected.max(self.in_unit);
+        self.overall.total = self.overall.total.max(at_least as f32);
     }
 
     /// Takes one event into account.
@@ -213,7 +217,7 @@ impl Progress {
                 batches,
             } => {
                 if *epoch == 1 && self.phase_epoch.0 == 0 {
-                    self.new_phase(phase, *seed, *target);
+                    self.new_phase(phase, *seed, *target, *of);
                 }
                 self.phase_epoch = (*epoch, *of);
                 self.epoch = Bar {
@@ -221,7 +225,7 @@ impl Progress {
                     total: *batches as f32,
                 };
                 let within = self.epoch.fraction();
-                self.trained(phase, f64::from(*epoch - 1) + f64::from(within), at);
+                self.trained(f64::from(*epoch - 1) + f64::from(within), at);
             }
             Event::Epoch {
                 phase,
@@ -234,14 +238,14 @@ impl Progress {
                 ..
             } => {
                 if *epoch == 1 && self.phase_epoch.0 == 0 {
-                    self.new_phase(phase, *seed, *target);
+                    self.new_phase(phase, *seed, *target, *of);
                 }
                 self.phase_epoch = (*epoch, *of);
                 self.epoch = Bar {
                     done: 1.0,
                     total: 1.0,
                 };
-                self.trained(phase, f64::from(*epoch), at);
+                self.trained(f64::from(*epoch), at);
                 if *epoch == *of {
                     // The phase ran to its limit; the next one starts afresh.
                     self.phase_epoch = (0, 0);
@@ -321,12 +325,19 @@ impl Progress {
 
     /// The first report of a phase: a base model starts its unit here (it
     /// has no start event); every phase restarts the epoch count.
-    fn new_phase(&mut self, phase: &str, seed: u64, target: f32) {
+    /// A dense control (no start event either) is a unit of its `of` epochs.
+    fn new_phase(&mut self, phase: &str, seed: u64, target: f32, of: u32) {
         self.phase_done = 0.0;
+        if self.in_control {
+            // The previous control training ended with this new phase.
+            self.end_unit();
+        }
         if phase == "base" {
             self.start_unit(self.base_epochs);
             self.current = format!("base model, seed {seed}");
         } else if phase == DENSE_CONTROL {
+            self.in_control = true;
+            self.start_unit(of);
             self.current = format!("dense control, seed {seed}");
         } else {
             self.current = format!("{phase} @ {:.1}% (seed {seed})", target * 100.0);
@@ -501,6 +512,21 @@ mod tests {
         assert_eq!((p.run.done, p.run.total), (0.0, 2.0));
         p.on_event_at(&batch("one-shot", 1, 2, 4), s(15));
         assert!((p.overall.done - 10.5).abs() < 1e-6);
+        p.on_event_at(&epoch("one-shot", 1, 1), s(15));
+        p.on_event_at(&finished("one-shot"), s(15));
+        assert_eq!(p.overall.done, 12.0);
+        // Dense controls: each training is a unit of its own epochs; the plan
+        // expected none here, and the bar does not read 100% while they train.
+        let control = |e, of| epoch(DENSE_CONTROL, e, of);
+        p.on_event_at(&control(1, 3), s(16));
+        assert_eq!((p.run.done, p.run.total), (1.0, 3.0));
+        assert!(p.overall.fraction() < 1.0 && p.eta().is_some_and(|d| d > s(0)));
+        p.on_event_at(&control(2, 3), s(17));
+        p.on_event_at(&control(3, 3), s(18));
+        p.on_event_at(&control(1, 2), s(19));
+        assert_eq!((p.run.done, p.run.total), (1.0, 2.0));
+        assert_eq!(p.overall.done, 16.0);
+        assert!(p.overall.fraction() < 1.0);
         p.on_event_at(
             &Event::Finished {
                 status: Status::Cancelled,

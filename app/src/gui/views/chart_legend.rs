@@ -33,18 +33,20 @@ fn entry(ui: &mut Ui, e: &LegendEntry, opts: &mut ChartOptions) {
         } else {
             RichText::new(&e.label).weak().strikethrough()
         };
+        // Long names (results sets) are cut to the legend's width, whole on hover.
         let Some(toggle) = &e.toggle else {
-            ui.label(text);
+            ui.add(egui::Label::new(text).truncate())
+                .on_hover_text(&e.label);
             return;
         };
         let r = ui
-            .add(egui::Label::new(text).sense(Sense::click()))
+            .add(egui::Label::new(text).truncate().sense(Sense::click()))
             .on_hover_cursor(egui::CursorIcon::PointingHand)
-            .on_hover_text(if e.shown {
-                "click to hide"
-            } else {
-                "click to show"
-            });
+            .on_hover_text(format!(
+                "{}: click to {}",
+                e.label,
+                if e.shown { "hide" } else { "show" }
+            ));
         if r.clicked() {
             flip(opts, toggle);
             ui.ctx().request_repaint();

@@ -126,7 +126,9 @@ pub fn show(ui: &mut Ui, chart: &Chart, width: f32, height: f32) {
                 Line::new(st.label.clone(), PlotPoints::from(s.points.clone()))
                     .color(c)
                     .width(s.width)
-                    .style(line_style(st.dash)),
+                    .style(line_style(st.dash))
+                    // A run's path may have two points at one x: a path, never a band.
+                    .allow_band(false),
             );
             for (q, label) in s.points.iter().zip(&s.point_labels) {
                 if !label.is_empty() {

@@ -78,6 +78,7 @@ fn chart_block(ui: &mut Ui, chart: &Chart, opts: &mut ChartOptions, h: f32) -> e
                 chart_plot::show(ui, chart, w, h);
                 ui.vertical(|ui| {
                     ui.set_width(LEGEND_W);
+                    ui.set_max_width(LEGEND_W);
                     chart_legend::show(ui, chart, opts);
                 });
             });

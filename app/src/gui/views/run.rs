@@ -207,16 +207,22 @@ fn whole_run(ui: &mut Ui, t: &Trace) {
                         PlotPoints::from(t.sparsity.clone()),
                     )
                     .color(SPARSITY)
-                    .width(2.0),
+                    .width(2.0)
+                    .allow_band(false),
                 );
             }
             plot.line(
-                Line::new("training accuracy", PlotPoints::from(t.train.clone())).color(TRAIN),
+                Line::new("training accuracy", PlotPoints::from(t.train.clone()))
+                    .color(TRAIN)
+                    .allow_band(false),
             );
             plot.line(
                 Line::new("validation accuracy", PlotPoints::from(t.val.clone()))
                     .color(VAL)
-                    .width(2.0),
+                    .width(2.0)
+                    // Points share an x (before and after a prune): draw them
+                    // as a path, not as egui_plot's min/max band per x.
+                    .allow_band(false),
             );
             plot.points(
                 Points::new(

@@ -287,13 +287,11 @@ fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
         ("Browse…", DialogPurpose::Open(FileKind::Dataset)),
         actions,
     );
-    ui.horizontal(|ui| {
-        if !matches!(spec, DatasetSpec::Embedded { .. })
-            && ui.button("Use the embedded glyphs").clicked()
-        {
-            *spec = DatasetSpec::default();
-        }
-    });
+    if !matches!(spec, DatasetSpec::Embedded { .. })
+        && ui.button("Use the embedded glyphs").clicked()
+    {
+        *spec = DatasetSpec::default();
+    }
     if let DatasetSpec::Embedded { train, test, seed } = spec {
         ui.horizontal(|ui| {
             let l = ui.label("training images");
