@@ -97,6 +97,14 @@ fn drop_file(h: &mut Harness<'_, ShearsApp>, path: &Path) {
     h.step();
 }
 
+/// Clicks the widget labelled `label` and lets the app carry it out (its
+/// action applies after the frame; the next frame shows the result).
+fn click(h: &mut Harness<'_, ShearsApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
 /// The folder the app gave the last comparison it started.
 fn run_dir(h: &Harness<'_, ShearsApp>) -> PathBuf {
     h.state().results[0]
@@ -187,13 +195,9 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     assert_eq!(saved.runs.len(), 6);
     // It is in Open recent and in the run browser.
     assert_eq!(h.state().settings.recent[0].path, run);
-    h.get_by_label("Runs").click();
-    h.step();
-    h.step();
+    click(&mut h, "Runs");
     assert!(h.query_by_label("tiny").is_some());
-    h.get_by_label("Run").click();
-    h.step();
-    h.step();
+    click(&mut h, "Run");
     assert!(saved.runs.iter().all(|r| r.status == Status::Complete));
     assert!(saved
         .runs
@@ -202,9 +206,7 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
     assert!(run
         .join(saved.baselines[0].model_file.as_ref().unwrap())
         .is_file());
-    h.get_by_label("Show results").click();
-    h.step();
-    h.step();
+    click(&mut h, "Show results");
     assert_eq!(h.state().settings.tab, Tab::Compare);
     assert!(h.query_all_by_label("dense baseline").count() >= 1);
     assert!(h.query_all_by_label("iterative geometric").count() >= 1);
@@ -345,9 +347,7 @@ fn a_broken_plugin_is_listed_with_its_error_and_the_app_goes_on() {
     // A library added in an earlier session that no longer loads is listed
     // with its error, without an ABI it may not have, and can be removed.
     h.state_mut().settings.plugin_libraries = vec![lib.clone()];
-    h.get_by_label("Rescan").click();
-    h.step();
-    h.step();
+    click(&mut h, "Rescan");
     let row = h
         .state()
         .registry()
@@ -589,9 +589,7 @@ fn setup_edits_the_experiment_and_says_what_is_wrong() {
         .query_by_label_contains("Ready: 3 strategies x 2 sparsities")
         .is_some());
     let forms = h.query_all_by_label("finetune_epochs").count();
-    h.get_by_label("Add strategy").click();
-    h.step();
-    h.step();
+    click(&mut h, "Add strategy");
     assert_eq!(h.state().settings.config.strategies.len(), 4);
     assert!(h.query_by_label_contains("Ready: 4 strategies").is_some());
     // The new (one-shot) strategy's form comes from the plugin's schema.
@@ -658,9 +656,7 @@ fn a_plugin_that_panics_fails_its_runs_and_the_rest_completes() {
         Status::Failed(e) => assert!(e.contains("misbehave") && e.contains("panic"), "{e}"),
         s => panic!("expected a failed run, got {s:?}"),
     }
-    h.get_by_label("Compare").click();
-    h.step();
-    h.step();
+    click(&mut h, "Compare");
     assert!(h.query_by_label_contains("deliberate panic").is_some());
 }
 
@@ -808,9 +804,7 @@ fn base_training_is_locked_when_starting_from_a_checkpoint() {
         [1280.0, 3000.0],
     );
     h.step();
-    h.get_by_label("Training").click();
-    h.step();
-    h.step();
+    click(&mut h, "Training");
     assert!(h
         .query_by_label_contains("not trained: the experiment starts from a checkpoint")
         .is_some());
@@ -887,9 +881,7 @@ fn out_of_range_values_are_refused_by_label() {
             .is_some(),
         "the status line names the field by its label"
     );
-    h.get_by_label("Run comparison").click();
-    h.step();
-    h.step();
+    click(&mut h, "Run comparison");
     assert!(!h.state().is_running(), "refused");
     let mut cfg = tiny();
     cfg.sparsities = vec![0.5, 1.5];
@@ -965,9 +957,7 @@ fn run_browser_lists_filters_shows_deletes_and_reopens() {
     h.step();
     assert!(h.query_by_label("alpha").is_none(), "filtered out");
     assert!(h.query_by_label("gamma").is_none(), "filtered out");
-    h.get_by_label("beta").click();
-    h.step();
-    h.step();
+    click(&mut h, "beta");
     let shown: Vec<String> = h
         .state()
         .results
@@ -988,19 +978,11 @@ fn run_browser_lists_filters_shows_deletes_and_reopens() {
     // Delete asks first; "No" keeps the folder, "Yes, delete" removes it.
     h.state_mut().settings.runs_filter = "alpha".into();
     h.step();
-    h.get_by_label("Delete…").click();
-    h.step();
-    h.step();
-    h.get_by_label("No").click();
-    h.step();
-    h.step();
+    click(&mut h, "Delete…");
+    click(&mut h, "No");
     assert!(out.join("alpha-001").is_dir());
-    h.get_by_label("Delete…").click();
-    h.step();
-    h.step();
-    h.get_by_label("Yes, delete").click();
-    h.step();
-    h.step();
+    click(&mut h, "Delete…");
+    click(&mut h, "Yes, delete");
     assert!(!out.join("alpha-001").exists());
     assert!(notices(&h).contains("deleted"), "{}", notices(&h));
     h.state_mut().settings.runs_filter.clear();
@@ -1047,15 +1029,9 @@ fn without_native_dialogs_paths_are_asked_in_the_window() {
     assert!(h
         .query_by_label_contains("native file dialogs are turned off")
         .is_some());
-    h.get_by_label("models/").click();
-    h.step();
-    h.step();
-    h.get_by_label("base.safetensors").click();
-    h.step();
-    h.step();
-    h.get_by_label("OK").click();
-    h.step();
-    h.step();
+    click(&mut h, "models/");
+    click(&mut h, "base.safetensors");
+    click(&mut h, "OK");
     assert_eq!(
         h.state().settings.config.base_checkpoint.as_deref(),
         Some(ck.as_path())
@@ -1063,32 +1039,22 @@ fn without_native_dialogs_paths_are_asked_in_the_window() {
     assert!(h.query_by_label("OK").is_none(), "the prompt closed");
     assert_eq!(h.state().settings.last_dir.as_deref(), ck.parent());
     // A typed path that does not exist cannot be confirmed.
-    h.get_by_label("File").click();
-    h.step();
-    h.step();
-    h.get_by_label("Open config…").click();
-    h.step();
-    h.step();
+    click(&mut h, "File");
+    click(&mut h, "Open config…");
     h.get_by_label("File").type_text("nope.toml");
     h.step();
     h.step();
     assert!(h.query_by_label_contains("no such file").is_some());
-    h.get_by_label("Cancel").click();
-    h.step();
-    h.step();
+    click(&mut h, "Cancel");
     assert!(h.query_by_label("OK").is_none());
     // Setup's path field: typed, then Open.
-    h.get_by_label("Train a new base model instead").click();
-    h.step();
-    h.step();
+    click(&mut h, "Train a new base model instead");
     h.get_by_label("trained model").click();
     h.step();
     h.get_by_label("trained model")
         .type_text(&ck.display().to_string());
     h.step();
-    h.get_by_label("Open trained model").click();
-    h.step();
-    h.step();
+    click(&mut h, "Open trained model");
     assert_eq!(
         h.state().settings.config.base_checkpoint.as_deref(),
         Some(ck.as_path())
@@ -1119,9 +1085,7 @@ fn the_table_sorts_by_a_header_and_marks_the_best() {
     );
     h.step();
     drop_file(&mut h, &a);
-    h.get_by_label("test acc (%)").click();
-    h.step();
-    h.step();
+    click(&mut h, "test acc (%)");
     let sort = h.state().settings.charts.table_sort.unwrap();
     assert_eq!((sort.column, sort.ascending), (3, false), "best first");
     // The table's first row (below its header) is now the best strategy.
@@ -1139,9 +1103,7 @@ fn the_table_sorts_by_a_header_and_marks_the_best() {
             .map(|(_, n)| n)
     };
     assert_eq!(first_row(&h), Some("strategy 2"));
-    h.get_by_label("test acc (%)").click();
-    h.step();
-    h.step();
+    click(&mut h, "test acc (%)");
     assert!(h.state().settings.charts.table_sort.unwrap().ascending);
     assert_ne!(first_row(&h), Some("strategy 2"));
     h.get_by_label("original order").click();

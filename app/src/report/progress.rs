@@ -216,16 +216,11 @@ impl Progress {
                 batch,
                 batches,
             } => {
-                if *epoch == 1 && self.phase_epoch.0 == 0 {
-                    self.new_phase(phase, *seed, *target, *of);
-                }
-                self.phase_epoch = (*epoch, *of);
-                self.epoch = Bar {
+                let batches = Bar {
                     done: *batch as f32,
                     total: *batches as f32,
                 };
-                let within = self.epoch.fraction();
-                self.trained(f64::from(*epoch - 1) + f64::from(within), at);
+                self.report((phase, *seed, *target), (*epoch, *of), batches, at);
             }
             Event::Epoch {
                 phase,
@@ -237,15 +232,11 @@ impl Progress {
                 val,
                 ..
             } => {
-                if *epoch == 1 && self.phase_epoch.0 == 0 {
-                    self.new_phase(phase, *seed, *target, *of);
-                }
-                self.phase_epoch = (*epoch, *of);
-                self.epoch = Bar {
+                let all = Bar {
                     done: 1.0,
                     total: 1.0,
                 };
-                self.trained(f64::from(*epoch), at);
+                self.report((phase, *seed, *target), (*epoch, *of), all, at);
                 if *epoch == *of {
                     // The phase ran to its limit; the next one starts afresh.
                     self.phase_epoch = (0, 0);
@@ -325,6 +316,23 @@ impl Progress {
 
     /// The first report of a phase: a base model starts its unit here (it
     /// has no start event); every phase restarts the epoch count.
+    /// A report from inside a phase, `at` since the start: epoch `epoch` of
+    /// `of`, `batches` of it done.
+    fn report(
+        &mut self,
+        (phase, seed, target): (&str, u64, f32),
+        (epoch, of): (u32, u32),
+        batches: Bar,
+        at: Duration,
+    ) {
+        if epoch == 1 && self.phase_epoch.0 == 0 {
+            self.new_phase(phase, seed, target, of);
+        }
+        self.phase_epoch = (epoch, of);
+        self.epoch = batches;
+        self.trained(f64::from(epoch - 1) + f64::from(batches.fraction()), at);
+    }
+
     /// A dense control (no start event either) is a unit of its `of` epochs.
     fn new_phase(&mut self, phase: &str, seed: u64, target: f32, of: u32) {
         self.phase_done = 0.0;

@@ -126,11 +126,13 @@ pub fn plugin_combo(ui: &mut Ui, label: &str, value: &mut String, names: &[&str]
 pub fn path_entry(
     ui: &mut Ui,
     label: &str,
-    current: &str,
+    current: Option<&std::path::Path>,
     browse: (&str, crate::gui::files::DialogPurpose),
     actions: &mut Vec<crate::gui::command::Action>,
 ) {
     use crate::gui::command::Action;
+    let current = current.map(|p| p.display().to_string()).unwrap_or_default();
+    let current = current.as_str();
     let id = egui::Id::unique(("path-entry", label, current));
     let mut text: String = ui
         .data_mut(|d| d.get_temp(id))

@@ -276,14 +276,10 @@ fn device(ui: &mut Ui, device: &mut String) -> egui::Response {
 
 fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
     ui.label(spec.to_string());
-    let current = spec
-        .path()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
     super::fields::path_entry(
         ui,
         "dataset",
-        &current,
+        spec.path(),
         ("Browse…", DialogPurpose::Open(FileKind::Dataset)),
         actions,
     );
@@ -317,15 +313,10 @@ fn model(
     {
         actions.push(Action::StartSensitivity);
     }
-    let current = cfg
-        .base_checkpoint
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
     super::fields::path_entry(
         ui,
         "trained model",
-        &current,
+        cfg.base_checkpoint.as_deref(),
         ("Browse…", DialogPurpose::Open(FileKind::Checkpoint)),
         actions,
     );
