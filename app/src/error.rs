@@ -68,7 +68,7 @@ pub enum Error {
         /// The chart's id.
         chart: String,
         /// Why.
-        source: crate::report::raster::RasterError,
+        source: RasterError,
     },
     /// Anything else, with its context.
     #[error("{0}")]
@@ -143,4 +143,23 @@ pub enum LibraryError {
         /// Which plugin, and where the other one comes from.
         msg: String,
     },
+}
+
+/// Why an SVG could not be made a PNG.
+#[derive(Debug, thiserror::Error)]
+pub enum RasterError {
+    /// The SVG does not parse.
+    #[error("not a valid SVG: {0}")]
+    Svg(#[from] resvg::usvg::Error),
+    /// The picture would have no pixels, or too many.
+    #[error("{width}x{height} pixels is not a picture size")]
+    Size {
+        /// Width asked for.
+        width: u32,
+        /// Height asked for.
+        height: u32,
+    },
+    /// The pixels could not be encoded.
+    #[error("cannot encode PNG: {0}")]
+    Png(#[from] png::EncodingError),
 }

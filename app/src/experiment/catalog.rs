@@ -183,7 +183,33 @@ pub fn delete(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::experiment::output::save_results;
-    use crate::report::sample::sample_results;
+    use crate::experiment::{ComparisonResults, ExperimentConfig, RunResult};
+
+    /// Results with `runs` finished runs (no steps: the list does not read them).
+    fn results(runs: usize) -> ComparisonResults {
+        let run = RunResult {
+            strategy: "one-shot".into(),
+            schedule: "one-shot".into(),
+            criterion: "magnitude".into(),
+            target: 0.5,
+            seed: 0,
+            steps: vec![],
+            status: Status::Complete,
+            model_file: None,
+            latency: None,
+        };
+        ComparisonResults {
+            version: 1,
+            config: ExperimentConfig::demo(),
+            device: "cpu".into(),
+            data: Default::default(),
+            model: Default::default(),
+            baselines: vec![],
+            runs: vec![run; runs],
+            controls: vec![],
+            status: None,
+        }
+    }
 
     #[test]
     fn lists_filters_and_deletes_saved_comparisons() {
@@ -192,7 +218,7 @@ mod tests {
         let b = root.path().join("b-001");
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let mut r = sample_results(2, 2, 1, 3);
+        let mut r = results(4);
         r.config.name = "alpha".into();
         r.data.name = "mnist".into();
         r.status = Some(Status::Cancelled);

@@ -10,24 +10,7 @@ use resvg::usvg::{self, fontdb};
 /// Pixels per SVG unit in exported PNGs (sharp on high-density screens).
 pub const SCALE: f32 = 2.0;
 
-/// Why an SVG could not be made a PNG.
-#[derive(Debug, thiserror::Error)]
-pub enum RasterError {
-    /// The SVG does not parse.
-    #[error("not a valid SVG: {0}")]
-    Svg(#[from] usvg::Error),
-    /// The picture would have no pixels, or too many.
-    #[error("{width}x{height} pixels is not a picture size")]
-    Size {
-        /// Width asked for.
-        width: u32,
-        /// Height asked for.
-        height: u32,
-    },
-    /// The pixels could not be encoded.
-    #[error("cannot encode PNG: {0}")]
-    Png(#[from] png::EncodingError),
-}
+pub use crate::error::RasterError;
 
 /// The window's fonts, loaded once; `sans-serif` is Ubuntu Light and
 /// `monospace` Hack.
