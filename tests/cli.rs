@@ -625,3 +625,64 @@ fn sensitivity_prunes_one_layer_at_a_time() {
         &["missing.safetensors"],
     );
 }
+
+/// A NumPy archive (Keras layout) is data a comparison runs on, from the
+/// config's `kind = "npz"`; its images reach the model exactly as saved.
+#[test]
+fn a_numpy_archive_is_data_for_a_comparison() {
+    use candle_core::{DType, Device, Tensor};
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = shears::data::embedded_glyphs(300, 100, 0);
+    let images = |d: &shears::data::Dataset| {
+        Tensor::from_vec(
+            d.images.clone(),
+            (d.len(), d.channels, d.height, d.width),
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let labels = |d: &shears::data::Dataset| {
+        Tensor::from_vec(
+            d.labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>(),
+            d.len(),
+            &Device::Cpu,
+        )
+        .unwrap()
+        .to_dtype(DType::I64)
+        .unwrap()
+    };
+    let npz = dir.path().join("glyphs.npz");
+    Tensor::write_npz(
+        &[
+            ("x_train", &images(&train)),
+            ("y_train", &labels(&train)),
+            ("x_test", &images(&test)),
+            ("y_test", &labels(&test)),
+        ],
+        &npz,
+    )
+    .unwrap();
+    let spec = shears::data::DatasetSpec::detect(&npz).unwrap();
+    let (tr, te) = spec.load().unwrap();
+    assert_eq!(tr.images, train.images, "pixels as saved");
+    assert_eq!(
+        (tr.labels.clone(), te.labels.clone()),
+        (train.labels, test.labels)
+    );
+    let cfg = tiny_config("[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"magnitude\"\n")
+        .replace(
+            "kind = \"embedded\"\ntrain = 600\ntest = 200",
+            "kind = \"npz\"\npath = \"glyphs.npz\"",
+        );
+    assert!(cfg.contains("npz"), "{cfg}");
+    let cfg = write(dir.path(), "npz.toml", &cfg);
+    let o = shears(
+        dir.path(),
+        &["compare", "--config", &cfg, "--out", "out", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = shears::experiment::load_results(&dir.path().join("out")).unwrap();
+    assert_eq!(r.data.name, "glyphs");
+    assert_eq!(r.data.train + r.data.val, 300);
+    assert_eq!(r.data.test, 100);
+}

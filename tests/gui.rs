@@ -428,6 +428,14 @@ fn a_dataset_folder_and_a_checkpoint_configure_the_experiment() {
             shears::data::DatasetSpec::Idx { .. }
         ));
     }
+    // A NumPy archive is a dataset too.
+    let npz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/numpy/split.npz");
+    drop_file(&mut h, &npz);
+    assert!(
+        matches!(&h.state().settings.config.data, shears::data::DatasetSpec::Npz { path, .. } if *path == npz),
+        "{}",
+        notices(&h)
+    );
     // A real checkpoint: train one with the engine and open it.
     let ck = dir.path().join("base.safetensors");
     let arch = shears::model::arch::lenet5([1, 28, 28], 10);

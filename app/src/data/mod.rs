@@ -13,6 +13,7 @@ mod cifar;
 mod digits_csv;
 mod glyphs;
 mod idx;
+mod npz;
 mod spec;
 mod split;
 
@@ -26,6 +27,7 @@ pub use cifar::{load_cifar_dir, load_cifar_file, parse_cifar, CifarVariant};
 pub use digits_csv::{load_digits_csv, parse_digits_csv, read_digits_csv};
 pub use glyphs::{embedded_glyphs, GLYPH_CLASS_NAMES, GLYPH_SIZE};
 pub use idx::{load_idx_dir, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels};
+pub use npz::load_npz;
 pub use spec::DatasetSpec;
 pub use split::{prepare, split_validation, stratified_indices, DataSplits, Normalization};
 

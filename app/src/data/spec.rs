@@ -65,6 +65,19 @@ pub enum DatasetSpec {
         #[serde(default)]
         seed: u64,
     },
+    /// A NumPy `.npz`: `x_train`, `y_train`, `x_test`, `y_test`, or `x` and
+    /// `y` split here (see [`load_npz`](super::npz::load_npz)).
+    Npz {
+        /// The `.npz` file.
+        path: PathBuf,
+        /// With `x` and `y` only: fraction of each class held out for
+        /// testing (default 0.2).
+        #[serde(default = "default_test_fraction")]
+        test_fraction: f64,
+        /// Split seed (default 0).
+        #[serde(default)]
+        seed: u64,
+    },
 }
 
 impl Default for DatasetSpec {
@@ -96,6 +109,7 @@ impl fmt::Display for DatasetSpec {
                 "digits CSV {} (test fraction {test_fraction}, seed {seed})",
                 path.display()
             ),
+            DatasetSpec::Npz { path, .. } => write!(f, "NumPy archive {}", path.display()),
         }
     }
 }
@@ -108,7 +122,8 @@ impl DatasetSpec {
             DatasetSpec::Idx { path }
             | DatasetSpec::Cifar10 { path }
             | DatasetSpec::Cifar100 { path }
-            | DatasetSpec::DigitsCsv { path, .. } => Some(path),
+            | DatasetSpec::DigitsCsv { path, .. }
+            | DatasetSpec::Npz { path, .. } => Some(path),
         }
     }
 
@@ -122,7 +137,8 @@ impl DatasetSpec {
             DatasetSpec::Idx { path }
             | DatasetSpec::Cifar10 { path }
             | DatasetSpec::Cifar100 { path }
-            | DatasetSpec::DigitsCsv { path, .. } => {
+            | DatasetSpec::DigitsCsv { path, .. }
+            | DatasetSpec::Npz { path, .. } => {
                 if path.is_relative() {
                     *path = base.join(&*path);
                 }
@@ -160,6 +176,11 @@ impl DatasetSpec {
                 }
                 load_digits_csv(path, *test_fraction, *seed)
             }
+            DatasetSpec::Npz {
+                path,
+                test_fraction,
+                seed,
+            } => super::npz::load_npz(path, *test_fraction, *seed),
         }
     }
 
@@ -186,7 +207,7 @@ impl DatasetSpec {
         }
         let looked_for = || {
             format!(
-                "looked for IDX files ({}), CIFAR-10 (data_batch_1.bin .. data_batch_5.bin + test_batch.bin, or a cifar-10-batches-bin/ subfolder), CIFAR-100 (train.bin + test.bin, or a cifar-100-binary/ subfolder) and a digits CSV (*.csv or *.csv.gz)",
+                "looked for IDX files ({}), CIFAR-10 (data_batch_1.bin .. data_batch_5.bin + test_batch.bin, or a cifar-10-batches-bin/ subfolder), CIFAR-100 (train.bin + test.bin, or a cifar-100-binary/ subfolder) a digits CSV (*.csv or *.csv.gz) and a NumPy archive (*.npz)",
                 idx_expected_names()
             )
         };
@@ -201,6 +222,13 @@ impl DatasetSpec {
             };
             if is_csv_name(&name) {
                 return Ok(digits(path.to_path_buf()));
+            }
+            if name.to_ascii_lowercase().ends_with(".npz") {
+                return Ok(DatasetSpec::Npz {
+                    path: path.to_path_buf(),
+                    test_fraction: default_test_fraction(),
+                    seed: 0,
+                });
             }
             if is_idx_file_name(&name) {
                 return Ok(DatasetSpec::Idx { path: parent });

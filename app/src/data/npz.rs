@@ -1,0 +1,288 @@
+//! NumPy archives (`.npz`, written by `np.savez` or `np.savez_compressed`):
+//! images and labels as arrays, either `x_train` / `y_train` / `x_test` /
+//! `y_test` (the Keras layout) or `x` / `y` split here. Images are
+//! `[N, H, W]` (grey), `[N, C, H, W]` or `[N, H, W, C]` (C of 1, 3 or 4;
+//! the last axis is the channels when it can be and the second is not 1 or
+//! 3); integer images are read as 0..=255, float
+//! images as they are. Labels are integers from 0.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+
+use super::{split::stratified_indices, Dataset};
+use crate::error::{Error, Result};
+
+/// Array names of an archive already split into train and test.
+pub const SPLIT_NAMES: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
+
+/// The arrays of `path` by name (uncompressed or deflate-compressed).
+fn arrays(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    if !path.is_file() {
+        return Err(Error::format(path, "no such file"));
+    }
+    Tensor::read_npz(path).map_err(|e| {
+        Error::format(
+            path,
+            format!("not a NumPy .npz archive this reader understands: {e}"),
+        )
+    })
+}
+
+fn take(arrays: &[(String, Tensor)], name: &str) -> Option<Tensor> {
+    arrays
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.clone())
+}
+
+/// Images of shape `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]` as NCHW
+/// values and `(C, H, W)`.
+fn images(x: &Tensor, name: &str, path: &Path) -> Result<(Vec<f32>, [usize; 3])> {
+    let bad = |msg: String| Error::format(path, format!("array `{name}`: {msg}"));
+    let channels = |c: usize| matches!(c, 1 | 3 | 4);
+    let x = match *x.dims() {
+        [_, _, _] => x.unsqueeze(1)?,
+        // Channels last where the last axis can be one and the second
+        // cannot be 1 or 3 (a 4-row image is not RGBA).
+        [_, a, _, c] if channels(c) && !matches!(a, 1 | 3) => {
+            x.permute((0, 3, 1, 2))?.contiguous()?
+        }
+        [_, c, _, _] if channels(c) => x.clone(),
+        _ => {
+            return Err(bad(format!(
+                "shape {:?} is not images: give [N, H, W], [N, C, H, W] or [N, H, W, C] with C of 1, 3 or 4",
+                x.dims()
+            )))
+        }
+    };
+    let &[_, c, h, w] = x.dims() else {
+        unreachable!("four dimensions from above")
+    };
+    let values = match x.dtype() {
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
+            x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?
+        }
+        // As the IDX and CIFAR loaders scale bytes: each value / 255.
+        _ => x
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(|v| v / 255.0)
+            .collect(),
+    };
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(bad(format!("holds a non-finite value ({v})")));
+    }
+    Ok((values, [c, h, w]))
+}
+
+/// Labels of shape `[N]` (or `[N, 1]`) as class indices.
+fn labels(y: &Tensor, name: &str, path: &Path) -> Result<Vec<u32>> {
+    let bad = |msg: String| Error::format(path, format!("array `{name}`: {msg}"));
+    let y = match y.dims() {
+        [_] => y.clone(),
+        [_, 1] => y.flatten_all()?,
+        d => return Err(bad(format!("shape {d:?} is not one label per image"))),
+    };
+    if y.dtype().is_float() {
+        return Err(bad(format!(
+            "labels are {:?}; give integer class indices",
+            y.dtype()
+        )));
+    }
+    let v = y.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+    v.iter()
+        .map(|&l| {
+            u32::try_from(l).map_err(|_| bad(format!("label {l} is not a class index (0 or more)")))
+        })
+        .collect()
+}
+
+fn dataset(
+    path: &Path,
+    (x, xn): (&Tensor, &str),
+    (y, yn): (&Tensor, &str),
+    name: &str,
+) -> Result<Dataset> {
+    let (values, [channels, height, width]) = images(x, xn, path)?;
+    let labels = labels(y, yn, path)?;
+    if labels.len() != x.dims()[0] {
+        return Err(Error::format(
+            path,
+            format!(
+                "`{xn}` holds {} images but `{yn}` {} labels",
+                x.dims()[0],
+                labels.len()
+            ),
+        ));
+    }
+    let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
+    Ok(Dataset {
+        name: name.to_string(),
+        images: values,
+        labels,
+        channels,
+        height,
+        width,
+        num_classes,
+    })
+}
+
+/// Loads `(train, test)` from a `.npz`: its `x_train` ... `y_test`, or its
+/// `x` and `y` with `test_fraction` of each class held out (split by
+/// `seed`). Both splits get the larger class count. Errors name the file
+/// and the array.
+pub fn load_npz(
+    path: impl AsRef<Path>,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Dataset)> {
+    let path = path.as_ref();
+    let arrays = arrays(path)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "npz".into());
+    let names: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+    let got = |n: &str| take(&arrays, n);
+    let (mut train, mut test) = match SPLIT_NAMES.map(got) {
+        [Some(xt), Some(yt), Some(xs), Some(ys)] => {
+            let train = dataset(path, (&xt, "x_train"), (&yt, "y_train"), &name)?;
+            let test = dataset(path, (&xs, "x_test"), (&ys, "y_test"), &name)?;
+            if (train.channels, train.height, train.width)
+                != (test.channels, test.height, test.width)
+            {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "train images are {}x{}x{} but test images {}x{}x{}",
+                        train.channels,
+                        train.height,
+                        train.width,
+                        test.channels,
+                        test.height,
+                        test.width
+                    ),
+                ));
+            }
+            (train, test)
+        }
+        _ => match (got("x"), got("y")) {
+            (Some(x), Some(y)) => {
+                if !(test_fraction > 0.0 && test_fraction < 1.0) {
+                    return Err(Error::config(
+                        "dataset.test_fraction",
+                        format!("must be between 0 and 1 (exclusive), got {test_fraction}"),
+                    ));
+                }
+                let all = dataset(path, (&x, "x"), (&y, "y"), &name)?;
+                let (tr, te) = stratified_indices(&all.labels, test_fraction, seed);
+                (all.subset(&tr), all.subset(&te))
+            }
+            _ => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "needs arrays x_train, y_train, x_test, y_test (or x and y); it holds: {}",
+                        names.join(", ")
+                    ),
+                ))
+            }
+        },
+    };
+    let classes = train.num_classes.max(test.num_classes);
+    train.num_classes = classes;
+    test.num_classes = classes;
+    Ok((train, test))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/numpy")
+            .join(name)
+    }
+
+    /// The Keras layout with uint8 NHWC images: values scaled by 1/255 and
+    /// moved to NCHW pixel for pixel (tests/fixtures/numpy/make_npz.py).
+    #[test]
+    fn split_archives_load_nhwc_as_nchw() {
+        let (train, test) = load_npz(fixture("split.npz"), 0.2, 0).unwrap();
+        assert_eq!((train.len(), test.len()), (6, 4));
+        assert_eq!((train.channels, train.height, train.width), (3, 4, 5));
+        assert_eq!(train.labels, [0, 1, 2, 0, 1, 2]);
+        assert_eq!(test.labels, [2, 1, 0, 3]);
+        assert_eq!((train.num_classes, test.num_classes), (4, 4));
+        for (n, y, x, c) in [(0, 0, 0, 0), (1, 2, 3, 1), (5, 3, 4, 2), (4, 1, 0, 2)] {
+            let want = ((n * 60 + y * 15 + x * 3 + c) % 256) as f32 / 255.0;
+            let at = ((n * 3 + c) * 4 + y) * 5 + x;
+            assert_eq!(train.images[at], want, "pixel {n},{y},{x},{c}");
+        }
+    }
+
+    /// `x` and `y` in a compressed archive: float grey images as they are,
+    /// split by class.
+    #[test]
+    fn xy_archives_are_split_here() {
+        let (train, test) = load_npz(fixture("xy.npz"), 0.2, 0).unwrap();
+        assert_eq!(train.len() + test.len(), 10);
+        assert_eq!(test.len(), 2, "one of each class");
+        assert_eq!((train.channels, train.height, train.width), (1, 2, 3));
+        // Every image n holds n + (y * 3 + x) / 10: its first pixel is n, an
+        // integer, and its last n + 0.5.
+        for d in [&train, &test] {
+            for i in 0..d.len() {
+                let px = &d.images[i * 6..(i + 1) * 6];
+                let n = px[0];
+                assert_eq!(n.fract(), 0.0);
+                assert!((px[5] - (n + 0.5)).abs() < 1e-6);
+                assert_eq!(d.labels[i], n as u32 % 2);
+            }
+        }
+        let e = load_npz(fixture("xy.npz"), 1.5, 0).unwrap_err().to_string();
+        assert!(e.contains("test_fraction"), "{e}");
+    }
+
+    #[test]
+    fn wrong_archives_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.npz");
+        std::fs::write(&p, b"not a zip").unwrap();
+        let e = load_npz(&p, 0.2, 0).unwrap_err().to_string();
+        assert!(e.contains("bad.npz") && e.contains("not a NumPy"), "{e}");
+        let e = load_npz(dir.path().join("missing.npz"), 0.2, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file"), "{e}");
+        // An archive without the arrays lists what it holds.
+        let other = dir.path().join("other.npz");
+        Tensor::write_npz(
+            &[(
+                "weights",
+                &Tensor::zeros(3, DType::F32, &candle_core::Device::Cpu).unwrap(),
+            )],
+            &other,
+        )
+        .unwrap();
+        let e = load_npz(&other, 0.2, 0).unwrap_err().to_string();
+        assert!(e.contains("x_train") && e.contains("weights"), "{e}");
+        // Images and labels that do not match in count.
+        let cpu = candle_core::Device::Cpu;
+        let x = Tensor::zeros((4, 2, 2), DType::U8, &cpu).unwrap();
+        let y = Tensor::zeros(3, DType::I64, &cpu).unwrap();
+        let mismatched = dir.path().join("mismatch.npz");
+        Tensor::write_npz(&[("x", &x), ("y", &y)], &mismatched).unwrap();
+        let e = load_npz(&mismatched, 0.2, 0).unwrap_err().to_string();
+        assert!(e.contains("4 images") && e.contains("3 labels"), "{e}");
+        let yf = Tensor::zeros(4, DType::F32, &cpu).unwrap();
+        let float_labels = dir.path().join("float.npz");
+        Tensor::write_npz(&[("x", &x), ("y", &yf)], &float_labels).unwrap();
+        let e = load_npz(&float_labels, 0.2, 0).unwrap_err().to_string();
+        assert!(e.contains("integer class indices"), "{e}");
+    }
+}
