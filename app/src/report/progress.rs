@@ -84,6 +84,8 @@ pub struct Progress {
     phase_done: f64,
     /// Whether the current unit is a dense control's training.
     in_control: bool,
+    /// The last epoch the current phase finished.
+    epoch_done: u32,
     /// Set when the comparison ended.
     pub ended: Option<Status>,
 }
@@ -237,6 +239,7 @@ impl Progress {
                     total: 1.0,
                 };
                 self.report((phase, *seed, *target), (*epoch, *of), all, at);
+                self.epoch_done = *epoch;
                 if *epoch == *of {
                     // The phase ran to its limit; the next one starts afresh.
                     self.phase_epoch = (0, 0);
@@ -325,7 +328,9 @@ impl Progress {
         batches: Bar,
         at: Duration,
     ) {
-        if epoch == 1 && self.phase_epoch.0 == 0 {
+        // A new phase: nothing running, or an epoch number not past the last
+        // one finished (the phase before stopped early and another began).
+        if self.phase_epoch.0 == 0 || epoch <= self.epoch_done {
             self.new_phase(phase, seed, target, of);
         }
         self.phase_epoch = (epoch, of);
@@ -336,6 +341,7 @@ impl Progress {
     /// A dense control (no start event either) is a unit of its `of` epochs.
     fn new_phase(&mut self, phase: &str, seed: u64, target: f32, of: u32) {
         self.phase_done = 0.0;
+        self.epoch_done = 0;
         if self.in_control {
             // The previous control training ended with this new phase.
             self.end_unit();
@@ -544,6 +550,22 @@ mod tests {
         assert!(p.current.contains("cancelled"));
         assert!(p.eta().is_none());
         assert!(p.log.last().unwrap().contains("cancelled"));
+    }
+
+    /// Two fine-tuning phases back to back (no prune between), the first
+    /// stopped early: the second's epochs count from its own start.
+    #[test]
+    fn back_to_back_phases_both_count() {
+        let mut p = Progress::new(&ExperimentConfig::demo());
+        p.on_event(&run_started("patience", 6));
+        p.on_event(&pruned(1, 0.5));
+        p.on_event(&epoch("patience", 1, 3));
+        // Stopped early; the next phase begins at its epoch 1 again.
+        p.on_event(&batch("patience", 1, 5, 10));
+        assert!((p.run.done - 1.5).abs() < 1e-6, "{:?}", p.run);
+        p.on_event(&epoch("patience", 1, 3));
+        p.on_event(&epoch("patience", 2, 3));
+        assert_eq!(p.run.done, 3.0);
     }
 
     /// A run's trace holds all its epochs over every phase, the drop right

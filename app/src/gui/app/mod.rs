@@ -286,6 +286,8 @@ impl ShearsApp {
             views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
         });
         let roots = self.settings.runs_roots();
+        // What Compare holds, the running comparison included.
+        let in_compare: Vec<PathBuf> = self.results.iter().filter_map(|l| l.dir.clone()).collect();
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Setup => views::setup::show(
                 ui,
@@ -315,7 +317,7 @@ impl ShearsApp {
                 &self.runs_view,
                 &mut self.settings.runs_filter,
                 (&roots, &self.settings.run_folders),
-                &self.settings.shown_results,
+                &in_compare,
                 self.run.as_ref().map(|r| r.out_dir.as_path()),
                 &mut actions,
             ),

@@ -82,8 +82,9 @@ pub fn show(
                         let is_running = running == Some(s.dir.as_path());
                         let mut on = shown.contains(&s.dir);
                         let readable = !matches!(s.status, SavedStatus::Unreadable(_));
+                        // The running comparison is in Compare already, live.
                         let tick = ui
-                            .add_enabled(readable, egui::Checkbox::new(&mut on, &s.name))
+                            .add_enabled(readable && !is_running, egui::Checkbox::new(&mut on, &s.name))
                             .on_hover_text(s.dir.display().to_string());
                         if tick.changed() {
                             actions.push(Action::ShowSaved {
