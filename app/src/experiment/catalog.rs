@@ -187,17 +187,7 @@ mod tests {
 
     /// Results with `runs` finished runs (no steps: the list does not read them).
     fn results(runs: usize) -> ComparisonResults {
-        let run = RunResult {
-            strategy: "one-shot".into(),
-            schedule: "one-shot".into(),
-            criterion: "magnitude".into(),
-            target: 0.5,
-            seed: 0,
-            steps: vec![],
-            status: Status::Complete,
-            model_file: None,
-            latency: None,
-        };
+        let run = RunResult::new("one-shot", ("one-shot", "magnitude"), 0.5, 0);
         ComparisonResults {
             version: 1,
             config: ExperimentConfig::demo(),

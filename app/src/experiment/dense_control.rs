@@ -59,15 +59,9 @@ impl Controls<'_> {
                 Err(e) => (vec![], Status::Failed(e.clone())),
             };
             let run = RunResult {
-                strategy: DENSE_CONTROL.into(),
-                schedule: DENSE_CONTROL.into(),
-                criterion: String::new(),
-                target,
-                seed: self.seed,
                 steps,
                 status,
-                model_file: None,
-                latency: None,
+                ..RunResult::new(DENSE_CONTROL, (DENSE_CONTROL, ""), target, self.seed)
             };
             results.controls.push(run.clone());
             sink(&Event::ControlFinished(run), results);

@@ -91,6 +91,27 @@ pub struct RunResult {
 pub use super::config::DENSE_CONTROL;
 
 impl RunResult {
+    /// A run of `strategy` (its schedule and criterion plugins) at `target`
+    /// for `seed` with no step yet: complete until something fails.
+    pub fn new(
+        strategy: impl Into<String>,
+        (schedule, criterion): (impl Into<String>, impl Into<String>),
+        target: f32,
+        seed: u64,
+    ) -> Self {
+        Self {
+            strategy: strategy.into(),
+            schedule: schedule.into(),
+            criterion: criterion.into(),
+            target,
+            seed,
+            steps: vec![],
+            status: Status::Complete,
+            model_file: None,
+            latency: None,
+        }
+    }
+
     /// Whether this is a dense-control run, not a pruning strategy.
     pub fn is_dense_control(&self) -> bool {
         self.schedule == DENSE_CONTROL

@@ -228,17 +228,12 @@ fn run_all(
                     results,
                 );
                 index += 1;
-                let run = RunResult {
-                    strategy: strategy.label(),
-                    schedule: strategy.schedule.clone(),
-                    criterion: strategy.criterion.clone(),
+                let run = RunResult::new(
+                    strategy.label(),
+                    (&strategy.schedule, &strategy.criterion),
                     target,
                     seed,
-                    steps: vec![],
-                    status: Status::Complete,
-                    model_file: None,
-                    latency: None,
-                };
+                );
                 let save_as = ctx.out_dir.map(|_| {
                     super::output::model_file_name(
                         strategy_index,

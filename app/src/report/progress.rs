@@ -463,17 +463,7 @@ mod tests {
     }
 
     fn finished(strategy: &str) -> Event {
-        Event::RunFinished(RunResult {
-            strategy: strategy.into(),
-            schedule: "s".into(),
-            criterion: "c".into(),
-            target: 0.5,
-            seed: 0,
-            steps: vec![],
-            status: Status::Complete,
-            model_file: None,
-            latency: None,
-        })
+        Event::RunFinished(RunResult::new(strategy, ("s", "c"), 0.5, 0))
     }
 
     /// The bars count epochs: the base's, then each run's out of what its
