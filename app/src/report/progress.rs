@@ -161,8 +161,8 @@ impl Progress {
         self.update_overall();
     }
 
-    /// Training reached `epochs_in_phase` (with a fraction) in a phase of
-    /// kind `phase`, at `at` since the start.
+    /// Training reached `epochs` of the current phase (with the fraction of
+    /// the epoch under way), at `at` since the start.
     fn trained(&mut self, epochs: f64, at: Duration) {
         let step = (epochs - self.phase_done).max(0.0);
         self.phase_done = epochs;
@@ -317,8 +317,6 @@ impl Progress {
         }
     }
 
-    /// The first report of a phase: a base model starts its unit here (it
-    /// has no start event); every phase restarts the epoch count.
     /// A report from inside a phase, `at` since the start: epoch `epoch` of
     /// `of`, `batches` of it done.
     fn report(
@@ -338,7 +336,9 @@ impl Progress {
         self.trained(f64::from(epoch - 1) + f64::from(batches.fraction()), at);
     }
 
-    /// A dense control (no start event either) is a unit of its `of` epochs.
+    /// The first report of a phase: every phase restarts the epoch count; a
+    /// base model starts its unit here (it has no start event), and so does a
+    /// dense control (no start event either), a unit of its `of` epochs.
     fn new_phase(&mut self, phase: &str, seed: u64, target: f32, of: u32) {
         self.phase_done = 0.0;
         self.epoch_done = 0;

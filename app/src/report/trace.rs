@@ -82,6 +82,13 @@ impl Trace {
         }
     }
 
+    /// Starts the validation curve at the model the training starts from.
+    fn start_from(&mut self, val: Option<f32>) {
+        if let Some(v) = val {
+            self.val.push([0.0, pct(v)]);
+        }
+    }
+
     fn pruned(&mut self, reached: f32) {
         let x = f64::from(self.epochs);
         if let Some(&[_, s]) = self.sparsity.last() {
@@ -222,15 +229,6 @@ impl Traces {
                 Some(&[_, acc]) => format!("test {acc:.2}%"),
                 None => format!("{} epochs", t.epochs),
             });
-        }
-    }
-}
-
-impl Trace {
-    /// Starts the validation curve at the model the training starts from.
-    fn start_from(&mut self, val: Option<f32>) {
-        if let Some(v) = val {
-            self.val.push([0.0, pct(v)]);
         }
     }
 }

@@ -210,28 +210,23 @@ fn best_cells(rows: &[Row]) -> Vec<Vec<bool>> {
         if *better == Better::Neither {
             continue;
         }
+        // `a` is better than `b` in this column.
+        let better = |a: f64, b: f64| match better {
+            Better::Higher => a > b,
+            _ => a < b,
+        };
         for (i, row) in rows.iter().enumerate() {
             let Some(v) = row.cells[c].value.filter(|_| !row.reference) else {
                 continue;
             };
-            let beaten = rows.iter().any(|o| {
-                !o.reference
-                    && (o.target - row.target).abs() < 1e-6
-                    && o.cells[c].value.is_some_and(|w| match better {
-                        Better::Higher => w > v,
-                        _ => w < v,
-                    })
-            });
+            let rivals: Vec<f64> = rows
+                .iter()
+                .filter(|o| !o.reference && (o.target - row.target).abs() < 1e-6)
+                .filter_map(|o| o.cells[c].value)
+                .collect();
             // Ties with every rival mark nothing: there is no best.
-            let beats_one = rows.iter().any(|o| {
-                !o.reference
-                    && (o.target - row.target).abs() < 1e-6
-                    && o.cells[c].value.is_some_and(|w| match better {
-                        Better::Higher => w < v,
-                        _ => w > v,
-                    })
-            });
-            best[i][c] = !beaten && beats_one;
+            best[i][c] =
+                !rivals.iter().any(|&w| better(w, v)) && rivals.iter().any(|&w| better(v, w));
         }
     }
     best
