@@ -973,8 +973,10 @@ fn run_browser_lists_filters_shows_deletes_and_reopens() {
         .map(|l| l.results.config.name.clone())
         .collect();
     assert_eq!(shown, ["beta"]);
-    // A restart shows it again.
-    let saved = h.state().settings.clone();
+    // A restart shows it again (the settings as the window saves them).
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let saved: Settings = eframe::get_value(&storage, shears::gui::SETTINGS_KEY).unwrap();
     assert_eq!(saved.shown_results, [out.join("beta-001")]);
     let again = ShearsApp::new(saved, LaunchOptions::default());
     assert_eq!(again.results.len(), 1);

@@ -285,9 +285,6 @@ impl ShearsApp {
         egui::Panel::bottom("notices").show(ui, |ui| {
             views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
         });
-        let roots = self.settings.runs_roots();
-        // What Compare holds, the running comparison included.
-        let in_compare: Vec<PathBuf> = self.results.iter().filter_map(|l| l.dir.clone()).collect();
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Setup => views::setup::show(
                 ui,
@@ -312,15 +309,21 @@ impl ShearsApp {
                 self.capture.plot_jobs.front().map(|j| j.id.as_str()),
                 &mut actions,
             ),
-            Tab::Runs => views::runs::show(
-                ui,
-                &self.runs_view,
-                &mut self.settings.runs_filter,
-                (&roots, &self.settings.run_folders),
-                &in_compare,
-                self.run.as_ref().map(|r| r.out_dir.as_path()),
-                &mut actions,
-            ),
+            Tab::Runs => {
+                let roots = self.settings.runs_roots();
+                // What Compare holds, the running comparison included.
+                let in_compare: Vec<PathBuf> =
+                    self.results.iter().filter_map(|l| l.dir.clone()).collect();
+                views::runs::show(
+                    ui,
+                    &self.runs_view,
+                    &mut self.settings.runs_filter,
+                    (&roots, &self.settings.run_folders),
+                    &in_compare,
+                    self.run.as_ref().map(|r| r.out_dir.as_path()),
+                    &mut actions,
+                )
+            }
             Tab::Sensitivity => views::sensitivity::show(
                 ui,
                 &mut self.settings.sensitivity,
@@ -344,7 +347,6 @@ impl ShearsApp {
         for a in actions {
             self.apply(a, ui.ctx());
         }
-        self.sync_shown_results();
         self.drive_chart_saving(ui.ctx());
         self.drive_finale(ui.ctx());
         if self.run.is_some()
@@ -402,7 +404,10 @@ impl ShearsApp {
             self.refresh_runs();
             for r in self.results.iter_mut().filter(|r| r.live) {
                 r.live = false;
-                r.file = r.dir.as_ref().map(|d| d.join(RESULTS_JSON));
+                r.file = r.dir.as_ref().map(|d| {
+                    let f = d.join(RESULTS_JSON);
+                    f.canonicalize().unwrap_or(f)
+                });
                 r.name = r.results.config.name.clone();
                 if let Some(d) = r.dir.as_ref().and_then(|d| d.file_name()) {
                     r.name = format!("{} ({})", r.name, d.to_string_lossy());
@@ -632,6 +637,7 @@ impl eframe::App for ShearsApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.sync_shown_results();
         eframe::set_value(storage, SETTINGS_KEY, &self.settings);
     }
 

@@ -81,11 +81,10 @@ impl ShearsApp {
         } else {
             path.to_path_buf()
         };
+        // Every set's file is kept canonical, so paths compare as they are.
         let file = file.canonicalize().unwrap_or(file);
-        self.results.retain(|l| {
-            let same = l.file.as_ref().and_then(|f| f.canonicalize().ok()) == Some(file.clone());
-            l.live || !same
-        });
+        self.results
+            .retain(|l| l.live || l.file.as_ref() != Some(&file));
         let id = self.next_id();
         self.results.push(LoadedResults {
             id,

@@ -65,7 +65,8 @@ impl ShearsApp {
         }
     }
 
-    /// The results folders shown in Compare now (saved as settings).
+    /// Puts the results folders shown in Compare into the settings (called
+    /// when they are saved; the next start reopens them).
     pub(super) fn sync_shown_results(&mut self) {
         self.settings.shown_results = self
             .results
