@@ -189,15 +189,8 @@ mod tests {
     fn results(runs: usize) -> ComparisonResults {
         let run = RunResult::new("one-shot", ("one-shot", "magnitude"), 0.5, 0);
         ComparisonResults {
-            version: 1,
-            config: ExperimentConfig::demo(),
-            device: "cpu".into(),
-            data: Default::default(),
-            model: Default::default(),
-            baselines: vec![],
             runs: vec![run; runs],
-            controls: vec![],
-            status: None,
+            ..ComparisonResults::new(ExperimentConfig::demo(), "cpu")
         }
     }
 

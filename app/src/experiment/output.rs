@@ -213,15 +213,8 @@ mod tests {
             "nothing is touched before the comparison starts"
         );
         let results = ComparisonResults {
-            version: 1,
-            config: cfg,
-            device: "cpu".into(),
-            data: Default::default(),
-            model: Default::default(),
-            baselines: vec![],
-            runs: vec![],
-            controls: vec![],
             status: Some(Status::Cancelled),
+            ..ComparisonResults::new(cfg, "cpu")
         };
         let end = Event::Finished {
             status: Status::Cancelled,

@@ -199,6 +199,22 @@ pub struct ComparisonResults {
 }
 
 impl ComparisonResults {
+    /// The results of a comparison of `config` on `device` before anything
+    /// ran (no data or model summary yet, no status).
+    pub fn new(config: ExperimentConfig, device: impl Into<String>) -> Self {
+        Self {
+            version: 1,
+            config,
+            device: device.into(),
+            data: DataSummary::default(),
+            model: ModelSummary::default(),
+            baselines: vec![],
+            runs: vec![],
+            controls: vec![],
+            status: None,
+        }
+    }
+
     /// Runs that ended with an error.
     pub fn failed_runs(&self) -> usize {
         self.runs

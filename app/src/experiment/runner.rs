@@ -85,15 +85,9 @@ pub fn run_comparison(
     let data = load_data(cfg)?;
     let template = base_template(cfg, &data, &device)?;
     let mut results = ComparisonResults {
-        version: 1,
-        config: cfg.clone(),
-        device: device_name.clone(),
         data: data_summary(&data),
         model: model_summary(&template),
-        baselines: vec![],
-        runs: vec![],
-        controls: vec![],
-        status: None,
+        ..ComparisonResults::new(cfg.clone(), device_name.clone())
     };
     let total = cfg.seeds.len() * cfg.strategies.len() * cfg.sparsities.len();
     let started = Event::Started {

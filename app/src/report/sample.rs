@@ -98,14 +98,9 @@ pub fn sample_results(
         }
     }
     ComparisonResults {
-        version: 1,
-        config,
-        device: "cpu".into(),
-        data: Default::default(),
-        model: Default::default(),
         baselines,
         runs,
-        controls: vec![],
         status: Some(Status::Complete),
+        ..ComparisonResults::new(config, "cpu")
     }
 }
