@@ -54,6 +54,15 @@ fn harness_sized(
         out_dir: out.to_path_buf(),
         ..Default::default()
     };
+    harness_from(settings, launch, size)
+}
+
+/// The app started with `settings` (as saved by a session) in a window of `size`.
+fn harness_from(
+    settings: Settings,
+    launch: LaunchOptions,
+    size: [f32; 2],
+) -> Harness<'static, ShearsApp> {
     let app = ShearsApp::new(settings, launch);
     Harness::builder()
         .with_size(size)
@@ -948,12 +957,7 @@ fn run_browser_lists_filters_shows_deletes_and_reopens() {
         tab: Tab::Runs,
         ..Default::default()
     };
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(
-            |ui, app: &mut ShearsApp| app.show(ui),
-            ShearsApp::new(settings, LaunchOptions::default()),
-        );
+    let mut h = harness_from(settings, LaunchOptions::default(), [1280.0, 900.0]);
     h.step();
     for name in ["alpha", "beta", "gamma"] {
         assert!(h.query_by_label(name).is_some(), "{name} listed");
@@ -1022,12 +1026,7 @@ fn without_native_dialogs_paths_are_asked_in_the_window() {
         ..Default::default()
     };
     settings.last_dir = Some(dir.path().to_path_buf());
-    let mut h = Harness::builder()
-        .with_size([1280.0, 900.0])
-        .build_ui_state(
-            |ui, app: &mut ShearsApp| app.show(ui),
-            ShearsApp::new(settings, launch),
-        );
+    let mut h = harness_from(settings, launch, [1280.0, 900.0]);
     h.step();
     h.get_by_label("File").click();
     h.step();
