@@ -105,33 +105,50 @@ pub fn expected_run_epochs(
     Ok(epochs.min(cfg.max_epochs_per_run))
 }
 
-/// Training epochs a whole comparison of `cfg` is expected to take: per
-/// seed, the base model (none from a checkpoint), every strategy at every
-/// target ([`expected_run_epochs`]; a strategy whose plan fails counts 0:
-/// its run will fail and say why) and the dense controls (one training per
-/// distinct epoch count, the longest strategy at each target).
-pub fn expected_comparison_epochs(cfg: &ExperimentConfig, registry: &Registry) -> u64 {
+/// The training epochs a comparison is expected to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedEpochs {
+    /// Each strategy's runs (in config order), at each target (in config
+    /// order): [`expected_run_epochs`], 0 where the plan fails (that run will
+    /// fail and say why).
+    pub runs: Vec<Vec<u32>>,
+    /// The whole comparison: per seed, the base model (none from a
+    /// checkpoint), every run, and the dense controls (one training per
+    /// distinct epoch count, the longest strategy at each target).
+    pub total: u64,
+}
+
+/// What a comparison of `cfg` is expected to take, every schedule played once.
+pub fn expected_epochs(cfg: &ExperimentConfig, registry: &Registry) -> ExpectedEpochs {
+    let runs: Vec<Vec<u32>> = cfg
+        .strategies
+        .iter()
+        .map(|s| {
+            cfg.sparsities
+                .iter()
+                .map(|&t| expected_run_epochs(cfg, registry, s, t).unwrap_or(0))
+                .collect()
+        })
+        .collect();
     let base = if cfg.base_checkpoint.is_some() {
         0
     } else {
         u64::from(cfg.train.epochs)
     };
-    let mut runs = 0u64;
     let mut controls: Vec<u32> = Vec::new();
-    for &target in &cfg.sparsities {
-        let per: Vec<u32> = cfg
-            .strategies
-            .iter()
-            .map(|s| expected_run_epochs(cfg, registry, s, target).unwrap_or(0))
-            .collect();
-        runs += per.iter().map(|&e| u64::from(e)).sum::<u64>();
-        let longest = per.iter().copied().max().unwrap_or(0);
+    for t in 0..cfg.sparsities.len() {
+        let longest = runs.iter().map(|per| per[t]).max().unwrap_or(0);
         if cfg.dense_control && !controls.contains(&longest) {
             controls.push(longest);
         }
     }
-    let controls: u64 = controls.iter().map(|&e| u64::from(e)).sum();
-    cfg.seeds.len() as u64 * (base + runs + controls)
+    let run_epochs: u64 = runs.iter().flatten().map(|&e| u64::from(e)).sum();
+    let control_epochs: u64 = controls.iter().map(|&e| u64::from(e)).sum();
+    let per_seed = base + run_epochs + control_epochs;
+    ExpectedEpochs {
+        total: cfg.seeds.len() as u64 * per_seed,
+        runs,
+    }
 }
 
 /// One line for people: `0.5 -> 0.75 -> 0.9 (3 steps, 3 fine-tuning epochs)`;
@@ -245,12 +262,9 @@ mod tests {
         cfg.dense_control = true;
         // Per seed: base + (3 + 6) at each target + one control of 6 epochs.
         let per_seed = u64::from(cfg.train.epochs) + 2 * 9 + 6;
-        assert_eq!(expected_comparison_epochs(&cfg, &registry), 2 * per_seed);
+        assert_eq!(expected_epochs(&cfg, &registry).total, 2 * per_seed);
         cfg.dense_control = false;
-        assert_eq!(
-            expected_comparison_epochs(&cfg, &registry),
-            2 * (per_seed - 6)
-        );
+        assert_eq!(expected_epochs(&cfg, &registry).total, 2 * (per_seed - 6));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::config::ExperimentConfig;
 use super::context::{base_phase, split_metrics, train_phase};
 pub use super::context::{Context, Sink};
 use super::dense_control::Controls;
-use super::preview::{expected_comparison_epochs, expected_run_epochs};
+use super::preview::expected_epochs;
 use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
@@ -90,15 +90,25 @@ pub fn run_comparison(
         ..ComparisonResults::new(cfg.clone(), device_name.clone())
     };
     let total = cfg.seeds.len() * cfg.strategies.len() * cfg.sparsities.len();
+    // Every schedule played once: the progress displays' expectations.
+    let expected = expected_epochs(cfg, ctx.registry);
     let started = Event::Started {
         runs: total,
         device: device_name,
         data: results.data.clone(),
         model: results.model.clone(),
-        expected_epochs: expected_comparison_epochs(cfg, ctx.registry),
+        expected_epochs: expected.total,
     };
     sink(&started, &results);
-    let status = match run_all(cfg, ctx, &data, template, &mut results, sink) {
+    let status = match run_all(
+        cfg,
+        ctx,
+        &data,
+        template,
+        &expected.runs,
+        &mut results,
+        sink,
+    ) {
         Ok(()) => Status::Complete,
         Err(Error::Cancelled) => Status::Cancelled,
         Err(e) => Status::Failed(e.to_string()),
@@ -163,6 +173,7 @@ fn run_all(
     ctx: &Context<'_>,
     data: &DataSplits,
     template: Network,
+    expected: &[Vec<u32>],
     results: &mut ComparisonResults,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
@@ -216,8 +227,7 @@ fn run_all(
                         strategy: strategy.label(),
                         target,
                         seed,
-                        expected_epochs: expected_run_epochs(cfg, ctx.registry, strategy, target)
-                            .unwrap_or(0),
+                        expected_epochs: expected[strategy_index][target_index],
                     },
                     results,
                 );
