@@ -12,6 +12,7 @@ use shears::experiment::output::{save_results, RESULTS_JSON};
 use shears::experiment::{load_results, ExperimentConfig, Status};
 use shears::gui::files::DialogPurpose;
 use shears::gui::{LaunchOptions, Settings, ShearsApp, Tab};
+use shears::model::export::ExportFormat;
 use shears::report::sample::sample_results;
 
 fn tiny() -> ExperimentConfig {
@@ -456,7 +457,7 @@ fn a_dataset_folder_and_a_checkpoint_configure_the_experiment() {
         Some(ck.as_path())
     );
     assert!(h
-        .query_by_label_contains("Starting from the checkpoint")
+        .query_by_label_contains("Starting from the model")
         .is_some());
     h.get_by_label("Train a new base model instead").click();
     h.step();
@@ -495,9 +496,27 @@ fn exports_and_saves_write_what_they_say() {
     let src = dir.path().join("model.safetensors");
     std::fs::write(&src, b"model bytes").unwrap();
     let copy = dir.path().join("saved/copy.safetensors");
-    app.answer_dialog(DialogPurpose::SaveModel(src.clone()), &copy)
-        .unwrap();
+    app.answer_dialog(
+        DialogPurpose::SaveModel(src.clone(), ExportFormat::Shears),
+        &copy,
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&copy).unwrap(), b"model bytes");
+    // A real model saved for PyTorch: its state dict, names as the model has them.
+    let arch = shears::model::arch::lenet5([1, 28, 28], 10);
+    let net = shears::model::Network::new(arch, 0, &candle_core::Device::Cpu).unwrap();
+    shears::model::checkpoint::save(&net, &serde_json::json!({}), &src).unwrap();
+    for format in [ExportFormat::Pth, ExportFormat::Safetensors] {
+        let out = dir
+            .path()
+            .join(format!("saved/torch.{}", format.extension()));
+        app.answer_dialog(DialogPurpose::SaveModel(src.clone(), format), &out)
+            .unwrap();
+        let sd = shears::model::import::StateDict::read(&out).unwrap();
+        let names: Vec<&String> = sd.tensors.keys().collect();
+        assert_eq!(names.len(), 10, "{names:?}");
+        assert!(sd.has("conv1.weight") && sd.has("fc3.bias"));
+    }
     // A place that cannot be written: the error names it, nothing else changes.
     let file = dir.path().join("notadir");
     std::fs::write(&file, b"x").unwrap();
@@ -1118,4 +1137,76 @@ fn the_table_sorts_by_a_header_and_marks_the_best() {
     h.get_by_label("original order").click();
     h.step();
     assert!(h.state().settings.charts.table_sort.is_none());
+}
+
+/// A PyTorch nn.Sequential state dict cannot say its layers: opening it
+/// keeps it and asks in Setup's import form; once applied, the Model view
+/// lists its layers and comparisons start from it.
+#[test]
+fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
+    let mut cfg = tiny();
+    cfg.data = shears::data::DatasetSpec::detect(&digits).unwrap();
+    let mut h = harness_sized(
+        cfg,
+        &dir.path().join("out"),
+        LaunchOptions::default(),
+        [1280.0, 2000.0],
+    );
+    h.step();
+    let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/mlp.pth");
+    drop_file(&mut h, &mlp);
+    assert_eq!(
+        h.state().settings.config.base_checkpoint.as_deref(),
+        Some(mlp.as_path())
+    );
+    assert!(notices(&h).contains("import form"), "{}", notices(&h));
+    assert!(
+        h.query_all_by_label_contains("--layers").count() >= 2,
+        "the problem is in the notices and in the form"
+    );
+    h.get_by_label("Layers (an nn.Sequential only; one per module index)")
+        .focus();
+    h.step();
+    h.get_by_label("Layers (an nn.Sequential only; one per module index)")
+        .type_text("flatten, linear, relu, linear");
+    h.step();
+    h.get_by_label("Normalisation mean").focus();
+    h.step();
+    h.get_by_label("Normalisation mean").type_text("0.5");
+    h.step();
+    h.get_by_label("Normalisation std").focus();
+    h.step();
+    h.get_by_label("Normalisation std").type_text("0.25");
+    h.step();
+    click(&mut h, "Apply");
+    assert!(notices(&h).contains("model opened"), "{}", notices(&h));
+    let import = &h.state().settings.config.import;
+    assert_eq!(
+        import.layers.as_deref(),
+        Some("flatten, linear, relu, linear")
+    );
+    assert_eq!(
+        (import.mean.clone(), import.std.clone()),
+        (Some(vec![0.5]), Some(vec![0.25]))
+    );
+    // The tab (first in the tree; Setup has a "Model" section too).
+    h.query_all_by_label("Model").next().unwrap().click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Model);
+    assert!(h
+        .query_by_label_contains("sequential, input [1, 8, 8], 10 classes")
+        .is_some());
+    assert!(
+        h.query_by_label("weights, channels").is_some(),
+        "the hidden layer can lose channels"
+    );
+    assert!(h
+        .query_by_label("weights (outputs are the classes)")
+        .is_some());
+    assert!(h
+        .query_by_label_contains("mean [0.5] and std [0.25]")
+        .is_some());
 }

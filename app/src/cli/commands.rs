@@ -5,11 +5,13 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 
-use super::{DataArgs, EvalArgs, PruneArgs, TrainArgs};
-use crate::data::{prepare, DataSplits, DatasetSpec};
+use super::{DataArgs, EvalArgs, ImportArgs, PruneArgs, TrainArgs};
+use crate::data::{prepare, prepare_normalised, DataSplits, Dataset, DatasetSpec, NormChoice};
 use crate::error::{Error, Result};
 use crate::experiment::runner::check_fits;
-use crate::model::checkpoint::{self, Checkpoint};
+use crate::model::checkpoint;
+use crate::model::export::{self, ExportFormat};
+use crate::model::import::{ModelFormat, Opened};
 use crate::model::{ModelSpec, Network};
 use crate::plugins::Registry;
 use crate::prune::{
@@ -17,6 +19,19 @@ use crate::prune::{
     PruneMode, Scope,
 };
 use crate::train::{evaluate, fit, EpochReport, OptimizerSpec, TrainConfig, TrainPhase};
+
+/// `--format`: shears, safetensors (a PyTorch state dict) or pth.
+fn parse_format(f: &str) -> Result<ExportFormat> {
+    match f {
+        "shears" => Ok(ExportFormat::Shears),
+        "safetensors" | "state-dict" => Ok(ExportFormat::Safetensors),
+        "pth" | "pt" => Ok(ExportFormat::Pth),
+        f => Err(Error::config(
+            "--format",
+            format!("`{f}` (use shears, safetensors or pth)"),
+        )),
+    }
+}
 
 /// `--granularity`: unstructured or structured.
 pub(super) fn parse_granularity(g: &str) -> Result<GranularityChoice> {
@@ -38,12 +53,49 @@ pub(super) fn open_device(a: &DataArgs) -> Result<Device> {
 }
 
 pub(super) fn load_splits(a: &DataArgs, seed: u64) -> Result<(DatasetSpec, DataSplits)> {
+    let (spec, train, test) = load_raw(a)?;
+    Ok((spec, prepare(train, test, 0.1, seed)?))
+}
+
+fn load_raw(a: &DataArgs) -> Result<(DatasetSpec, Dataset, Dataset)> {
     let spec = match &a.data {
         Some(p) => DatasetSpec::detect(p)?,
         None => DatasetSpec::default(),
     };
     let (train, test) = spec.load()?;
-    Ok((spec, prepare(train, test, 0.1, seed)?))
+    Ok((spec, train, test))
+}
+
+/// A model opened for `--data` (its inputs' shape from the data), with the
+/// data normalised as the model requires.
+pub(super) fn open_with_data(
+    path: &Path,
+    import: &ImportArgs,
+    data: &DataArgs,
+    device: &Device,
+) -> Result<(Opened, DatasetSpec, DataSplits)> {
+    let (spec, train, test) = load_raw(data)?;
+    let input = [train.channels, train.height, train.width];
+    let opened = crate::model::import::open(path, &import.options(), input, device)?;
+    print_notes(path, &opened.notes);
+    let splits = prepare_normalised(train, test, 0.1, 0, &opened.net.arch.preprocess.norm)?;
+    check_fits(&opened.net, &splits, path)?;
+    Ok((opened, spec, splits))
+}
+
+/// A model opened without data: the input shape from `--input`, else
+/// 3x224x224.
+fn open_without_data(path: &Path, import: &ImportArgs, device: &Device) -> Result<Opened> {
+    let input = import.input_shape()?.unwrap_or([3, 224, 224]);
+    let opened = crate::model::import::open(path, &import.options(), input, device)?;
+    print_notes(path, &opened.notes);
+    Ok(opened)
+}
+
+fn print_notes(path: &Path, notes: &[String]) {
+    for n in notes {
+        eprintln!("{}: {n}", path.display());
+    }
 }
 
 fn print_epoch(r: EpochReport) {
@@ -88,6 +140,11 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
         ..TrainConfig::default()
     };
     tc.validate("train")?;
+    let mut arch = arch;
+    arch.preprocess.norm = NormChoice::Fixed {
+        mean: data.norm.mean.clone(),
+        std: data.norm.std.clone(),
+    };
     let mut net = Network::new(arch, a.seed, &device)?;
     let cancel = AtomicBool::new(false);
     let phase = TrainPhase {
@@ -119,7 +176,6 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
 
 pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     let device = open_device(&a.data)?;
-    let mut net = checkpoint::load(&a.checkpoint, &device)?;
     let granularity = parse_granularity(&a.granularity)?;
     let scope = match a.scope.as_str() {
         "global" => Scope::Global,
@@ -143,13 +199,18 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
             ),
         ));
     }
-    let data = if needs_data || a.data.data.is_some() {
-        let (_, d) = load_splits(&a.data, 0)?;
-        check_fits(&net, &d, &a.checkpoint)?;
-        Some(d)
+    let with_data = needs_data || a.data.data.is_some();
+    let (opened, data) = if with_data {
+        let (opened, _, d) = open_with_data(&a.checkpoint, &a.import, &a.data, &device)?;
+        (opened, Some(d))
     } else {
-        None
+        (open_without_data(&a.checkpoint, &a.import, &device)?, None)
     };
+    let format = match a.format.as_deref() {
+        Some(f) => parse_format(f)?,
+        None => ExportFormat::from_path(&a.out, opened.format == ModelFormat::StateDict)?,
+    };
+    let mut net = opened.net;
     let calibration = match &data {
         Some(d) => {
             let spec = CalibrationSpec {
@@ -206,16 +267,15 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
         );
     }
     let info = serde_json::json!({"pruned_from": a.checkpoint.display().to_string(), "criterion": a.criterion, "sparsity": reached});
-    checkpoint::save(&net, &info, &a.out)?;
-    println!("saved {}", a.out.display());
+    export::save(&net, format, &info, &a.out)?;
+    println!("saved {} ({})", a.out.display(), format.label());
     Ok(())
 }
 
 pub(super) fn eval(a: EvalArgs) -> Result<()> {
     let device = open_device(&a.data)?;
-    let mut net = checkpoint::load(&a.checkpoint, &device)?;
-    let (spec, data) = load_splits(&a.data, 0)?;
-    check_fits(&net, &data, &a.checkpoint)?;
+    let (opened, spec, data) = open_with_data(&a.checkpoint, &a.import, &a.data, &device)?;
+    let mut net = opened.net;
     let test = evaluate(&mut net, &data.test, 256)?;
     println!(
         "{}: test accuracy {:.2}%, loss {:.4} on {} ({} images); sparsity {:.2}%",
@@ -229,16 +289,16 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn inspect(path: &Path) -> Result<()> {
-    let ck = Checkpoint::read(path)?;
-    let info = ck.info.clone();
-    let net = ck.into_network(&Device::Cpu)?;
+pub(super) fn inspect(path: &Path, import: &ImportArgs) -> Result<()> {
+    let opened = open_without_data(path, import, &Device::Cpu)?;
+    let info = opened.info;
+    let net = opened.net;
     let sp = sparsity(&net)?;
     let a = &net.arch;
     println!("{}", path.display());
     println!(
-        "  {:?}, input {:?}, {} classes, {} parameters, {} MACs/sample",
-        a.family,
+        "  {}, input {:?}, {} classes, {} parameters, {} MACs/sample",
+        opened.name,
         a.input,
         a.num_classes,
         a.num_params(),

@@ -46,6 +46,13 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     if let Some(b) = &a.base {
         cfg.base_checkpoint = Some(b.clone());
     }
+    let import = a.import.options();
+    if import.layers.is_some() {
+        cfg.import.layers = import.layers;
+    }
+    if import.mean.is_some() || import.std.is_some() {
+        (cfg.import.mean, cfg.import.std) = (import.mean, import.std);
+    }
     if let Some(n) = a.finetune_budget {
         cfg.finetune_budget = Some(n);
     }

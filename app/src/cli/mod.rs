@@ -55,10 +55,13 @@ pub enum Command {
     Prune(PruneArgs),
     /// Evaluate a checkpoint on a dataset.
     Eval(EvalArgs),
-    /// Show a checkpoint's layers, shapes and sparsity.
+    /// Show a model's layers, shapes and sparsity.
     Inspect {
-        /// The checkpoint (.safetensors).
+        /// The model: a Shears checkpoint or a PyTorch state dict.
         checkpoint: PathBuf,
+        /// What a PyTorch state dict cannot tell.
+        #[command(flatten)]
+        import: ImportArgs,
     },
     /// List, check or probe plugins.
     #[command(subcommand)]
@@ -85,9 +88,12 @@ pub struct ReportArgs {
 /// `shears sensitivity`.
 #[derive(Debug, Args)]
 pub struct SensitivityArgs {
-    /// The trained model (.safetensors checkpoint).
+    /// The trained model: a Shears checkpoint or a PyTorch state dict.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// What a PyTorch state dict cannot tell.
+    #[command(flatten)]
+    pub import: ImportArgs,
     /// Data and device.
     #[command(flatten)]
     pub data: DataArgs,
@@ -179,9 +185,13 @@ pub struct CompareArgs {
     /// Seeds, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Start from this checkpoint instead of training a base model.
+    /// Start from this model instead of training a base model: a Shears
+    /// checkpoint or a PyTorch state dict (.pth, .pt, .safetensors).
     #[arg(long)]
     pub base: Option<PathBuf>,
+    /// What the base model's PyTorch state dict cannot tell.
+    #[command(flatten)]
+    pub import: ImportArgs,
     /// Equal-budget mode: every strategy spends this many fine-tuning
     /// epochs at each target (config `finetune_budget`).
     #[arg(long, value_name = "EPOCHS")]
@@ -283,9 +293,12 @@ pub struct TrainArgs {
 /// `shears prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Checkpoint to prune.
+    /// Model to prune: a Shears checkpoint or a PyTorch state dict.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// What a PyTorch state dict cannot tell.
+    #[command(flatten)]
+    pub import: ImportArgs,
     /// Data (needed for fine-tuning and gradient/activation criteria) and device.
     #[command(flatten)]
     pub data: DataArgs,
@@ -317,7 +330,12 @@ pub struct PruneArgs {
     /// Remove pruned channels physically (structured pruning).
     #[arg(long)]
     pub compact: bool,
-    /// Where to write the pruned checkpoint.
+    /// Format of `--out`: shears (a checkpoint), safetensors (a PyTorch
+    /// state dict) or pth; default from the file name: .pth/.pt is
+    /// PyTorch's, .safetensors is what the model was opened as.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Where to write the pruned model.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -325,12 +343,65 @@ pub struct PruneArgs {
 /// `shears eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Checkpoint to evaluate.
+    /// Model to evaluate: a Shears checkpoint or a PyTorch state dict.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// What a PyTorch state dict cannot tell.
+    #[command(flatten)]
+    pub import: ImportArgs,
     /// Data and device.
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// What a PyTorch state dict cannot tell (`--layers`, `--mean`, `--std`,
+/// `--input`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ImportArgs {
+    /// An nn.Sequential's layers, one per module index, e.g.
+    /// "flatten, linear, relu, linear" (README, "Your own model").
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Normalisation mean per channel the model was trained with
+    /// (transforms.Normalize), comma-separated, e.g. 0.1307.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Normalisation standard deviation per channel, e.g. 0.3081.
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+    /// Input shape CxHxW when no data tells it (default 3x224x224).
+    #[arg(long, value_name = "CxHxW")]
+    pub input: Option<String>,
+}
+
+impl ImportArgs {
+    /// The options for [`crate::model::import::open`].
+    pub fn options(&self) -> crate::model::import::ImportOptions {
+        crate::model::import::ImportOptions {
+            layers: self.layers.clone(),
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
+
+    /// `--input`, parsed (`3x32x32`).
+    pub fn input_shape(&self) -> Result<Option<[usize; 3]>> {
+        let Some(s) = &self.input else {
+            return Ok(None);
+        };
+        let v: Vec<usize> = s
+            .split(['x', 'X', ','])
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| crate::error::Error::config("--input", format!("`{s}` is not CxHxW")))?;
+        match v[..] {
+            [c, h, w] if c * h * w > 0 => Ok(Some([c, h, w])),
+            _ => Err(crate::error::Error::config(
+                "--input",
+                format!("`{s}` is not CxHxW (three positive numbers)"),
+            )),
+        }
+    }
 }
 
 /// Exit code for a comparison stopped by the user.
@@ -425,7 +496,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
         Some(Command::Prune(a)) => commands::prune(a, &registry(&dirs)).map(|_| 0),
         Some(Command::Eval(a)) => commands::eval(a).map(|_| 0),
-        Some(Command::Inspect { checkpoint }) => commands::inspect(&checkpoint).map(|_| 0),
+        Some(Command::Inspect { checkpoint, import }) => {
+            commands::inspect(&checkpoint, &import).map(|_| 0)
+        }
         Some(Command::Plugins(PluginsCommand::List)) => {
             plugins_cli::list(&crate::plugins::Registry::discover(&dirs));
             Ok(0)

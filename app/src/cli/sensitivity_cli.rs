@@ -2,12 +2,10 @@
 
 use std::sync::atomic::AtomicBool;
 
-use super::commands::{load_splits, open_device, parse_granularity};
+use super::commands::{open_device, open_with_data, parse_granularity};
 use super::SensitivityArgs;
 use crate::error::{Error, Result};
-use crate::experiment::runner::check_fits;
 use crate::experiment::sensitivity::{run_sensitivity, save, table, SensitivitySpec};
-use crate::model::checkpoint;
 use crate::plugins::Registry;
 
 /// Runs the analysis, prints its table and writes its files.
@@ -28,9 +26,8 @@ pub(super) fn sensitivity(a: &SensitivityArgs, registry: &Registry) -> Result<i3
         ..defaults
     };
     let device = open_device(&a.data)?;
-    let net = checkpoint::load(&a.checkpoint, &device)?;
-    let (_, data) = load_splits(&a.data, 0)?;
-    check_fits(&net, &data, &a.checkpoint)?;
+    let (opened, _, data) = open_with_data(&a.checkpoint, &a.import, &a.data, &device)?;
+    let net = opened.net;
     let cancel = AtomicBool::new(false);
     let r = run_sensitivity(&net, &data, &spec, registry, &cancel, &mut |done, total| {
         eprint!("\r{done}/{total} evaluations");

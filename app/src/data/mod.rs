@@ -14,6 +14,7 @@ mod digits_csv;
 mod glyphs;
 mod idx;
 mod npz;
+mod preprocess;
 mod spec;
 mod split;
 
@@ -28,8 +29,11 @@ pub use digits_csv::{load_digits_csv, parse_digits_csv, read_digits_csv};
 pub use glyphs::{embedded_glyphs, GLYPH_CLASS_NAMES, GLYPH_SIZE};
 pub use idx::{load_idx_dir, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels};
 pub use npz::load_npz;
+pub use preprocess::{NormChoice, Preprocess};
 pub use spec::DatasetSpec;
-pub use split::{prepare, split_validation, stratified_indices, DataSplits, Normalization};
+pub use split::{
+    prepare, prepare_normalised, split_validation, stratified_indices, DataSplits, Normalization,
+};
 
 /// An in-memory labelled image dataset.
 ///

@@ -6,7 +6,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{mix_seed, Dataset};
+use super::{mix_seed, Dataset, NormChoice};
 use crate::error::{Error, Result};
 
 /// Stream tag mixed into the seed of stratified splits.
@@ -176,7 +176,8 @@ pub struct DataSplits {
     pub val: Dataset,
     /// The test set.
     pub test: Dataset,
-    /// The normalisation applied to all three (fitted on `train`).
+    /// The normalisation applied to all three (fitted on `train`, or the
+    /// model's fixed one).
     pub norm: Normalization,
 }
 
@@ -189,6 +190,19 @@ pub struct DataSplits {
 /// an empty or inconsistent training set, or train and test images of
 /// different shapes (naming both datasets and shapes).
 pub fn prepare(train: Dataset, test: Dataset, val_fraction: f64, seed: u64) -> Result<DataSplits> {
+    prepare_normalised(train, test, val_fraction, seed, &NormChoice::Fitted)
+}
+
+/// [`prepare`] with the model's normalisation: fitted on the training part
+/// ([`NormChoice::Fitted`]) or the fixed mean and std it was trained with
+/// (one value stands for every channel).
+pub fn prepare_normalised(
+    train: Dataset,
+    test: Dataset,
+    val_fraction: f64,
+    seed: u64,
+    norm: &NormChoice,
+) -> Result<DataSplits> {
     if !(0.0..1.0).contains(&val_fraction) {
         return Err(Error::config(
             "val_fraction",
@@ -218,7 +232,20 @@ pub fn prepare(train: Dataset, test: Dataset, val_fraction: f64, seed: u64) -> R
     for ds in [&mut tr, &mut val, &mut test] {
         ds.num_classes = num_classes;
     }
-    let norm = Normalization::fit(&tr);
+    let norm = match norm {
+        NormChoice::Fitted => Normalization::fit(&tr),
+        NormChoice::Fixed { mean, std } => {
+            norm.check(tr.channels)?;
+            let per_channel = |v: &[f32]| match v {
+                [one] => vec![*one; tr.channels],
+                v => v.to_vec(),
+            };
+            Normalization {
+                mean: per_channel(mean),
+                std: per_channel(std),
+            }
+        }
+    };
     norm.apply(&mut tr);
     norm.apply(&mut val);
     norm.apply(&mut test);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DatasetSpec;
 use crate::error::{Error, Result};
+use crate::model::import::ImportOptions;
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 use crate::prune::{GranularityChoice, PruneMode, Scope};
@@ -111,8 +112,13 @@ pub struct ExperimentConfig {
     pub data: DatasetSpec,
     /// The model to train (ignored when `base_checkpoint` is set).
     pub model: ModelSpec,
-    /// Start from this checkpoint instead of training a base model.
+    /// Start from this model instead of training a base model: a Shears
+    /// checkpoint or a PyTorch state dict (`.pth`, `.pt`, `.safetensors`).
     pub base_checkpoint: Option<PathBuf>,
+    /// What a PyTorch state dict cannot tell: an `nn.Sequential`'s layers
+    /// and the normalisation the model was trained with.
+    #[serde(skip_serializing_if = "ImportOptions::is_empty")]
+    pub import: ImportOptions,
     /// Base training.
     pub train: TrainConfig,
     /// Fine-tuning after each prune; `finetune.epochs` is given to schedules
@@ -146,6 +152,7 @@ impl Default for ExperimentConfig {
             data: DatasetSpec::default(),
             model: ModelSpec::default(),
             base_checkpoint: None,
+            import: ImportOptions::default(),
             train: TrainConfig::default(),
             finetune: TrainConfig {
                 epochs: 2,
@@ -200,6 +207,7 @@ impl ExperimentConfig {
         if self.seeds.is_empty() {
             return Err(Error::config("seeds", "give at least one seed"));
         }
+        self.import.norm()?;
         if self.sparsities.is_empty() {
             return Err(Error::config(
                 "sparsities",

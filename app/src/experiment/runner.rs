@@ -17,17 +17,50 @@ use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
 use super::strategy_run::StrategyRun;
-use crate::data::{prepare, DataSplits};
+use crate::data::{prepare_normalised, DataSplits, NormChoice};
 use crate::error::{Error, Result};
-use crate::model::{checkpoint, Network};
+use crate::model::{checkpoint, import, Network};
 use crate::train::{evaluate, Metrics};
 
-/// Loads the data and prepares the splits described by `cfg`.
-pub fn load_data(cfg: &ExperimentConfig) -> Result<DataSplits> {
+/// Loads the data and prepares the splits described by `cfg`, normalised
+/// as the base model requires; returns the opened base model too (`None`
+/// when the comparison trains its own).
+pub fn load_data(cfg: &ExperimentConfig, device: &Device) -> Result<(DataSplits, Option<Network>)> {
     let (train, test) = cfg.data.load()?;
+    let base = match &cfg.base_checkpoint {
+        Some(path) => {
+            let input = [train.channels, train.height, train.width];
+            Some(open_base(path, cfg, input, device)?)
+        }
+        None => None,
+    };
+    let norm = base
+        .as_ref()
+        .map_or(NormChoice::Fitted, |n| n.arch.preprocess.norm.clone());
+    Ok((split(cfg, train, test, &norm)?, base))
+}
+
+/// Opens a comparison's base model (a Shears checkpoint or a PyTorch state
+/// dict, with the config's `[import]` options) for inputs of shape `input`.
+pub fn open_base(
+    path: &Path,
+    cfg: &ExperimentConfig,
+    input: [usize; 3],
+    device: &Device,
+) -> Result<Network> {
+    let opened = import::open(path, &cfg.import, input, device)?;
+    Ok(opened.net)
+}
+
+fn split(
+    cfg: &ExperimentConfig,
+    train: crate::data::Dataset,
+    test: crate::data::Dataset,
+    norm: &NormChoice,
+) -> Result<DataSplits> {
     let n = train.len();
     let seed = cfg.seeds.first().copied().unwrap_or(0);
-    let splits = prepare(train, test, f64::from(cfg.val_fraction), seed)?;
+    let splits = prepare_normalised(train, test, f64::from(cfg.val_fraction), seed, norm)?;
     if splits.val.is_empty() || splits.train.is_empty() || splits.test.is_empty() {
         return Err(Error::config(
             "val_fraction",
@@ -57,7 +90,7 @@ pub fn data_summary(d: &DataSplits) -> DataSummary {
 /// Summary of a model for results and events.
 pub fn model_summary(net: &Network) -> ModelSummary {
     ModelSummary {
-        family: format!("{:?}", net.arch.family).to_lowercase(),
+        family: net.arch.family.name().to_string(),
         params: net.arch.num_params(),
         macs: net.arch.macs(),
         layers: net
@@ -82,8 +115,8 @@ pub fn run_comparison(
 ) -> Result<ComparisonResults> {
     cfg.validate(ctx.registry)?;
     let (device, device_name) = crate::device::open(crate::device::parse(&cfg.device)?)?;
-    let data = load_data(cfg)?;
-    let template = base_template(cfg, &data, &device)?;
+    let (data, base) = load_data(cfg, &device)?;
+    let template = base_template(cfg, base, &data, &device)?;
     let mut results = ComparisonResults {
         data: data_summary(&data),
         model: model_summary(&template),
@@ -128,8 +161,8 @@ pub fn first_base(
     on_epoch: &mut dyn FnMut(crate::train::EpochReport),
 ) -> Result<(Network, DataSplits)> {
     let (device, _) = crate::device::open(crate::device::parse(&cfg.device)?)?;
-    let data = load_data(cfg)?;
-    let mut net = base_template(cfg, &data, &device)?;
+    let (data, base) = load_data(cfg, &device)?;
+    let mut net = base_template(cfg, base, &data, &device)?;
     if cfg.base_checkpoint.is_none() {
         let phase = base_phase(cfg, cfg.seeds.first().copied().unwrap_or(0));
         crate::train::fit(&mut net, &phase, &data.train, &data.val, cancel, on_epoch)?;
@@ -153,18 +186,30 @@ pub fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The base network before training: opened from `base_checkpoint` or freshly
-/// built; checks it fits the data.
-fn base_template(cfg: &ExperimentConfig, data: &DataSplits, device: &Device) -> Result<Network> {
+/// The base network before training: the opened `base` (checked to fit the
+/// data) or freshly built, carrying the data's fitted normalisation so that
+/// its checkpoints normalise as it was trained.
+fn base_template(
+    cfg: &ExperimentConfig,
+    base: Option<Network>,
+    data: &DataSplits,
+    device: &Device,
+) -> Result<Network> {
     let input = [data.train.channels, data.train.height, data.train.width];
     let classes = data.train.num_classes;
-    match &cfg.base_checkpoint {
-        Some(path) => {
-            let net = checkpoint::load(path, device)?;
+    match (base, &cfg.base_checkpoint) {
+        (Some(net), Some(path)) => {
             check_fits(&net, data, path)?;
             Ok(net)
         }
-        None => Network::new(cfg.model.build(input, classes)?, cfg.seeds[0], device),
+        _ => {
+            let mut arch = cfg.model.build(input, classes)?;
+            arch.preprocess.norm = NormChoice::Fixed {
+                mean: data.norm.mean.clone(),
+                std: data.norm.std.clone(),
+            };
+            Network::new(arch, cfg.seeds[0], device)
+        }
     }
 }
 

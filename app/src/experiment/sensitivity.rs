@@ -165,7 +165,7 @@ pub fn run_sensitivity(
         version: 1,
         spec: spec.clone(),
         dataset: data.train.name.clone(),
-        model: format!("{:?}", base.arch.family).to_lowercase(),
+        model: base.arch.family.name().to_string(),
         dense_acc,
         layers: out,
     })

@@ -9,7 +9,9 @@ use super::state::Tab;
 use crate::experiment::catalog::SavedComparison;
 use crate::experiment::sensitivity::SensitivityResults;
 use crate::experiment::ComparisonResults;
+use crate::model::import::{ImportOptions, ModelFormat};
 use crate::report::chart::ResultsSet;
+use crate::report::layers::LayerRow;
 
 pub use crate::report::chart::{CHARTS, CHART_COMPUTE, CHART_LAYERS, CHART_SPARSITY};
 /// Sensitivity chart id (also the suggested PNG name).
@@ -88,6 +90,8 @@ pub enum Action {
     ResetToDemo,
     /// Stop starting from a checkpoint: train a base model again.
     ClearCheckpoint,
+    /// Open the base model again with the import form's options.
+    ApplyImport,
     /// Show a view.
     SetTab(Tab),
     /// Remove a notice.
@@ -126,13 +130,85 @@ impl Action {
     }
 }
 
-/// Facts about the checkpoint the experiment starts from.
-#[derive(Debug, Clone, PartialEq)]
+/// Facts about the model the experiment starts from (opened, or waiting
+/// for what the import form asks).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CheckpointInfo {
     /// The file.
     pub path: PathBuf,
+    /// What it was read as (`None`: not readable at all).
+    pub format: Option<ModelFormat>,
     /// One line: architecture, input, classes, parameters, sparsity.
     pub summary: String,
+    /// Why it could not be opened with the import options as they are (the
+    /// import form shows it; `None` once it opened).
+    pub problem: Option<String>,
+    /// Assumptions made while opening it.
+    pub notes: Vec<String>,
+    /// Its layers, for the Model view.
+    pub rows: Vec<LayerRow>,
+    /// Its preprocessing in words.
+    pub preprocess: String,
+    /// The import form's text fields.
+    pub form: ImportForm,
+}
+
+/// The import form's fields as typed (parsed when applied).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImportForm {
+    /// An nn.Sequential's layers.
+    pub layers: String,
+    /// Mean per channel, comma-separated (empty: fitted on the data).
+    pub mean: String,
+    /// Standard deviation per channel, comma-separated.
+    pub std: String,
+}
+
+impl ImportForm {
+    /// The form showing `opts`.
+    pub fn from_options(opts: &ImportOptions) -> Self {
+        let join = |v: &Option<Vec<f32>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(f32::to_string).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        ImportForm {
+            layers: opts.layers.clone().unwrap_or_default(),
+            mean: join(&opts.mean),
+            std: join(&opts.std),
+        }
+    }
+
+    /// The options the form says; errors name the field.
+    pub fn options(&self) -> crate::error::Result<ImportOptions> {
+        let numbers = |field: &str, text: &str| -> crate::error::Result<Option<Vec<f32>>> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.split([',', ' '])
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<f32>().map_err(|_| {
+                        crate::error::Error::config(
+                            field,
+                            format!(
+                                "`{p}` is not a number (give one per channel, comma-separated)"
+                            ),
+                        )
+                    })
+                })
+                .collect::<crate::error::Result<Vec<f32>>>()
+                .map(Some)
+        };
+        let opts = ImportOptions {
+            layers: Some(self.layers.trim().to_string()).filter(|l| !l.is_empty()),
+            mean: numbers("import.mean", &self.mean)?,
+            std: numbers("import.std", &self.std)?,
+        };
+        opts.norm()?;
+        Ok(opts)
+    }
 }
 
 /// What the Sensitivity view shows: the analysis running or its result.

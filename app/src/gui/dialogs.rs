@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::files::DialogPurpose;
 use super::state::FileKind;
+use crate::model::export::ExportFormat;
 
 /// What a dialog picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +38,9 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
     let (title, pick, filter): (_, _, Option<(&'static str, &'static [&'static str])>) =
         match purpose {
             DialogPurpose::Open(FileKind::Checkpoint) => (
-                "Open a model checkpoint",
+                "Open a model (Shears checkpoint or PyTorch state dict)",
                 Pick::File,
-                Some(("safetensors", &["safetensors"])),
+                Some(("model", &["safetensors", "pth", "pt"])),
             ),
             DialogPurpose::Open(FileKind::Dataset) => (
                 "Open a dataset folder (IDX, CIFAR binary, digits CSV)",
@@ -74,8 +75,18 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
                 Pick::Save,
                 Some(("JSON", &["json"])),
             ),
-            DialogPurpose::SaveModel(_) => (
-                "Save the model",
+            DialogPurpose::SaveModel(_, ExportFormat::Pth) => (
+                "Save the model as a PyTorch state dict",
+                Pick::Save,
+                Some(("PyTorch", &["pth", "pt"])),
+            ),
+            DialogPurpose::SaveModel(_, ExportFormat::Safetensors) => (
+                "Save the model as a PyTorch state dict",
+                Pick::Save,
+                Some(("safetensors", &["safetensors"])),
+            ),
+            DialogPurpose::SaveModel(_, ExportFormat::Shears) => (
+                "Save the model as a Shears checkpoint",
                 Pick::Save,
                 Some(("safetensors", &["safetensors"])),
             ),

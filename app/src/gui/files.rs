@@ -8,6 +8,7 @@ use super::state::FileKind;
 use crate::data::DatasetSpec;
 use crate::error::{Error, Result};
 use crate::experiment::output::RESULTS_JSON;
+use crate::model::export::ExportFormat;
 use crate::plugins::LIBRARY_EXTENSION;
 
 /// Decides what `path` is from its name and, for folders, its content.
@@ -39,7 +40,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     Ok(match ext.as_str() {
-        "safetensors" => FileKind::Checkpoint,
+        "safetensors" | "pth" | "pt" => FileKind::Checkpoint,
         "toml" => FileKind::Config,
         "json" => FileKind::Results,
         e if e == LIBRARY_EXTENSION || ["so", "dylib", "dll"].contains(&e) => FileKind::Plugin,
@@ -49,7 +50,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
             .map_err(|_| {
                 Error::format(
                     path,
-                    "unknown kind of file: open a model (.safetensors), a dataset (folder or digits .csv), a plugin library (.so/.dylib/.dll), a results folder or a config (.toml)",
+                    "unknown kind of file: open a model (.safetensors, .pth, .pt), a dataset (folder or digits .csv), a plugin library (.so/.dylib/.dll), a results folder or a config (.toml)",
                 )
             })?,
     })
@@ -91,8 +92,8 @@ pub enum DialogPurpose {
     ExportCsv(u64),
     /// Export the results set with this id as JSON.
     ExportJson(u64),
-    /// Copy this model file to the chosen place.
-    SaveModel(PathBuf),
+    /// Save this model (a Shears checkpoint) at the chosen place in a format.
+    SaveModel(PathBuf, ExportFormat),
     /// Save the chart with this id as PNG.
     SavePlot(String),
     /// Save the Compare chart with this id as SVG.

@@ -27,12 +27,15 @@ pub enum Tab {
     Plugins,
     /// Per-layer sensitivity of the experiment's model.
     Sensitivity,
+    /// The layers of the experiment's model.
+    Model,
 }
 
 impl Tab {
     /// Every tab, in display order.
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Setup,
+        Tab::Model,
         Tab::Run,
         Tab::Compare,
         Tab::Runs,
@@ -49,6 +52,7 @@ impl Tab {
             Tab::Runs => "Runs",
             Tab::Plugins => "Plugins",
             Tab::Sensitivity => "Sensitivity",
+            Tab::Model => "Model",
         }
     }
 }
@@ -56,7 +60,7 @@ impl Tab {
 /// What kind of file a recent entry is (how to reopen it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FileKind {
-    /// A model checkpoint (.safetensors).
+    /// A model: a Shears checkpoint or a PyTorch state dict.
     Checkpoint,
     /// A dataset folder or file.
     Dataset,

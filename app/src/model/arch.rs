@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::{NormChoice, Preprocess};
 use crate::error::{Error, Result};
 
 /// One node of an architecture. Sequences of nodes run in order; a
@@ -39,13 +40,35 @@ pub enum Node {
     },
     /// Rectified linear unit.
     Relu,
-    /// Max pooling with a square window and equal stride.
+    /// Max pooling with a square window (PyTorch's `MaxPool2d` without
+    /// `ceil_mode`: padding never wins, rows that do not fill a window are
+    /// dropped).
     MaxPool {
-        /// Window size and stride.
+        /// Window size.
         k: usize,
+        /// Stride; absent means equal to the window.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
+        /// Padding on each side.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pad: usize,
     },
     /// Mean over the spatial dimensions: `[b, c, h, w] -> [b, c]`.
     GlobalAvgPool,
+    /// PyTorch's `AdaptiveAvgPool2d((h, w))`: output cell `(i, j)` is the
+    /// mean of input rows `floor(i*H/h)..ceil((i+1)*H/h)` and likewise columns.
+    AdaptiveAvgPool {
+        /// Output height.
+        h: usize,
+        /// Output width.
+        w: usize,
+    },
+    /// Dropout: in training each activation is zeroed with probability `p`
+    /// and the rest scaled by `1/(1-p)`; identity in evaluation.
+    Dropout {
+        /// Probability of zeroing, in `[0, 1)`.
+        p: f32,
+    },
     /// `[b, c, h, w] -> [b, c*h*w]`.
     Flatten,
     /// Fully connected layer, weight `[out_f, in_f]`, bias `[out_f]`.
@@ -56,6 +79,9 @@ pub enum Node {
         in_f: usize,
         /// Output features.
         out_f: usize,
+        /// Whether the layer has a bias (absent in older checkpoints: yes).
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
     },
     /// `body(x) + shortcut(x)`, then nothing else (add a `Relu` after it).
     Residual {
@@ -66,7 +92,35 @@ pub enum Node {
     },
 }
 
-/// The model families Shears builds.
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Node {
+    /// A max pool of window `k`, stride `stride` and padding `pad` (stride
+    /// equal to the window is stored as absent).
+    pub fn max_pool(k: usize, stride: usize, pad: usize) -> Node {
+        Node::MaxPool {
+            k,
+            stride: (stride != k).then_some(stride),
+            pad,
+        }
+    }
+}
+
+/// Output size of a window `k`, stride `s`, padding `p` over `n` (PyTorch's
+/// floor rule); `None` when the window does not fit.
+pub fn window_out(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    (k > 0 && s > 0 && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
+}
+
+/// The model families Shears builds or opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
@@ -78,6 +132,38 @@ pub enum Family {
     Vgg,
     /// ResNet-20 for 32x32 inputs (He et al. 2016), projection shortcuts.
     Resnet20,
+    /// torchvision's ResNet (18/34/50/101 or other depths and widths),
+    /// opened from a PyTorch state dict.
+    Resnet,
+    /// torchvision's VGG (with or without BatchNorm), opened from a PyTorch
+    /// state dict.
+    TorchVgg,
+    /// An `nn.Sequential` opened from a PyTorch state dict and a layer spec.
+    Sequential,
+    /// A graph imported from ONNX.
+    Onnx,
+}
+
+impl Family {
+    /// The family's name as Shears prints it (`lenet5`, `resnet`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Mlp => "mlp",
+            Family::Lenet5 => "lenet5",
+            Family::Vgg => "vgg",
+            Family::Resnet20 => "resnet20",
+            Family::Resnet => "resnet",
+            Family::TorchVgg => "torchvision-vgg",
+            Family::Sequential => "sequential",
+            Family::Onnx => "onnx",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A complete architecture: input shape, classes and the node graph.
@@ -91,6 +177,10 @@ pub struct Architecture {
     pub num_classes: usize,
     /// The layers, in order.
     pub nodes: Vec<Node>,
+    /// What inputs go through before the first layer (absent in older
+    /// checkpoints: per-channel statistics fitted on the training data).
+    #[serde(default, skip_serializing_if = "Preprocess::is_default")]
+    pub preprocess: Preprocess,
 }
 
 /// Kind of a layer that holds prunable weights.
@@ -271,6 +361,7 @@ fn linear(name: &str, in_f: usize, out_f: usize) -> Node {
         name: name.into(),
         in_f,
         out_f,
+        bias: true,
     }
 }
 
@@ -289,6 +380,7 @@ pub fn mlp(input: [usize; 3], hidden: &[usize], classes: usize) -> Architecture 
         input,
         num_classes: classes,
         nodes,
+        preprocess: Preprocess::default(),
     }
 }
 
@@ -312,10 +404,10 @@ pub fn lenet5(input: [usize; 3], classes: usize) -> Architecture {
         nodes: vec![
             conv("conv1", input[0], 6, 5, 1, pad, true),
             Node::Relu,
-            Node::MaxPool { k: 2 },
+            Node::max_pool(2, 2, 0),
             conv("conv2", 6, 16, 5, 1, 0, true),
             Node::Relu,
-            Node::MaxPool { k: 2 },
+            Node::max_pool(2, 2, 0),
             Node::Flatten,
             linear("fc1", 16 * h * w, 120),
             Node::Relu,
@@ -323,6 +415,7 @@ pub fn lenet5(input: [usize; 3], classes: usize) -> Architecture {
             Node::Relu,
             linear("fc3", 84, classes),
         ],
+        preprocess: Preprocess::default(),
     }
 }
 
@@ -334,7 +427,7 @@ pub fn vgg(input: [usize; 3], channels: &[usize], classes: usize) -> Architectur
     let mut i = 0;
     for &ch in channels {
         if ch == 0 {
-            nodes.push(Node::MaxPool { k: 2 });
+            nodes.push(Node::max_pool(2, 2, 0));
             continue;
         }
         i += 1;
@@ -350,6 +443,7 @@ pub fn vgg(input: [usize; 3], channels: &[usize], classes: usize) -> Architectur
         input,
         num_classes: classes,
         nodes,
+        preprocess: Preprocess::default(),
     }
 }
 
@@ -395,26 +489,42 @@ pub fn resnet20(input: [usize; 3], w: usize, classes: usize) -> Architecture {
         input,
         num_classes: classes,
         nodes,
+        preprocess: Preprocess::default(),
     }
 }
 
-/// Activation shape flowing through the graph during shape inference.
+/// Activation shape flowing through the graph (one sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
+pub enum Flow {
+    /// A feature map: channels, height, width.
     Map(usize, usize, usize),
+    /// A feature vector.
     Vec(usize),
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flow::Map(c, h, w) => write!(f, "{c}x{h}x{w}"),
+            Flow::Vec(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Shapes met while walking the graph: the layers with weights, and every
+/// node's output with its nesting depth (in [`visit`] order).
+#[derive(Default)]
+struct Seen {
+    layers: Vec<LayerInfo>,
+    outputs: Vec<(usize, Flow)>,
 }
 
 impl Architecture {
     /// Checks that consecutive layers fit together and the output has
     /// `num_classes` features; the error names the first layer that does not fit.
     pub fn check(&self) -> Result<()> {
-        let mut layers = Vec::new();
-        let out = walk(
-            &self.nodes,
-            Flow::Map(self.input[0], self.input[1], self.input[2]),
-            &mut layers,
-        )?;
+        self.preprocess.norm.check(self.input[0])?;
+        let out = walk(&self.nodes, self.input_flow(), 0, &mut Seen::default())?;
         if out != Flow::Vec(self.num_classes) {
             return Err(Error::Shape(format!(
                 "network output is {out:?}, expected {} class scores",
@@ -426,15 +536,24 @@ impl Architecture {
 
     /// Every layer with a prunable weight, in forward order.
     pub fn layers(&self) -> Vec<LayerInfo> {
-        let mut layers = Vec::new();
+        let mut seen = Seen::default();
         // `check` is run when an architecture is built or loaded; a failure here
         // leaves the list short, never panics.
-        let _ = walk(
-            &self.nodes,
-            Flow::Map(self.input[0], self.input[1], self.input[2]),
-            &mut layers,
-        );
-        layers
+        let _ = walk(&self.nodes, self.input_flow(), 0, &mut seen);
+        seen.layers
+    }
+
+    /// Every node's output shape and nesting depth (0 at the top, 1 inside
+    /// a residual block, ...), in [`visit`] order: a residual block's row
+    /// (its sum) comes before its branches' nodes.
+    pub fn node_outputs(&self) -> Vec<(usize, Flow)> {
+        let mut seen = Seen::default();
+        let _ = walk(&self.nodes, self.input_flow(), 0, &mut seen);
+        seen.outputs
+    }
+
+    fn input_flow(&self) -> Flow {
+        Flow::Map(self.input[0], self.input[1], self.input[2])
     }
 
     /// Names and shapes of every trainable parameter and buffer, in order:
@@ -455,9 +574,16 @@ impl Architecture {
                     out.push((format!("{name}.bias"), vec![*out_c], false));
                 }
             }
-            Node::Linear { name, in_f, out_f } => {
+            Node::Linear {
+                name,
+                in_f,
+                out_f,
+                bias,
+            } => {
                 out.push((format!("{name}.weight"), vec![*out_f, *in_f], false));
-                out.push((format!("{name}.bias"), vec![*out_f], false));
+                if *bias {
+                    out.push((format!("{name}.bias"), vec![*out_f], false));
+                }
             }
             Node::BatchNorm { name, c } => {
                 out.push((format!("{name}.weight"), vec![*c], false));
@@ -497,8 +623,11 @@ pub fn visit(nodes: &[Node], f: &mut impl FnMut(&Node)) {
     }
 }
 
-fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow> {
+fn walk(nodes: &[Node], mut x: Flow, depth: usize, seen: &mut Seen) -> Result<Flow> {
     for n in nodes {
+        let row = seen.outputs.len();
+        seen.outputs.push((depth, x));
+        let layers = &mut seen.layers;
         x = match (n, x) {
             (
                 Node::Conv2d {
@@ -517,13 +646,14 @@ fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow
                         "layer `{name}` expects {in_c} input channels, gets {c}"
                     )));
                 }
-                if h + 2 * pad < *k || w + 2 * pad < *k || *stride == 0 {
+                let (Some(oh), Some(ow)) = (
+                    window_out(h, *k, *stride, *pad),
+                    window_out(w, *k, *stride, *pad),
+                ) else {
                     return Err(Error::Shape(format!(
                         "layer `{name}`: kernel {k} does not fit a {h}x{w} input"
                     )));
-                }
-                let oh = (h + 2 * pad - k) / stride + 1;
-                let ow = (w + 2 * pad - k) / stride + 1;
+                };
                 layers.push(LayerInfo {
                     name: name.clone(),
                     kind: LayerKind::Conv2d,
@@ -543,18 +673,45 @@ fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow
                 Flow::Map(c, h, w)
             }
             (Node::Relu, x) => x,
-            (Node::MaxPool { k }, Flow::Map(c, h, w)) => {
-                if h < *k || w < *k || *k == 0 {
-                    return Err(Error::Shape(format!(
-                        "max pool {k} does not fit a {h}x{w} map"
-                    )));
+            (Node::MaxPool { k, stride, pad }, Flow::Map(c, h, w)) => {
+                let s = stride.unwrap_or(*k);
+                match (window_out(h, *k, s, *pad), window_out(w, *k, s, *pad)) {
+                    (Some(oh), Some(ow)) if 2 * pad <= *k => Flow::Map(c, oh, ow),
+                    _ => {
+                        return Err(Error::Shape(format!(
+                            "max pool {k} (stride {s}, padding {pad}) does not fit a {h}x{w} map"
+                        )))
+                    }
                 }
-                Flow::Map(c, h / k, w / k)
             }
             (Node::GlobalAvgPool, Flow::Map(c, _, _)) => Flow::Vec(c),
+            (Node::AdaptiveAvgPool { h: oh, w: ow }, Flow::Map(c, _, _)) => {
+                if *oh == 0 || *ow == 0 {
+                    return Err(Error::Shape(format!(
+                        "adaptive average pool to {oh}x{ow} has no output"
+                    )));
+                }
+                Flow::Map(c, *oh, *ow)
+            }
+            (Node::Dropout { p }, x) => {
+                if !(0.0..1.0).contains(p) {
+                    return Err(Error::Shape(format!(
+                        "dropout probability {p} is outside [0, 1)"
+                    )));
+                }
+                x
+            }
             (Node::Flatten, Flow::Map(c, h, w)) => Flow::Vec(c * h * w),
             (Node::Flatten, Flow::Vec(n)) => Flow::Vec(n),
-            (Node::Linear { name, in_f, out_f }, Flow::Vec(n)) => {
+            (
+                Node::Linear {
+                    name,
+                    in_f,
+                    out_f,
+                    bias,
+                },
+                Flow::Vec(n),
+            ) => {
                 if n != *in_f {
                     return Err(Error::Shape(format!(
                         "layer `{name}` expects {in_f} input features, gets {n}"
@@ -564,15 +721,15 @@ fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow
                     name: name.clone(),
                     kind: LayerKind::Linear,
                     weight_shape: vec![*out_f, *in_f],
-                    bias: true,
+                    bias: *bias,
                     out_hw: (1, 1),
                     macs: in_f * out_f,
                 });
                 Flow::Vec(*out_f)
             }
             (Node::Residual { body, shortcut }, x) => {
-                let a = walk(body, x, layers)?;
-                let b = walk(shortcut, x, layers)?;
+                let a = walk(body, x, depth + 1, seen)?;
+                let b = walk(shortcut, x, depth + 1, seen)?;
                 if a != b {
                     return Err(Error::Shape(format!(
                         "residual branches disagree: body gives {a:?}, shortcut gives {b:?}"
@@ -582,6 +739,7 @@ fn walk(nodes: &[Node], mut x: Flow, layers: &mut Vec<LayerInfo>) -> Result<Flow
             }
             (n, x) => return Err(Error::Shape(format!("{n:?} cannot take input {x:?}"))),
         };
+        seen.outputs[row].1 = x;
     }
     Ok(x)
 }

@@ -267,7 +267,45 @@ fn max_pool_gradients_match_finite_differences() {
             &format!("tensor-op max pool {h}x{w}"),
             &[("x", &x)],
             500,
-            &mut || projection(&pool::max_pool2d_with_tensor_ops(&x, 2).unwrap(), 11),
+            &mut || projection(&pool::max_pool2d_with_tensor_ops(&x, 2, 2, 0).unwrap(), 11),
+        );
+    }
+}
+
+#[test]
+fn strided_padded_max_pool_gradients_match_finite_differences() {
+    // ResNet's stem pool (3, stride 2, padding 1) and an overlapping 3/1.
+    for (k, s, pad, h, w) in [(3, 2, 1, 7, 8), (3, 1, 0, 5, 5), (2, 2, 1, 5, 4)] {
+        let x = distinct(&[2, 2, h, w], 86);
+        for (name, fused) in [("fused", true), ("tensor-op", false)] {
+            check(
+                &format!("{name} max pool {k}/{s}/{pad} on {h}x{w}"),
+                &[("x", &x)],
+                500,
+                &mut || {
+                    let y = if fused {
+                        pool::max_pool2d_strided(&x, k, s, pad)
+                    } else {
+                        pool::max_pool2d_with_tensor_ops(&x, k, s, pad)
+                    };
+                    projection(&y.unwrap(), 12)
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn adaptive_average_pool_gradients_match_finite_differences() {
+    // Shrinking with uneven windows, and growing (1x1 -> 7x7 as VGG does on
+    // a small input).
+    for (h, w, oh, ow) in [(5, 7, 3, 2), (1, 1, 7, 7), (4, 4, 1, 1)] {
+        let x = var(&[2, 3, h, w], 0.0, 1.0, 87);
+        check(
+            &format!("adaptive pool {h}x{w} -> {oh}x{ow}"),
+            &[("x", &x)],
+            500,
+            &mut || projection(&pool::adaptive_avg_pool2d(&x, oh, ow).unwrap(), 13),
         );
     }
 }
@@ -296,7 +334,7 @@ fn max_pool_gives_a_tied_window_gradient_to_its_first_maximum() {
         ("fused", pool::max_pool2d(&x, 2).unwrap()),
         (
             "tensor-op",
-            pool::max_pool2d_with_tensor_ops(&x, 2).unwrap(),
+            pool::max_pool2d_with_tensor_ops(&x, 2, 2, 0).unwrap(),
         ),
     ] {
         assert_eq!(values(&y), vec![1.0, 2.0, 0.0, 3.0], "{name} forward");
@@ -494,8 +532,10 @@ fn residual_blocks_with_and_without_projection_match_finite_differences() {
                     name: "fc".into(),
                     in_f: out_c,
                     out_f: 3,
+                    bias: true,
                 },
             ],
+            preprocess: Default::default(),
         };
         let net = Network::new(arch, 4, &Device::Cpu).unwrap();
         check_network(&format!("residual (projection: {projected})"), net, 2, 94);

@@ -4,8 +4,10 @@ pub mod arch;
 mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
+pub mod export;
 #[cfg(test)]
 mod gradcheck;
+pub mod import;
 mod kernel;
 pub mod latency;
 pub mod network;
@@ -14,5 +16,5 @@ pub mod relu;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use arch::{Architecture, Family, LayerInfo, ModelSpec, Node};
+pub use arch::{Architecture, Family, LayerInfo, ModelSpec, Node, NormChoice, Preprocess};
 pub use network::{ActivationStats, Network};

@@ -70,6 +70,8 @@ pub struct Network {
     /// entry is dense.
     pub masks: BTreeMap<String, Tensor>,
     device: Device,
+    /// Draws dropout masks (seeded, so a training run repeats exactly).
+    dropout_rng: rand::rngs::StdRng,
 }
 
 impl Network {
@@ -106,6 +108,7 @@ impl Network {
             buffers,
             masks: BTreeMap::new(),
             device: device.clone(),
+            dropout_rng: rand::rngs::StdRng::seed_from_u64(seed),
         })
     }
 
@@ -149,6 +152,7 @@ impl Network {
             buffers,
             masks: BTreeMap::new(),
             device: device.clone(),
+            dropout_rng: rand::rngs::StdRng::seed_from_u64(0),
         };
         for (name, m) in masks {
             let p = net
@@ -190,7 +194,13 @@ impl Network {
             buffers: copy(&self.buffers)?,
             masks: copy(&self.masks)?,
             device: self.device.clone(),
+            dropout_rng: self.dropout_rng.clone(),
         })
+    }
+
+    /// Seeds the draws of dropout masks (a run's seed, so training repeats).
+    pub fn seed_dropout(&mut self, seed: u64) {
+        self.dropout_rng = rand::rngs::StdRng::seed_from_u64(seed);
     }
 
     /// A copy of the parameters and buffers (not the masks), to put back
@@ -263,6 +273,7 @@ impl Network {
             buffers: convert(&self.buffers)?,
             masks: convert(&self.masks)?,
             device: self.device.clone(),
+            dropout_rng: self.dropout_rng.clone(),
         })
     }
 
@@ -293,6 +304,7 @@ impl Network {
             buffers: &mut self.buffers,
             train,
             stats: None,
+            rng: &mut self.dropout_rng,
         };
         let nodes = self.arch.nodes.clone();
         run(&nodes, x.clone(), &mut ctx)
@@ -306,6 +318,7 @@ impl Network {
             buffers: &mut self.buffers,
             train: false,
             stats: Some(stats),
+            rng: &mut self.dropout_rng,
         };
         let nodes = self.arch.nodes.clone();
         run(&nodes, x.clone(), &mut ctx)
@@ -325,6 +338,7 @@ struct Ctx<'a> {
     buffers: &'a mut BTreeMap<String, Tensor>,
     train: bool,
     stats: Option<&'a mut ActivationStats>,
+    rng: &'a mut rand::rngs::StdRng,
 }
 
 impl Ctx<'_> {
@@ -358,18 +372,41 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
                     y
                 }
             }
-            Node::Linear { name, .. } => {
+            Node::Linear { name, bias, .. } => {
                 if let Some(s) = ctx.stats.as_deref_mut() {
                     s.add(name, &x)?;
                 }
                 let w = ctx.p(&format!("{name}.weight"))?;
-                let b = ctx.p(&format!("{name}.bias"))?;
-                x.matmul(&w.t()?)?.broadcast_add(b)?
+                let y = x.matmul(&w.t()?)?;
+                if *bias {
+                    y.broadcast_add(ctx.p(&format!("{name}.bias"))?)?
+                } else {
+                    y
+                }
             }
             Node::BatchNorm { name, c } => batch_norm(&x, name, *c, ctx)?,
             Node::Relu => relu::relu(&x)?,
-            Node::MaxPool { k } => pool::max_pool2d(&x, *k)?,
+            Node::MaxPool { k, stride, pad } => {
+                pool::max_pool2d_strided(&x, *k, stride.unwrap_or(*k), *pad)?
+            }
             Node::GlobalAvgPool => x.mean((2, 3))?,
+            Node::AdaptiveAvgPool { h, w } => pool::adaptive_avg_pool2d(&x, *h, *w)?,
+            Node::Dropout { p } if ctx.train && *p > 0.0 => {
+                let keep = 1.0 - *p;
+                let scale = 1.0 / keep;
+                let mask: Vec<f32> = (0..x.elem_count())
+                    .map(|_| {
+                        if ctx.rng.random::<f32>() < keep {
+                            scale
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
+                (x * mask)?
+            }
+            Node::Dropout { .. } => x,
             Node::Flatten => x.flatten_from(1)?,
             Node::Residual { body, shortcut } => {
                 let a = run(body, x.clone(), ctx)?;

@@ -1,4 +1,5 @@
-//! Max pooling with a square window and an equal stride, differentiable.
+//! Max pooling with a square window, any stride and padding, differentiable;
+//! adaptive average pooling.
 //!
 //! Works around candle-core 0.11.1, whose `max_pool2d` backward
 //! (`backprop.rs`, `Op::MaxPool2D`) multiplies the upstream gradient by
@@ -11,8 +12,8 @@
 //!
 //! Semantics are PyTorch's: the output is the window maximum, and its whole
 //! gradient goes to the first maximal element of the window in row-major
-//! order (a NaN counts as the maximum); rows and columns that do not fill a
-//! window are dropped and get no gradient.
+//! order (a NaN counts as the maximum); padding never wins; rows and columns
+//! that do not fill a window are dropped and get no gradient.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -20,31 +21,78 @@ use rayon::prelude::*;
 use super::kernel::{self, Float, FloatKernel};
 
 /// `x [b, c, h, w]` max-pooled with a `k x k` window and stride `k`:
-/// `[b, c, h / k, w / k]`. A fused operation on the CPU;
-/// [`max_pool2d_with_tensor_ops`] elsewhere.
+/// `[b, c, h / k, w / k]`.
 pub fn max_pool2d(x: &Tensor, k: usize) -> candle_core::Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    if k == 0 || h < k || w < k {
-        candle_core::bail!("max pool: window {k} does not fit a {h}x{w} map");
-    }
+    max_pool2d_strided(x, k, k, 0)
+}
+
+/// `x [b, c, h, w]` max-pooled with a `k x k` window, stride `s` and `pad`
+/// rows and columns of padding on each side (PyTorch's `MaxPool2d(k, s, pad)`).
+/// A fused operation on the CPU; [`max_pool2d_with_tensor_ops`] elsewhere.
+pub fn max_pool2d_strided(
+    x: &Tensor,
+    k: usize,
+    s: usize,
+    pad: usize,
+) -> candle_core::Result<Tensor> {
+    let g = Geom::of(x.layout(), k, s, pad)?;
     if x.device().is_cpu() && kernel::supported(x.dtype()) {
-        x.contiguous()?.apply_op1(MaxPool { k })
+        x.contiguous()?.apply_op1(MaxPool { g })
     } else {
-        max_pool2d_with_tensor_ops(x, k)
+        max_pool2d_with_tensor_ops(x, k, s, pad)
     }
 }
 
-/// [`max_pool2d`] from Candle ops whose backward passes are right on every
-/// device: the windows laid out on a last axis, a one-hot of the (first)
-/// argmax, and the sum of the window times that one-hot.
-pub fn max_pool2d_with_tensor_ops(x: &Tensor, k: usize) -> candle_core::Result<Tensor> {
+/// [`max_pool2d_strided`] from Candle ops whose backward passes are right on
+/// every device: the windows gathered on a last axis (padding as a very
+/// negative value), a one-hot of the (first) argmax, and the sum of the
+/// window times that one-hot.
+pub fn max_pool2d_with_tensor_ops(
+    x: &Tensor,
+    k: usize,
+    s: usize,
+    pad: usize,
+) -> candle_core::Result<Tensor> {
+    let g = Geom::of(x.layout(), k, s, pad)?;
     let (b, c, h, w) = x.dims4()?;
-    let (oh, ow) = (h / k, w / k);
-    let windows = x
-        .narrow(2, 0, oh * k)?
-        .narrow(3, 0, ow * k)?
-        .reshape((b, c, oh, k, ow, k))?
-        .permute((0, 1, 2, 4, 3, 5))?
+    let (oh, ow) = g.out();
+    let (ph, pw) = (h + 2 * pad, w + 2 * pad);
+    let padded = if pad == 0 {
+        x.clone()
+    } else {
+        // Zeros, then a large negative constant added on the border, so a
+        // padded cell never wins and `0 * border` stays finite.
+        let border: Vec<f32> = (0..ph * pw)
+            .map(|i| {
+                let (y, xx) = (i / pw, i % pw);
+                let inside = (pad..pad + h).contains(&y) && (pad..pad + w).contains(&xx);
+                if inside {
+                    0.0
+                } else {
+                    -1e30
+                }
+            })
+            .collect();
+        let border = Tensor::from_vec(border, (1, 1, ph, pw), x.device())?.to_dtype(x.dtype())?;
+        x.pad_with_zeros(2, pad, pad)?
+            .pad_with_zeros(3, pad, pad)?
+            .broadcast_add(&border)?
+    };
+    let mut taps = Vec::with_capacity(oh * ow * k * k);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for i in 0..k {
+                for j in 0..k {
+                    taps.push(((oy * s + i) * pw + ox * s + j) as u32);
+                }
+            }
+        }
+    }
+    let idx = Tensor::from_vec(taps, oh * ow * k * k, x.device())?;
+    let windows = padded
+        .reshape((b, c, ph * pw))?
+        .contiguous()?
+        .index_select(&idx, 2)?
         .reshape((b, c, oh, ow, k * k))?;
     let first_max = windows.argmax_keepdim(D::Minus1)?;
     let taps = Tensor::arange(0u32, (k * k) as u32, x.device())?.reshape((1, 1, 1, 1, k * k))?;
@@ -52,40 +100,94 @@ pub fn max_pool2d_with_tensor_ops(x: &Tensor, k: usize) -> candle_core::Result<T
     (windows * one_hot)?.sum(D::Minus1)
 }
 
-/// Geometry of one pooling: batch x channels planes of `h x w`, window `k`.
+/// PyTorch's `AdaptiveAvgPool2d((oh, ow))` of `x [b, c, h, w]`: output cell
+/// `(i, j)` averages rows `floor(i*h/oh)..ceil((i+1)*h/oh)` and the columns
+/// likewise. Computed as one matrix product with the (constant) averaging
+/// matrix, so the backward is Candle's matmul.
+pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if (oh, ow) == (h, w) {
+        return Ok(x.clone());
+    }
+    if (oh, ow) == (1, 1) {
+        return x.mean_keepdim((2, 3));
+    }
+    let range = |i: usize, n: usize, out: usize| (i * n / out, ((i + 1) * n).div_ceil(out));
+    let mut m = vec![0f32; oh * ow * h * w];
+    for i in 0..oh {
+        let (y0, y1) = range(i, h, oh);
+        for j in 0..ow {
+            let (x0, x1) = range(j, w, ow);
+            let share = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
+            let row = &mut m[(i * ow + j) * h * w..][..h * w];
+            for y in y0..y1 {
+                for xx in x0..x1 {
+                    row[y * w + xx] = share;
+                }
+            }
+        }
+    }
+    let m = Tensor::from_vec(m, (oh * ow, h * w), x.device())?.to_dtype(x.dtype())?;
+    x.reshape((b * c, h * w))?
+        .matmul(&m.t()?)?
+        .reshape((b, c, oh, ow))
+}
+
+/// Geometry of one pooling: batch x channels planes of `h x w`, window `k`,
+/// stride `s`, padding `pad`.
 #[derive(Debug, Clone, Copy)]
 struct Geom {
     planes: usize,
     h: usize,
     w: usize,
     k: usize,
+    s: usize,
+    pad: usize,
 }
 
 impl Geom {
-    fn of(l: &Layout, k: usize) -> candle_core::Result<Self> {
+    fn of(l: &Layout, k: usize, s: usize, pad: usize) -> candle_core::Result<Self> {
         let (b, c, h, w) = l.shape().dims4()?;
+        let fits = super::arch::window_out(h, k, s, pad).is_some()
+            && super::arch::window_out(w, k, s, pad).is_some();
+        if !fits || 2 * pad > k {
+            candle_core::bail!(
+                "max pool: window {k} (stride {s}, padding {pad}) does not fit a {h}x{w} map"
+            );
+        }
         Ok(Self {
             planes: b * c,
             h,
             w,
             k,
+            s,
+            pad,
         })
     }
 
     fn out(&self) -> (usize, usize) {
-        (self.h / self.k, self.w / self.k)
+        let o = |n| (n + 2 * self.pad - self.k) / self.s + 1;
+        (o(self.h), o(self.w))
     }
 
-    /// Offset within a plane of the first maximal element of window `(oy, ox)`.
+    /// Offset within a plane of the first maximal element of window
+    /// `(oy, ox)`, padding left out.
     #[inline]
     fn argmax<T: Float>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
-        let mut best = (oy * self.k) * self.w + ox * self.k;
+        let clip = |o: usize, n: usize| {
+            let start = (o * self.s).saturating_sub(self.pad);
+            let end = (o * self.s + self.k).saturating_sub(self.pad).min(n);
+            (start, end)
+        };
+        let (y0, y1) = clip(oy, self.h);
+        let (x0, x1) = clip(ox, self.w);
+        let mut best = y0 * self.w + x0;
         let mut max = plane[best];
-        for i in 0..self.k {
-            let row = (oy * self.k + i) * self.w + ox * self.k;
-            for (j, &v) in plane[row..row + self.k].iter().enumerate() {
+        for y in y0..y1 {
+            let row = y * self.w;
+            for (j, &v) in plane[row + x0..row + x1].iter().enumerate() {
                 if !max.is_nan() && (v > max || v.is_nan()) {
-                    (max, best) = (v, row + j);
+                    (max, best) = (v, row + x0 + j);
                 }
             }
         }
@@ -95,12 +197,12 @@ impl Geom {
 
 /// `x -> max over each window`, backward by [`MaxPoolBackward`].
 struct MaxPool {
-    k: usize,
+    g: Geom,
 }
 
 impl FloatKernel<1> for MaxPool {
     fn run<T: Float>(&self, [x]: [&[T]; 1], [l]: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
-        let g = Geom::of(l, self.k)?;
+        let g = Geom::of(l, self.g.k, self.g.s, self.g.pad)?;
         let (oh, ow) = g.out();
         let mut y = vec![T::zero(); g.planes * oh * ow];
         y.par_chunks_mut(oh * ow)
@@ -122,7 +224,7 @@ impl CustomOp1 for MaxPool {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = Geom::of(l, self.k)?;
+        let g = self.g;
         let y = kernel::run(self, self.name(), [s], [l])?;
         let (b, c, _, _) = l.shape().dims4()?;
         let (oh, ow) = g.out();
@@ -130,7 +232,7 @@ impl CustomOp1 for MaxPool {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let dx = x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolBackward { k: self.k })?;
+        let dx = x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolBackward { g: self.g })?;
         Ok(Some(dx))
     }
 }
@@ -138,7 +240,7 @@ impl CustomOp1 for MaxPool {
 /// `(x, dy) -> dx`: each output gradient added to its window's first maximum
 /// (found again from `x`, which costs one pass and keeps no state).
 struct MaxPoolBackward {
-    k: usize,
+    g: Geom,
 }
 
 impl FloatKernel<2> for MaxPoolBackward {
@@ -147,7 +249,7 @@ impl FloatKernel<2> for MaxPoolBackward {
         [x, dy]: [&[T]; 2],
         [l, _]: [&Layout; 2],
     ) -> candle_core::Result<Vec<T>> {
-        let g = Geom::of(l, self.k)?;
+        let g = Geom::of(l, self.g.k, self.g.s, self.g.pad)?;
         let (oh, ow) = g.out();
         let mut dx = vec![T::zero(); x.len()];
         dx.par_chunks_mut(g.h * g.w)

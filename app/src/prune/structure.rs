@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use candle_core::Tensor;
 
 use crate::error::{Error, Result};
-use crate::model::arch::LayerKind;
+use crate::model::arch::{window_out, LayerKind};
 use crate::model::{Architecture, Network, Node};
 
 /// A layer whose output channels can be removed, with everything coupled to them.
@@ -66,10 +66,8 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                 if let Some(p) = pending.take() {
                     groups.push(finish(p, name));
                 }
-                hw = (
-                    (hw.0 + 2 * pad - k) / stride + 1,
-                    (hw.1 + 2 * pad - k) / stride + 1,
-                );
+                let out = |n| window_out(n, *k, *stride, *pad).unwrap_or(0);
+                hw = (out(hw.0), out(hw.1));
                 pending = Some(Pending {
                     producer: name.clone(),
                     kind: LayerKind::Conv2d,
@@ -79,7 +77,9 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                     factor: 1,
                 });
             }
-            Node::Linear { name, out_f, .. } => {
+            Node::Linear {
+                name, out_f, bias, ..
+            } => {
                 if let Some(p) = pending.take() {
                     groups.push(finish(p, name));
                 }
@@ -88,7 +88,7 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                     producer: name.clone(),
                     kind: LayerKind::Linear,
                     channels: *out_f,
-                    bias: true,
+                    bias: *bias,
                     batch_norm: None,
                     factor: 1,
                 });
@@ -100,9 +100,14 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                     }
                 }
             }
-            Node::Relu => {}
-            Node::MaxPool { k } => hw = (hw.0 / k, hw.1 / k),
+            Node::Relu | Node::Dropout { .. } => {}
+            Node::MaxPool { k, stride, pad } => {
+                let s = stride.unwrap_or(*k);
+                let out = |n| window_out(n, *k, s, *pad).unwrap_or(0);
+                hw = (out(hw.0), out(hw.1));
+            }
             Node::GlobalAvgPool => hw = (1, 1),
+            Node::AdaptiveAvgPool { h, w } => hw = (*h, *w),
             Node::Flatten => {
                 if let Some(p) = pending.as_mut() {
                     p.factor *= hw.0 * hw.1;
@@ -266,7 +271,9 @@ fn resize(nodes: &mut [Node], producer: &str, consumer: &str, out: usize, consum
                     *in_c = consumer_in;
                 }
             }
-            Node::Linear { name, out_f, in_f } => {
+            Node::Linear {
+                name, out_f, in_f, ..
+            } => {
                 bn_follows = false;
                 if name == producer {
                     *out_f = out;

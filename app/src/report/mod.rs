@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod export;
+pub mod layers;
 pub mod progress;
 pub mod raster;
 pub mod sample;

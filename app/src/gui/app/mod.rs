@@ -83,6 +83,8 @@ pub struct ShearsApp {
     notices: Vec<Notice>,
     dialogs: Dialogs,
     checkpoint: Option<CheckpointInfo>,
+    /// The experiment data's input shape, by dataset (see `data_input`).
+    data_shape: Option<(crate::data::DatasetSpec, [usize; 3])>,
     launch: LaunchOptions,
     probes: Vec<Receiver<(PathBuf, Result<String>)>>,
     /// Screenshots and chart PNGs in progress.
@@ -142,6 +144,7 @@ impl ShearsApp {
                 native_unavailable()
             }),
             checkpoint: None,
+            data_shape: None,
             launch,
             probes: vec![],
             capture: Capture::default(),
@@ -290,7 +293,7 @@ impl ShearsApp {
                 ui,
                 &mut self.settings,
                 &self.registry,
-                self.checkpoint.as_ref(),
+                self.checkpoint.as_mut(),
                 self.run.is_some(),
                 &mut actions,
             ),
@@ -332,6 +335,7 @@ impl ShearsApp {
                 &mut self.capture.plot_rects,
                 &mut actions,
             ),
+            Tab::Model => views::model::show(ui, self.checkpoint.as_ref(), &mut actions),
             Tab::Plugins => views::plugins::show(
                 ui,
                 &self.registry,
@@ -517,7 +521,13 @@ impl ShearsApp {
             }
             Action::ClearCheckpoint => {
                 self.settings.config.base_checkpoint = None;
+                self.settings.config.import = Default::default();
                 self.checkpoint = None;
+            }
+            Action::ApplyImport => {
+                if let Err(e) = self.apply_import() {
+                    self.error(e);
+                }
             }
             Action::SetTab(t) => self.settings.tab = t,
             Action::Dismiss(i) => {

@@ -11,10 +11,13 @@ use crate::experiment::load_results;
 use crate::experiment::output::RESULTS_JSON;
 use crate::fsutil::write_atomic;
 use crate::gui::command::shown_sets;
+use crate::gui::command::ImportForm;
 use crate::gui::files::{classify, DialogPurpose};
 use crate::gui::state::{FileKind, Tab};
-use crate::model::checkpoint::Checkpoint;
+use crate::model::export::ExportFormat;
+use crate::model::import::{self, ModelFormat};
 use crate::report::chart::compare_charts;
+use crate::report::layers::{layer_rows, preprocess_text};
 
 impl ShearsApp {
     /// Opens a file or folder: a model, a dataset, a plugin library, a results
@@ -26,12 +29,20 @@ impl ShearsApp {
                 self.open_checkpoint(path)?;
                 self.settings.config.base_checkpoint = Some(path.to_path_buf());
                 self.settings.tab = Tab::Setup;
-                let summary = self.checkpoint.as_ref().map(|c| c.summary.clone());
-                self.info(format!(
-                    "model opened: {} ({}); comparisons start from it",
-                    path.display(),
-                    summary.unwrap_or_default()
-                ));
+                let (summary, problem) = self
+                    .checkpoint
+                    .as_ref()
+                    .map(|c| (c.summary.clone(), c.problem.clone()))
+                    .unwrap_or_default();
+                match problem {
+                    None => self.info(format!(
+                        "model opened: {} ({summary}); comparisons start from it",
+                        path.display()
+                    )),
+                    Some(p) => self.info(format!(
+                        "{p}. Say what the file cannot tell in Setup's import form."
+                    )),
+                }
             }
             FileKind::Dataset => {
                 let spec = crate::data::DatasetSpec::detect(path)?;
@@ -98,22 +109,89 @@ impl ShearsApp {
         Ok(())
     }
 
+    /// Opens the model comparisons start from. A PyTorch state dict that
+    /// cannot be built with the import options as they are is kept, with
+    /// the problem, for the import form to fix; any other error is returned.
     pub(super) fn open_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let ck = Checkpoint::read(path)?;
-        let net = ck.into_network(&candle_core::Device::Cpu)?;
-        let sp = crate::prune::sparsity(&net)?;
+        let format = import::sniff(path)?;
+        let opts = self.settings.config.import.clone();
+        let form = ImportForm::from_options(&opts);
+        let input = match format {
+            ModelFormat::Shears => [1, 1, 1], // the checkpoint says its input
+            ModelFormat::StateDict => {
+                // A file that is no state dict at all is refused here; one
+                // whose layers cannot be built yet goes to the import form.
+                import::StateDict::read(path)?;
+                self.data_input()?
+            }
+        };
+        let opened = match import::open(path, &opts, input, &candle_core::Device::Cpu) {
+            Ok(o) => o,
+            Err(e) if format == ModelFormat::StateDict => {
+                self.checkpoint = Some(CheckpointInfo {
+                    path: path.to_path_buf(),
+                    format: Some(format),
+                    summary: "not opened yet".into(),
+                    problem: Some(e.to_string()),
+                    form,
+                    ..Default::default()
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let net = &opened.net;
+        let sp = crate::prune::sparsity(net)?;
         self.checkpoint = Some(CheckpointInfo {
             path: path.to_path_buf(),
+            format: Some(format),
             summary: format!(
-                "{:?}, input {:?}, {} classes, {} parameters, {:.1}% sparse",
-                net.arch.family,
+                "{}, input {:?}, {} classes, {} parameters, {:.1}% sparse",
+                opened.name,
                 net.arch.input,
                 net.arch.num_classes,
                 net.arch.num_params(),
                 sp.global * 100.0
             ),
+            problem: None,
+            notes: opened.notes.clone(),
+            rows: layer_rows(&net.arch),
+            preprocess: preprocess_text(&net.arch),
+            form,
         });
         Ok(())
+    }
+
+    /// Opens the base model again with what the import form says.
+    pub(super) fn apply_import(&mut self) -> Result<()> {
+        let Some(info) = &self.checkpoint else {
+            return Ok(());
+        };
+        let (path, opts) = (info.path.clone(), info.form.options()?);
+        self.settings.config.import = opts;
+        self.open_checkpoint(&path)?;
+        match self.checkpoint.as_ref().and_then(|c| c.problem.clone()) {
+            Some(p) => Err(Error::Other(p)),
+            None => {
+                self.info(format!("model opened: {}", path.display()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Input shape `[c, h, w]` of the experiment's data (loaded once per
+    /// dataset, to build a state dict's layers for it).
+    pub(super) fn data_input(&mut self) -> Result<[usize; 3]> {
+        let spec = &self.settings.config.data;
+        if let Some((s, shape)) = &self.data_shape {
+            if s == spec {
+                return Ok(*shape);
+            }
+        }
+        let (train, _) = spec.load()?;
+        let shape = [train.channels, train.height, train.width];
+        self.data_shape = Some((spec.clone(), shape));
+        Ok(shape)
     }
 
     /// Probes a new plugin library in a child process (when the app has a
@@ -220,10 +298,19 @@ impl ShearsApp {
                 write_atomic(path, &bytes)?;
                 self.info(format!("exported {}", path.display()));
             }
-            DialogPurpose::SaveModel(src) => {
+            DialogPurpose::SaveModel(src, ExportFormat::Shears) => {
                 let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
                 write_atomic(path, &bytes)?;
                 self.info(format!("model saved to {}", path.display()));
+            }
+            DialogPurpose::SaveModel(src, format) => {
+                let net = crate::model::checkpoint::load(&src, &candle_core::Device::Cpu)?;
+                crate::model::export::save_state_dict(&net, format, path)?;
+                self.info(format!(
+                    "model saved to {} ({})",
+                    path.display(),
+                    format.label()
+                ));
             }
             DialogPurpose::SavePlot(id) => self.save_chart(id, path),
             DialogPurpose::SaveSvg(id) => {

@@ -5,6 +5,7 @@ pub mod chart_plot;
 pub mod compare;
 pub mod fields;
 pub mod menu;
+pub mod model;
 pub mod notices;
 pub mod path_prompt;
 pub mod plugins;

@@ -11,6 +11,7 @@ use eframe::egui::{self, Color32, Ui};
 
 use crate::gui::command::{Action, LoadedResults};
 use crate::gui::files::DialogPurpose;
+use crate::model::export::ExportFormat;
 use crate::report::{self, AccuracyPoint, TableRow, TableSort};
 
 /// Which way a column is better.
@@ -244,13 +245,21 @@ fn save_model_menu(
     }
     ui.menu_button(label, |ui| {
         for (text, path) in files {
-            if ui.button(text).clicked() {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "model.safetensors".into());
-                actions.push(Action::dialog(DialogPurpose::SaveModel(path.clone()), name));
-            }
+            ui.menu_button(text, |ui| {
+                for format in ExportFormat::ALL {
+                    if ui.button(format.label()).clicked() {
+                        let stem = path
+                            .file_stem()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_else(|| "model".into());
+                        let name = format!("{stem}.{}", format.extension());
+                        actions.push(Action::dialog(
+                            DialogPurpose::SaveModel(path.clone(), format),
+                            name,
+                        ));
+                    }
+                }
+            });
         }
     });
 }

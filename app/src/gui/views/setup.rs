@@ -10,6 +10,7 @@ use crate::experiment::ExperimentConfig;
 use crate::gui::command::{Action, CheckpointInfo};
 use crate::gui::files::DialogPurpose;
 use crate::gui::state::{FileKind, Settings};
+use crate::model::import::ModelFormat;
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
 use crate::train::{LrSchedule, OptimizerSpec, TrainConfig};
@@ -22,7 +23,7 @@ pub fn show(
     ui: &mut Ui,
     settings: &mut Settings,
     registry: &Registry,
-    checkpoint: Option<&CheckpointInfo>,
+    checkpoint: Option<&mut CheckpointInfo>,
     running: bool,
     actions: &mut Vec<Action>,
 ) {
@@ -303,7 +304,7 @@ fn data(ui: &mut Ui, spec: &mut DatasetSpec, actions: &mut Vec<Action>) {
 fn model(
     ui: &mut Ui,
     cfg: &mut ExperimentConfig,
-    checkpoint: Option<&CheckpointInfo>,
+    checkpoint: Option<&mut CheckpointInfo>,
     actions: &mut Vec<Action>,
 ) {
     if ui
@@ -321,9 +322,12 @@ fn model(
         actions,
     );
     if let Some(path) = &cfg.base_checkpoint {
-        ui.label(format!("Starting from the checkpoint {}", path.display()));
+        ui.label(format!("Starting from the model {}", path.display()));
         if let Some(c) = checkpoint {
             ui.weak(&c.summary);
+            if c.format == Some(ModelFormat::StateDict) {
+                import_form(ui, c, actions);
+            }
         }
         if ui.button("Train a new base model instead").clicked() {
             actions.push(Action::ClearCheckpoint);
@@ -467,5 +471,44 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
             }
         });
         ui.end_row();
+    });
+}
+
+/// What a PyTorch state dict cannot tell: an nn.Sequential's layers and the
+/// normalisation it was trained with; **Apply** opens the model again.
+fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
+    ui.group(|ui| {
+        ui.strong("PyTorch state dict: what the file cannot tell");
+        let l = ui.label("Layers (an nn.Sequential only; one per module index)");
+        ui.add(
+            egui::TextEdit::multiline(&mut c.form.layers)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY)
+                .hint_text("e.g. conv(p=1), bn, relu, maxpool(2), flatten, linear"),
+        )
+        .labelled_by(l.id);
+        egui::Grid::new("import-norm")
+            .num_columns(2)
+            .show(ui, |ui| {
+                for (label, text, hint) in [
+                    (
+                        "Normalisation mean",
+                        &mut c.form.mean,
+                        "e.g. 0.1307 (empty: fitted on the training data)",
+                    ),
+                    ("Normalisation std", &mut c.form.std, "e.g. 0.3081"),
+                ] {
+                    let l = ui.label(label);
+                    ui.add(egui::TextEdit::singleline(text).hint_text(hint))
+                        .labelled_by(l.id);
+                    ui.end_row();
+                }
+            });
+        if let Some(p) = &c.problem {
+            ui.colored_label(egui::Color32::from_rgb(200, 60, 60), p);
+        }
+        if ui.button("Apply").clicked() {
+            actions.push(Action::ApplyImport);
+        }
     });
 }

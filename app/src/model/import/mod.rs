@@ -1,0 +1,199 @@
+//! Opening models made elsewhere: PyTorch state dicts (torchvision ResNet
+//! and VGG recognised by their names, `nn.Sequential` with a layer spec)
+//! next to Shears's own checkpoints, through one [`open`].
+
+pub mod sequential;
+pub mod state_dict;
+pub mod torchvision;
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::arch::{Architecture, NormChoice};
+use super::checkpoint::{self, Checkpoint};
+use super::network::Network;
+use crate::error::{Error, Result};
+pub use state_dict::StateDict;
+
+/// What opening a model needs beyond the file: the part a PyTorch state
+/// dict cannot tell (the `[import]` table of a config, the import form in
+/// the app, `--layers`/`--mean`/`--std` on the command line).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportOptions {
+    /// The layers of an `nn.Sequential`, one per module index (see
+    /// [`sequential`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
+    /// Fixed normalisation mean per channel (with `std`), as the model's
+    /// `transforms.Normalize` had it; absent: fitted on the training data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+    /// Fixed normalisation standard deviation per channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f32>>,
+}
+
+impl ImportOptions {
+    /// The normalisation these options fix, if they fix one; errors when
+    /// only one of `mean` and `std` is given.
+    pub fn norm(&self) -> Result<Option<NormChoice>> {
+        match (&self.mean, &self.std) {
+            (Some(mean), Some(std)) => Ok(Some(NormChoice::Fixed {
+                mean: mean.clone(),
+                std: std.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(Error::config("import.std", "`mean` is given without `std`")),
+            (None, Some(_)) => Err(Error::config(
+                "import.mean",
+                "`std` is given without `mean`",
+            )),
+        }
+    }
+
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == ImportOptions::default()
+    }
+}
+
+/// The file formats [`open`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelFormat {
+    /// A Shears checkpoint (safetensors with Shears's metadata).
+    Shears,
+    /// A PyTorch state dict (`torch.save` zip or safetensors).
+    StateDict,
+}
+
+/// A model opened from a file, with what the user should know about it.
+#[derive(Debug)]
+pub struct Opened {
+    /// The network.
+    pub net: Network,
+    /// What the file was read as.
+    pub format: ModelFormat,
+    /// What it was recognised as: `resnet18`, `vgg16_bn`, `sequential`,
+    /// or the family of a Shears checkpoint.
+    pub name: String,
+    /// Assumptions made while opening it (layers the names do not show,
+    /// the normalisation chosen).
+    pub notes: Vec<String>,
+    /// The checkpoint's `shears.info` (null for other files).
+    pub info: serde_json::Value,
+}
+
+/// The file extensions [`open`] accepts.
+pub const EXTENSIONS: [&str; 4] = ["safetensors", "pth", "pt", "bin"];
+
+/// Opens the model in `path`: a Shears checkpoint, or a PyTorch state dict
+/// built for inputs of shape `input` (`[c, h, w]`, from the data it will
+/// see). `opts` fill in what the state dict cannot tell and override a
+/// checkpoint's normalisation. Errors name the file.
+pub fn open(
+    path: &Path,
+    opts: &ImportOptions,
+    input: [usize; 3],
+    device: &Device,
+) -> Result<Opened> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let in_file = |e: Error| match e {
+        e @ (Error::Format { .. } | Error::Io { .. } | Error::Config { .. }) => e,
+        e => Error::format(path, e.to_string()),
+    };
+    let norm = opts.norm()?;
+    if is_shears_checkpoint(&bytes) {
+        let mut ck = Checkpoint::from_bytes(&bytes, path)?;
+        if let Some(n) = norm {
+            ck.arch.preprocess.norm = n;
+            ck.arch.check().map_err(in_file)?;
+        }
+        let name = ck.arch.family.name().to_string();
+        let info = ck.info.clone();
+        return Ok(Opened {
+            net: ck.into_network(device)?,
+            format: ModelFormat::Shears,
+            name,
+            notes: Vec::new(),
+            info,
+        });
+    }
+    let sd = if bytes.starts_with(b"PK\x03\x04") {
+        StateDict::read_pth(path)?
+    } else {
+        StateDict::read(path)?
+    };
+    let mut notes = Vec::new();
+    if let Some(k) = &sd.nested_key {
+        notes.push(format!("the state dict is the checkpoint's `{k}` entry"));
+    }
+    let (mut arch, name) = match (torchvision::recognise(&sd, input), &opts.layers) {
+        (_, Some(spec)) => (
+            sequential::build(&sd, spec, input)?,
+            "sequential".to_string(),
+        ),
+        (Some(r), None) => {
+            let r = r.map_err(in_file)?;
+            notes.extend(r.notes);
+            (r.arch, r.name)
+        }
+        (None, None) => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "a state dict that is not a torchvision ResNet or VGG ({}); for an \
+                     nn.Sequential give its layers (`--layers` or `import.layers`), e.g. \
+                     `flatten, linear, relu, linear`",
+                    sd.describe()
+                ),
+            ))
+        }
+    };
+    match norm {
+        Some(n) => arch.preprocess.norm = n,
+        None => notes.push(
+            "inputs normalised with statistics fitted on the training data; give the mean \
+             and std the model was trained with (transforms.Normalize) for PyTorch's accuracy"
+                .into(),
+        ),
+    }
+    arch.check().map_err(in_file)?;
+    let net = network_from(arch, sd, device).map_err(in_file)?;
+    Ok(Opened {
+        net,
+        format: ModelFormat::StateDict,
+        name,
+        notes,
+        info: serde_json::Value::Null,
+    })
+}
+
+/// The network of `arch` with the state dict's tensors (every one must be
+/// used; integer buffers such as `num_batches_tracked` are understood and
+/// left out).
+pub fn network_from(arch: Architecture, sd: StateDict, device: &Device) -> Result<Network> {
+    Network::from_tensors(arch, sd.tensors, Default::default(), device)
+}
+
+/// What the model file at `path` is, from its content: a Shears checkpoint
+/// or (anything else) a PyTorch state dict for [`open`] to read.
+pub fn sniff(path: &Path) -> Result<ModelFormat> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(if is_shears_checkpoint(&bytes) {
+        ModelFormat::Shears
+    } else {
+        ModelFormat::StateDict
+    })
+}
+
+/// Whether `bytes` are a safetensors file with Shears's metadata.
+fn is_shears_checkpoint(bytes: &[u8]) -> bool {
+    safetensors::SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .is_some_and(|m| m.contains_key(checkpoint::ARCH_KEY))
+}

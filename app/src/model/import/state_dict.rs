@@ -1,0 +1,210 @@
+//! PyTorch state dicts read without Python: `torch.save` zip files (`.pth`,
+//! `.pt`, also a training checkpoint dict holding the state dict under a
+//! key) through Candle's pickle reader, and `safetensors.torch.save_file`
+//! files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// The keys a training checkpoint dict keeps its state dict under, tried in
+/// order after the file itself.
+pub const NESTED_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "net"];
+
+/// A state dict: floating-point tensors (as `f32`, on the CPU) by name, and
+/// the entries that are not parameters (`num_batches_tracked` and other
+/// integer buffers), which a model understands but does not train.
+#[derive(Debug, Default)]
+pub struct StateDict {
+    /// Parameters and float buffers by name.
+    pub tensors: BTreeMap<String, Tensor>,
+    /// Integer buffers by name (e.g. `bn1.num_batches_tracked`).
+    pub extra: BTreeMap<String, Tensor>,
+    /// Where the state dict was found: `None` for the file itself, or the key
+    /// of the checkpoint dict holding it.
+    pub nested_key: Option<String>,
+}
+
+impl StateDict {
+    /// Reads a `.pth`/`.pt` or `.safetensors` file by its content (a zip
+    /// archive is `torch.save`'s format, anything else is tried as
+    /// safetensors); errors name `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        if bytes.starts_with(b"PK\x03\x04") {
+            Self::read_pth(path)
+        } else if bytes.starts_with(b"\x80\x02") || bytes.starts_with(b"\x80\x01") {
+            Err(Error::format(
+                path,
+                "a legacy (pre-1.6) torch.save file; save it again with a current PyTorch \
+                 (torch.save(torch.load(f), f) keeps the content, written as a zip)",
+            ))
+        } else {
+            Self::from_safetensors(&bytes, path)
+        }
+    }
+
+    /// A state dict from a safetensors file's bytes.
+    pub fn from_safetensors(bytes: &[u8], path: &Path) -> Result<Self> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| {
+            Error::format(
+                path,
+                format!("neither a torch.save zip nor safetensors ({e})"),
+            )
+        })?;
+        Self::from_tensors(tensors, None, path)
+    }
+
+    /// A state dict from a `torch.save` zip: the file's object itself when
+    /// it is a state dict, else the first of [`NESTED_KEYS`] that holds one.
+    pub fn read_pth(path: &Path) -> Result<Self> {
+        let mut last_err = None;
+        for key in std::iter::once(None).chain(NESTED_KEYS.iter().map(Some)) {
+            // Candle's pickle reader is not hardened against every malformed
+            // file: a panic in it is a format error, not a crash.
+            let read = std::panic::catch_unwind(|| {
+                candle_core::pickle::read_all_with_key(path, key.copied())
+            });
+            match read {
+                Ok(Ok(tensors)) if !tensors.is_empty() => {
+                    return Self::from_tensors(tensors, key.map(|k| k.to_string()), path);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => last_err = Some(e.to_string()),
+                Err(_) => last_err = Some("the pickle reader failed on this file".into()),
+            }
+        }
+        Err(Error::format(
+            path,
+            match last_err {
+                Some(e) if !e.contains("not found") => {
+                    format!("not a readable torch.save file ({e})")
+                }
+                _ => format!(
+                    "holds no tensors: not a state dict, and no state dict under {}; \
+                     a whole pickled model (torch.save(model)) cannot be read, save \
+                     model.state_dict() instead",
+                    NESTED_KEYS.map(|k| format!("`{k}`")).join(", ")
+                ),
+            },
+        ))
+    }
+
+    fn from_tensors(
+        tensors: impl IntoIterator<Item = (String, Tensor)>,
+        nested_key: Option<String>,
+        path: &Path,
+    ) -> Result<Self> {
+        let mut out = StateDict {
+            nested_key,
+            ..Default::default()
+        };
+        for (name, t) in tensors {
+            // `nn.DataParallel` prefixes every name with `module.`.
+            let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+            let float = matches!(
+                t.dtype(),
+                DType::F32 | DType::F16 | DType::BF16 | DType::F64
+            );
+            if float && !name.ends_with("num_batches_tracked") {
+                let t = t
+                    .to_dtype(DType::F32)
+                    .map_err(|e| Error::format(path, format!("tensor `{name}`: {e}")))?;
+                let values = t.flatten_all()?.to_vec1::<f32>()?;
+                if values.iter().any(|v| !v.is_finite()) {
+                    return Err(Error::format(
+                        path,
+                        format!("tensor `{name}` holds NaN or infinite values"),
+                    ));
+                }
+                out.tensors.insert(name, t);
+            } else {
+                out.extra.insert(name, t);
+            }
+        }
+        if out.tensors.is_empty() {
+            return Err(Error::format(path, "holds no floating-point tensors"));
+        }
+        Ok(out)
+    }
+
+    /// Shape of tensor `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.dims())
+    }
+
+    /// Whether tensor `name` is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// The first few names with their shapes, for error messages.
+    pub fn describe(&self) -> String {
+        let mut s: Vec<String> = self
+            .tensors
+            .iter()
+            .take(4)
+            .map(|(k, t)| format!("`{k}` {:?}", t.dims()))
+            .collect();
+        if self.tensors.len() > 4 {
+            s.push(format!("... ({} tensors)", self.tensors.len()));
+        }
+        s.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/torchvision")
+            .join(name)
+    }
+
+    #[test]
+    fn pth_and_safetensors_hold_the_same_tensors() {
+        let a = StateDict::read(&fixture("resnet18.pth")).unwrap();
+        let b = StateDict::read(&fixture("resnet18.safetensors")).unwrap();
+        assert_eq!(
+            a.tensors.keys().collect::<Vec<_>>(),
+            b.tensors.keys().collect::<Vec<_>>()
+        );
+        assert!(a.extra.contains_key("bn1.num_batches_tracked"));
+        assert!(!a.tensors.contains_key("bn1.num_batches_tracked"));
+        for (k, t) in &a.tensors {
+            let x = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let y = b.tensors[k]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(x, y, "{k}");
+        }
+    }
+
+    #[test]
+    fn a_training_checkpoint_dict_gives_its_state_dict() {
+        let a = StateDict::read(&fixture("resnet18.ckpt.pth")).unwrap();
+        assert_eq!(a.nested_key.as_deref(), Some("state_dict"));
+        assert_eq!(a.shape("conv1.weight"), Some(&[8, 3, 7, 7][..]));
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_format_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pth");
+        std::fs::write(&junk, b"not a model at all").unwrap();
+        let e = StateDict::read(&junk).unwrap_err().to_string();
+        assert!(e.contains("junk.pth"), "{e}");
+        let bytes = std::fs::read(fixture("resnet18.pth")).unwrap();
+        let cut = dir.path().join("cut.pth");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let e = StateDict::read(&cut).unwrap_err().to_string();
+        assert!(e.contains("cut.pth"), "{e}");
+    }
+}

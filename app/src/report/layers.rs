@@ -1,0 +1,207 @@
+//! A model's layers as a table, as Netron would show them: every node in
+//! order with its kind, output shape, parameters, MACs and what pruning can
+//! do to it; plus the preprocessing. What the app's Model view and
+//! `shears inspect` show.
+
+use std::collections::BTreeSet;
+
+use crate::data::NormChoice;
+use crate::model::arch::{visit, Architecture, Node};
+use crate::prune::structure::channel_groups;
+
+/// What pruning can remove from a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prunable {
+    /// Single weights and whole output channels (structured pruning).
+    Channels,
+    /// Single weights only: its output channels join a residual addition,
+    /// whose two branches must keep the same channels.
+    TiedByResidual,
+    /// Single weights only: its outputs are the class scores.
+    Classifier,
+    /// Goes with the channels of the layer before it (BatchNorm).
+    WithProducer,
+    /// Nothing to prune.
+    Nothing,
+}
+
+impl Prunable {
+    /// What the table says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Prunable::Channels => "weights, channels",
+            Prunable::TiedByResidual => "weights (channels tied by a residual add)",
+            Prunable::Classifier => "weights (outputs are the classes)",
+            Prunable::WithProducer => "with the layer before",
+            Prunable::Nothing => "",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerRow {
+    /// Nesting depth (inside residual blocks).
+    pub depth: usize,
+    /// The layer's name, or empty for unnamed operations.
+    pub name: String,
+    /// The operation with its settings: `conv 3x3 /2 p1`, `max pool 3 /2 p1`, ...
+    pub kind: String,
+    /// Output shape of one sample (`64x56x56`, `1000`).
+    pub output: String,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Multiply-accumulates for one sample.
+    pub macs: usize,
+    /// What pruning can remove.
+    pub prunable: Prunable,
+}
+
+/// The rows of `arch`, in order.
+pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
+    let producers: BTreeSet<String> = channel_groups(arch)
+        .into_iter()
+        .map(|g| g.producer)
+        .collect();
+    let macs: std::collections::BTreeMap<String, usize> = arch
+        .layers()
+        .into_iter()
+        .map(|l| (l.name, l.macs))
+        .collect();
+    let last_linear = arch.layers().last().map(|l| l.name.clone());
+    let mut nodes = Vec::new();
+    visit(&arch.nodes, &mut |n| nodes.push(n.clone()));
+    let outputs = arch.node_outputs();
+    let weighted = |name: &str| {
+        if producers.contains(name) {
+            Prunable::Channels
+        } else if last_linear.as_deref() == Some(name) {
+            Prunable::Classifier
+        } else {
+            Prunable::TiedByResidual
+        }
+    };
+    nodes
+        .iter()
+        .zip(outputs)
+        .map(|(n, (depth, out))| {
+            let (name, kind, params, prunable) = match n {
+                Node::Conv2d {
+                    name,
+                    in_c,
+                    out_c,
+                    k,
+                    stride,
+                    pad,
+                    bias,
+                } => (
+                    name.clone(),
+                    format!(
+                        "conv {k}x{k} /{stride} p{pad}{}",
+                        if *bias { "" } else { ", no bias" }
+                    ),
+                    out_c * in_c * k * k + if *bias { *out_c } else { 0 },
+                    weighted(name),
+                ),
+                Node::Linear {
+                    name,
+                    in_f,
+                    out_f,
+                    bias,
+                } => (
+                    name.clone(),
+                    format!("linear{}", if *bias { "" } else { ", no bias" }),
+                    in_f * out_f + if *bias { *out_f } else { 0 },
+                    weighted(name),
+                ),
+                Node::BatchNorm { name, c } => (
+                    name.clone(),
+                    "batch norm".into(),
+                    2 * c,
+                    Prunable::WithProducer,
+                ),
+                Node::Relu => (String::new(), "relu".into(), 0, Prunable::Nothing),
+                Node::MaxPool { k, stride, pad } => (
+                    String::new(),
+                    format!("max pool {k} /{} p{pad}", stride.unwrap_or(*k)),
+                    0,
+                    Prunable::Nothing,
+                ),
+                Node::GlobalAvgPool => (
+                    String::new(),
+                    "global avg pool".into(),
+                    0,
+                    Prunable::Nothing,
+                ),
+                Node::AdaptiveAvgPool { h, w } => (
+                    String::new(),
+                    format!("adaptive avg pool {h}x{w}"),
+                    0,
+                    Prunable::Nothing,
+                ),
+                Node::Dropout { p } => {
+                    (String::new(), format!("dropout {p}"), 0, Prunable::Nothing)
+                }
+                Node::Flatten => (String::new(), "flatten".into(), 0, Prunable::Nothing),
+                Node::Residual { shortcut, .. } => (
+                    String::new(),
+                    if shortcut.is_empty() {
+                        "residual add (identity)".into()
+                    } else {
+                        "residual add (projection)".into()
+                    },
+                    0,
+                    Prunable::Nothing,
+                ),
+            };
+            LayerRow {
+                depth,
+                macs: macs.get(&name).copied().unwrap_or(0),
+                name,
+                kind,
+                output: out.to_string(),
+                params,
+                prunable,
+            }
+        })
+        .collect()
+}
+
+/// The preprocessing in words: `normalise with mean [0.1307] and std [0.3081]`.
+pub fn preprocess_text(arch: &Architecture) -> String {
+    match &arch.preprocess.norm {
+        NormChoice::Fitted => {
+            "pixels in [0, 1], normalised with mean and std fitted on the training data".into()
+        }
+        NormChoice::Fixed { mean, std } => {
+            format!("pixels in [0, 1], normalised with mean {mean:?} and std {std:?} (fixed)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSpec;
+
+    #[test]
+    fn resnet_rows_say_what_is_tied_and_what_is_prunable() {
+        let arch = ModelSpec::Resnet20 { width: 4 }
+            .build([3, 32, 32], 10)
+            .unwrap();
+        let rows = layer_rows(&arch);
+        let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+        // Inside a block the first conv's channels can go; the second feeds the add.
+        assert_eq!(row("layer1.0.conv1").prunable, Prunable::Channels);
+        assert_eq!(row("layer1.0.conv2").prunable, Prunable::TiedByResidual);
+        assert_eq!(row("fc").prunable, Prunable::Classifier);
+        assert_eq!(row("layer1.0.conv1").depth, 1);
+        assert_eq!(row("layer2.0.conv1").output, "8x16x16");
+        assert_eq!(row("fc").output, "10");
+        let params: usize = rows.iter().map(|r| r.params).sum();
+        assert_eq!(params, arch.num_params());
+        let macs: usize = rows.iter().map(|r| r.macs).sum();
+        assert_eq!(macs, arch.macs());
+        assert!(rows.iter().any(|r| r.kind == "residual add (projection)"));
+    }
+}
