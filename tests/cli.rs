@@ -686,3 +686,61 @@ fn a_numpy_archive_is_data_for_a_comparison() {
     assert_eq!(r.data.train + r.data.val, 300);
     assert_eq!(r.data.test, 100);
 }
+
+/// A comparison starts from a PyTorch nn.Sequential given on the command
+/// line with its layers and normalisation; its results say so and its
+/// saved models carry the normalisation.
+#[test]
+fn a_comparison_starts_from_a_pytorch_state_dict() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = one_shot_config(dir.path());
+    let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/mlp.pth");
+    let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
+    let (mlp, digits) = (mlp.display().to_string(), digits.display().to_string());
+    let args = [
+        "compare",
+        "--config",
+        &cfg,
+        "--out",
+        "out",
+        "--quiet",
+        "--base",
+        &mlp,
+        "--data",
+        &digits,
+        "--layers",
+        "flatten, linear, relu, linear",
+        "--mean",
+        "0.25",
+        "--std",
+        "0.3",
+    ];
+    let o = shears(dir.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = shears::experiment::load_results(&dir.path().join("out")).unwrap();
+    assert_eq!(r.model.family, "sequential");
+    assert_eq!(
+        r.config.import.layers.as_deref(),
+        Some("flatten, linear, relu, linear")
+    );
+    assert!(
+        r.runs
+            .iter()
+            .all(|run| run.status == shears::experiment::Status::Complete),
+        "{:?}",
+        r.runs
+    );
+    let file = r.runs[0].model_file.as_ref().expect("a saved model");
+    let saved =
+        shears::model::checkpoint::Checkpoint::read(&dir.path().join("out").join(file)).unwrap();
+    assert_eq!(
+        saved.arch.preprocess.norm,
+        shears::model::NormChoice::Fixed {
+            mean: vec![0.25],
+            std: vec![0.3]
+        }
+    );
+    // Without the layers it stops before training, saying what to give.
+    let o = shears(dir.path(), &args[..args.len() - 6]);
+    assert_clean_error(&o, &["mlp.pth", "--layers"]);
+}

@@ -163,3 +163,99 @@ fn half_a_normalisation_is_refused() {
         .to_string();
     assert!(e.contains("import.std"), "{e}");
 }
+
+/// Structured pruning of torchvision models: channels inside residual
+/// blocks and VGG's convs and hidden linears go; channels tied by a
+/// residual addition stay. The compacted model computes what the masked one
+/// does, and its state dict keeps torchvision's names with the new widths.
+#[test]
+fn torchvision_models_prune_channels_compact_and_export_their_new_shapes() {
+    use shears::model::export::{self, ExportFormat};
+    use shears::prune::{compact, prune_to, GranularityChoice, PruneMode, Scope};
+    let registry = shears::plugins::Registry::builtin();
+    let m = manifest();
+    for name in ["resnet18", "resnet50", "vgg16_bn"] {
+        let path = dir().join(format!("{name}.safetensors"));
+        let mut net = import::open(&path, &options(&m[name]), [3, 32, 32], &Device::Cpu)
+            .unwrap()
+            .net;
+        let mut criterion = registry
+            .criterion("magnitude", &serde_json::json!({}))
+            .unwrap();
+        let mode = PruneMode {
+            granularity: GranularityChoice::Structured,
+            scope: Scope::Layer,
+        };
+        prune_to(
+            &mut net,
+            criterion.as_mut(),
+            "magnitude",
+            mode,
+            0.5,
+            Default::default(),
+        )
+        .unwrap();
+        let (x, _) = io(name);
+        let masked = net.forward(&x, false).unwrap();
+        let mut small = compact(&net).unwrap();
+        assert!(small.arch.num_params() < net.arch.num_params(), "{name}");
+        let out = small.forward(&x, false).unwrap();
+        let err = rel_err(&flat(&out), &flat(&masked));
+        assert!(err < 1e-4, "{name}: compacted logits differ by {err}");
+        let file = tempfile::tempdir().unwrap();
+        let saved = file.path().join("small.safetensors");
+        export::save_state_dict(&small, ExportFormat::Safetensors, &saved).unwrap();
+        let back = shears::model::import::StateDict::read(&saved).unwrap();
+        let original = shears::model::import::StateDict::read(&path).unwrap();
+        assert_eq!(
+            back.tensors.keys().collect::<Vec<_>>(),
+            original.tensors.keys().collect::<Vec<_>>(),
+            "{name}: the same names"
+        );
+        let shape = |sd: &shears::model::import::StateDict, k: &str| sd.shape(k).unwrap().to_vec();
+        if name.starts_with("resnet") {
+            // Inside a block: fewer channels. On the residual stream: all of them.
+            assert!(
+                shape(&back, "layer1.0.conv1.weight")[0]
+                    < shape(&original, "layer1.0.conv1.weight")[0]
+            );
+            let last = if name == "resnet50" { "conv3" } else { "conv2" };
+            let key = format!("layer1.0.{last}.weight");
+            assert_eq!(
+                shape(&back, &key)[0],
+                shape(&original, &key)[0],
+                "{name}: the outputs of {key} are tied"
+            );
+            assert_eq!(
+                shape(&back, "conv1.weight"),
+                shape(&original, "conv1.weight")
+            );
+        } else {
+            assert!(
+                shape(&back, "features.0.weight")[0] < shape(&original, "features.0.weight")[0]
+            );
+            assert!(
+                shape(&back, "classifier.0.weight")[0] < shape(&original, "classifier.0.weight")[0]
+            );
+        }
+        let bytes = std::fs::read(&saved).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let widths: serde_json::Value =
+            serde_json::from_str(&meta.metadata().as_ref().unwrap()[export::WIDTHS_KEY]).unwrap();
+        assert_eq!(
+            widths["layer1.0.conv1"]
+                .as_u64()
+                .or(widths["features.0"].as_u64()),
+            Some(
+                shape(
+                    &back,
+                    if name.starts_with("resnet") {
+                        "layer1.0.conv1.weight"
+                    } else {
+                        "features.0.weight"
+                    }
+                )[0] as u64
+            )
+        );
+    }
+}

@@ -11,10 +11,11 @@ use crate::data::{
 use crate::error::Result;
 use crate::experiment::{output, ExperimentConfig};
 use crate::model::checkpoint::Checkpoint;
+use crate::model::import::{ImportOptions, StateDict};
 use crate::plugins::{schema, Registry};
 
 /// The formats, by the names the fuzz targets carry.
-pub const FORMATS: [&str; 8] = [
+pub const FORMATS: [&str; 11] = [
     "idx_images",
     "idx_labels",
     "cifar",
@@ -23,6 +24,9 @@ pub const FORMATS: [&str; 8] = [
     "results_json",
     "config_toml",
     "plugin_schema",
+    "npz",
+    "state_dict_pth",
+    "state_dict_safetensors",
 ];
 
 /// Reads `data` as `format` (one of [`FORMATS`]); the error names the
@@ -59,9 +63,40 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
             }
             Ok(())
         }
+        "npz" => with_file(data, "npz", |p| crate::data::load_npz(p, 0.2, 0).map(drop)),
+        "state_dict_pth" => with_file(data, "pth", |p| {
+            let sd = StateDict::read_pth(p)?;
+            // Recognising and building the layers reads every name and shape.
+            let opts = ImportOptions::default();
+            let _ = crate::model::import::open(p, &opts, [3, 32, 32], &candle_core::Device::Cpu);
+            drop(sd);
+            Ok(())
+        }),
+        "state_dict_safetensors" => {
+            let sd = StateDict::from_safetensors(data, origin)?;
+            drop(sd);
+            with_file(data, "safetensors", |p| {
+                let opts = ImportOptions::default();
+                crate::model::import::open(p, &opts, [3, 32, 32], &candle_core::Device::Cpu)
+                    .map(drop)
+            })
+        }
         other => Err(crate::Error::Other(format!(
             "unknown format `{other}` (known: {})",
             FORMATS.join(", ")
         ))),
     }
+}
+
+/// Runs `read` on `data` written to a temporary file with extension `ext`
+/// (for the loaders that read from a path), removed afterwards.
+fn with_file(data: &[u8], ext: &str, read: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("shears-fuzz-{}-{n}.{ext}", std::process::id()));
+    std::fs::write(&path, data).map_err(|e| crate::Error::io(&path, e))?;
+    let out = read(&path);
+    let _ = std::fs::remove_file(&path);
+    out
 }

@@ -53,6 +53,19 @@ pub enum Node {
         #[serde(default, skip_serializing_if = "is_zero")]
         pad: usize,
     },
+    /// Average pooling with a square window (PyTorch's `AvgPool2d` without
+    /// `ceil_mode`; ONNX's `AveragePool`).
+    AvgPool {
+        /// Window size.
+        k: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding on each side.
+        pad: usize,
+        /// Whether padding counts in the divisor (PyTorch's default, true;
+        /// ONNX's default, false).
+        count_pad: bool,
+    },
     /// Mean over the spatial dimensions: `[b, c, h, w] -> [b, c]`.
     GlobalAvgPool,
     /// PyTorch's `AdaptiveAvgPool2d((h, w))`: output cell `(i, j)` is the
@@ -684,6 +697,15 @@ fn walk(nodes: &[Node], mut x: Flow, depth: usize, seen: &mut Seen) -> Result<Fl
                     }
                 }
             }
+            (Node::AvgPool { k, stride, pad, .. }, Flow::Map(c, h, w)) => match (
+                window_out(h, *k, *stride, *pad),
+                window_out(w, *k, *stride, *pad),
+            ) {
+                (Some(oh), Some(ow)) if 2 * pad <= *k => Flow::Map(c, oh, ow),
+                _ => return Err(Error::Shape(format!(
+                    "average pool {k} (stride {stride}, padding {pad}) does not fit a {h}x{w} map"
+                ))),
+            },
             (Node::GlobalAvgPool, Flow::Map(c, _, _)) => Flow::Vec(c),
             (Node::AdaptiveAvgPool { h: oh, w: ow }, Flow::Map(c, _, _)) => {
                 if *oh == 0 || *ow == 0 {

@@ -311,6 +311,48 @@ fn adaptive_average_pool_gradients_match_finite_differences() {
 }
 
 #[test]
+fn average_pool_gradients_match_finite_differences() {
+    for (k, s, pad, count_pad) in [
+        (2, 2, 0, true),
+        (3, 2, 1, true),
+        (3, 2, 1, false),
+        (3, 1, 1, false),
+    ] {
+        let x = var(&[2, 2, 7, 6], 0.0, 1.0, 88);
+        check(
+            &format!("avg pool {k}/{s}/{pad} count_pad {count_pad}"),
+            &[("x", &x)],
+            500,
+            &mut || projection(&pool::avg_pool2d(&x, k, s, pad, count_pad).unwrap(), 14),
+        );
+    }
+}
+
+#[test]
+fn average_pools_divide_as_pytorch_does() {
+    // 3x3 window, stride 2, padding 1 on a 3x3 map of ones: the corner
+    // window covers 4 cells. PyTorch's count_include_pad divides by 9,
+    // ONNX's default by 4.
+    let x = Tensor::ones((1, 1, 3, 3), DType::F64, &Device::Cpu).unwrap();
+    let with = values(&pool::avg_pool2d(&x, 3, 2, 1, true).unwrap());
+    let without = values(&pool::avg_pool2d(&x, 3, 2, 1, false).unwrap());
+    assert!((with[0] - 4.0 / 9.0).abs() < 1e-12, "{with:?}");
+    assert!(
+        without.iter().all(|v| (v - 1.0).abs() < 1e-12),
+        "{without:?}"
+    );
+    // Adaptive pooling of 5 rows to 3: rows 0-1, 1-3, 3-4.
+    let x = Tensor::from_vec(
+        (0..5).map(f64::from).collect::<Vec<_>>(),
+        (1, 1, 5, 1),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let y = values(&pool::adaptive_avg_pool2d(&x, 3, 1).unwrap());
+    assert_eq!(y, vec![0.5, 2.0, 3.5]);
+}
+
+#[test]
 fn max_pool_gives_a_tied_window_gradient_to_its_first_maximum() {
     // PyTorch's rule: the first maximal element in row-major order takes the
     // whole gradient (candle-core 0.11.1 gave each tied element 1/4 of it).

@@ -391,6 +391,12 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
             }
             Node::GlobalAvgPool => x.mean((2, 3))?,
             Node::AdaptiveAvgPool { h, w } => pool::adaptive_avg_pool2d(&x, *h, *w)?,
+            Node::AvgPool {
+                k,
+                stride,
+                pad,
+                count_pad,
+            } => pool::avg_pool2d(&x, *k, *stride, *pad, *count_pad)?,
             Node::Dropout { p } if ctx.train && *p > 0.0 => {
                 let keep = 1.0 - *p;
                 let scale = 1.0 / keep;

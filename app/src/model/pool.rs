@@ -102,35 +102,87 @@ pub fn max_pool2d_with_tensor_ops(
 
 /// PyTorch's `AdaptiveAvgPool2d((oh, ow))` of `x [b, c, h, w]`: output cell
 /// `(i, j)` averages rows `floor(i*h/oh)..ceil((i+1)*h/oh)` and the columns
-/// likewise. Computed as one matrix product with the (constant) averaging
-/// matrix, so the backward is Candle's matmul.
+/// likewise.
 pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
     if (oh, ow) == (h, w) {
         return Ok(x.clone());
     }
     if (oh, ow) == (1, 1) {
         return x.mean_keepdim((2, 3));
     }
-    let range = |i: usize, n: usize, out: usize| (i * n / out, ((i + 1) * n).div_ceil(out));
-    let mut m = vec![0f32; oh * ow * h * w];
-    for i in 0..oh {
-        let (y0, y1) = range(i, h, oh);
-        for j in 0..ow {
-            let (x0, x1) = range(j, w, ow);
-            let share = 1.0 / ((y1 - y0) * (x1 - x0)) as f32;
-            let row = &mut m[(i * ow + j) * h * w..][..h * w];
-            for y in y0..y1 {
-                for xx in x0..x1 {
-                    row[y * w + xx] = share;
-                }
+    let axis = |n: usize, out: usize| -> Vec<Vec<(usize, f64)>> {
+        (0..out)
+            .map(|i| {
+                let (a, b) = (i * n / out, ((i + 1) * n).div_ceil(out));
+                (a..b).map(|j| (j, 1.0 / (b - a) as f64)).collect()
+            })
+            .collect()
+    };
+    separable(x, &axis(h, oh), &axis(w, ow))
+}
+
+/// Average pooling of `x [b, c, h, w]` with a `k x k` window, stride `s`
+/// and `pad` on each side (PyTorch's `AvgPool2d`, ONNX's `AveragePool`):
+/// the divisor is `k * k` when `count_pad`, else the cells inside the map.
+pub fn avg_pool2d(
+    x: &Tensor,
+    k: usize,
+    s: usize,
+    pad: usize,
+    count_pad: bool,
+) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let axis = |n: usize| -> candle_core::Result<Vec<Vec<(usize, f64)>>> {
+        let out = super::arch::window_out(n, k, s, pad)
+            .filter(|_| 2 * pad <= k)
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!(
+                    "average pool: window {k} (stride {s}, padding {pad}) does not fit {n}"
+                ))
+            })?;
+        Ok((0..out)
+            .map(|o| {
+                let start = o * s;
+                let cells: Vec<usize> = (start..start + k)
+                    .filter(|&p| p >= pad && p < n + pad)
+                    .map(|p| p - pad)
+                    .collect();
+                // Separable: the 2-D divisor is the product of the two axes'.
+                let div = if count_pad { k } else { cells.len().max(1) } as f64;
+                cells.into_iter().map(|c| (c, 1.0 / div)).collect()
+            })
+            .collect())
+    };
+    separable(x, &axis(h)?, &axis(w)?)
+}
+
+/// `x [b, c, h, w]` averaged along each axis by the weights `rows[i]` (the
+/// input rows and weights of output row `i`) and `cols[j]`: two matrix
+/// products with small constant matrices, so the backward is Candle's
+/// matmul.
+fn separable(
+    x: &Tensor,
+    rows: &[Vec<(usize, f64)>],
+    cols: &[Vec<(usize, f64)>],
+) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let matrix = |taps: &[Vec<(usize, f64)>], n: usize| -> candle_core::Result<Tensor> {
+        let mut m = vec![0f64; taps.len() * n];
+        for (i, t) in taps.iter().enumerate() {
+            for &(j, v) in t {
+                m[i * n + j] += v;
             }
         }
-    }
-    let m = Tensor::from_vec(m, (oh * ow, h * w), x.device())?.to_dtype(x.dtype())?;
-    x.reshape((b * c, h * w))?
-        .matmul(&m.t()?)?
-        .reshape((b, c, oh, ow))
+        Tensor::from_vec(m, (taps.len(), n), x.device())?.to_dtype(x.dtype())
+    };
+    let (oh, ow) = (rows.len(), cols.len());
+    let mh = matrix(rows, h)?; // [oh, h]
+    let mw = matrix(cols, w)?; // [ow, w]
+    let y = x.reshape((b * c * h, w))?.matmul(&mw.t()?)?; // [b*c*h, ow]
+    let y = y.reshape((b * c, h, ow))?.transpose(1, 2)?.contiguous()?; // [b*c, ow, h]
+    let y = y.reshape((b * c * ow, h))?.matmul(&mh.t()?)?; // [b*c*ow, oh]
+    y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()
 }
 
 /// Geometry of one pooling: batch x channels planes of `h x w`, window `k`,

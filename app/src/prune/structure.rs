@@ -106,6 +106,10 @@ fn scan(nodes: &[Node], mut hw: (usize, usize), groups: &mut Vec<ChannelGroup>) 
                 let out = |n| window_out(n, *k, s, *pad).unwrap_or(0);
                 hw = (out(hw.0), out(hw.1));
             }
+            Node::AvgPool { k, stride, pad, .. } => {
+                let out = |n| window_out(n, *k, *stride, *pad).unwrap_or(0);
+                hw = (out(hw.0), out(hw.1));
+            }
             Node::GlobalAvgPool => hw = (1, 1),
             Node::AdaptiveAvgPool { h, w } => hw = (*h, *w),
             Node::Flatten => {

@@ -127,6 +127,24 @@ pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
                     0,
                     Prunable::Nothing,
                 ),
+                Node::AvgPool {
+                    k,
+                    stride,
+                    pad,
+                    count_pad,
+                } => (
+                    String::new(),
+                    format!(
+                        "avg pool {k} /{stride} p{pad}{}",
+                        if *count_pad {
+                            ""
+                        } else {
+                            ", padding not counted"
+                        }
+                    ),
+                    0,
+                    Prunable::Nothing,
+                ),
                 Node::GlobalAvgPool => (
                     String::new(),
                     "global avg pool".into(),

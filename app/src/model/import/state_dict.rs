@@ -60,16 +60,34 @@ impl StateDict {
 
     /// A state dict from a `torch.save` zip: the file's object itself when
     /// it is a state dict, else the first of [`NESTED_KEYS`] that holds one.
+    /// Every tensor's declared size is checked against its record in the
+    /// archive before anything is read.
     pub fn read_pth(path: &Path) -> Result<Self> {
         let mut last_err = None;
         for key in std::iter::once(None).chain(NESTED_KEYS.iter().map(Some)) {
             // Candle's pickle reader is not hardened against every malformed
-            // file: a panic in it is a format error, not a crash.
-            let read = std::panic::catch_unwind(|| {
-                candle_core::pickle::read_all_with_key(path, key.copied())
+            // file (it can panic): a panic in it is a format error, not a crash.
+            let infos = std::panic::catch_unwind(|| {
+                candle_core::pickle::read_pth_tensor_info(path, false, key.copied())
             });
-            match read {
-                Ok(Ok(tensors)) if !tensors.is_empty() => {
+            match infos {
+                Ok(Ok(infos)) if !infos.is_empty() => {
+                    check_records(path, &infos)?;
+                    let read = std::panic::catch_unwind(|| {
+                        candle_core::pickle::read_all_with_key(path, key.copied())
+                    });
+                    let tensors = match read {
+                        Ok(Ok(t)) => t,
+                        Ok(Err(e)) => {
+                            return Err(Error::format(path, format!("cannot read a tensor ({e})")))
+                        }
+                        Err(_) => {
+                            return Err(Error::format(
+                                path,
+                                "the pickle reader failed on this file",
+                            ))
+                        }
+                    };
                     return Self::from_tensors(tensors, key.map(|k| k.to_string()), path);
                 }
                 Ok(Ok(_)) => {}
@@ -156,6 +174,48 @@ impl StateDict {
     }
 }
 
+/// Refuses tensors whose declared shape needs more bytes than their record
+/// in the archive holds (a hostile or damaged header would otherwise make
+/// the reader allocate what it says).
+fn check_records(path: &Path, infos: &[candle_core::pickle::TensorInfo]) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::format(path, format!("not a readable zip archive ({e})")))?;
+    for info in infos {
+        let need = info
+            .layout
+            .shape()
+            .dims()
+            .iter()
+            .try_fold(info.dtype.size_in_bytes(), |n, d| n.checked_mul(*d))
+            .and_then(|n| n.checked_add(info.layout.start_offset()));
+        let have = zip.by_name(&info.path).map(|f| f.size()).ok();
+        match (need, have) {
+            (Some(need), Some(have)) if need as u64 <= have => {}
+            (_, None) => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "tensor `{}`: its record `{}` is missing",
+                        info.name, info.path
+                    ),
+                ))
+            }
+            _ => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "tensor `{}` declares shape {:?}, more than its record holds",
+                        info.name,
+                        info.layout.dims()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +245,41 @@ mod tests {
                 .unwrap();
             assert_eq!(x, y, "{k}");
         }
+    }
+
+    #[test]
+    fn a_tensor_declaring_more_than_its_record_is_refused_before_reading() {
+        use std::io::{Read, Write};
+        let t = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
+        let good = crate::model::export::pth::to_bytes(&[("w".into(), t)]).unwrap();
+        // Rewrite the archive with the shape (2, 2) claimed as (2^30, 2^30).
+        let mut src = zip::ZipArchive::new(std::io::Cursor::new(good)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in 0..src.len() {
+            let mut f = src.by_index(i).unwrap();
+            let name = f.name().unwrap().to_string();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            if name.ends_with("data.pkl") {
+                let from = b"(J\x02\x00\x00\x00J\x02\x00\x00\x00t";
+                let to = b"(J\x00\x00\x00\x40J\x00\x00\x00\x40t";
+                let at = data.windows(from.len()).position(|w| w == from).unwrap();
+                data[at..at + from.len()].copy_from_slice(to);
+            }
+            out.start_file(name, opts).unwrap();
+            out.write_all(&data).unwrap();
+        }
+        let bytes = out.finish().unwrap().into_inner();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.pth");
+        std::fs::write(&path, bytes).unwrap();
+        let e = StateDict::read(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("huge.pth") && e.contains("more than its record holds"),
+            "{e}"
+        );
     }
 
     #[test]
