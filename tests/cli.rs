@@ -744,3 +744,113 @@ fn a_comparison_starts_from_a_pytorch_state_dict() {
     let o = shears(dir.path(), &args[..args.len() - 6]);
     assert_clean_error(&o, &["mlp.pth", "--layers"]);
 }
+
+/// ONNX in and out on the command line: `inspect` says what was assumed,
+/// `prune --out x.onnx` writes ONNX that opens again.
+#[test]
+fn onnx_models_are_inspected_pruned_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let folded =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/resnet18_folded.onnx");
+    let folded = folded.display().to_string();
+    let o = shears(dir.path(), &["inspect", &folded, "--input", "3x32x32"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("folded") && t.contains("conv1") && t.contains("10 classes"),
+        "{t}"
+    );
+    let o = shears(
+        dir.path(),
+        &[
+            "prune",
+            "--checkpoint",
+            &folded,
+            "--input",
+            "3x32x32",
+            "--sparsity",
+            "0.5",
+            "--out",
+            "small.onnx",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ONNX"), "{}", text(&o));
+    let o = shears(dir.path(), &["inspect", "small.onnx", "--input", "3x32x32"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("sparsity 50.00%"), "{}", text(&o));
+}
+
+/// An ImageFolder (train/ and val/, one folder of PNGs per class) is data
+/// for a comparison: the embedded glyphs written out as grey PNGs read back
+/// pixel for pixel (to 1/255) and train.
+#[test]
+fn an_image_folder_is_data_for_a_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("glyph-images");
+    let (train, test) = shears::data::embedded_glyphs(300, 100, 0);
+    for (split, ds) in [("train", &train), ("val", &test)] {
+        for i in 0..ds.len() {
+            let class = dir_name(ds.labels[i]);
+            let folder = root.join(split).join(&class);
+            std::fs::create_dir_all(&folder).unwrap();
+            let file = std::fs::File::create(folder.join(format!("{i:04}.PNG"))).unwrap();
+            let mut enc = png::Encoder::new(file, ds.width as u32, ds.height as u32);
+            enc.set_color(png::ColorType::Grayscale);
+            enc.set_depth(png::BitDepth::Eight);
+            let bytes: Vec<u8> = ds
+                .image(i)
+                .iter()
+                .map(|v| (v * 255.0).round() as u8)
+                .collect();
+            enc.write_header()
+                .unwrap()
+                .write_image_data(&bytes)
+                .unwrap();
+        }
+    }
+    let spec = shears::data::DatasetSpec::detect(&root).unwrap();
+    assert!(
+        matches!(spec, shears::data::DatasetSpec::Images { .. }),
+        "{spec:?}"
+    );
+    let (tr, te) = spec.load().unwrap();
+    assert_eq!((tr.len(), te.len()), (train.len(), test.len()));
+    assert_eq!(tr.image_shape(), train.image_shape());
+    // Files are read class by class: compare each image with its original.
+    let mut k = 0;
+    for class in 0..train.num_classes as u32 {
+        for i in (0..train.len()).filter(|&i| train.labels[i] == class) {
+            let diff = tr
+                .image(k)
+                .iter()
+                .zip(train.image(i))
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 0.5 / 255.0 + 1e-6, "image {i}: {diff}");
+            k += 1;
+        }
+    }
+    let cfg = one_shot_config(dir.path());
+    let root = root.display().to_string();
+    let o = shears(
+        dir.path(),
+        &[
+            "compare", "--config", &cfg, "--out", "out", "--quiet", "--data", &root,
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = shears::experiment::load_results(&dir.path().join("out")).unwrap();
+    assert_eq!(r.data.name, "glyph-images");
+    // One epoch of the tiny config: well above chance, not more.
+    let chance = 1.0 / train.num_classes as f64;
+    assert!(
+        f64::from(r.baselines[0].test.acc) > 1.5 * chance,
+        "{:?}",
+        r.baselines[0].test
+    );
+}
+
+/// Class folder names that sort as the labels do.
+fn dir_name(label: u32) -> String {
+    format!("class-{label:02}")
+}

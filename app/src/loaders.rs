@@ -15,7 +15,7 @@ use crate::model::import::{ImportOptions, StateDict};
 use crate::plugins::{schema, Registry};
 
 /// The formats, by the names the fuzz targets carry.
-pub const FORMATS: [&str; 11] = [
+pub const FORMATS: [&str; 12] = [
     "idx_images",
     "idx_labels",
     "cifar",
@@ -27,6 +27,7 @@ pub const FORMATS: [&str; 11] = [
     "npz",
     "state_dict_pth",
     "state_dict_safetensors",
+    "onnx",
 ];
 
 /// Reads `data` as `format` (one of [`FORMATS`]); the error names the
@@ -80,6 +81,16 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
                 crate::model::import::open(p, &opts, [3, 32, 32], &candle_core::Device::Cpu)
                     .map(drop)
             })
+        }
+        "onnx" => {
+            let m = crate::model::onnx::read(data, origin, [3, 32, 32])?;
+            crate::model::Network::from_tensors(
+                m.arch,
+                m.tensors,
+                Default::default(),
+                &candle_core::Device::Cpu,
+            )
+            .map(drop)
         }
         other => Err(crate::Error::Other(format!(
             "unknown format `{other}` (known: {})",

@@ -20,15 +20,16 @@ use crate::prune::{
 };
 use crate::train::{evaluate, fit, EpochReport, OptimizerSpec, TrainConfig, TrainPhase};
 
-/// `--format`: shears, safetensors (a PyTorch state dict) or pth.
+/// `--format`: shears, safetensors (a PyTorch state dict), pth or onnx.
 fn parse_format(f: &str) -> Result<ExportFormat> {
     match f {
         "shears" => Ok(ExportFormat::Shears),
         "safetensors" | "state-dict" => Ok(ExportFormat::Safetensors),
         "pth" | "pt" => Ok(ExportFormat::Pth),
+        "onnx" => Ok(ExportFormat::Onnx),
         f => Err(Error::config(
             "--format",
-            format!("`{f}` (use shears, safetensors or pth)"),
+            format!("`{f}` (use shears, safetensors, pth or onnx)"),
         )),
     }
 }
@@ -208,7 +209,7 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     };
     let format = match a.format.as_deref() {
         Some(f) => parse_format(f)?,
-        None => ExportFormat::from_path(&a.out, opened.format == ModelFormat::StateDict)?,
+        None => ExportFormat::from_path(&a.out, opened.format != ModelFormat::Shears)?,
     };
     let mut net = opened.net;
     let calibration = match &data {

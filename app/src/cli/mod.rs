@@ -331,8 +331,8 @@ pub struct PruneArgs {
     #[arg(long)]
     pub compact: bool,
     /// Format of `--out`: shears (a checkpoint), safetensors (a PyTorch
-    /// state dict) or pth; default from the file name: .pth/.pt is
-    /// PyTorch's, .safetensors is what the model was opened as.
+    /// state dict), pth or onnx; default from the file name: .pth/.pt is
+    /// PyTorch's, .onnx ONNX, .safetensors is what the model was opened as.
     #[arg(long)]
     pub format: Option<String>,
     /// Where to write the pruned model.

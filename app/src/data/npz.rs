@@ -1,6 +1,8 @@
-//! NumPy archives (`.npz`, written by `np.savez` or `np.savez_compressed`):
-//! images and labels as arrays, either `x_train` / `y_train` / `x_test` /
-//! `y_test` (the Keras layout) or `x` / `y` split here. Images are
+//! NumPy arrays: archives (`.npz`, written by `np.savez` or
+//! `np.savez_compressed`) or a folder of `.npy` files (`np.save`, one array
+//! per file, named by the file's stem): images and labels as arrays, either
+//! `x_train` / `y_train` / `x_test` / `y_test` (the Keras layout) or `x` /
+//! `y` (or other names given) split here. Images are
 //! `[N, H, W]` (grey), `[N, C, H, W]` or `[N, H, W, C]` (C of 1, 3 or 4;
 //! the last axis is the channels when it can be and the second is not 1 or
 //! 3); integer images are read as 0..=255, float
@@ -16,8 +18,29 @@ use crate::error::{Error, Result};
 /// Array names of an archive already split into train and test.
 pub const SPLIT_NAMES: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
 
-/// The arrays of `path` by name (uncompressed or deflate-compressed).
+/// The arrays of `path` by name: an archive's (uncompressed or
+/// deflate-compressed), or a folder's `.npy` files.
 fn arrays(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    if path.is_dir() {
+        let mut out = Vec::new();
+        for p in npy_files(path)? {
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let t = Tensor::read_npy(&p).map_err(|e| {
+                Error::format(
+                    &p,
+                    format!("not a NumPy .npy file this reader understands: {e}"),
+                )
+            })?;
+            out.push((name, t));
+        }
+        if out.is_empty() {
+            return Err(Error::format(path, "no .npy files in this folder"));
+        }
+        return Ok(out);
+    }
     if !path.is_file() {
         return Err(Error::format(path, "no such file"));
     }
@@ -130,16 +153,38 @@ fn dataset(
     })
 }
 
-/// Loads `(train, test)` from a `.npz`: its `x_train` ... `y_test`, or its
-/// `x` and `y` with `test_fraction` of each class held out (split by
-/// `seed`). Both splits get the larger class count. Errors name the file
-/// and the array.
+/// The `.npy` files of a folder, sorted.
+pub fn npy_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Loads `(train, test)` from a `.npz` or a folder of `.npy` files: its
+/// `x_train` ... `y_test`, or its `x` and `y` with `test_fraction` of each
+/// class held out (split by `seed`). Both splits get the larger class count.
+/// Errors name the file and the array.
 pub fn load_npz(
     path: impl AsRef<Path>,
     test_fraction: f64,
     seed: u64,
 ) -> Result<(Dataset, Dataset)> {
-    let path = path.as_ref();
+    load_arrays(path.as_ref(), ("x", "y"), test_fraction, seed)
+}
+
+/// [`load_npz`] with the images and labels of the split-here layout in the
+/// arrays named `xy` (`("x", "y")` by default).
+pub fn load_arrays(
+    path: &Path,
+    (x_name, y_name): (&str, &str),
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Dataset)> {
     let arrays = arrays(path)?;
     let name = path
         .file_stem()
@@ -169,7 +214,7 @@ pub fn load_npz(
             }
             (train, test)
         }
-        _ => match (got("x"), got("y")) {
+        _ => match (got(x_name), got(y_name)) {
             (Some(x), Some(y)) => {
                 if !(test_fraction > 0.0 && test_fraction < 1.0) {
                     return Err(Error::config(
@@ -177,7 +222,7 @@ pub fn load_npz(
                         format!("must be between 0 and 1 (exclusive), got {test_fraction}"),
                     ));
                 }
-                let all = dataset(path, (&x, "x"), (&y, "y"), &name)?;
+                let all = dataset(path, (&x, x_name), (&y, y_name), &name)?;
                 let (tr, te) = stratified_indices(&all.labels, test_fraction, seed);
                 (all.subset(&tr), all.subset(&te))
             }
@@ -185,7 +230,7 @@ pub fn load_npz(
                 return Err(Error::format(
                     path,
                     format!(
-                        "needs arrays x_train, y_train, x_test, y_test (or x and y); it holds: {}",
+                        "needs arrays x_train, y_train, x_test, y_test (or {x_name} and {y_name}); it holds: {}",
                         names.join(", ")
                     ),
                 ))
@@ -284,5 +329,54 @@ mod tests {
         Tensor::write_npz(&[("x", &x), ("y", &yf)], &float_labels).unwrap();
         let e = load_npz(&float_labels, 0.2, 0).unwrap_err().to_string();
         assert!(e.contains("integer class indices"), "{e}");
+    }
+
+    /// A folder of `.npy` files with the images and labels under names of
+    /// its own, given in the spec; detected from the folder or one file.
+    #[test]
+    fn npy_folders_load_with_named_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, _) = crate::data::embedded_glyphs(60, 10, 0);
+        let x = Tensor::from_vec(
+            train
+                .images
+                .iter()
+                .map(|v| (v * 255.0).round() as u8)
+                .collect::<Vec<_>>(),
+            (train.len(), train.height, train.width),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let y = Tensor::from_vec(
+            train
+                .labels
+                .iter()
+                .map(|&l| i64::from(l))
+                .collect::<Vec<_>>(),
+            train.len(),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        x.write_npy(dir.path().join("images.npy")).unwrap();
+        y.write_npy(dir.path().join("labels.npy")).unwrap();
+        let spec = crate::data::DatasetSpec::detect(dir.path().join("images.npy")).unwrap();
+        let e = spec.load().unwrap_err().to_string();
+        assert!(
+            e.contains("or x and y") && e.contains("images, labels"),
+            "{e}"
+        );
+        let crate::data::DatasetSpec::Npz { path, .. } = spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(path, dir.path());
+        let (tr, te) = load_arrays(dir.path(), ("images", "labels"), 0.25, 0).unwrap();
+        assert_eq!(tr.len() + te.len(), 60);
+        assert_eq!(tr.image_shape(), [1, train.height, train.width]);
+        let toml = format!(
+            "kind = \"npz\"\npath = {:?}\nx = \"images\"\ny = \"labels\"\ntest_fraction = 0.25\n",
+            dir.path()
+        );
+        let spec: crate::data::DatasetSpec = toml::from_str(&toml).unwrap();
+        assert_eq!(spec.load().unwrap().0.len(), tr.len());
     }
 }

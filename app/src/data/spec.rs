@@ -65,11 +65,39 @@ pub enum DatasetSpec {
         #[serde(default)]
         seed: u64,
     },
-    /// A NumPy `.npz`: `x_train`, `y_train`, `x_test`, `y_test`, or `x` and
-    /// `y` split here (see [`load_npz`](super::npz::load_npz)).
-    Npz {
-        /// The `.npz` file.
+    /// An ImageFolder: class subfolders of PNG/JPEG images, under `train/`
+    /// and `val/` (or `test/`) or split here (see
+    /// [`load_image_folder`](super::load_image_folder)).
+    Images {
+        /// The folder.
         path: PathBuf,
+        /// `[height, width]` every image is brought to (shorter side
+        /// resized, then centre-cropped); absent: the first image's size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<[usize; 2]>,
+        /// 1 (grey) or 3 (RGB); absent: grey when the first image is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channels: Option<usize>,
+        /// Without `train/` and `val/`: fraction of each class held out
+        /// for testing (default 0.2).
+        #[serde(default = "default_test_fraction")]
+        test_fraction: f64,
+        /// Split seed (default 0).
+        #[serde(default)]
+        seed: u64,
+    },
+    /// NumPy arrays, a `.npz` or a folder of `.npy` files: `x_train`,
+    /// `y_train`, `x_test`, `y_test`, or `x` and `y` (or the arrays named by
+    /// `x` and `y`) split here (see [`load_npz`](super::npz::load_npz)).
+    Npz {
+        /// The `.npz` file or the folder of `.npy` files.
+        path: PathBuf,
+        /// The images' array in the split-here layout (default `x`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        x: Option<String>,
+        /// The labels' array in the split-here layout (default `y`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        y: Option<String>,
         /// With `x` and `y` only: fraction of each class held out for
         /// testing (default 0.2).
         #[serde(default = "default_test_fraction")]
@@ -110,6 +138,7 @@ impl fmt::Display for DatasetSpec {
                 path.display()
             ),
             DatasetSpec::Npz { path, .. } => write!(f, "NumPy archive {}", path.display()),
+            DatasetSpec::Images { path, .. } => write!(f, "image folder {}", path.display()),
         }
     }
 }
@@ -123,7 +152,8 @@ impl DatasetSpec {
             | DatasetSpec::Cifar10 { path }
             | DatasetSpec::Cifar100 { path }
             | DatasetSpec::DigitsCsv { path, .. }
-            | DatasetSpec::Npz { path, .. } => Some(path),
+            | DatasetSpec::Npz { path, .. }
+            | DatasetSpec::Images { path, .. } => Some(path),
         }
     }
 
@@ -138,7 +168,8 @@ impl DatasetSpec {
             | DatasetSpec::Cifar10 { path }
             | DatasetSpec::Cifar100 { path }
             | DatasetSpec::DigitsCsv { path, .. }
-            | DatasetSpec::Npz { path, .. } => {
+            | DatasetSpec::Npz { path, .. }
+            | DatasetSpec::Images { path, .. } => {
                 if path.is_relative() {
                     *path = base.join(&*path);
                 }
@@ -178,9 +209,31 @@ impl DatasetSpec {
             }
             DatasetSpec::Npz {
                 path,
+                x,
+                y,
                 test_fraction,
                 seed,
-            } => super::npz::load_npz(path, *test_fraction, *seed),
+            } => super::npz::load_arrays(
+                path,
+                (x.as_deref().unwrap_or("x"), y.as_deref().unwrap_or("y")),
+                *test_fraction,
+                *seed,
+            ),
+            DatasetSpec::Images {
+                path,
+                size,
+                channels,
+                test_fraction,
+                seed,
+            } => super::load_image_folder(
+                path,
+                &super::ImageFolderOptions {
+                    size: *size,
+                    channels: *channels,
+                    test_fraction: *test_fraction,
+                    seed: *seed,
+                },
+            ),
         }
     }
 
@@ -207,7 +260,7 @@ impl DatasetSpec {
         }
         let looked_for = || {
             format!(
-                "looked for IDX files ({}), CIFAR-10 (data_batch_1.bin .. data_batch_5.bin + test_batch.bin, or a cifar-10-batches-bin/ subfolder), CIFAR-100 (train.bin + test.bin, or a cifar-100-binary/ subfolder) a digits CSV (*.csv or *.csv.gz) and a NumPy archive (*.npz)",
+                "looked for IDX files ({}), CIFAR-10 (data_batch_1.bin .. data_batch_5.bin + test_batch.bin, or a cifar-10-batches-bin/ subfolder), CIFAR-100 (train.bin + test.bin, or a cifar-100-binary/ subfolder) a digits CSV (*.csv or *.csv.gz), NumPy arrays (*.npz, or *.npy files) and an image folder (class subfolders of PNG/JPEG files, or train/ and val/ holding them)",
                 idx_expected_names()
             )
         };
@@ -224,11 +277,10 @@ impl DatasetSpec {
                 return Ok(digits(path.to_path_buf()));
             }
             if name.to_ascii_lowercase().ends_with(".npz") {
-                return Ok(DatasetSpec::Npz {
-                    path: path.to_path_buf(),
-                    test_fraction: default_test_fraction(),
-                    seed: 0,
-                });
+                return Ok(npz(path.to_path_buf()));
+            }
+            if name.to_ascii_lowercase().ends_with(".npy") {
+                return Ok(npz(parent));
             }
             if is_idx_file_name(&name) {
                 return Ok(DatasetSpec::Idx { path: parent });
@@ -264,6 +316,18 @@ impl DatasetSpec {
                 path: path.to_path_buf(),
             });
         }
+        if !super::npz::npy_files(path)?.is_empty() {
+            return Ok(npz(path.to_path_buf()));
+        }
+        if super::looks_like_image_folder(path) {
+            return Ok(DatasetSpec::Images {
+                path: path.to_path_buf(),
+                size: None,
+                channels: None,
+                test_fraction: default_test_fraction(),
+                seed: 0,
+            });
+        }
         let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
         let mut csvs: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
@@ -293,6 +357,16 @@ impl DatasetSpec {
                 ),
             )),
         }
+    }
+}
+
+fn npz(path: PathBuf) -> DatasetSpec {
+    DatasetSpec::Npz {
+        path,
+        x: None,
+        y: None,
+        test_fraction: default_test_fraction(),
+        seed: 0,
     }
 }
 

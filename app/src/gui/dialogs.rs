@@ -38,9 +38,9 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
     let (title, pick, filter): (_, _, Option<(&'static str, &'static [&'static str])>) =
         match purpose {
             DialogPurpose::Open(FileKind::Checkpoint) => (
-                "Open a model (Shears checkpoint or PyTorch state dict)",
+                "Open a model (Shears checkpoint, PyTorch state dict or ONNX)",
                 Pick::File,
-                Some(("model", &["safetensors", "pth", "pt"])),
+                Some(("model", &["safetensors", "pth", "pt", "onnx"])),
             ),
             DialogPurpose::Open(FileKind::Dataset) => (
                 "Open a dataset folder (IDX, CIFAR binary, digits CSV)",
@@ -84,6 +84,11 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
                 "Save the model as a PyTorch state dict",
                 Pick::Save,
                 Some(("safetensors", &["safetensors"])),
+            ),
+            DialogPurpose::SaveModel(_, ExportFormat::Onnx) => (
+                "Save the model as ONNX",
+                Pick::Save,
+                Some(("ONNX", &["onnx"])),
             ),
             DialogPurpose::SaveModel(_, ExportFormat::Shears) => (
                 "Save the model as a Shears checkpoint",

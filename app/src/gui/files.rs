@@ -40,7 +40,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     Ok(match ext.as_str() {
-        "safetensors" | "pth" | "pt" => FileKind::Checkpoint,
+        "safetensors" | "pth" | "pt" | "onnx" => FileKind::Checkpoint,
         "toml" => FileKind::Config,
         "json" => FileKind::Results,
         e if e == LIBRARY_EXTENSION || ["so", "dylib", "dll"].contains(&e) => FileKind::Plugin,
@@ -50,7 +50,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
             .map_err(|_| {
                 Error::format(
                     path,
-                    "unknown kind of file: open a model (.safetensors, .pth, .pt), a dataset (folder or digits .csv), a plugin library (.so/.dylib/.dll), a results folder or a config (.toml)",
+                    "unknown kind of file: open a model (.safetensors, .pth, .pt, .onnx), a dataset (folder or digits .csv), a plugin library (.so/.dylib/.dll), a results folder or a config (.toml)",
                 )
             })?,
     })

@@ -702,9 +702,11 @@ fn walk(nodes: &[Node], mut x: Flow, depth: usize, seen: &mut Seen) -> Result<Fl
                 window_out(w, *k, *stride, *pad),
             ) {
                 (Some(oh), Some(ow)) if 2 * pad <= *k => Flow::Map(c, oh, ow),
-                _ => return Err(Error::Shape(format!(
+                _ => {
+                    return Err(Error::Shape(format!(
                     "average pool {k} (stride {stride}, padding {pad}) does not fit a {h}x{w} map"
-                ))),
+                )))
+                }
             },
             (Node::GlobalAvgPool, Flow::Map(c, _, _)) => Flow::Vec(c),
             (Node::AdaptiveAvgPool { h: oh, w: ow }, Flow::Map(c, _, _)) => {

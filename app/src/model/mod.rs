@@ -11,6 +11,7 @@ pub mod import;
 mod kernel;
 pub mod latency;
 pub mod network;
+pub mod onnx;
 pub mod pool;
 pub mod relu;
 #[cfg(test)]

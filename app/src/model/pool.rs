@@ -111,15 +111,30 @@ pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Res
     if (oh, ow) == (1, 1) {
         return x.mean_keepdim((2, 3));
     }
-    let axis = |n: usize, out: usize| -> Vec<Vec<(usize, f64)>> {
-        (0..out)
-            .map(|i| {
-                let (a, b) = (i * n / out, ((i + 1) * n).div_ceil(out));
-                (a..b).map(|j| (j, 1.0 / (b - a) as f64)).collect()
-            })
-            .collect()
-    };
-    separable(x, &axis(h, oh), &axis(w, ow))
+    separable(x, &adaptive_axis(h, oh), &adaptive_axis(w, ow))
+}
+
+/// The input cells and weights of each of the `out` outputs of adaptive
+/// average pooling along an axis of `n` cells.
+pub(crate) fn adaptive_axis(n: usize, out: usize) -> Vec<Vec<(usize, f64)>> {
+    (0..out)
+        .map(|i| {
+            let (a, b) = (i * n / out, ((i + 1) * n).div_ceil(out));
+            (a..b).map(|j| (j, 1.0 / (b - a) as f64)).collect()
+        })
+        .collect()
+}
+
+/// The `[taps.len(), n]` matrix, row-major, of the weights `taps` (output
+/// `i` takes input `j` with weight `w` for each `(j, w)` in `taps[i]`).
+pub(crate) fn axis_matrix(taps: &[Vec<(usize, f64)>], n: usize) -> Vec<f64> {
+    let mut m = vec![0f64; taps.len() * n];
+    for (i, t) in taps.iter().enumerate() {
+        for &(j, v) in t {
+            m[i * n + j] += v;
+        }
+    }
+    m
 }
 
 /// Average pooling of `x [b, c, h, w]` with a `k x k` window, stride `s`
@@ -168,13 +183,7 @@ fn separable(
 ) -> candle_core::Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let matrix = |taps: &[Vec<(usize, f64)>], n: usize| -> candle_core::Result<Tensor> {
-        let mut m = vec![0f64; taps.len() * n];
-        for (i, t) in taps.iter().enumerate() {
-            for &(j, v) in t {
-                m[i * n + j] += v;
-            }
-        }
-        Tensor::from_vec(m, (taps.len(), n), x.device())?.to_dtype(x.dtype())
+        Tensor::from_vec(axis_matrix(taps, n), (taps.len(), n), x.device())?.to_dtype(x.dtype())
     };
     let (oh, ow) = (rows.len(), cols.len());
     let mh = matrix(rows, h)?; // [oh, h]

@@ -124,6 +124,7 @@ impl ShearsApp {
                 import::StateDict::read(path)?;
                 self.data_input()?
             }
+            ModelFormat::Onnx => self.data_input()?,
         };
         let opened = match import::open(path, &opts, input, &candle_core::Device::Cpu) {
             Ok(o) => o,
@@ -305,7 +306,7 @@ impl ShearsApp {
             }
             DialogPurpose::SaveModel(src, format) => {
                 let net = crate::model::checkpoint::load(&src, &candle_core::Device::Cpu)?;
-                crate::model::export::save_state_dict(&net, format, path)?;
+                crate::model::export::save(&net, format, &serde_json::Value::Null, path)?;
                 self.info(format!(
                     "model saved to {} ({})",
                     path.display(),

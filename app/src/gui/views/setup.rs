@@ -325,7 +325,7 @@ fn model(
         ui.label(format!("Starting from the model {}", path.display()));
         if let Some(c) = checkpoint {
             ui.weak(&c.summary);
-            if c.format == Some(ModelFormat::StateDict) {
+            if c.format != Some(ModelFormat::Shears) {
                 import_form(ui, c, actions);
             }
         }

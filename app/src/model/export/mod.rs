@@ -29,11 +29,13 @@ pub enum ExportFormat {
     Safetensors,
     /// A PyTorch state dict as `torch.save` writes it.
     Pth,
+    /// An ONNX model (opset 13).
+    Onnx,
 }
 
 impl ExportFormat {
     /// Every format, as the app offers them.
-    pub const ALL: [ExportFormat; 3] = [Self::Shears, Self::Safetensors, Self::Pth];
+    pub const ALL: [ExportFormat; 4] = [Self::Shears, Self::Safetensors, Self::Pth, Self::Onnx];
 
     /// The format a file name asks for: `.pth`/`.pt` is PyTorch's,
     /// `.safetensors` a Shears checkpoint unless `torch` is set.
@@ -45,6 +47,7 @@ impl ExportFormat {
             .as_deref()
         {
             Some("pth" | "pt") => Ok(Self::Pth),
+            Some("onnx") => Ok(Self::Onnx),
             Some("safetensors") if torch => Ok(Self::Safetensors),
             Some("safetensors") => Ok(Self::Shears),
             _ => Err(Error::config(
@@ -63,6 +66,7 @@ impl ExportFormat {
             Self::Shears => "Shears checkpoint (.safetensors)",
             Self::Safetensors => "PyTorch state dict (.safetensors)",
             Self::Pth => "PyTorch state dict (.pth)",
+            Self::Onnx => "ONNX (.onnx)",
         }
     }
 
@@ -70,6 +74,7 @@ impl ExportFormat {
     pub fn extension(self) -> &'static str {
         match self {
             Self::Pth => "pth",
+            Self::Onnx => "onnx",
             _ => "safetensors",
         }
     }
@@ -154,10 +159,10 @@ pub fn save_state_dict(net: &Network, format: ExportFormat, path: &Path) -> Resu
             safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
                 .map_err(|e| Error::format(path, format!("cannot serialise: {e}")))?
         }
-        ExportFormat::Shears => {
+        ExportFormat::Shears | ExportFormat::Onnx => {
             return Err(Error::config(
                 "format",
-                "a Shears checkpoint is written by model::checkpoint::save",
+                format!("{} is not a state dict (use export::save)", format.label()),
             ))
         }
     };
@@ -174,6 +179,7 @@ pub fn save(
 ) -> Result<()> {
     match format {
         ExportFormat::Shears => super::checkpoint::save(net, info, path),
+        ExportFormat::Onnx => super::onnx::save(net, path),
         f => save_state_dict(net, f, path),
     }
 }

@@ -1,6 +1,6 @@
 //! Opening models made elsewhere: PyTorch state dicts (torchvision ResNet
 //! and VGG recognised by their names, `nn.Sequential` with a layer spec)
-//! next to Shears's own checkpoints, through one [`open`].
+//! and ONNX graphs, next to Shears's own checkpoints, through one [`open`].
 
 pub mod sequential;
 pub mod state_dict;
@@ -68,6 +68,8 @@ pub enum ModelFormat {
     Shears,
     /// A PyTorch state dict (`torch.save` zip or safetensors).
     StateDict,
+    /// An ONNX model (`.onnx`).
+    Onnx,
 }
 
 /// A model opened from a file, with what the user should know about it.
@@ -88,7 +90,7 @@ pub struct Opened {
 }
 
 /// The file extensions [`open`] accepts.
-pub const EXTENSIONS: [&str; 4] = ["safetensors", "pth", "pt", "bin"];
+pub const EXTENSIONS: [&str; 4] = ["safetensors", "pth", "pt", "onnx"];
 
 /// Opens the model in `path`: a Shears checkpoint, or a PyTorch state dict
 /// built for inputs of shape `input` (`[c, h, w]`, from the data it will
@@ -122,6 +124,23 @@ pub fn open(
             info,
         });
     }
+    if is_onnx(path) {
+        let m = super::onnx::read(&bytes, path, input)?;
+        let mut arch = m.arch;
+        let mut notes = m.notes;
+        set_norm(&mut arch, norm, &mut notes);
+        arch.check().map_err(in_file)?;
+        let mut net =
+            Network::from_tensors(arch, m.tensors, Default::default(), device).map_err(in_file)?;
+        mask_zeros(&mut net, &mut notes)?;
+        return Ok(Opened {
+            net,
+            format: ModelFormat::Onnx,
+            name: m.name,
+            notes,
+            info: serde_json::Value::Null,
+        });
+    }
     let sd = if bytes.starts_with(b"PK\x03\x04") {
         StateDict::read_pth(path)?
     } else {
@@ -153,6 +172,21 @@ pub fn open(
             ))
         }
     };
+    set_norm(&mut arch, norm, &mut notes);
+    arch.check().map_err(in_file)?;
+    let mut net = network_from(arch, sd, device).map_err(in_file)?;
+    mask_zeros(&mut net, &mut notes)?;
+    Ok(Opened {
+        net,
+        format: ModelFormat::StateDict,
+        name,
+        notes,
+        info: serde_json::Value::Null,
+    })
+}
+
+/// Sets the normalisation the options fix, or says it will be fitted.
+fn set_norm(arch: &mut Architecture, norm: Option<NormChoice>, notes: &mut Vec<String>) {
     match norm {
         Some(n) => arch.preprocess.norm = n,
         None => notes.push(
@@ -161,15 +195,39 @@ pub fn open(
                 .into(),
         ),
     }
-    arch.check().map_err(in_file)?;
-    let net = network_from(arch, sd, device).map_err(in_file)?;
-    Ok(Opened {
-        net,
-        format: ModelFormat::StateDict,
-        name,
-        notes,
-        info: serde_json::Value::Null,
-    })
+}
+
+/// Takes the weights of conv and linear layers that are exactly zero as
+/// pruned: they get masks (so sparsity counts them and fine-tuning keeps
+/// them zero), and a note says how many. A model pruned elsewhere, or by
+/// Shears and exported, comes back as pruned as it left.
+fn mask_zeros(net: &mut Network, notes: &mut Vec<String>) -> Result<()> {
+    let (mut zeros, mut total) = (0usize, 0usize);
+    for layer in net.arch.layers() {
+        let key = format!("{}.weight", layer.name);
+        let w = net.params[&key].as_tensor();
+        let mask = w.ne(0f32)?.to_dtype(candle_core::DType::F32)?;
+        let kept = mask.sum_all()?.to_scalar::<f32>()? as usize;
+        let n = w.elem_count();
+        total += n;
+        if kept < n {
+            zeros += n - kept;
+            net.masks.insert(key, mask);
+        }
+    }
+    if zeros > 0 {
+        notes.push(format!(
+            "{zeros} of {total} conv/linear weights ({:.1}%) are exactly zero: taken as pruned",
+            100.0 * zeros as f64 / total.max(1) as f64
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `path` names an ONNX file (protobuf has no magic number).
+fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
 /// The network of `arch` with the state dict's tensors (every one must be
@@ -183,7 +241,9 @@ pub fn network_from(arch: Architecture, sd: StateDict, device: &Device) -> Resul
 /// or (anything else) a PyTorch state dict for [`open`] to read.
 pub fn sniff(path: &Path) -> Result<ModelFormat> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(if is_shears_checkpoint(&bytes) {
+    Ok(if is_onnx(path) {
+        ModelFormat::Onnx
+    } else if is_shears_checkpoint(&bytes) {
         ModelFormat::Shears
     } else {
         ModelFormat::StateDict

@@ -1,0 +1,179 @@
+//! ONNX in and out. The fixtures in `fixtures/torchvision/` were exported by
+//! `make_models.py` with `torch.onnx.export` (ResNet-18 with BatchNorm kept
+//! and folded, an nn.Sequential CNN, average pools both ways) or written with
+//! `onnx.helper` (MatMul + Add), each with an input batch and PyTorch's
+//! logits; Shears must compute them within 1e-4 relative.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use shears::model::import::{self, ImportOptions, ModelFormat};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision")
+}
+
+fn io(name: &str) -> (Tensor, Tensor) {
+    let t = candle_core::safetensors::load(
+        dir().join(format!("{name}.onnx.io.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap();
+    (t["input"].clone(), t["logits"].clone())
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn shape_of(x: &Tensor) -> [usize; 3] {
+    let d = x.dims();
+    [d[1], d[2], d[3]]
+}
+
+fn open(path: &Path, x: &Tensor) -> shears::model::import::Opened {
+    import::open(path, &ImportOptions::default(), shape_of(x), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn onnx_exports_of_pytorch_models_give_pytorchs_logits() {
+    for name in ["resnet18", "resnet18_folded", "cnn", "pool", "matmul"] {
+        let (x, want) = io(name);
+        let mut o = open(&dir().join(format!("{name}.onnx")), &x);
+        assert_eq!(o.format, ModelFormat::Onnx);
+        let got = o.net.forward(&x, false).unwrap();
+        assert_eq!(got.dims(), want.dims(), "{name}");
+        let err = rel_err(&flat(&got), &flat(&want));
+        assert!(err < 1e-4, "{name}: logits differ by {err} (relative)");
+    }
+}
+
+#[test]
+fn an_export_with_batchnorm_kept_keeps_pytorchs_names() {
+    let (x, _) = io("resnet18");
+    let o = open(&dir().join("resnet18.onnx"), &x);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("manifest.json")).unwrap())
+            .unwrap();
+    let mut want: Vec<String> = manifest["resnet18"]["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0].as_str().unwrap().to_string())
+        .filter(|n| !n.ends_with("num_batches_tracked"))
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = o
+        .net
+        .params
+        .keys()
+        .chain(o.net.buffers.keys())
+        .cloned()
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(
+        o.notes.iter().all(|n| !n.contains("folded")),
+        "{:?}",
+        o.notes
+    );
+    // A residual add whose shortcut is a projection, and identity ones.
+    let rows = shears::report::layers::layer_rows(&o.net.arch);
+    assert!(rows.iter().any(|r| r.kind == "residual add (projection)"));
+    assert!(rows.iter().any(|r| r.kind == "residual add (identity)"));
+}
+
+#[test]
+fn a_folded_batchnorm_export_says_so_and_how_to_keep_it() {
+    let (x, _) = io("resnet18_folded");
+    let o = open(&dir().join("resnet18_folded.onnx"), &x);
+    let note = o
+        .notes
+        .iter()
+        .find(|n| n.contains("folded"))
+        .expect("a note");
+    assert!(
+        note.contains("TrainingMode.TRAINING") && note.contains("do_constant_folding=False"),
+        "{note}"
+    );
+    assert!(
+        o.net.arch.layers().iter().any(|l| l.name == "conv1"),
+        "generated names count from the input"
+    );
+}
+
+#[test]
+fn an_unsupported_op_is_named_with_what_is_supported() {
+    let path = dir().join("sigmoid.onnx");
+    let e = import::open(&path, &ImportOptions::default(), [1, 2, 2], &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sigmoid.onnx") && e.contains("op Sigmoid") && e.contains("Shears imports Conv"),
+        "{e}"
+    );
+    let junk = tempfile::tempdir().unwrap();
+    let bad = junk.path().join("bad.onnx");
+    std::fs::write(&bad, b"\xff\xff\xff not protobuf").unwrap();
+    let e = import::open(&bad, &ImportOptions::default(), [1, 2, 2], &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.onnx") && e.contains("ONNX"), "{e}");
+}
+
+/// Shears writes ONNX that reads back to the same function, with the
+/// parameters under their state-dict names.
+#[test]
+fn models_written_as_onnx_read_back_to_the_same_logits() {
+    let dir_out = tempfile::tempdir().unwrap();
+    let vgg = |name: &str| -> (Tensor, Tensor) {
+        let t = candle_core::safetensors::load(
+            dir().join(format!("{name}.io.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
+        (t["input"].clone(), t["logits"].clone())
+    };
+    for (file, io_name) in [
+        ("resnet18.pth", "resnet18"),
+        ("vgg16_bn.pth", "vgg16_bn"),
+        ("pool.onnx", "pool"),
+        ("cnn.onnx", "cnn"),
+    ] {
+        // VGG's 1x1 -> 7x7 adaptive pool is written as two MatMuls.
+        let (x, _) = if io_name == "vgg16_bn" {
+            vgg(io_name)
+        } else {
+            io(io_name)
+        };
+        let mut a = import::open(
+            &dir().join(file),
+            &ImportOptions {
+                mean: Some(vec![0.0]),
+                std: Some(vec![1.0]),
+                ..Default::default()
+            },
+            shape_of(&x),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let out = dir_out.path().join(format!("{io_name}.onnx"));
+        shears::model::onnx::save(&a.net, &out).unwrap();
+        let mut b = open(&out, &x);
+        let (ya, yb) = (
+            a.net.forward(&x, false).unwrap(),
+            b.net.forward(&x, false).unwrap(),
+        );
+        assert!(rel_err(&flat(&yb), &flat(&ya)) < 1e-5, "{file}");
+        let names = |n: &shears::model::Network| -> Vec<String> {
+            n.params.keys().chain(n.buffers.keys()).cloned().collect()
+        };
+        assert_eq!(names(&b.net), names(&a.net), "{file}");
+    }
+}
