@@ -85,8 +85,12 @@ fn an_export_with_batchnorm_kept_keeps_pytorchs_names() {
     );
     // A residual add whose shortcut is a projection, and identity ones.
     let rows = shears::report::layers::layer_rows(&o.net.arch);
-    assert!(rows.iter().any(|r| r.kind == "residual add (projection)"));
-    assert!(rows.iter().any(|r| r.kind == "residual add (identity)"));
+    assert!(rows
+        .iter()
+        .any(|r| r.kind == "residual block (projection shortcut)"));
+    assert!(rows
+        .iter()
+        .any(|r| r.kind == "residual block (identity shortcut)"));
 }
 
 #[test]

@@ -274,29 +274,18 @@ mod tests {
                 }
             };
             let path = d.join(format!("{i:03}.{ext}"));
-            if rgb {
-                image::RgbImage::from_fn(w, h, |x, y| image::Rgb([px(x, y), 0, 255 - px(x, y)]))
-                    .save_with_format(
-                        &path,
-                        if ext.eq_ignore_ascii_case("png") {
-                            image::ImageFormat::Png
-                        } else {
-                            image::ImageFormat::Jpeg
-                        },
-                    )
-                    .unwrap();
+            let format = if ext.eq_ignore_ascii_case("png") {
+                image::ImageFormat::Png
             } else {
-                image::GrayImage::from_fn(w, h, |x, y| image::Luma([px(x, y)]))
-                    .save_with_format(
-                        &path,
-                        if ext.eq_ignore_ascii_case("png") {
-                            image::ImageFormat::Png
-                        } else {
-                            image::ImageFormat::Jpeg
-                        },
-                    )
-                    .unwrap();
-            }
+                image::ImageFormat::Jpeg
+            };
+            let img: image::DynamicImage = if rgb {
+                image::RgbImage::from_fn(w, h, |x, y| image::Rgb([px(x, y), 0, 255 - px(x, y)]))
+                    .into()
+            } else {
+                image::GrayImage::from_fn(w, h, |x, y| image::Luma([px(x, y)])).into()
+            };
+            img.save_with_format(&path, format).unwrap();
         }
     }
 

@@ -164,9 +164,9 @@ pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
                 Node::Residual { shortcut, .. } => (
                     String::new(),
                     if shortcut.is_empty() {
-                        "residual add (identity)".into()
+                        "residual block (identity shortcut)".into()
                     } else {
-                        "residual add (projection)".into()
+                        "residual block (projection shortcut)".into()
                     },
                     0,
                     Prunable::Nothing,
@@ -220,6 +220,8 @@ mod tests {
         assert_eq!(params, arch.num_params());
         let macs: usize = rows.iter().map(|r| r.macs).sum();
         assert_eq!(macs, arch.macs());
-        assert!(rows.iter().any(|r| r.kind == "residual add (projection)"));
+        assert!(rows
+            .iter()
+            .any(|r| r.kind == "residual block (projection shortcut)"));
     }
 }

@@ -14,7 +14,7 @@ pub fn show(ui: &mut Ui, notices: &[Notice], dialog_open: bool, actions: &mut Ve
         ui.weak("a file dialog is open…");
     }
     if notices.is_empty() {
-        ui.weak("Drop a model (.safetensors), dataset folder, plugin library, results folder or config onto the window to open it.");
+        ui.weak("Drop a model (.safetensors, .pth, .pt, .onnx), dataset folder, plugin library, results folder or config onto the window to open it.");
         return;
     }
     let first = notices.len().saturating_sub(SHOWN);

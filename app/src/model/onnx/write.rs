@@ -143,6 +143,16 @@ impl Writer<'_> {
         Ok(key.into())
     }
 
+    /// The inputs of a conv or linear layer `name`: the activation `x`, its
+    /// weight and (with `bias`) its bias, added as initializers.
+    fn layer_inputs(&mut self, x: &str, name: &str, bias: bool) -> Result<Vec<String>> {
+        let mut inputs = vec![x.to_string(), self.param(&format!("{name}.weight"))?];
+        if bias {
+            inputs.push(self.param(&format!("{name}.bias"))?);
+        }
+        Ok(inputs)
+    }
+
     /// Adds a constant initializer of `values` (as f32) and `dims`; its name.
     fn constant(&mut self, values: &[f64], dims: &[usize]) -> String {
         let name = self.value();
@@ -196,11 +206,7 @@ impl Writer<'_> {
                 bias,
                 ..
             } => {
-                let w = self.param(&format!("{name}.weight"))?;
-                let mut inputs = vec![x.to_string(), w];
-                if *bias {
-                    inputs.push(self.param(&format!("{name}.bias"))?);
-                }
+                let inputs = self.layer_inputs(x, name, *bias)?;
                 let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 let mut a = window(*k, *stride, *pad);
                 a.push(ints("dilations", &[1, 1]));
@@ -298,11 +304,7 @@ impl Writer<'_> {
             Node::Linear {
                 name, out_f, bias, ..
             } => {
-                let w = self.param(&format!("{name}.weight"))?;
-                let mut inputs = vec![x.to_string(), w];
-                if *bias {
-                    inputs.push(self.param(&format!("{name}.bias"))?);
-                }
+                let inputs = self.layer_inputs(x, name, *bias)?;
                 let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 (
                     self.push("Gemm", &refs, vec![int("transB", 1)]),
