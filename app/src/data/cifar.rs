@@ -125,6 +125,7 @@ pub fn parse_cifar(
         ));
     }
     let n = bytes.len() / rec;
+    super::memory::check_fits(path, (n * PIXELS) as u64 * 4)?;
     let mut images = Vec::with_capacity(n * PIXELS);
     let mut labels = Vec::with_capacity(n);
     for (i, record) in bytes.chunks_exact(rec).enumerate() {

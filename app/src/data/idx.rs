@@ -264,6 +264,8 @@ pub fn load_idx_dir(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
             ),
         ));
     }
+    // The pixels become f32: four bytes each.
+    super::memory::check_fits(dir, (tr_px.len() + te_px.len()) as u64 * 4)?;
     let max_label = tr_lab.iter().chain(&te_lab).copied().max().unwrap_or(0) as usize;
     let num_classes = (max_label + 1).max(2);
     let name = dir

@@ -38,3 +38,25 @@ pub fn human(bytes: u64) -> String {
         format!("{mb:.0} MB")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_than_the_machine_has_is_refused_with_both_sizes() {
+        if available().is_none() {
+            return; // no /proc/meminfo: nothing to check against
+        }
+        let e = check_fits(Path::new("big-data"), u64::MAX / 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("big-data") && e.contains("GB") && e.contains("available"),
+            "{e}"
+        );
+        assert!(check_fits(Path::new("small"), 1024).is_ok());
+        assert_eq!(human(640_000_000), "640 MB");
+        assert_eq!(human(1_500_000_000), "1.5 GB");
+    }
+}

@@ -474,19 +474,28 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
     });
 }
 
-/// What a PyTorch state dict cannot tell: an nn.Sequential's layers and the
-/// normalisation it was trained with; **Apply** opens the model again.
+/// What a PyTorch state dict or an ONNX file cannot tell: an
+/// nn.Sequential's layers (state dicts only) and the normalisation the
+/// model was trained with; **Apply** opens the model again.
 fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
+    let state_dict = c.format == Some(ModelFormat::StateDict);
     ui.group(|ui| {
-        ui.strong("PyTorch state dict: what the file cannot tell");
-        let l = ui.label("Layers (an nn.Sequential only; one per module index)");
-        ui.add(
-            egui::TextEdit::multiline(&mut c.form.layers)
-                .desired_rows(2)
-                .desired_width(f32::INFINITY)
-                .hint_text("e.g. conv(p=1), bn, relu, maxpool(2), flatten, linear"),
-        )
-        .labelled_by(l.id);
+        ui.strong(if state_dict {
+            "PyTorch state dict: what the file cannot tell"
+        } else {
+            "ONNX model: what the file cannot tell"
+        });
+        // An ONNX graph has its layers; a state dict has only their tensors.
+        if state_dict {
+            let l = ui.label("Layers (an nn.Sequential only; one per module index)");
+            ui.add(
+                egui::TextEdit::multiline(&mut c.form.layers)
+                    .desired_rows(2)
+                    .desired_width(f32::INFINITY)
+                    .hint_text("e.g. conv(p=1), bn, relu, maxpool(2), flatten, linear"),
+            )
+            .labelled_by(l.id);
+        }
         egui::Grid::new("import-norm")
             .num_columns(2)
             .show(ui, |ui| {
