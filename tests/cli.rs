@@ -740,6 +740,29 @@ fn a_comparison_starts_from_a_pytorch_state_dict() {
             std: vec![0.3]
         }
     );
+    // A model trained here takes a fixed normalisation too, and keeps it.
+    let o = shears(
+        dir.path(),
+        &[
+            "compare", "--config", &cfg, "--out", "own", "--quiet", "--mean", "0.5", "--std",
+            "0.25",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = shears::experiment::load_results(&dir.path().join("own")).unwrap();
+    let base = r.baselines[0]
+        .model_file
+        .as_ref()
+        .expect("a saved base model");
+    let saved =
+        shears::model::checkpoint::Checkpoint::read(&dir.path().join("own").join(base)).unwrap();
+    assert_eq!(
+        saved.arch.preprocess.norm,
+        shears::model::NormChoice::Fixed {
+            mean: vec![0.5],
+            std: vec![0.25]
+        }
+    );
     // Without the layers it stops before training, saying what to give.
     let o = shears(dir.path(), &args[..args.len() - 6]);
     assert_clean_error(&o, &["mlp.pth", "--layers"]);

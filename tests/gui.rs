@@ -1210,3 +1210,40 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
         .query_by_label_contains("mean [0.5] and std [0.25]")
         .is_some());
 }
+
+/// The normalisation of a model trained here is set in Setup: half of it
+/// is refused by its label, both halves go into the experiment.
+#[test]
+fn setup_fixes_the_normalisation_of_the_model_it_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness_sized(
+        tiny(),
+        &dir.path().join("out"),
+        LaunchOptions::default(),
+        [1280.0, 2000.0],
+    );
+    h.step();
+    for (label, text) in [("Normalisation mean", "0.5")] {
+        h.get_by_label(label).focus();
+        h.step();
+        h.get_by_label(label).type_text(text);
+        h.step();
+        h.step();
+    }
+    assert!(
+        h.query_by_label_contains("Not ready: Normalisation std")
+            .is_some(),
+        "half a normalisation is refused by its label"
+    );
+    h.get_by_label("Normalisation std").focus();
+    h.step();
+    h.get_by_label("Normalisation std").type_text("0.25");
+    h.step();
+    h.step();
+    let import = &h.state().settings.config.import;
+    assert_eq!(
+        (import.mean.clone(), import.std.clone()),
+        (Some(vec![0.5]), Some(vec![0.25]))
+    );
+    assert!(h.query_by_label_contains("Ready:").is_some());
+}

@@ -116,7 +116,9 @@ pub struct ExperimentConfig {
     /// checkpoint or a PyTorch state dict (`.pth`, `.pt`, `.safetensors`).
     pub base_checkpoint: Option<PathBuf>,
     /// What a PyTorch state dict cannot tell: an `nn.Sequential`'s layers
-    /// and the normalisation the model was trained with.
+    /// and the normalisation the model was trained with. Without a
+    /// `base_checkpoint`, `mean` and `std` fix the normalisation of the
+    /// model trained here (absent: fitted on the training data).
     #[serde(skip_serializing_if = "ImportOptions::is_empty")]
     pub import: ImportOptions,
     /// Base training.

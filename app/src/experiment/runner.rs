@@ -34,9 +34,12 @@ pub fn load_data(cfg: &ExperimentConfig, device: &Device) -> Result<(DataSplits,
         }
         None => None,
     };
-    let norm = base
-        .as_ref()
-        .map_or(NormChoice::Fitted, |n| n.arch.preprocess.norm.clone());
+    // The opened model's own; for a model trained here, the config's fixed
+    // mean and std, else statistics fitted on the training part.
+    let norm = match &base {
+        Some(n) => n.arch.preprocess.norm.clone(),
+        None => cfg.import.norm()?.unwrap_or(NormChoice::Fitted),
+    };
     Ok((split(cfg, train, test, &norm)?, base))
 }
 

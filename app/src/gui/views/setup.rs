@@ -151,6 +151,12 @@ pub fn field_label(field: &str, cfg: &ExperimentConfig) -> String {
         "finetune" => format!("Fine-tuning: {}", key(rest)),
         "data" => format!("Data: {}", key(rest)),
         "model" => format!("Model: {}", key(rest)),
+        "import" | "preprocess" => match rest {
+            "mean" => "Normalisation mean".into(),
+            "std" => "Normalisation std".into(),
+            "layers" => "Layers".into(),
+            r => format!("Model: {r}"),
+        },
         "strategy" => {
             let label = index
                 .and_then(|i| cfg.strategies.get(i))
@@ -373,13 +379,40 @@ fn model(
         }
         if ui
             .button("Open model…")
-            .on_hover_text("start from a trained checkpoint (.safetensors) instead")
+            .on_hover_text("start from a trained model (Shears, PyTorch or ONNX) instead")
             .clicked()
         {
             actions.push(Action::dialog(
                 DialogPurpose::Open(FileKind::Checkpoint),
                 String::new(),
             ));
+        }
+    });
+    normalisation(ui, &mut cfg.import);
+}
+
+/// The normalisation of a model trained here: fitted on the training data
+/// (both fields empty) or a fixed mean and std per channel, stored with the
+/// model and in its exports.
+fn normalisation(ui: &mut Ui, import: &mut crate::model::import::ImportOptions) {
+    egui::Grid::new("train-norm").num_columns(2).show(ui, |ui| {
+        for (label, value, hint) in [
+            (
+                "Normalisation mean",
+                &mut import.mean,
+                "empty: fitted on the training data",
+            ),
+            (
+                "Normalisation std",
+                &mut import.std,
+                "e.g. 0.3081 (one per channel, or one)",
+            ),
+        ] {
+            let l = ui.label(label);
+            let mut v = value.clone().unwrap_or_default();
+            list_field(ui, FORM, label, &mut v, hint, plain).labelled_by(l.id);
+            *value = (!v.is_empty()).then_some(v);
+            ui.end_row();
         }
     });
 }

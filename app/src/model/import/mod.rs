@@ -19,7 +19,8 @@ pub use state_dict::StateDict;
 
 /// What opening a model needs beyond the file: the part a PyTorch state
 /// dict cannot tell (the `[import]` table of a config, the import form in
-/// the app, `--layers`/`--mean`/`--std` on the command line).
+/// the app, `--layers`/`--mean`/`--std` on the command line). Its mean and
+/// std also fix the normalisation of a model a comparison trains itself.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImportOptions {
