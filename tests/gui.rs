@@ -1223,13 +1223,11 @@ fn setup_fixes_the_normalisation_of_the_model_it_trains() {
         [1280.0, 2000.0],
     );
     h.step();
-    for (label, text) in [("Normalisation mean", "0.5")] {
-        h.get_by_label(label).focus();
-        h.step();
-        h.get_by_label(label).type_text(text);
-        h.step();
-        h.step();
-    }
+    h.get_by_label("Normalisation mean").focus();
+    h.step();
+    h.get_by_label("Normalisation mean").type_text("0.5");
+    h.step();
+    h.step();
     assert!(
         h.query_by_label_contains("Not ready: Normalisation std")
             .is_some(),
