@@ -27,10 +27,12 @@ use crate::train::{evaluate, Metrics};
 /// when the comparison trains its own).
 pub fn load_data(cfg: &ExperimentConfig, device: &Device) -> Result<(DataSplits, Option<Network>)> {
     let (train, test) = cfg.data.load()?;
+    // A Shears checkpoint or a PyTorch / ONNX model, built for the data's
+    // input shape with the config's `[import]` options.
     let base = match &cfg.base_checkpoint {
         Some(path) => {
             let input = [train.channels, train.height, train.width];
-            Some(open_base(path, cfg, input, device)?)
+            Some(import::open(path, &cfg.import, input, device)?.net)
         }
         None => None,
     };
@@ -41,18 +43,6 @@ pub fn load_data(cfg: &ExperimentConfig, device: &Device) -> Result<(DataSplits,
         None => cfg.import.norm()?.unwrap_or(NormChoice::Fitted),
     };
     Ok((split(cfg, train, test, &norm)?, base))
-}
-
-/// Opens a comparison's base model (a Shears checkpoint or a PyTorch state
-/// dict, with the config's `[import]` options) for inputs of shape `input`.
-pub fn open_base(
-    path: &Path,
-    cfg: &ExperimentConfig,
-    input: [usize; 3],
-    device: &Device,
-) -> Result<Network> {
-    let opened = import::open(path, &cfg.import, input, device)?;
-    Ok(opened.net)
 }
 
 fn split(
@@ -190,8 +180,8 @@ pub fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
 }
 
 /// The base network before training: the opened `base` (checked to fit the
-/// data) or freshly built, carrying the data's fitted normalisation so that
-/// its checkpoints normalise as it was trained.
+/// data) or freshly built, carrying the normalisation the data got (fitted
+/// or fixed) so that its checkpoints normalise as it was trained.
 fn base_template(
     cfg: &ExperimentConfig,
     base: Option<Network>,

@@ -118,17 +118,14 @@ impl ShearsApp {
         let form = ImportForm::from_options(&opts);
         let input = match format {
             ModelFormat::Shears => [1, 1, 1], // the checkpoint says its input
-            ModelFormat::StateDict => {
-                // A file that is no state dict at all is refused here; one
-                // whose layers cannot be built yet goes to the import form.
-                import::StateDict::read(path)?;
-                self.data_input()?
-            }
-            ModelFormat::Onnx => self.data_input()?,
+            ModelFormat::StateDict | ModelFormat::Onnx => self.data_input()?,
         };
         let opened = match import::open(path, &opts, input, &candle_core::Device::Cpu) {
             Ok(o) => o,
             Err(e) if format == ModelFormat::StateDict => {
+                // A file that is no state dict at all is refused; one whose
+                // layers cannot be built yet goes to the import form.
+                import::StateDict::read(path)?;
                 self.checkpoint = Some(CheckpointInfo {
                     path: path.to_path_buf(),
                     format: Some(format),
