@@ -192,3 +192,25 @@ pub fn assert_reached_target(run: &shears::experiment::RunResult, structured: bo
         );
     }
 }
+
+/// The `input` batch and PyTorch's `logits` stored in
+/// `fixtures/torchvision/{file}` (made by `make_models.py` there).
+pub fn torch_io(file: &str) -> (candle_core::Tensor, candle_core::Tensor) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/torchvision")
+        .join(file);
+    let t = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (t["input"].clone(), t["logits"].clone())
+}
+
+/// A tensor's values, flattened.
+pub fn flat(t: &candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Largest `|a - b|` relative to the largest `|b|`.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}

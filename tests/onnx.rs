@@ -8,27 +8,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use shears::model::import::{self, ImportOptions, ModelFormat};
+use shears_tests::{flat, rel_err, torch_io};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision")
 }
 
 fn io(name: &str) -> (Tensor, Tensor) {
-    let t = candle_core::safetensors::load(
-        dir().join(format!("{name}.onnx.io.safetensors")),
-        &Device::Cpu,
-    )
-    .unwrap();
-    (t["input"].clone(), t["logits"].clone())
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-}
-
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    torch_io(&format!("{name}.onnx.io.safetensors"))
 }
 
 fn shape_of(x: &Tensor) -> [usize; 3] {
@@ -136,14 +123,6 @@ fn an_unsupported_op_is_named_with_what_is_supported() {
 #[test]
 fn models_written_as_onnx_read_back_to_the_same_logits() {
     let dir_out = tempfile::tempdir().unwrap();
-    let vgg = |name: &str| -> (Tensor, Tensor) {
-        let t = candle_core::safetensors::load(
-            dir().join(format!("{name}.io.safetensors")),
-            &Device::Cpu,
-        )
-        .unwrap();
-        (t["input"].clone(), t["logits"].clone())
-    };
     for (file, io_name) in [
         ("resnet18.pth", "resnet18"),
         ("vgg16_bn.pth", "vgg16_bn"),
@@ -152,7 +131,7 @@ fn models_written_as_onnx_read_back_to_the_same_logits() {
     ] {
         // VGG's 1x1 -> 7x7 adaptive pool is written as two MatMuls.
         let (x, _) = if io_name == "vgg16_bn" {
-            vgg(io_name)
+            torch_io("vgg16_bn.io.safetensors")
         } else {
             io(io_name)
         };

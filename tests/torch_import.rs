@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 use shears::model::import::{self, ImportOptions};
+use shears_tests::{flat, rel_err, torch_io};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision")
@@ -21,14 +22,7 @@ fn manifest() -> Value {
 }
 
 fn io(name: &str) -> (Tensor, Tensor) {
-    let t =
-        candle_core::safetensors::load(dir().join(format!("{name}.io.safetensors")), &Device::Cpu)
-            .unwrap();
-    (t["input"].clone(), t["logits"].clone())
-}
-
-fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    torch_io(&format!("{name}.io.safetensors"))
 }
 
 fn input_of(m: &Value) -> [usize; 3] {
@@ -42,12 +36,6 @@ fn options(m: &Value) -> ImportOptions {
         mean: Some(vec![0.0]),
         std: Some(vec![1.0]),
     }
-}
-
-/// Largest |a - b| relative to the largest |b|.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 #[test]

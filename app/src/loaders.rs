@@ -11,7 +11,7 @@ use crate::data::{
 use crate::error::Result;
 use crate::experiment::{output, ExperimentConfig};
 use crate::model::checkpoint::Checkpoint;
-use crate::model::import::{ImportOptions, StateDict};
+use crate::model::import::ImportOptions;
 use crate::plugins::{schema, Registry};
 
 /// The formats, by the names the fuzz targets carry.
@@ -65,38 +65,22 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
             Ok(())
         }
         "npz" => with_file(data, "npz", |p| crate::data::load_npz(p, 0.2, 0).map(drop)),
-        "state_dict_pth" => with_file(data, "pth", |p| {
-            let sd = StateDict::read_pth(p)?;
-            // Recognising and building the layers reads every name and shape.
-            let opts = ImportOptions::default();
-            let _ = crate::model::import::open(p, &opts, [3, 32, 32], &candle_core::Device::Cpu);
-            drop(sd);
-            Ok(())
-        }),
-        "state_dict_safetensors" => {
-            let sd = StateDict::from_safetensors(data, origin)?;
-            drop(sd);
-            with_file(data, "safetensors", |p| {
-                let opts = ImportOptions::default();
-                crate::model::import::open(p, &opts, [3, 32, 32], &candle_core::Device::Cpu)
-                    .map(drop)
-            })
-        }
-        "onnx" => {
-            let m = crate::model::onnx::read(data, origin, [3, 32, 32])?;
-            crate::model::Network::from_tensors(
-                m.arch,
-                m.tensors,
-                Default::default(),
-                &candle_core::Device::Cpu,
-            )
-            .map(drop)
-        }
+        // Opening reads the file, recognises the layers from every name and
+        // shape, and builds the network.
+        "state_dict_pth" => with_file(data, "pth", open_model),
+        "state_dict_safetensors" => with_file(data, "safetensors", open_model),
+        "onnx" => with_file(data, "onnx", open_model),
         other => Err(crate::Error::Other(format!(
             "unknown format `{other}` (known: {})",
             FORMATS.join(", ")
         ))),
     }
+}
+
+/// A model file opened as the app and the CLI open it (for 3x32x32 inputs).
+fn open_model(path: &Path) -> Result<()> {
+    let opts = ImportOptions::default();
+    crate::model::import::open(path, &opts, [3, 32, 32], &candle_core::Device::Cpu).map(drop)
 }
 
 /// Runs `read` on `data` written to a temporary file with extension `ext`

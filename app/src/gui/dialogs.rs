@@ -40,7 +40,7 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
             DialogPurpose::Open(FileKind::Checkpoint) => (
                 "Open a model (Shears checkpoint, PyTorch state dict or ONNX)",
                 Pick::File,
-                Some(("model", &["safetensors", "pth", "pt", "onnx"])),
+                Some(("model", &crate::model::import::EXTENSIONS)),
             ),
             DialogPurpose::Open(FileKind::Dataset) => (
                 "Open a dataset folder (IDX, CIFAR binary, digits CSV)",

@@ -40,7 +40,7 @@ pub fn classify(path: &Path) -> Result<FileKind> {
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     Ok(match ext.as_str() {
-        "safetensors" | "pth" | "pt" | "onnx" => FileKind::Checkpoint,
+        e if crate::model::import::EXTENSIONS.contains(&e) => FileKind::Checkpoint,
         "toml" => FileKind::Config,
         "json" => FileKind::Results,
         e if e == LIBRARY_EXTENSION || ["so", "dylib", "dll"].contains(&e) => FileKind::Plugin,

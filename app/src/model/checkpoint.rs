@@ -189,6 +189,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Network> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testutil::values;
     use crate::model::ModelSpec;
 
     fn lenet() -> Network {
@@ -217,19 +218,11 @@ mod tests {
         let back = ck.into_network(&Device::Cpu).unwrap();
         assert_eq!(back.arch, net.arch);
         for (k, v) in &net.params {
-            let a = v
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let b = back.params[k]
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert_eq!(a, b, "{k}");
+            assert_eq!(
+                values(v.as_tensor()),
+                values(back.params[k].as_tensor()),
+                "{k}"
+            );
         }
         assert_eq!(back.masks.len(), 1);
     }
@@ -297,10 +290,6 @@ mod tests {
             .contains("cut.safetensors"));
     }
 
-    fn flat(t: &Tensor) -> Vec<f32> {
-        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
 
@@ -334,14 +323,14 @@ mod tests {
             let back = load(&path, &Device::Cpu).unwrap();
             proptest::prop_assert_eq!(&back.arch, &net.arch);
             for (k, v) in &net.params {
-                proptest::prop_assert_eq!(flat(v.as_tensor()), flat(back.params[k].as_tensor()), "{}", k);
+                proptest::prop_assert_eq!(values(v.as_tensor()), values(back.params[k].as_tensor()), "{}", k);
             }
             for (k, t) in &net.buffers {
-                proptest::prop_assert_eq!(flat(t), flat(&back.buffers[k]), "{}", k);
+                proptest::prop_assert_eq!(values(t), values(&back.buffers[k]), "{}", k);
             }
             proptest::prop_assert_eq!(net.masks.len(), back.masks.len());
             for (k, m) in &net.masks {
-                proptest::prop_assert_eq!(flat(m), flat(&back.masks[k]), "{}", k);
+                proptest::prop_assert_eq!(values(m), values(&back.masks[k]), "{}", k);
             }
         }
     }

@@ -4,6 +4,11 @@
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
+/// A tensor's values, flattened (f32).
+pub fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
 /// Largest absolute difference between two tensors of the same shape.
 pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b)

@@ -188,6 +188,7 @@ pub fn save(
 mod tests {
     use super::*;
     use crate::model::import::StateDict;
+    use crate::model::testutil::values;
     use crate::model::ModelSpec;
 
     #[test]
@@ -208,18 +209,11 @@ mod tests {
             );
             assert!(sd.extra.contains_key("bn1.num_batches_tracked"));
             for (k, v) in &net.params {
-                let a = v
-                    .as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                let b = sd.tensors[k]
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                assert_eq!(a, b, "{format:?} {k}");
+                assert_eq!(
+                    values(v.as_tensor()),
+                    values(&sd.tensors[k]),
+                    "{format:?} {k}"
+                );
             }
         }
     }

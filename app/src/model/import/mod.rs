@@ -175,7 +175,10 @@ pub fn open(
     };
     set_norm(&mut arch, norm, &mut notes);
     arch.check().map_err(in_file)?;
-    let mut net = network_from(arch, sd, device).map_err(in_file)?;
+    // Every tensor must be used; integer buffers such as
+    // `num_batches_tracked` were set aside in `sd.extra`.
+    let mut net =
+        Network::from_tensors(arch, sd.tensors, Default::default(), device).map_err(in_file)?;
     mask_zeros(&mut net, &mut notes)?;
     Ok(Opened {
         net,
@@ -229,13 +232,6 @@ fn mask_zeros(net: &mut Network, notes: &mut Vec<String>) -> Result<()> {
 fn is_onnx(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-}
-
-/// The network of `arch` with the state dict's tensors (every one must be
-/// used; integer buffers such as `num_batches_tracked` are understood and
-/// left out).
-pub fn network_from(arch: Architecture, sd: StateDict, device: &Device) -> Result<Network> {
-    Network::from_tensors(arch, sd.tensors, Default::default(), device)
 }
 
 /// What the model file at `path` is, from its content: a Shears checkpoint
