@@ -635,7 +635,7 @@ fn a_numpy_archive_is_data_for_a_comparison() {
     let (train, test) = shears::data::embedded_glyphs(300, 100, 0);
     let images = |d: &shears::data::Dataset| {
         Tensor::from_vec(
-            d.images.clone(),
+            d.images.to_f32(),
             (d.len(), d.channels, d.height, d.width),
             &Device::Cpu,
         )
@@ -858,7 +858,8 @@ fn an_image_folder_is_data_for_a_comparison() {
     let o = shears(
         dir.path(),
         &[
-            "compare", "--config", &cfg, "--out", "out", "--quiet", "--data", &root,
+            "compare", "--config", &cfg, "--out", "out", "--quiet", "--data", &root, "--resize",
+            "34",
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -866,11 +867,42 @@ fn an_image_folder_is_data_for_a_comparison() {
     assert_eq!(r.data.name, "glyph-images");
     // One epoch of the tiny config: well above chance, not more.
     let chance = 1.0 / train.num_classes as f64;
+    let base = &r.baselines[0];
+    assert!(f64::from(base.test.acc) > 1.5 * chance, "{:?}", base.test);
+    // The base model keeps its preprocessing: the resize before the crop
+    // and the normalisation it was trained with.
+    let file = dir
+        .path()
+        .join("out")
+        .join(base.model_file.as_ref().unwrap());
+    let saved = shears::model::checkpoint::Checkpoint::read(&file).unwrap();
+    assert_eq!(saved.arch.preprocess.resize, Some(34));
+    assert_eq!(saved.arch.input, [1, 28, 28]);
+    assert!(matches!(
+        saved.arch.preprocess.norm,
+        shears::model::NormChoice::Fixed { .. }
+    ));
+    // `eval` of that checkpoint on the same folder brings the images to the
+    // model the same way (resize 34, crop 28) without being told: the test
+    // accuracy is the comparison's to the image.
+    let file = file.display().to_string();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--checkpoint", &file, "--data", &root];
+        args.extend(extra);
+        let o = shears(dir.path(), &args);
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let at = out.find("test accuracy ").unwrap() + "test accuracy ".len();
+        out[at..].split('%').next().unwrap().parse::<f64>().unwrap()
+    };
+    let acc = eval(&[]);
     assert!(
-        f64::from(r.baselines[0].test.acc) > 1.5 * chance,
-        "{:?}",
-        r.baselines[0].test
+        (acc - f64::from(base.test.acc) * 100.0).abs() < 0.5 * 100.0 / test.len() as f64,
+        "eval {acc}% vs comparison {:?}",
+        base.test
     );
+    // Told another resize, it sees other pixels.
+    assert_ne!(eval(&["--resize", "56"]), acc);
 }
 
 /// Class folder names that sort as the labels do.

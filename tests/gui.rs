@@ -1180,6 +1180,10 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
     h.step();
     h.get_by_label("Normalisation std").type_text("0.25");
     h.step();
+    h.get_by_label("Resize shorter side").focus();
+    h.step();
+    h.get_by_label("Resize shorter side").type_text("10");
+    h.step();
     click(&mut h, "Apply");
     assert!(notices(&h).contains("model opened"), "{}", notices(&h));
     let import = &h.state().settings.config.import;
@@ -1191,6 +1195,7 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
         (import.mean.clone(), import.std.clone()),
         (Some(vec![0.5]), Some(vec![0.25]))
     );
+    assert_eq!(import.resize, Some(10));
     // The tab (first in the tree; Setup has a "Model" section too).
     h.query_all_by_label("Model").next().unwrap().click();
     h.step();
@@ -1209,10 +1214,14 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
     assert!(h
         .query_by_label_contains("mean [0.5] and std [0.25]")
         .is_some());
+    assert!(h
+        .query_by_label_contains("1x8x8 inputs (image files: shorter side resized to 10")
+        .is_some());
 }
 
-/// The normalisation of a model trained here is set in Setup: half of it
-/// is refused by its label, both halves go into the experiment.
+/// The preprocessing of a model trained here is set in Setup: half a
+/// normalisation is refused by its label, both halves and the resize go
+/// into the experiment.
 #[test]
 fn setup_fixes_the_normalisation_of_the_model_it_trains() {
     let dir = tempfile::tempdir().unwrap();
@@ -1238,10 +1247,16 @@ fn setup_fixes_the_normalisation_of_the_model_it_trains() {
     h.get_by_label("Normalisation std").type_text("0.25");
     h.step();
     h.step();
+    h.get_by_label("Resize shorter side").focus();
+    h.step();
+    h.get_by_label("Resize shorter side").type_text("36");
+    h.step();
+    h.step();
     let import = &h.state().settings.config.import;
     assert_eq!(
         (import.mean.clone(), import.std.clone()),
         (Some(vec![0.5]), Some(vec![0.25]))
     );
+    assert_eq!(import.resize, Some(36), "the resize before the crop too");
     assert!(h.query_by_label_contains("Ready:").is_some());
 }

@@ -160,3 +160,60 @@ fn models_written_as_onnx_read_back_to_the_same_logits() {
         assert_eq!(names(&b.net), names(&a.net), "{file}");
     }
 }
+
+/// What a model file says about its inputs before it is opened: an ONNX
+/// graph its declared shape, a Shears checkpoint its shape and resize, a
+/// state dict nothing; a given resize wins over the file's.
+#[test]
+fn model_files_say_how_image_files_reach_them() {
+    use shears::data::InputPrep;
+    let none = ImportOptions::default();
+    let p = import::input_prep(Some(&dir().join("resnet18.onnx")), &none);
+    assert_eq!(
+        p,
+        InputPrep {
+            size: Some([32, 32]),
+            channels: Some(3),
+            resize: None
+        }
+    );
+    let sd = import::input_prep(Some(&dir().join("resnet18.pth")), &none);
+    assert_eq!(sd, InputPrep::default());
+    let resize = ImportOptions {
+        resize: Some(40),
+        ..ImportOptions::default()
+    };
+    assert_eq!(
+        import::input_prep(Some(&dir().join("resnet18.pth")), &resize).resize,
+        Some(40)
+    );
+    // A checkpoint keeps the resize it was opened with.
+    let (x, _) = io("resnet18");
+    let opened = import::open(
+        &dir().join("resnet18.onnx"),
+        &resize,
+        shape_of(&x),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(opened.net.arch.preprocess.resize, Some(40));
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("r18.safetensors");
+    shears::model::checkpoint::save(&opened.net, &serde_json::Value::Null, &ck).unwrap();
+    let p = import::input_prep(Some(&ck), &none);
+    assert_eq!(
+        p,
+        InputPrep {
+            size: Some([32, 32]),
+            channels: Some(3),
+            resize: Some(40)
+        }
+    );
+    let over = ImportOptions {
+        resize: Some(36),
+        ..ImportOptions::default()
+    };
+    assert_eq!(import::input_prep(Some(&ck), &over).resize, Some(36));
+    let reopened = import::open(&ck, &over, [3, 32, 32], &Device::Cpu).unwrap();
+    assert_eq!(reopened.net.arch.preprocess.resize, Some(36));
+}

@@ -289,9 +289,9 @@ proptest! {
         let (images, labels) = parse_cifar(&bytes, variant, Path::new("data_batch_1.bin")).unwrap();
         let want_labels: Vec<u32> = records.iter().map(|(_, f, _)| u32::from(f % classes)).collect();
         prop_assert_eq!(labels, want_labels);
-        let want_images: Vec<f32> = records
+        let want_images: Vec<u8> = records
             .iter()
-            .flat_map(|(_, _, p)| p.iter().map(|&v| v as f32 / 255.0))
+            .flat_map(|(_, _, p)| p.iter().copied())
             .collect();
         prop_assert_eq!(images, want_images);
     }

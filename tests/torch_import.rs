@@ -35,6 +35,7 @@ fn options(m: &Value) -> ImportOptions {
         layers: m["spec"].as_str().map(str::to_string),
         mean: Some(vec![0.0]),
         std: Some(vec![1.0]),
+        ..ImportOptions::default()
     }
 }
 
@@ -145,6 +146,7 @@ fn half_a_normalisation_is_refused() {
         layers: Some("flatten, linear, relu, linear".into()),
         mean: Some(vec![0.5]),
         std: None,
+        ..ImportOptions::default()
     };
     let e = import::open(&path, &opts, [1, 8, 8], &Device::Cpu)
         .unwrap_err()

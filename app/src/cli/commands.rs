@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use candle_core::Device;
 
 use super::{DataArgs, EvalArgs, ImportArgs, PruneArgs, TrainArgs};
-use crate::data::{prepare, prepare_normalised, DataSplits, Dataset, DatasetSpec, NormChoice};
+use crate::data::{
+    prepare, prepare_normalised, DataSplits, Dataset, DatasetSpec, InputPrep, Preprocess,
+};
 use crate::error::{Error, Result};
 use crate::experiment::runner::check_fits;
 use crate::model::checkpoint;
@@ -54,16 +56,16 @@ pub(super) fn open_device(a: &DataArgs) -> Result<Device> {
 }
 
 pub(super) fn load_splits(a: &DataArgs, seed: u64) -> Result<(DatasetSpec, DataSplits)> {
-    let (spec, train, test) = load_raw(a)?;
+    let (spec, train, test) = load_raw(a, &InputPrep::default())?;
     Ok((spec, prepare(train, test, 0.1, seed)?))
 }
 
-fn load_raw(a: &DataArgs) -> Result<(DatasetSpec, Dataset, Dataset)> {
+fn load_raw(a: &DataArgs, prep: &InputPrep) -> Result<(DatasetSpec, Dataset, Dataset)> {
     let spec = match &a.data {
         Some(p) => DatasetSpec::detect(p)?,
         None => DatasetSpec::default(),
     };
-    let (train, test) = spec.load()?;
+    let (train, test) = spec.load_for(prep)?;
     Ok((spec, train, test))
 }
 
@@ -75,9 +77,11 @@ pub(super) fn open_with_data(
     data: &DataArgs,
     device: &Device,
 ) -> Result<(Opened, DatasetSpec, DataSplits)> {
-    let (spec, train, test) = load_raw(data)?;
+    let opts = import.options();
+    let prep = crate::model::import::input_prep(Some(path), &opts);
+    let (spec, train, test) = load_raw(data, &prep)?;
     let input = [train.channels, train.height, train.width];
-    let opened = crate::model::import::open(path, &import.options(), input, device)?;
+    let opened = crate::model::import::open(path, &opts, input, device)?;
     print_notes(path, &opened.notes);
     let splits = prepare_normalised(train, test, 0.1, 0, &opened.net.arch.preprocess.norm)?;
     check_fits(&opened.net, &splits, path)?;
@@ -142,10 +146,7 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     };
     tc.validate("train")?;
     let mut arch = arch;
-    arch.preprocess.norm = NormChoice::Fixed {
-        mean: data.norm.mean.clone(),
-        std: data.norm.std.clone(),
-    };
+    arch.preprocess = Preprocess::trained_with(&data.norm, None);
     let mut net = Network::new(arch, a.seed, &device)?;
     let cancel = AtomicBool::new(false);
     let phase = TrainPhase {

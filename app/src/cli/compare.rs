@@ -53,6 +53,9 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     if import.mean.is_some() || import.std.is_some() {
         (cfg.import.mean, cfg.import.std) = (import.mean, import.std);
     }
+    if import.resize.is_some() {
+        cfg.import.resize = import.resize;
+    }
     if let Some(n) = a.finetune_budget {
         cfg.finetune_budget = Some(n);
     }

@@ -355,7 +355,7 @@ pub struct EvalArgs {
 }
 
 /// What a PyTorch state dict cannot tell (`--layers`, `--mean`, `--std`,
-/// `--input`).
+/// `--resize`, `--input`).
 #[derive(Debug, Args, Default, Clone)]
 pub struct ImportArgs {
     /// An nn.Sequential's layers, one per module index, e.g.
@@ -369,6 +369,11 @@ pub struct ImportArgs {
     /// Normalisation standard deviation per channel, e.g. 0.3081.
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
+    /// Shorter side image files are resized to before the centre crop to
+    /// the model's input size (torchvision's Resize, e.g. 256 for a
+    /// 224x224 model).
+    #[arg(long, value_name = "PIXELS")]
+    pub resize: Option<usize>,
     /// Input shape CxHxW when no data tells it (default 3x224x224).
     #[arg(long, value_name = "CxHxW")]
     pub input: Option<String>,
@@ -381,6 +386,7 @@ impl ImportArgs {
             layers: self.layers.clone(),
             mean: self.mean.clone(),
             std: self.std.clone(),
+            resize: self.resize,
         }
     }
 

@@ -1,13 +1,15 @@
 //! Seeded epoch orders and assembling mini-batches into Candle tensors, with
 //! the standard CIFAR augmentation (random crop with padding, horizontal
-//! flip) done on the host.
+//! flip) done on the host on the stored pixels, then the dataset's
+//! normalisation, in torchvision's order (`RandomCrop`, `ToTensor`,
+//! `Normalize`: the padding is black).
 
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::{mix_seed, Dataset};
+use super::{byte_value, mix_seed, Dataset, Normalization, Pixels};
 use crate::error::{Error, Result};
 
 /// Stream tag mixed into the seed of epoch orders.
@@ -51,7 +53,7 @@ fn augmentation(ds: &Dataset) -> Option<Augmentation> {
 
 /// Copies one CHW image into `out` shifted by up to [`MAX_SHIFT`] pixels in
 /// each direction, replicating the edge pixels into the uncovered border.
-fn shift_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng: &mut StdRng) {
+fn shift_into<T: Copy>(src: &[T], out: &mut [T], c: usize, h: usize, w: usize, rng: &mut StdRng) {
     let m = MAX_SHIFT as i64;
     let dy = rng.random_range(-m..=m) as isize;
     let dx = rng.random_range(-m..=m) as isize;
@@ -69,13 +71,20 @@ fn shift_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng: &
 }
 
 /// Copies one CHW image into `out`, randomly cropped from the image padded
-/// with `CROP_PAD` zero pixels on every side, and flipped horizontally with
-/// probability 0.5.
-fn augment_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng: &mut StdRng) {
+/// with `CROP_PAD` zero (black) pixels on every side, and flipped
+/// horizontally with probability 0.5.
+fn augment_into<T: Copy + Default>(
+    src: &[T],
+    out: &mut [T],
+    c: usize,
+    h: usize,
+    w: usize,
+    rng: &mut StdRng,
+) {
     let dy = rng.random_range(0..=2 * CROP_PAD);
     let dx = rng.random_range(0..=2 * CROP_PAD);
     let flip = rng.random_bool(0.5);
-    out.fill(0.0);
+    out.fill(T::default());
     for ch in 0..c {
         let plane = &src[ch * h * w..(ch + 1) * h * w];
         let dst = &mut out[ch * h * w..(ch + 1) * h * w];
@@ -98,15 +107,63 @@ fn augment_into(src: &[f32], out: &mut [f32], c: usize, h: usize, w: usize, rng:
     }
 }
 
-/// Gathers the samples at `idx` into an image tensor `[b, c, h, w]` (`f32`)
-/// and a label tensor `[b]` (`u32`) on `device`.
+/// Copies the stored images at `idx` into `out`, augmented as `kind` says
+/// when an rng is given.
+fn gather<T: Copy + Default>(
+    src: &[T],
+    ds: &Dataset,
+    idx: &[usize],
+    augment: Option<(&mut StdRng, Augmentation)>,
+    out: &mut [T],
+) {
+    let n = ds.image_len().max(1);
+    let (c, h, w) = (ds.channels, ds.height, ds.width);
+    let image = |i: usize| &src[i * n..(i + 1) * n];
+    match augment {
+        Some((rng, kind)) => {
+            for (o, &i) in out.chunks_exact_mut(n).zip(idx) {
+                match kind {
+                    Augmentation::CropFlip => augment_into(image(i), o, c, h, w, rng),
+                    Augmentation::Shift => shift_into(image(i), o, c, h, w, rng),
+                }
+            }
+        }
+        None => {
+            for (o, &i) in out.chunks_exact_mut(n).zip(idx) {
+                o.copy_from_slice(image(i));
+            }
+        }
+    }
+}
+
+/// Bytes as the values the model sees: `v / 255`, normalised per channel
+/// when `norm` is given (planes of `plane` values).
+fn decode_bytes(bytes: &[u8], norm: Option<&Normalization>, plane: usize) -> Vec<f32> {
+    match norm {
+        Some(norm) if plane > 0 => {
+            let tables = norm.byte_tables();
+            let mut out = Vec::with_capacity(bytes.len());
+            for (k, values) in bytes.chunks_exact(plane).enumerate() {
+                let table = &tables[k % tables.len()];
+                out.extend(values.iter().map(|&b| table[usize::from(b)]));
+            }
+            out
+        }
+        _ => bytes.iter().map(|&b| byte_value(b)).collect(),
+    }
+}
+
+/// Gathers the samples at `idx` into an image tensor `[b, c, h, w]` (`f32`,
+/// normalised by the dataset's `norm`) and a label tensor `[b]` (`u32`) on
+/// `device`.
 ///
 /// With `augment = Some(rng)` and 3x32x32 (CIFAR-shaped) data, each image is
-/// randomly cropped from a copy padded with 4 zero pixels per side and flipped
+/// randomly cropped from a copy padded with 4 black pixels per side and flipped
 /// horizontally with probability 0.5; single-channel images of at least
 /// 16x16 are shifted by up to 2 pixels (edges replicated). This happens on the
-/// host buffer before a single upload; other shapes are never augmented. The same rng state gives the
-/// same batch. Errors if an index is out of range (naming the dataset).
+/// stored pixels, before normalisation and a single upload; other shapes are
+/// never augmented. The same rng state gives the same batch. Errors if an
+/// index is out of range (naming the dataset).
 pub fn make_batch(
     ds: &Dataset,
     idx: &[usize],
@@ -120,24 +177,25 @@ pub fn make_batch(
             ds.len()
         )));
     }
-    let n = ds.image_len();
     let (c, h, w) = (ds.channels, ds.height, ds.width);
-    let mut images = vec![0f32; idx.len() * n];
-    match (augment, augmentation(ds)) {
-        (Some(rng), Some(kind)) => {
-            for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
-                match kind {
-                    Augmentation::CropFlip => augment_into(ds.image(i), out, c, h, w, rng),
-                    Augmentation::Shift => shift_into(ds.image(i), out, c, h, w, rng),
-                }
-            }
+    let values = idx.len() * ds.image_len();
+    let augment = augment.and_then(|rng| augmentation(ds).map(|kind| (rng, kind)));
+    let plane = h * w;
+    let images = match &ds.images {
+        Pixels::Bytes(src) => {
+            let mut bytes = vec![0u8; values];
+            gather(src, ds, idx, augment, &mut bytes);
+            decode_bytes(&bytes, ds.norm.as_ref(), plane)
         }
-        _ => {
-            for (out, &i) in images.chunks_exact_mut(n.max(1)).zip(idx) {
-                out.copy_from_slice(ds.image(i));
+        Pixels::Floats(src) => {
+            let mut out = vec![0f32; values];
+            gather(src, ds, idx, augment, &mut out);
+            if let Some(norm) = ds.norm.as_ref().filter(|_| plane > 0) {
+                norm.apply_images(&mut out, plane);
             }
+            out
         }
-    }
+    };
     let labels: Vec<u32> = idx.iter().map(|&i| ds.labels[i]).collect();
     let x = Tensor::from_vec(images, (idx.len(), c, h, w), device)?;
     let y = Tensor::from_vec(labels, idx.len(), device)?;
@@ -149,17 +207,15 @@ mod tests {
     use super::*;
 
     fn rgb(n: usize) -> Dataset {
-        Dataset {
-            name: "rgb".into(),
-            images: (0..n * 3072)
+        Dataset::new(
+            "rgb",
+            (0..n * 3072)
                 .map(|v| (v % 251) as f32 / 251.0 + 0.01)
-                .collect(),
-            labels: (0..n as u32).map(|i| i % 10).collect(),
-            channels: 3,
-            height: 32,
-            width: 32,
-            num_classes: 10,
-        }
+                .collect::<Vec<_>>(),
+            (0..n as u32).map(|i| i % 10).collect(),
+            [3, 32, 32],
+            10,
+        )
     }
 
     #[test]
@@ -246,14 +302,14 @@ mod tests {
 
     #[test]
     fn small_images_are_not_augmented_and_greyscale_is_shifted() {
-        let grey = |side: usize| Dataset {
-            name: "grey".into(),
-            images: (0..2 * side * side).map(|v| v as f32).collect(),
-            labels: vec![0, 1],
-            channels: 1,
-            height: side,
-            width: side,
-            num_classes: 2,
+        let grey = |side: usize| {
+            Dataset::new(
+                "grey",
+                (0..2 * side * side).map(|v| v as f32).collect::<Vec<_>>(),
+                vec![0, 1],
+                [1, side, side],
+                2,
+            )
         };
         let ds = grey(8);
         let mut rng = StdRng::seed_from_u64(3);
@@ -284,5 +340,52 @@ mod tests {
             shifted |= img != src;
         }
         assert!(shifted);
+    }
+
+    /// Bytes and the same values as floats give the same batches, bit for
+    /// bit, normalised or not, augmented or not; the crop's padding is black
+    /// before normalisation, as in torchvision.
+    #[test]
+    fn bytes_batch_like_their_floats_and_pad_black() {
+        let bytes: Vec<u8> = (0..4 * 3072).map(|v| (v * 7 % 255 + 1) as u8).collect();
+        let labels: Vec<u32> = vec![0, 1, 2, 3];
+        let as_bytes = Dataset::new("b", bytes.clone(), labels.clone(), [3, 32, 32], 4);
+        let floats: Vec<f32> = bytes.iter().map(|&b| byte_value(b)).collect();
+        let as_floats = Dataset::new("f", floats, labels, [3, 32, 32], 4);
+        let norm = Normalization {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.247, 0.243, 0.261],
+        };
+        let idx = [3, 0, 2, 1];
+        for norm in [None, Some(norm.clone())] {
+            for seed in [None, Some(5)] {
+                let batch = |ds: &Dataset| {
+                    let mut ds = ds.clone();
+                    ds.norm = norm.clone();
+                    let mut rng = seed.map(StdRng::seed_from_u64);
+                    let (x, _) = make_batch(&ds, &idx, rng.as_mut(), &Device::Cpu).unwrap();
+                    x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                };
+                let (a, b) = (batch(&as_bytes), batch(&as_floats));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "norm {norm:?}, seed {seed:?}");
+            }
+        }
+        // A crop that pads: some pixel of channel c is (0 - mean) / std.
+        let mut ds = as_bytes.clone();
+        ds.norm = Some(norm.clone());
+        let black: Vec<f32> = (0..3).map(|c| (0.0 - norm.mean[c]) / norm.std[c]).collect();
+        let mut padded = false;
+        for seed in 0..8 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (x, _) = make_batch(&ds, &[1], Some(&mut rng), &Device::Cpu).unwrap();
+            let v = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            padded |= (0..3).all(|c| {
+                v[c * 1024..(c + 1) * 1024]
+                    .iter()
+                    .any(|p| (p - black[c]).abs() < 1e-6)
+            });
+        }
+        assert!(padded, "no black padding seen");
     }
 }

@@ -78,7 +78,7 @@ impl CifarVariant {
 
 /// Reads one CIFAR binary file (raw, or gzip detected by its first bytes).
 ///
-/// Returns `(images, labels)`: pixels scaled to `[0, 1]` in CHW order
+/// Returns `(images, labels)`: the pixel bytes in CHW order
 /// (`3 x 32 x 32` per image) and the class labels (the fine label for
 /// CIFAR-100). Errors name the file: a size that is not a positive multiple of
 /// the record size (with both sizes), or a label out of range (with the record
@@ -86,7 +86,7 @@ impl CifarVariant {
 pub fn load_cifar_file(
     path: impl AsRef<Path>,
     variant: CifarVariant,
-) -> Result<(Vec<f32>, Vec<u32>)> {
+) -> Result<(Vec<u8>, Vec<u32>)> {
     let path = path.as_ref();
     parse_cifar(&read_maybe_gz(path)?, variant, path)
 }
@@ -97,7 +97,7 @@ pub fn parse_cifar(
     bytes: &[u8],
     variant: CifarVariant,
     path: &Path,
-) -> Result<(Vec<f32>, Vec<u32>)> {
+) -> Result<(Vec<u8>, Vec<u32>)> {
     let rec = variant.record_size();
     if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(Error::format(
@@ -125,7 +125,7 @@ pub fn parse_cifar(
         ));
     }
     let n = bytes.len() / rec;
-    super::memory::check_fits(path, (n * PIXELS) as u64 * 4)?;
+    super::memory::check_fits(path, (n * PIXELS) as u64)?;
     let mut images = Vec::with_capacity(n * PIXELS);
     let mut labels = Vec::with_capacity(n);
     for (i, record) in bytes.chunks_exact(rec).enumerate() {
@@ -151,11 +151,7 @@ pub fn parse_cifar(
             ));
         }
         labels.push(u32::from(label));
-        images.extend(
-            record[variant.label_bytes()..]
-                .iter()
-                .map(|&p| f32::from(p) / 255.0),
-        );
+        images.extend_from_slice(&record[variant.label_bytes()..]);
     }
     Ok((images, labels))
 }
@@ -178,7 +174,7 @@ pub(crate) fn resolve_cifar_dir(dir: &Path, variant: CifarVariant) -> Option<Pat
 /// CIFAR-10 reads `data_batch_1.bin` .. `data_batch_5.bin` and
 /// `test_batch.bin`; CIFAR-100 reads `train.bin` and `test.bin`. The files may
 /// sit in `dir` or in the official archive subfolder (`cifar-10-batches-bin`
-/// / `cifar-100-binary`). Images are 3x32x32, scaled to `[0, 1]`.
+/// / `cifar-100-binary`). Images are 3x32x32, kept as bytes (one per pixel value).
 pub fn load_cifar_dir(dir: impl AsRef<Path>, variant: CifarVariant) -> Result<(Dataset, Dataset)> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
@@ -214,19 +210,23 @@ pub fn load_cifar_dir(dir: impl AsRef<Path>, variant: CifarVariant) -> Result<(D
             ),
         ));
     }
-    let make = |images: Vec<f32>, labels: Vec<u32>| Dataset {
-        name: variant.name().to_string(),
-        images,
-        labels,
-        channels: 3,
-        height: 32,
-        width: 32,
-        num_classes: variant.num_classes(),
+    let make = |images: Vec<u8>, labels: Vec<u32>| {
+        Dataset::new(
+            variant.name(),
+            images,
+            labels,
+            [3, 32, 32],
+            variant.num_classes(),
+        )
     };
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for name in &train_names {
         let (im, lab) = load_cifar_file(root.join(name), variant)?;
+        if images.is_empty() {
+            // The batches are the same size: hold them without spare room.
+            images.reserve_exact(im.len() * train_names.len());
+        }
         images.extend(im);
         labels.extend(lab);
     }
@@ -278,6 +278,7 @@ mod tests {
         assert_eq!(train.image_shape(), [3, 32, 32]);
         assert_eq!(train.num_classes, 10);
         train.validate().unwrap();
+        assert_eq!(train.bytes_in_memory(), 20 * PIXELS, "one byte a value");
         // Byte-exact round trip of the first record of batch 2.
         let raw = records(CifarVariant::Cifar10, 4, 2);
         assert_eq!(train.labels[4], u32::from(raw[0]));

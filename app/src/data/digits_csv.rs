@@ -99,15 +99,7 @@ pub fn parse_digits_csv(bytes: &[u8], path: &Path) -> Result<Dataset> {
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "digits".to_string());
-    Ok(Dataset {
-        name,
-        images,
-        labels,
-        channels: 1,
-        height: 8,
-        width: 8,
-        num_classes: CLASSES,
-    })
+    Ok(Dataset::new(name, images, labels, [1, 8, 8], CLASSES))
 }
 
 /// Loads the digits CSV and splits it into `(train, test)` with a seeded
@@ -225,7 +217,11 @@ mod tests {
         assert_eq!(all.len(), 1797);
         assert_eq!(all.name, "digits");
         assert!(all.class_counts().iter().all(|&c| c >= 170));
-        assert!(all.images.iter().all(|&p| (0.0..=1.0).contains(&p)));
+        assert!(all
+            .images
+            .to_f32()
+            .iter()
+            .all(|&p| (0.0..=1.0).contains(&p)));
         let tmp = tempfile::tempdir().unwrap();
         let plain = tmp.path().join("digits.csv");
         std::fs::write(&plain, read_maybe_gz(&gz).unwrap()).unwrap();

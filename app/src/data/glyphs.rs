@@ -364,15 +364,13 @@ fn generate(n: usize, seed: u64, split: u64) -> (Vec<f32>, Vec<u32>) {
 pub fn embedded_glyphs(n_train: usize, n_test: usize, seed: u64) -> (Dataset, Dataset) {
     let make = |n, split| {
         let (images, labels) = generate(n, seed, split);
-        Dataset {
-            name: "embedded-glyphs".to_string(),
+        Dataset::new(
+            "embedded-glyphs",
             images,
             labels,
-            channels: 1,
-            height: GLYPH_SIZE,
-            width: GLYPH_SIZE,
-            num_classes: GLYPH_CLASS_NAMES.len(),
-        }
+            [1, GLYPH_SIZE, GLYPH_SIZE],
+            GLYPH_CLASS_NAMES.len(),
+        )
     };
     (make(n_train, 0), make(n_test, 1))
 }
@@ -385,7 +383,13 @@ mod tests {
     fn deterministic_and_seeded() {
         let (a_tr, a_te) = embedded_glyphs(600, 100, 7);
         let (b_tr, b_te) = embedded_glyphs(600, 100, 7);
-        let bits = |d: &Dataset| d.images.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let bits = |d: &Dataset| {
+            d.images
+                .to_f32()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(bits(&a_tr), bits(&b_tr));
         assert_eq!(bits(&a_te), bits(&b_te));
         assert_eq!(a_tr.labels, b_tr.labels);
@@ -395,7 +399,7 @@ mod tests {
         assert_ne!(a_tr.image(0), a_te.image(0));
         // A prefix of a larger set is the smaller set (per-sample seeding).
         let (small, _) = embedded_glyphs(50, 0, 7);
-        assert_eq!(small.images[..], a_tr.images[..50 * 784]);
+        assert_eq!(small.images.to_f32()[..], a_tr.images.to_f32()[..50 * 784]);
     }
 
     #[test]
@@ -410,7 +414,7 @@ mod tests {
             te_counts.iter().all(|&c| c == 20 || c == 21),
             "{te_counts:?}"
         );
-        assert!(tr.images.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(tr.images.to_f32().iter().all(|v| (0.0..=1.0).contains(v)));
         tr.validate().unwrap();
         te.validate().unwrap();
         // Every image has clear ink on a darker background.

@@ -264,22 +264,21 @@ pub fn load_idx_dir(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
             ),
         ));
     }
-    // The pixels become f32: four bytes each.
-    super::memory::check_fits(dir, (tr_px.len() + te_px.len()) as u64 * 4)?;
+    super::memory::check_fits(dir, (tr_px.len() + te_px.len()) as u64)?;
     let max_label = tr_lab.iter().chain(&te_lab).copied().max().unwrap_or(0) as usize;
     let num_classes = (max_label + 1).max(2);
     let name = dir
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "idx".to_string());
-    let make = |pixels: Vec<u8>, labels: Vec<u8>| Dataset {
-        name: name.clone(),
-        images: pixels.into_iter().map(|p| f32::from(p) / 255.0).collect(),
-        labels: labels.into_iter().map(u32::from).collect(),
-        channels: 1,
-        height: tr_rows,
-        width: tr_cols,
-        num_classes,
+    let make = |pixels: Vec<u8>, labels: Vec<u8>| {
+        Dataset::new(
+            name.clone(),
+            pixels,
+            labels.into_iter().map(u32::from).collect(),
+            [1, tr_rows, tr_cols],
+            num_classes,
+        )
     };
     Ok((make(tr_px, tr_lab), make(te_px, te_lab)))
 }
@@ -287,6 +286,7 @@ pub fn load_idx_dir(dir: impl AsRef<Path>) -> Result<(Dataset, Dataset)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::data::Pixels;
     use std::io::Write;
 
     /// Serialises an IDX image file.
@@ -354,7 +354,8 @@ pub(crate) mod tests {
         assert_eq!(a_tr.num_classes, 5);
         assert_eq!(a_tr.labels, vec![0, 4, 2]);
         assert_eq!(a_tr.image(0)[1], 10.0 / 255.0);
-        assert_eq!(a_te.images, vec![1.0; 12]);
+        assert_eq!(a_te.images, Pixels::from(vec![255u8; 12]));
+        assert_eq!(a_te.images.to_f32(), vec![1.0; 12]);
         a_tr.validate().unwrap();
         a_te.validate().unwrap();
     }
@@ -484,8 +485,8 @@ pub(crate) mod tests {
         assert_eq!((train.channels, train.height, train.width), (1, 28, 28));
         assert_eq!(train.num_classes, 10);
         assert_eq!(train.name, "mnist-10k");
-        assert!(train.images.iter().all(|&p| (0.0..=1.0).contains(&p)));
-        assert!(train.images.iter().any(|&p| p > 0.99));
+        assert!(train.images.to_f32().iter().any(|&p| p > 0.99));
+        assert_eq!(train.bytes_in_memory(), 8000 * 784, "one byte a pixel");
         assert!(train.class_counts().iter().all(|&c| c > 600));
         train.validate().unwrap();
         test.validate().unwrap();

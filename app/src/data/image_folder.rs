@@ -30,6 +30,9 @@ pub struct ImageFolderOptions {
     pub size: Option<[usize; 2]>,
     /// 1 (grey) or 3 (RGB); `None`: grey when the first image is.
     pub channels: Option<usize>,
+    /// Shorter side to resize to before the centre crop to `size`; `None`:
+    /// resized just enough to cover `size`.
+    pub resize: Option<usize>,
     /// Without `train/` and `val/`: fraction of each class held out.
     pub test_fraction: f64,
     /// Split seed.
@@ -94,8 +97,8 @@ pub fn load_image_folder(path: &Path, opts: &ImageFolderOptions) -> Result<(Data
         };
         let (train_files, test_files) = (files(&classes)?, files(&test_classes)?);
         let shape = target_shape(&train_files, opts)?;
-        let train = decode_all(&train_files, shape, names.len(), &name)?;
-        let test = decode_all(&test_files, shape, names.len(), &name)?;
+        let train = decode_all(&train_files, shape, opts.resize, names.len(), &name)?;
+        let test = decode_all(&test_files, shape, opts.resize, names.len(), &name)?;
         return Ok((train, test));
     }
     let classes = class_dirs(path)?;
@@ -104,7 +107,7 @@ pub fn load_image_folder(path: &Path, opts: &ImageFolderOptions) -> Result<(Data
         all.extend(images_in(dir)?.into_iter().map(|f| (f, label as u32)));
     }
     let shape = target_shape(&all, opts)?;
-    let ds = decode_all(&all, shape, classes.len(), &name)?;
+    let ds = decode_all(&all, shape, opts.resize, classes.len(), &name)?;
     let (train_idx, test_idx) = stratified_indices(&ds.labels, opts.test_fraction, opts.seed);
     Ok((ds.subset(&train_idx), ds.subset(&test_idx)))
 }
@@ -184,7 +187,7 @@ fn target_shape(files: &[(PathBuf, u32)], opts: &ImageFolderOptions) -> Result<[
             format!("{h}x{w} is outside 1..=4096"),
         ));
     }
-    let bytes = files.len() as u64 * (channels * h * w) as u64 * 4;
+    let bytes = files.len() as u64 * (channels * h * w) as u64;
     super::memory::check_fits(first.parent().unwrap_or(first), bytes)?;
     Ok([channels, h, w])
 }
@@ -202,61 +205,99 @@ fn open(path: &Path) -> Result<image::DynamicImage> {
 fn decode_all(
     files: &[(PathBuf, u32)],
     shape: [usize; 3],
+    resize: Option<usize>,
     classes: usize,
     name: &str,
 ) -> Result<Dataset> {
     let [c, h, w] = shape;
-    let images: Vec<Vec<f32>> = files
-        .par_iter()
-        .map(|(path, _)| Ok(to_chw(&fit(open(path)?, h, w), c)))
-        .collect::<Result<_>>()?;
-    Ok(Dataset {
-        name: name.to_string(),
-        images: images.concat(),
-        labels: files.iter().map(|(_, l)| *l).collect(),
-        channels: c,
-        height: h,
-        width: w,
-        num_classes: classes,
-    })
+    let n = c * h * w;
+    let mut images = vec![0u8; files.len() * n];
+    images
+        .par_chunks_mut(n.max(1))
+        .zip(files.par_iter())
+        .try_for_each(|(out, (path, _))| {
+            to_chw(&fit(open(path)?, h, w, resize), c, out);
+            Ok::<_, Error>(())
+        })?;
+    let labels = files.iter().map(|(_, l)| *l).collect();
+    Ok(Dataset::new(name, images, labels, shape, classes))
 }
 
-/// The shorter side resized to cover `h x w` (bilinear), then the centre
-/// `h x w` cut out; an image of that size already is kept as it is.
-fn fit(img: image::DynamicImage, h: usize, w: usize) -> image::DynamicImage {
-    let (ih, iw) = (img.height() as usize, img.width() as usize);
-    if (ih, iw) == (h, w) {
-        return img;
+/// The size `[height, width]` an `ih x iw` image is resized to before the
+/// centre crop to `h x w`: with a `resize` that covers the crop, the shorter
+/// side becomes `resize` and the longer one `resize * long / short` rounded
+/// down (torchvision's `Resize(resize)`); otherwise the image is scaled just
+/// enough to cover the crop.
+fn resized_size(ih: usize, iw: usize, [h, w]: [usize; 2], resize: Option<usize>) -> [usize; 2] {
+    if let Some(s) = resize {
+        let (short, long) = (ih.min(iw), ih.max(iw));
+        let stretched = s * long / short;
+        let [nh, nw] = if ih <= iw {
+            [s, stretched]
+        } else {
+            [stretched, s]
+        };
+        if nh >= h && nw >= w {
+            return [nh, nw];
+        }
     }
     let scale = (h as f64 / ih as f64).max(w as f64 / iw as f64);
-    let nh = ((ih as f64 * scale).round() as usize).max(h);
-    let nw = ((iw as f64 * scale).round() as usize).max(w);
-    let resized = img.resize_exact(nw as u32, nh as u32, FilterType::Triangle);
-    let (top, left) = ((nh - h) / 2, (nw - w) / 2);
+    [
+        ((ih as f64 * scale).round() as usize).max(h),
+        ((iw as f64 * scale).round() as usize).max(w),
+    ]
+}
+
+/// Where a centre crop of `crop` starts in `full`: half the difference,
+/// rounded half to even as torchvision's `CenterCrop` (Python's `round`).
+fn crop_start(full: usize, crop: usize) -> usize {
+    let d = full - crop;
+    let k = d / 2;
+    if d % 2 == 1 && k % 2 == 1 {
+        k + 1
+    } else {
+        k
+    }
+}
+
+/// The image resized ([`resized_size`], bilinear) and its centre `h x w`
+/// cut out; an image already of the size it would be resized to keeps its
+/// pixels.
+fn fit(img: image::DynamicImage, h: usize, w: usize, resize: Option<usize>) -> image::DynamicImage {
+    let (ih, iw) = (img.height() as usize, img.width() as usize);
+    let [nh, nw] = resized_size(ih, iw, [h, w], resize);
+    let resized = if (nh, nw) == (ih, iw) {
+        img
+    } else {
+        img.resize_exact(nw as u32, nh as u32, FilterType::Triangle)
+    };
+    if (nh, nw) == (h, w) {
+        return resized;
+    }
+    let (top, left) = (crop_start(nh, h), crop_start(nw, w));
     resized.crop_imm(left as u32, top as u32, w as u32, h as u32)
 }
 
-/// CHW values in `[0, 1]`, grey (`c` 1) or RGB (`c` 3).
-fn to_chw(img: &image::DynamicImage, c: usize) -> Vec<f32> {
+/// Writes the image's CHW bytes into `out`, grey (`c` 1) or RGB (`c` 3).
+fn to_chw(img: &image::DynamicImage, c: usize, out: &mut [u8]) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut out = vec![0f32; c * h * w];
     if c == 1 {
         for (i, p) in img.to_luma8().pixels().enumerate() {
-            out[i] = f32::from(p.0[0]) / 255.0;
+            out[i] = p.0[0];
         }
     } else {
         for (i, p) in img.to_rgb8().pixels().enumerate() {
             for ch in 0..3 {
-                out[ch * h * w + i] = f32::from(p.0[ch]) / 255.0;
+                out[ch * h * w + i] = p.0[ch];
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Pixels;
 
     /// Writes `n` images of class `class` (a bright square whose place
     /// depends on the class) of `w x h` pixels as `ext` into `dir/class/`.
@@ -293,6 +334,7 @@ mod tests {
         ImageFolderOptions {
             size: None,
             channels: None,
+            resize: None,
             test_fraction: 0.25,
             seed: 0,
         }
@@ -312,9 +354,10 @@ mod tests {
         assert_eq!(train.num_classes, 2);
         // `a` is class 0 (sorted), its files first.
         assert_eq!(&train.labels[..6], &[0; 6]);
-        assert!(train.images.iter().all(|v| (0.0..=1.0).contains(v)));
-        let bright = train.images.iter().copied().fold(0f32, f32::max);
-        assert!((bright - 205.0 / 255.0).abs() < 1e-6, "{bright}");
+        let Pixels::Bytes(bytes) = &train.images else {
+            panic!("images are kept as bytes");
+        };
+        assert_eq!(bytes.iter().max(), Some(&205));
     }
 
     #[test]
@@ -355,5 +398,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("zebra"), "{e}");
+    }
+
+    /// torchvision's `Resize(s)` then `CenterCrop`: the shorter side to `s`,
+    /// the longer rounded down, the crop at half the difference rounded half
+    /// to even; without a resize, just enough to cover the crop.
+    #[test]
+    fn resize_then_centre_crop_follows_torchvision() {
+        assert_eq!(resized_size(375, 500, [224, 224], Some(256)), [256, 341]);
+        assert_eq!(resized_size(500, 375, [224, 224], Some(256)), [341, 256]);
+        assert_eq!(resized_size(375, 500, [224, 224], None), [224, 299]);
+        // A resize smaller than the crop cannot cover it: cover instead.
+        assert_eq!(resized_size(100, 100, [64, 64], Some(32)), [64, 64]);
+        assert_eq!(crop_start(256, 224), 16);
+        assert_eq!(crop_start(341, 224), 58); // 58.5 rounds to 58
+        assert_eq!(crop_start(259, 224), 18); // 17.5 rounds to 18
+                                              // A 12x10 image with resize 20 and an 8x8 crop: 24x20 resized, the
+                                              // crop from (6, 8); the bright square moves as that says.
+        let dir = tempfile::tempdir().unwrap();
+        write_class(dir.path(), "a", 2, (12, 10), "png", false);
+        write_class(dir.path(), "b", 2, (12, 10), "png", false);
+        let mut o = opts();
+        o.size = Some([8, 8]);
+        o.test_fraction = 0.5;
+        let (plain, _) = load_image_folder(dir.path(), &o).unwrap();
+        o.resize = Some(20);
+        let (resized, _) = load_image_folder(dir.path(), &o).unwrap();
+        assert_eq!(resized.image_shape(), [1, 8, 8]);
+        assert_ne!(plain.images, resized.images, "the resize changes the crop");
+        let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(12, 10, |x, y| {
+            image::Luma([(y * 12 + x) as u8])
+        }));
+        let out = fit(img.clone(), 8, 8, Some(20));
+        let want = img
+            .resize_exact(24, 20, FilterType::Triangle)
+            .crop_imm(8, 6, 8, 8);
+        assert_eq!(out.to_luma8(), want.to_luma8());
     }
 }

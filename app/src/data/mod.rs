@@ -4,8 +4,9 @@
 //! stratified splits, per-channel normalisation and batching into Candle
 //! tensors.
 //!
-//! Every loader returns images as `f32` in `[0, 1]`, row-major NCHW, and
-//! labels as `u32`. Everything random is driven by a seeded
+//! Every loader returns images as values in `[0, 1]`, row-major NCHW, held
+//! as bytes where the source is 8-bit ([`Pixels`]), and labels as `u32`;
+//! normalisation is applied as batches are made. Everything random is driven by a seeded
 //! [`rand::rngs::StdRng`], so the same seed always gives the same bytes.
 
 mod batch;
@@ -15,7 +16,9 @@ mod glyphs;
 mod idx;
 mod image_folder;
 pub mod memory;
+mod normalization;
 pub(crate) mod npz;
+mod pixels;
 mod preprocess;
 mod spec;
 mod split;
@@ -31,24 +34,25 @@ pub use digits_csv::{load_digits_csv, parse_digits_csv, read_digits_csv};
 pub use glyphs::{embedded_glyphs, GLYPH_CLASS_NAMES, GLYPH_SIZE};
 pub use idx::{load_idx_dir, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels};
 pub use image_folder::{load_image_folder, looks_like_image_folder, ImageFolderOptions};
+pub use normalization::Normalization;
 pub use npz::load_npz;
-pub use preprocess::{NormChoice, Preprocess};
+pub use pixels::{byte_value, Pixels};
+pub use preprocess::{InputPrep, NormChoice, Preprocess};
 pub use spec::DatasetSpec;
-pub use split::{
-    prepare, prepare_normalised, split_validation, stratified_indices, DataSplits, Normalization,
-};
+pub use split::{prepare, prepare_normalised, split_validation, stratified_indices, DataSplits};
 
 /// An in-memory labelled image dataset.
 ///
-/// Images are stored contiguously as `f32`, row-major NCHW: image `i` is
-/// `images[i * c*h*w .. (i + 1) * c*h*w]`, laid out channel by channel, each
-/// channel row by row.
+/// Images are stored contiguously, row-major NCHW: image `i` is values
+/// `i * c*h*w .. (i + 1) * c*h*w`, laid out channel by channel, each channel
+/// row by row. 8-bit sources keep their bytes; `norm`, when set, is applied
+/// to each batch ([`make_batch`]).
 #[derive(Clone, Debug)]
 pub struct Dataset {
     /// Human-readable name, e.g. `mnist-10k` or `embedded-glyphs`.
     pub name: String,
-    /// Pixel values, `len() * channels * height * width` of them, NCHW.
-    pub images: Vec<f32>,
+    /// Pixel values in `[0, 1]`, `len() * channels * height * width` of them, NCHW.
+    pub images: Pixels,
     /// One class index per image, each `< num_classes`.
     pub labels: Vec<u32>,
     /// Channels per image (1 for grey, 3 for RGB).
@@ -59,9 +63,34 @@ pub struct Dataset {
     pub width: usize,
     /// Number of classes (labels are `0..num_classes`).
     pub num_classes: usize,
+    /// The normalisation batches get (`None`: the values as stored).
+    pub norm: Option<Normalization>,
 }
 
 impl Dataset {
+    /// A dataset of `images` (NCHW, `[channels, height, width]` each) and
+    /// their `labels`, not normalised; the pixels hold no spare capacity.
+    pub fn new(
+        name: impl Into<String>,
+        images: impl Into<Pixels>,
+        labels: Vec<u32>,
+        [channels, height, width]: [usize; 3],
+        num_classes: usize,
+    ) -> Dataset {
+        let mut images = images.into();
+        images.shrink_to_fit();
+        Dataset {
+            name: name.into(),
+            images,
+            labels,
+            channels,
+            height,
+            width,
+            num_classes,
+            norm: None,
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -82,36 +111,49 @@ impl Dataset {
         [self.channels, self.height, self.width]
     }
 
-    /// The pixels of image `i` (`image_len()` values, CHW).
+    /// The pixels of image `i` (`image_len()` values, CHW) in `[0, 1]`, as
+    /// stored (not normalised).
     ///
     /// # Panics
     /// If `i >= len()`.
-    pub fn image(&self, i: usize) -> &[f32] {
+    pub fn image(&self, i: usize) -> Vec<f32> {
         let n = self.image_len();
-        &self.images[i * n..(i + 1) * n]
+        let mut out = vec![0f32; n];
+        self.images.read_into(i * n, &mut out);
+        out
+    }
+
+    /// Every value as the model sees it: normalised when `norm` is set.
+    pub fn values(&self) -> Vec<f32> {
+        let mut v = self.images.to_f32();
+        if let Some(norm) = &self.norm {
+            if self.height * self.width > 0 {
+                norm.apply_images(&mut v, self.height * self.width);
+            }
+        }
+        v
+    }
+
+    /// Bytes of memory the pixels take.
+    pub fn bytes_in_memory(&self) -> usize {
+        self.images.bytes_in_memory()
     }
 
     /// A new dataset holding the images at `idx`, in that order (indices may
-    /// repeat). Name, shape and `num_classes` are kept.
+    /// repeat). Name, shape, `num_classes`, storage and normalisation are kept.
     ///
     /// # Panics
     /// If an index is `>= len()`.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
-        let n = self.image_len();
-        let mut images = Vec::with_capacity(idx.len() * n);
-        let mut labels = Vec::with_capacity(idx.len());
-        for &i in idx {
-            images.extend_from_slice(self.image(i));
-            labels.push(self.labels[i]);
-        }
         Dataset {
             name: self.name.clone(),
-            images,
-            labels,
+            images: self.images.gather(idx, self.image_len()),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
             channels: self.channels,
             height: self.height,
             width: self.width,
             num_classes: self.num_classes,
+            norm: self.norm.clone(),
         }
     }
 
@@ -229,15 +271,13 @@ mod tests {
     use std::io::Write;
 
     fn tiny() -> Dataset {
-        Dataset {
-            name: "tiny".into(),
-            images: (0..12).map(|v| v as f32).collect(),
-            labels: vec![0, 1, 1],
-            channels: 1,
-            height: 2,
-            width: 2,
-            num_classes: 3,
-        }
+        Dataset::new(
+            "tiny",
+            (0..12).map(|v| v as f32).collect::<Vec<_>>(),
+            vec![0, 1, 1],
+            [1, 2, 2],
+            3,
+        )
     }
 
     #[test]
@@ -250,14 +290,17 @@ mod tests {
         assert_eq!(ds.class_counts(), vec![1, 2, 0]);
         let sub = ds.subset(&[2, 0]);
         assert_eq!(sub.labels, vec![1, 0]);
-        assert_eq!(sub.images, vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(
+            sub.images.to_f32(),
+            vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]
+        );
         assert_eq!(sub.num_classes, 3);
         ds.validate().unwrap();
         let mut bad = ds.clone();
         bad.labels[0] = 7;
         assert!(bad.validate().unwrap_err().to_string().contains("label 7"));
         let mut bad = ds;
-        bad.images.pop();
+        bad.images = Pixels::from(vec![0f32; 11]);
         assert!(bad.validate().is_err());
     }
 

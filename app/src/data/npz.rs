@@ -5,22 +5,120 @@
 //! `y` (or other names given) split here. Images are
 //! `[N, H, W]` (grey), `[N, C, H, W]` or `[N, H, W, C]` (C of 1, 3 or 4;
 //! the last axis is the channels when it can be and the second is not 1 or
-//! 3); integer images are read as 0..=255, float
-//! images as they are. Labels are integers from 0.
+//! 3); integer images are bytes 0..=255 (kept as bytes, read as
+//! `v / 255`), float images are values as they are. Labels are integers
+//! from 0. Before any array is read, the arrays' headers say how much
+//! memory they will take, and a dataset that would not fit is refused.
 
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
 
-use super::{split::stratified_indices, Dataset};
+use super::{split::stratified_indices, Dataset, Pixels};
 use crate::error::{Error, Result};
 
 /// Array names of an archive already split into train and test.
 pub const SPLIT_NAMES: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
 
+/// What a `.npy` header declares: bytes per value and shape.
+#[derive(Debug, PartialEq)]
+struct Declared {
+    item_bytes: u64,
+    shape: Vec<u64>,
+}
+
+impl Declared {
+    fn bytes(&self) -> u64 {
+        self.shape
+            .iter()
+            .fold(self.item_bytes, |acc, &d| acc.saturating_mul(d))
+    }
+}
+
+/// The header of a `.npy` stream: `None` when it is not one this can read
+/// (the full reader then says what is wrong).
+fn declared(mut r: impl std::io::Read) -> Option<Declared> {
+    let mut head = [0u8; 10];
+    r.read_exact(&mut head).ok()?;
+    if &head[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let len = match head[6] {
+        1 => usize::from(u16::from_le_bytes([head[8], head[9]])),
+        _ => {
+            let mut more = [0u8; 2];
+            r.read_exact(&mut more).ok()?;
+            u32::from_le_bytes([head[8], head[9], more[0], more[1]]) as usize
+        }
+    };
+    let mut dict = vec![0u8; len.min(1 << 16)];
+    r.read_exact(&mut dict).ok()?;
+    let dict = String::from_utf8_lossy(&dict);
+    let field = |key: &str| {
+        let at = dict.find(&format!("'{key}'"))? + key.len() + 2;
+        Some(dict[at..].trim_start_matches([':', ' ']).to_string())
+    };
+    let descr = field("descr")?;
+    let descr = descr.trim_start_matches('\'').split('\'').next()?;
+    let item_bytes = descr
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .ok()?;
+    let shape = field("shape")?;
+    let shape = shape.strip_prefix('(')?.split(')').next()?;
+    let shape = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    Some(Declared { item_bytes, shape })
+}
+
+/// The declared arrays of an archive or a folder of `.npy` files, read from
+/// their headers only (an unreadable one is left out).
+fn declared_arrays(path: &Path) -> Vec<Declared> {
+    if path.is_dir() {
+        return npy_files(path)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| declared(std::fs::File::open(p).ok()?))
+            .collect();
+    }
+    let Some(mut zip) = std::fs::File::open(path)
+        .ok()
+        .and_then(|f| zip::ZipArchive::new(f).ok())
+    else {
+        return Vec::new();
+    };
+    (0..zip.len())
+        .filter_map(|i| declared(zip.by_index(i).ok()?))
+        .collect()
+}
+
+/// Memory loading `path` takes at its peak: every array as read, plus the
+/// images once more as kept (bytes stay bytes, others become `f32`) and
+/// once more while they are split.
+fn bytes_needed(path: &Path) -> u64 {
+    declared_arrays(path)
+        .iter()
+        .map(|a| {
+            let kept = if a.shape.len() >= 3 {
+                let per_value = if a.item_bytes == 1 { 1 } else { 4 };
+                (a.bytes() / a.item_bytes.max(1)).saturating_mul(per_value * 2)
+            } else {
+                0
+            };
+            a.bytes().saturating_add(kept)
+        })
+        .fold(0, u64::saturating_add)
+}
+
 /// The arrays of `path` by name: an archive's (uncompressed or
-/// deflate-compressed), or a folder's `.npy` files.
+/// deflate-compressed), or a folder's `.npy` files; refused before reading
+/// when they would not fit in memory.
 fn arrays(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    super::memory::check_fits(path, bytes_needed(path))?;
     if path.is_dir() {
         let mut out = Vec::new();
         for p in npy_files(path)? {
@@ -60,8 +158,8 @@ fn take(arrays: &[(String, Tensor)], name: &str) -> Option<Tensor> {
 }
 
 /// Images of shape `[N, H, W]`, `[N, C, H, W]` or `[N, H, W, C]` as NCHW
-/// values and `(C, H, W)`.
-fn images(x: &Tensor, name: &str, path: &Path) -> Result<(Vec<f32>, [usize; 3])> {
+/// pixels and `(C, H, W)`.
+fn images(x: &Tensor, name: &str, path: &Path) -> Result<(Pixels, [usize; 3])> {
     let bad = |msg: String| Error::format(path, format!("array `{name}`: {msg}"));
     let channels = |c: usize| matches!(c, 1 | 3 | 4);
     let x = match *x.dims() {
@@ -82,23 +180,31 @@ fn images(x: &Tensor, name: &str, path: &Path) -> Result<(Vec<f32>, [usize; 3])>
     let &[_, c, h, w] = x.dims() else {
         unreachable!("four dimensions from above")
     };
-    let values = match x.dtype() {
-        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => {
-            x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?
+    let pixels = if x.dtype().is_float() {
+        let values = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(bad(format!("holds a non-finite value ({v})")));
         }
-        // As the IDX and CIFAR loaders scale bytes: each value / 255.
-        _ => x
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(|v| v / 255.0)
-            .collect(),
+        Pixels::Floats(values)
+    } else if x.dtype() == DType::U8 {
+        Pixels::Bytes(x.flatten_all()?.to_vec1::<u8>()?)
+    } else {
+        // Wider integers hold bytes too, as the IDX and CIFAR loaders read them.
+        let values = x.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?;
+        let bytes = values
+            .iter()
+            .map(|&v| u8::try_from(v))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map_err(|_| {
+                let v = values.iter().find(|v| !(0..=255).contains(*v));
+                bad(format!(
+                    "holds {}; integer images are pixel bytes 0..=255 (or give floats in [0, 1])",
+                    v.copied().unwrap_or_default()
+                ))
+            })?;
+        Pixels::Bytes(bytes)
     };
-    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(bad(format!("holds a non-finite value ({v})")));
-    }
-    Ok((values, [c, h, w]))
+    Ok((pixels, [c, h, w]))
 }
 
 /// Labels of shape `[N]` (or `[N, 1]`) as class indices.
@@ -142,15 +248,13 @@ fn dataset(
         ));
     }
     let num_classes = labels.iter().max().map_or(0, |m| *m as usize + 1);
-    Ok(Dataset {
-        name: name.to_string(),
-        images: values,
+    Ok(Dataset::new(
+        name,
+        values,
         labels,
-        channels,
-        height,
-        width,
+        [channels, height, width],
         num_classes,
-    })
+    ))
 }
 
 /// The `.npy` files of a folder, sorted.
@@ -266,8 +370,12 @@ mod tests {
         for (n, y, x, c) in [(0, 0, 0, 0), (1, 2, 3, 1), (5, 3, 4, 2), (4, 1, 0, 2)] {
             let want = ((n * 60 + y * 15 + x * 3 + c) % 256) as f32 / 255.0;
             let at = ((n * 3 + c) * 4 + y) * 5 + x;
-            assert_eq!(train.images[at], want, "pixel {n},{y},{x},{c}");
+            assert_eq!(train.images.to_f32()[at], want, "pixel {n},{y},{x},{c}");
         }
+        assert!(
+            matches!(train.images, Pixels::Bytes(_)),
+            "uint8 stays bytes"
+        );
     }
 
     /// `x` and `y` in a compressed archive: float grey images as they are,
@@ -282,7 +390,7 @@ mod tests {
         // integer, and its last n + 0.5.
         for d in [&train, &test] {
             for i in 0..d.len() {
-                let px = &d.images[i * 6..(i + 1) * 6];
+                let px = d.image(i);
                 let n = px[0];
                 assert_eq!(n.fract(), 0.0);
                 assert!((px[5] - (n + 0.5)).abs() < 1e-6);
@@ -340,6 +448,7 @@ mod tests {
         let x = Tensor::from_vec(
             train
                 .images
+                .to_f32()
                 .iter()
                 .map(|v| (v * 255.0).round() as u8)
                 .collect::<Vec<_>>(),
@@ -378,5 +487,64 @@ mod tests {
         );
         let spec: crate::data::DatasetSpec = toml::from_str(&toml).unwrap();
         assert_eq!(spec.load().unwrap().0.len(), tr.len());
+    }
+
+    /// Headers are read without the arrays: plain, compressed and `.npy`.
+    #[test]
+    fn headers_declare_the_memory_before_loading() {
+        let split = declared_arrays(&fixture("split.npz"));
+        assert!(
+            split.contains(&Declared {
+                item_bytes: 1,
+                shape: vec![6, 4, 5, 3]
+            }),
+            "{split:?}"
+        );
+        let xy = declared_arrays(&fixture("xy.npz"));
+        assert!(xy.iter().any(|a| a.shape == [10, 2, 3]), "{xy:?}");
+        // 10 float images of 6 values: 240 bytes read, twice 240 as kept,
+        // plus the labels.
+        let labels: u64 = xy
+            .iter()
+            .filter(|a| a.shape.len() == 1)
+            .map(Declared::bytes)
+            .sum();
+        assert_eq!(bytes_needed(&fixture("xy.npz")), 3 * 10 * 6 * 4 + labels);
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = candle_core::Device::Cpu;
+        Tensor::zeros((7, 2, 3), DType::U8, &cpu)
+            .unwrap()
+            .write_npy(dir.path().join("x.npy"))
+            .unwrap();
+        assert_eq!(
+            declared_arrays(dir.path()),
+            [Declared {
+                item_bytes: 1,
+                shape: vec![7, 2, 3]
+            }]
+        );
+        assert_eq!(declared(&b"not npy at all"[..]), None);
+    }
+
+    /// Integer images wider than a byte are bytes when they fit, refused
+    /// with the value when not.
+    #[test]
+    fn wide_integer_images_are_bytes_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = candle_core::Device::Cpu;
+        let y = Tensor::from_vec(vec![0i64, 1, 0, 1], 4, &cpu).unwrap();
+        let write = |name: &str, values: Vec<i64>| {
+            let x = Tensor::from_vec(values, (4, 1, 2), &cpu).unwrap();
+            let p = dir.path().join(name);
+            Tensor::write_npz(&[("x", &x), ("y", &y)], &p).unwrap();
+            p
+        };
+        let ok = write("ok.npz", vec![0, 255, 3, 4, 5, 6, 7, 8]);
+        let (tr, te) = load_npz(&ok, 0.5, 0).unwrap();
+        assert!(matches!(tr.images, Pixels::Bytes(_)));
+        assert_eq!(tr.len() + te.len(), 4);
+        let bad = write("bad.npz", vec![0, 300, 3, 4, 5, 6, 7, 8]);
+        let e = load_npz(&bad, 0.5, 0).unwrap_err().to_string();
+        assert!(e.contains("holds 300") && e.contains("0..=255"), "{e}");
     }
 }

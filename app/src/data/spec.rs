@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cifar::{resolve_cifar_dir, CifarVariant};
 use super::idx::{idx_expected_names, is_idx_file_name, looks_like_idx_dir};
-use super::{embedded_glyphs, load_cifar_dir, load_digits_csv, load_idx_dir, Dataset};
+use super::{embedded_glyphs, load_cifar_dir, load_digits_csv, load_idx_dir, Dataset, InputPrep};
 use crate::error::{Error, Result};
 
 fn default_train() -> usize {
@@ -184,6 +184,14 @@ impl DatasetSpec {
     /// an embedded set without training images or a test fraction outside
     /// `(0, 1)`.
     pub fn load(&self) -> Result<(Dataset, Dataset)> {
+        self.load_for(&InputPrep::default())
+    }
+
+    /// [`DatasetSpec::load`] for a model that says how image files reach
+    /// it: an image folder is brought to `prep`'s size, channels and
+    /// resize, where the spec does not set its own. Other formats come at
+    /// their size.
+    pub fn load_for(&self, prep: &InputPrep) -> Result<(Dataset, Dataset)> {
         match self {
             DatasetSpec::Embedded { train, test, seed } => {
                 if *train == 0 {
@@ -228,8 +236,9 @@ impl DatasetSpec {
             } => super::load_image_folder(
                 path,
                 &super::ImageFolderOptions {
-                    size: *size,
-                    channels: *channels,
+                    size: size.or(prep.size),
+                    channels: channels.or(prep.channels),
+                    resize: prep.resize,
                     test_fraction: *test_fraction,
                     seed: *seed,
                 },

@@ -1,13 +1,11 @@
 //! Seeded stratified splits, per-channel normalisation, and the
 //! train / validation / test preparation used by training.
 
+use super::{mix_seed, Dataset, NormChoice, Normalization};
+use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-
-use super::{mix_seed, Dataset, NormChoice};
-use crate::error::{Error, Result};
 
 /// Stream tag mixed into the seed of stratified splits.
 const SPLIT_STREAM: u64 = 0x0053_504c_4954;
@@ -64,110 +62,8 @@ pub fn split_validation(train: &Dataset, fraction: f64, seed: u64) -> (Dataset, 
     (train.subset(&kept), train.subset(&held))
 }
 
-/// Per-channel normalisation `x' = (x - mean[c]) / std[c]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    /// Mean of each channel.
-    pub mean: Vec<f32>,
-    /// Standard deviation of each channel (never zero).
-    pub std: Vec<f32>,
-}
-
-impl Normalization {
-    /// The normalisation that changes nothing (mean 0, std 1).
-    pub fn identity(channels: usize) -> Self {
-        Normalization {
-            mean: vec![0.0; channels],
-            std: vec![1.0; channels],
-        }
-    }
-
-    /// Mean and (population) standard deviation of every channel over all
-    /// pixels of all images of `ds`. A channel that is (nearly) constant gets
-    /// std 1, so applying never divides by zero; an empty dataset gives the
-    /// identity.
-    pub fn fit(ds: &Dataset) -> Self {
-        let c = ds.channels;
-        let plane = ds.height * ds.width;
-        let mut sum = vec![0f64; c];
-        let mut sum_sq = vec![0f64; c];
-        for img in ds.images.chunks_exact(ds.image_len().max(1)) {
-            for (ch, values) in img.chunks_exact(plane.max(1)).enumerate() {
-                let (mut s, mut s2) = (0f64, 0f64);
-                for &v in values {
-                    let v = f64::from(v);
-                    s += v;
-                    s2 += v * v;
-                }
-                sum[ch] += s;
-                sum_sq[ch] += s2;
-            }
-        }
-        let count = (ds.len() * plane) as f64;
-        if count == 0.0 {
-            return Normalization::identity(c);
-        }
-        let mut mean = Vec::with_capacity(c);
-        let mut std = Vec::with_capacity(c);
-        for ch in 0..c {
-            let m = sum[ch] / count;
-            let var = (sum_sq[ch] / count - m * m).max(0.0);
-            let s = var.sqrt();
-            mean.push(m as f32);
-            std.push(if s < 1e-6 { 1.0 } else { s as f32 });
-        }
-        Normalization { mean, std }
-    }
-
-    /// Normalises one CHW image in place.
-    ///
-    /// # Panics
-    /// If the image length is not a multiple of the number of channels.
-    pub fn apply_image(&self, image: &mut [f32]) {
-        let c = self.mean.len();
-        let plane = image.len().checked_div(c).unwrap_or(0);
-        assert!(
-            plane * c == image.len(),
-            "normalisation for {c} channels applied to an image of {} values",
-            image.len()
-        );
-        if plane == 0 {
-            return;
-        }
-        for (ch, values) in image.chunks_exact_mut(plane).enumerate() {
-            let (m, inv) = (self.mean[ch], 1.0 / self.std[ch]);
-            for v in values {
-                *v = (*v - m) * inv;
-            }
-        }
-    }
-
-    /// Normalises every image of `ds` in place.
-    ///
-    /// # Panics
-    /// If `ds.channels` differs from the number of channels this
-    /// normalisation was fitted on.
-    pub fn apply(&self, ds: &mut Dataset) {
-        assert_eq!(
-            ds.channels,
-            self.mean.len(),
-            "normalisation fitted on {} channels applied to dataset `{}` with {} channels",
-            self.mean.len(),
-            ds.name,
-            ds.channels
-        );
-        let n = ds.image_len();
-        if n == 0 {
-            return;
-        }
-        for img in ds.images.chunks_exact_mut(n) {
-            self.apply_image(img);
-        }
-    }
-}
-
-/// Training, validation and test data ready for training: normalised with
-/// statistics fitted on `train` only.
+/// Training, validation and test data ready for training: each normalised
+/// (as its batches are made) with statistics fitted on `train` only.
 #[derive(Clone, Debug)]
 pub struct DataSplits {
     /// Training part (the training set minus the validation part).
@@ -233,7 +129,7 @@ pub fn prepare_normalised(
         ds.num_classes = num_classes;
     }
     let norm = match norm {
-        NormChoice::Fitted => Normalization::fit(&tr),
+        NormChoice::Fitted => Normalization::fit(&tr.images, tr.channels, tr.height * tr.width),
         NormChoice::Fixed { mean, std } => {
             norm.check(tr.channels)?;
             let per_channel = |v: &[f32]| match v {
@@ -246,9 +142,9 @@ pub fn prepare_normalised(
             }
         }
     };
-    norm.apply(&mut tr);
-    norm.apply(&mut val);
-    norm.apply(&mut test);
+    for ds in [&mut tr, &mut val, &mut test] {
+        ds.norm = Some(norm.clone());
+    }
     Ok(DataSplits {
         train: tr,
         val,
@@ -273,15 +169,28 @@ mod tests {
                 }
             }
         }
-        Dataset {
-            name: "synthetic".into(),
+        Dataset::new(
+            "synthetic",
             images,
             labels,
-            channels,
-            height: 2,
-            width: 2,
-            num_classes: classes as usize,
-        }
+            [channels, 2, 2],
+            classes as usize,
+        )
+    }
+
+    fn fit(ds: &Dataset) -> Normalization {
+        Normalization::fit(&ds.images, ds.channels, ds.height * ds.width)
+    }
+
+    /// `ds` with the values its batches get stored as they are.
+    fn as_seen(ds: &Dataset) -> Dataset {
+        Dataset::new(
+            ds.name.clone(),
+            ds.values(),
+            ds.labels.clone(),
+            ds.image_shape(),
+            ds.num_classes,
+        )
     }
 
     #[test]
@@ -323,22 +232,15 @@ mod tests {
     #[test]
     fn normalisation_fits_train() {
         let ds = synthetic(500, 5, 3);
-        let norm = Normalization::fit(&ds);
+        let norm = fit(&ds);
         let mut d = ds.clone();
-        norm.apply(&mut d);
-        let again = Normalization::fit(&d);
+        d.norm = Some(norm.clone());
+        let again = fit(&as_seen(&d));
         for c in 0..3 {
             assert!(again.mean[c].abs() < 1e-4, "{:?}", again.mean);
             assert!((again.std[c] - 1.0).abs() < 1e-3, "{:?}", again.std);
         }
         assert!(norm.mean[2] > norm.mean[0]);
-        let constant = Dataset {
-            images: vec![0.5; 4 * 3],
-            ..synthetic(3, 2, 1)
-        };
-        let n = Normalization::fit(&constant);
-        assert_eq!(n.std, vec![1.0]);
-        assert_eq!(n.mean, vec![0.5]);
     }
 
     #[test]
@@ -349,17 +251,18 @@ mod tests {
         assert_eq!(s.train.len(), 300);
         assert_eq!(s.val.len(), 100);
         assert_eq!(s.test.len(), 100);
-        let fitted = Normalization::fit(&s.train);
+        let fitted = fit(&as_seen(&s.train));
         for c in 0..3 {
             assert!(fitted.mean[c].abs() < 1e-4);
             assert!((fitted.std[c] - 1.0).abs() < 1e-3);
         }
         // The normalisation was fitted on the training part only.
         let (tr_part, _) = split_validation(&train, 0.25, 9);
-        assert_eq!(s.norm, Normalization::fit(&tr_part));
-        let mut t = test.clone();
-        s.norm.apply(&mut t);
-        assert_eq!(t.images, s.test.images);
+        assert_eq!(s.norm, fit(&tr_part));
+        for part in [&s.train, &s.val, &s.test] {
+            assert_eq!(part.norm.as_ref(), Some(&s.norm));
+        }
+        assert_eq!(s.test.images, test.images, "the pixels stay as loaded");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::results::{
     Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
 };
 use super::strategy_run::StrategyRun;
-use crate::data::{prepare_normalised, DataSplits, NormChoice};
+use crate::data::{prepare_normalised, DataSplits, NormChoice, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, import, Network};
 use crate::train::{evaluate, Metrics};
@@ -26,7 +26,9 @@ use crate::train::{evaluate, Metrics};
 /// as the base model requires; returns the opened base model too (`None`
 /// when the comparison trains its own).
 pub fn load_data(cfg: &ExperimentConfig, device: &Device) -> Result<(DataSplits, Option<Network>)> {
-    let (train, test) = cfg.data.load()?;
+    // Image files are brought to the size and resize the model asks for.
+    let prep = import::input_prep(cfg.base_checkpoint.as_deref(), &cfg.import);
+    let (train, test) = cfg.data.load_for(&prep)?;
     // A Shears checkpoint or a PyTorch / ONNX model, built for the data's
     // input shape with the config's `[import]` options.
     let base = match &cfg.base_checkpoint {
@@ -197,10 +199,7 @@ fn base_template(
         }
         _ => {
             let mut arch = cfg.model.build(input, classes)?;
-            arch.preprocess.norm = NormChoice::Fixed {
-                mean: data.norm.mean.clone(),
-                std: data.norm.std.clone(),
-            };
+            arch.preprocess = Preprocess::trained_with(&data.norm, cfg.import.resize);
             Network::new(arch, cfg.seeds[0], device)
         }
     }

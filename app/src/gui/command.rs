@@ -162,6 +162,9 @@ pub struct ImportForm {
     pub mean: String,
     /// Standard deviation per channel, comma-separated.
     pub std: String,
+    /// Shorter side image files are resized to before the centre crop
+    /// (empty: just enough to cover the input size).
+    pub resize: String,
 }
 
 impl ImportForm {
@@ -176,6 +179,7 @@ impl ImportForm {
             layers: opts.layers.clone().unwrap_or_default(),
             mean: join(&opts.mean),
             std: join(&opts.std),
+            resize: opts.resize.map(|r| r.to_string()).unwrap_or_default(),
         }
     }
 
@@ -205,6 +209,15 @@ impl ImportForm {
             layers: Some(self.layers.trim().to_string()).filter(|l| !l.is_empty()),
             mean: numbers("import.mean", &self.mean)?,
             std: numbers("import.std", &self.std)?,
+            resize: match self.resize.trim() {
+                "" => None,
+                r => Some(r.parse().map_err(|_| {
+                    crate::error::Error::config(
+                        "import.resize",
+                        format!("`{r}` is not a whole number of pixels"),
+                    )
+                })?),
+            },
         };
         opts.norm()?;
         Ok(opts)

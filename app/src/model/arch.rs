@@ -536,7 +536,7 @@ impl Architecture {
     /// Checks that consecutive layers fit together and the output has
     /// `num_classes` features; the error names the first layer that does not fit.
     pub fn check(&self) -> Result<()> {
-        self.preprocess.norm.check(self.input[0])?;
+        self.preprocess.check(self.input[0])?;
         let out = walk(&self.nodes, self.input_flow(), 0, &mut Seen::default())?;
         if out != Flow::Vec(self.num_classes) {
             return Err(Error::Shape(format!(

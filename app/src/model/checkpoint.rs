@@ -61,6 +61,24 @@ pub struct Checkpoint {
     pub info: serde_json::Value,
 }
 
+/// The architecture of the Shears checkpoint in `path`, read from the
+/// file's header only (no tensors); `None` when it is not one.
+pub fn read_arch(path: &Path) -> Option<Architecture> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 {
+        return None;
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let arch = header.get("__metadata__")?.get(ARCH_KEY)?.as_str()?;
+    serde_json::from_str(arch).ok()
+}
+
 impl Checkpoint {
     /// Reads and validates a checkpoint file: it must be safetensors with the
     /// Shears metadata, and every tensor must have the name, dtype (f32) and

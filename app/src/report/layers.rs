@@ -185,16 +185,26 @@ pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
         .collect()
 }
 
-/// The preprocessing in words: `normalise with mean [0.1307] and std [0.3081]`.
+/// The preprocessing in words: `3x224x224 inputs (image files: shorter side
+/// resized to 256, then the centre crop); pixels in [0, 1], normalised with
+/// mean [0.485, ...] and std [...] (fixed)`.
 pub fn preprocess_text(arch: &Architecture) -> String {
-    match &arch.preprocess.norm {
+    let [c, h, w] = arch.input;
+    let size = match arch.preprocess.resize {
+        Some(s) => format!(
+            "{c}x{h}x{w} inputs (image files: shorter side resized to {s}, then the centre crop)"
+        ),
+        None => format!("{c}x{h}x{w} inputs (image files: resized to cover, then the centre crop)"),
+    };
+    let norm = match &arch.preprocess.norm {
         NormChoice::Fitted => {
             "pixels in [0, 1], normalised with mean and std fitted on the training data".into()
         }
         NormChoice::Fixed { mean, std } => {
             format!("pixels in [0, 1], normalised with mean {mean:?} and std {std:?} (fixed)")
         }
-    }
+    };
+    format!("{size}; {norm}")
 }
 
 #[cfg(test)]

@@ -83,8 +83,12 @@ pub struct ShearsApp {
     notices: Vec<Notice>,
     dialogs: Dialogs,
     checkpoint: Option<CheckpointInfo>,
-    /// The experiment data's input shape, by dataset (see `data_input`).
-    data_shape: Option<(crate::data::DatasetSpec, [usize; 3])>,
+    /// The experiment data's input shape, by dataset and preparation (see
+    /// `data_input`).
+    data_shape: Option<(
+        (crate::data::DatasetSpec, crate::data::InputPrep),
+        [usize; 3],
+    )>,
     launch: LaunchOptions,
     probes: Vec<Receiver<(PathBuf, Result<String>)>>,
     /// Screenshots and chart PNGs in progress.

@@ -118,7 +118,7 @@ impl ShearsApp {
         let form = ImportForm::from_options(&opts);
         let input = match format {
             ModelFormat::Shears => [1, 1, 1], // the checkpoint says its input
-            ModelFormat::StateDict | ModelFormat::Onnx => self.data_input()?,
+            ModelFormat::StateDict | ModelFormat::Onnx => self.data_input(path)?,
         };
         let opened = match import::open(path, &opts, input, &candle_core::Device::Cpu) {
             Ok(o) => o,
@@ -177,18 +177,21 @@ impl ShearsApp {
         }
     }
 
-    /// Input shape `[c, h, w]` of the experiment's data (loaded once per
-    /// dataset, to build a state dict's layers for it).
-    pub(super) fn data_input(&mut self) -> Result<[usize; 3]> {
-        let spec = &self.settings.config.data;
-        if let Some((s, shape)) = &self.data_shape {
-            if s == spec {
+    /// Input shape `[c, h, w]` of the experiment's data as it will reach the
+    /// model in `path` (loaded once per dataset and preparation, to build a
+    /// state dict's layers for it).
+    pub(super) fn data_input(&mut self, path: &Path) -> Result<[usize; 3]> {
+        let cfg = &self.settings.config;
+        let prep = crate::model::import::input_prep(Some(path), &cfg.import);
+        let key = (cfg.data.clone(), prep);
+        if let Some((k, shape)) = &self.data_shape {
+            if *k == key {
                 return Ok(*shape);
             }
         }
-        let (train, _) = spec.load()?;
+        let (train, _) = cfg.data.load_for(&prep)?;
         let shape = [train.channels, train.height, train.width];
-        self.data_shape = Some((spec.clone(), shape));
+        self.data_shape = Some((key, shape));
         Ok(shape)
     }
 

@@ -155,6 +155,7 @@ pub fn field_label(field: &str, cfg: &ExperimentConfig) -> String {
             "mean" => "Normalisation mean".into(),
             "std" => "Normalisation std".into(),
             "layers" => "Layers".into(),
+            "resize" => "Resize shorter side".into(),
             r => format!("Model: {r}"),
         },
         "strategy" => {
@@ -388,13 +389,14 @@ fn model(
             ));
         }
     });
-    normalisation(ui, &mut cfg.import);
+    preprocessing(ui, &mut cfg.import);
 }
 
-/// The normalisation of a model trained here: fitted on the training data
-/// (both fields empty) or a fixed mean and std per channel, stored with the
-/// model and in its exports.
-fn normalisation(ui: &mut Ui, import: &mut crate::model::import::ImportOptions) {
+/// The preprocessing of a model trained here, stored with the model and in
+/// its exports: the normalisation, fitted on the training data (both fields
+/// empty) or a fixed mean and std per channel, and the shorter side image
+/// files are resized to before the centre crop.
+fn preprocessing(ui: &mut Ui, import: &mut crate::model::import::ImportOptions) {
     egui::Grid::new("train-norm").num_columns(2).show(ui, |ui| {
         for (label, value, hint) in [
             (
@@ -414,6 +416,13 @@ fn normalisation(ui: &mut Ui, import: &mut crate::model::import::ImportOptions) 
             *value = (!v.is_empty()).then_some(v);
             ui.end_row();
         }
+        let label = "Resize shorter side";
+        let l = ui.label(label);
+        let mut v: Vec<usize> = import.resize.into_iter().collect();
+        let hint = "image folders: e.g. 256 before a 224 crop (empty: just cover)";
+        list_field(ui, FORM, label, &mut v, hint, plain).labelled_by(l.id);
+        import.resize = v.first().copied();
+        ui.end_row();
     });
 }
 
@@ -508,8 +517,9 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
 }
 
 /// What a PyTorch state dict or an ONNX file cannot tell: an
-/// nn.Sequential's layers (state dicts only) and the normalisation the
-/// model was trained with; **Apply** opens the model again.
+/// nn.Sequential's layers (state dicts only), the normalisation the model
+/// was trained with and the resize before its centre crop; **Apply** opens
+/// the model again.
 fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
     let state_dict = c.format == Some(ModelFormat::StateDict);
     ui.group(|ui| {
@@ -539,6 +549,11 @@ fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
                         "e.g. 0.1307 (empty: fitted on the training data)",
                     ),
                     ("Normalisation std", &mut c.form.std, "e.g. 0.3081"),
+                    (
+                        "Resize shorter side",
+                        &mut c.form.resize,
+                        "image folders: e.g. 256 for a 224x224 model (empty: just cover)",
+                    ),
                 ] {
                     let l = ui.label(label);
                     ui.add(egui::TextEdit::singleline(text).hint_text(hint))

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::arch::{Architecture, NormChoice};
 use super::checkpoint::{self, Checkpoint};
 use super::network::Network;
+use crate::data::InputPrep;
 use crate::error::{Error, Result};
 pub use state_dict::StateDict;
 
@@ -35,6 +36,11 @@ pub struct ImportOptions {
     /// Fixed normalisation standard deviation per channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<Vec<f32>>,
+    /// The shorter side image files are resized to before the centre crop
+    /// to the model's input size (torchvision's `Resize`); absent: a
+    /// checkpoint's own, else just enough to cover the input size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize: Option<usize>,
 }
 
 impl ImportOptions {
@@ -90,6 +96,31 @@ pub struct Opened {
     pub info: serde_json::Value,
 }
 
+/// How image files should reach the model in `path`, as far as the file
+/// says before it is opened: a Shears checkpoint's input shape and resize,
+/// an ONNX graph's declared input shape; `opts`'s resize over the file's.
+/// A state dict (or a file that cannot be read) tells nothing.
+pub fn input_prep(path: Option<&Path>, opts: &ImportOptions) -> InputPrep {
+    let (input, resize) = match path {
+        Some(p) if is_onnx(p) => (
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| super::onnx::declared_input(&b)),
+            None,
+        ),
+        Some(p) => match checkpoint::read_arch(p) {
+            Some(arch) => (Some(arch.input), arch.preprocess.resize),
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    InputPrep {
+        size: input.map(|[_, h, w]| [h, w]),
+        channels: input.map(|[c, _, _]| c),
+        resize: opts.resize.or(resize),
+    }
+}
+
 /// The file extensions [`open`] accepts.
 pub const EXTENSIONS: [&str; 4] = ["safetensors", "pth", "pt", "onnx"];
 
@@ -113,8 +144,11 @@ pub fn open(
         let mut ck = Checkpoint::from_bytes(&bytes, path)?;
         if let Some(n) = norm {
             ck.arch.preprocess.norm = n;
-            ck.arch.check().map_err(in_file)?;
         }
+        if opts.resize.is_some() {
+            ck.arch.preprocess.resize = opts.resize;
+        }
+        ck.arch.check().map_err(in_file)?;
         let name = ck.arch.family.name().to_string();
         let info = ck.info.clone();
         return Ok(Opened {
@@ -129,7 +163,7 @@ pub fn open(
         let m = super::onnx::read(&bytes, path, input)?;
         let mut arch = m.arch;
         let mut notes = m.notes;
-        set_norm(&mut arch, norm, &mut notes);
+        set_preprocess(&mut arch, norm, opts.resize, &mut notes);
         arch.check().map_err(in_file)?;
         let mut net =
             Network::from_tensors(arch, m.tensors, Default::default(), device).map_err(in_file)?;
@@ -173,7 +207,7 @@ pub fn open(
             ))
         }
     };
-    set_norm(&mut arch, norm, &mut notes);
+    set_preprocess(&mut arch, norm, opts.resize, &mut notes);
     arch.check().map_err(in_file)?;
     // Every tensor must be used; integer buffers such as
     // `num_batches_tracked` were set aside in `sd.extra`.
@@ -189,8 +223,15 @@ pub fn open(
     })
 }
 
-/// Sets the normalisation the options fix, or says it will be fitted.
-fn set_norm(arch: &mut Architecture, norm: Option<NormChoice>, notes: &mut Vec<String>) {
+/// Sets the resize and the normalisation the options fix, or says the
+/// normalisation will be fitted.
+fn set_preprocess(
+    arch: &mut Architecture,
+    norm: Option<NormChoice>,
+    resize: Option<usize>,
+    notes: &mut Vec<String>,
+) {
+    arch.preprocess.resize = resize;
     match norm {
         Some(n) => arch.preprocess.norm = n,
         None => notes.push(

@@ -8,5 +8,5 @@ pub mod proto;
 mod read;
 mod write;
 
-pub use read::{read, OnnxModel, SUPPORTED_OPS};
+pub use read::{declared_input, read, OnnxModel, SUPPORTED_OPS};
 pub use write::{save, to_bytes};

@@ -126,6 +126,18 @@ pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
     })
 }
 
+/// The `[c, h, w]` input an ONNX model declares (static dimensions only);
+/// `None` when it is not a model or declares none.
+pub fn declared_input(bytes: &[u8]) -> Option<[usize; 3]> {
+    let graph = ModelProto::decode(bytes).ok()?.graph?;
+    let consts: BTreeSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    graph
+        .input
+        .iter()
+        .find(|v| !consts.contains(v.name.as_str()))
+        .and_then(declared_shape)
+}
+
 fn declared_shape(v: &super::proto::ValueInfoProto) -> Option<[usize; 3]> {
     let dims = &v.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?.dim;
     let d: Vec<usize> = dims
