@@ -1,17 +1,22 @@
-//! 2-D convolution for training on the CPU as im2col + one large matrix
-//! multiply, forward and backward.
+//! 2-D convolution for training on the CPU, forward and backward, one
+//! fused operation: image by image, im2col into a small per-thread buffer
+//! and one matrix multiply, with the bias added in place.
 //!
 //! Candle's CPU `conv2d` is fast forward but computes the kernel gradient as
 //! a convolution with the whole feature map as kernel and the input gradient
 //! with a direct transposed convolution, which makes training 10-20x slower
-//! than the forward pass. Here the convolution is `W[out, c*k*k] x
-//! cols[c*k*k, b*oh*ow]`, so both gradients are matrix multiplies too, and
-//! the only custom code is the data movement (im2col and its adjoint
-//! col2im). Other devices use Candle's own `conv2d`.
+//! than the forward pass. Here, per image, the convolution is
+//! `W[out, c*k*k] x cols[c*k*k, oh*ow]`, so both gradients are matrix
+//! multiplies too (`dW += dY cols^T`, `dcols = W^T dY`, then col2im), and
+//! the bias gradient is a sum per output plane. One operation instead of a
+//! chain of im2col, matmul, transpose, copy and broadcast add means no
+//! batch-sized column matrix, no layout copies and one autograd node. Images
+//! are spread over the threads. Other devices use Candle's own `conv2d`.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::{matmul_into, Mat};
 use super::kernel::{self, Float, FloatKernel};
 
 /// Geometry of one convolution.
@@ -21,6 +26,7 @@ struct Geom {
     c: usize,
     h: usize,
     w: usize,
+    out: usize,
     k: usize,
     stride: usize,
     pad: usize,
@@ -29,11 +35,22 @@ struct Geom {
 }
 
 impl Geom {
+    /// Rows of one image's column matrix: `c * k * k`.
     fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
-    fn cols(&self) -> usize {
-        self.b * self.oh * self.ow
+    /// Output positions of one image.
+    fn ohw(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// Values of one input image.
+    fn image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    /// A 1x1 convolution with stride 1 and no padding: the image is its own
+    /// column matrix.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
     }
     /// Input coordinate for output coordinate `o` and kernel offset `ki`, if
     /// inside the (unpadded) input.
@@ -45,122 +62,256 @@ impl Geom {
     }
 }
 
-/// `[b, c, h, w] -> [c*k*k, b*oh*ow]`.
-struct Im2Col(Geom);
+/// The output columns `lo..hi` whose tap at kernel offset `kj` reads
+/// inside a row of `n` input pixels (the others read padding).
+#[inline]
+fn inside(g: &Geom, kj: usize, n: usize, outs: usize) -> (usize, usize) {
+    let lo = g.pad.saturating_sub(kj).div_ceil(g.stride).min(outs);
+    let hi = (n + g.pad).saturating_sub(kj).div_ceil(g.stride).min(outs);
+    (lo, hi.max(lo))
+}
 
-impl CustomOp1 for Im2Col {
+/// One image `[c, h, w]` as its column matrix `[c*k*k, oh*ow]` in `cols`:
+/// row `(ci, ki, kj)` holds, for every output position, the input pixel
+/// under kernel tap `(ki, kj)` (0 in the padding). Every entry is written.
+fn im2col_image<T: Float>(g: Geom, x: &[T], cols: &mut [T]) {
+    let (plane, ohw) = (g.h * g.w, g.ohw());
+    for (r, row) in cols.chunks_exact_mut(ohw).enumerate() {
+        let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
+        let (ki, kj) = (kk / g.k, kk % g.k);
+        let src = &x[ci * plane..(ci + 1) * plane];
+        let (lo, hi) = inside(&g, kj, g.w, g.ow);
+        for (oy, d) in row.chunks_exact_mut(g.ow).enumerate() {
+            let Some(iy) = g.src(oy, ki, g.h) else {
+                d.fill(T::zero());
+                continue;
+            };
+            let s = &src[iy * g.w..(iy + 1) * g.w];
+            d[..lo].fill(T::zero());
+            d[hi..].fill(T::zero());
+            // Input column of output column `lo`: lo * stride + kj - pad.
+            let first = lo * g.stride + kj - g.pad;
+            if g.stride == 1 {
+                d[lo..hi].copy_from_slice(&s[first..first + hi - lo]);
+            } else {
+                for (v, &p) in d[lo..hi]
+                    .iter_mut()
+                    .zip(s[first..].iter().step_by(g.stride))
+                {
+                    *v = p;
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col_image`]: every column entry added to the input
+/// pixel it was read from, in `dx` (`[c, h, w]`, zero on entry).
+fn col2im_image<T: Float>(g: Geom, cols: &[T], dx: &mut [T]) {
+    let (plane, ohw) = (g.h * g.w, g.ohw());
+    for (r, row) in cols.chunks_exact(ohw).enumerate() {
+        let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
+        let (ki, kj) = (kk / g.k, kk % g.k);
+        let dst = &mut dx[ci * plane..(ci + 1) * plane];
+        let (lo, hi) = inside(&g, kj, g.w, g.ow);
+        if lo == hi {
+            continue;
+        }
+        let first = lo * g.stride + kj - g.pad;
+        for (oy, s) in row.chunks_exact(g.ow).enumerate() {
+            let Some(iy) = g.src(oy, ki, g.h) else {
+                continue;
+            };
+            let d = &mut dst[iy * g.w..(iy + 1) * g.w];
+            if g.stride == 1 {
+                for (p, &v) in d[first..first + hi - lo].iter_mut().zip(&s[lo..hi]) {
+                    *p += v;
+                }
+            } else {
+                for (p, &v) in d[first..].iter_mut().step_by(g.stride).zip(&s[lo..hi]) {
+                    *p += v;
+                }
+            }
+        }
+    }
+}
+
+/// `y [b, out, oh, ow]` from `x`, `w [out, c*k*k]` and `bias [out]`.
+fn forward<T: Float>(g: Geom, x: &[T], w: &[T], bias: &[T]) -> Vec<T> {
+    let (rows, ohw) = (g.rows(), g.ohw());
+    let mut y = vec![T::zero(); g.b * g.out * ohw];
+    if y.is_empty() || g.image() == 0 {
+        return y;
+    }
+    let weights = Mat::new(w, g.out, rows);
+    y.par_chunks_mut(g.out * ohw)
+        .zip(x.par_chunks(g.image()))
+        .for_each_init(
+            || vec![T::zero(); if g.pointwise() { 0 } else { rows * ohw }],
+            |cols, (yb, xb)| {
+                let cols: &[T] = if g.pointwise() {
+                    xb
+                } else {
+                    im2col_image(g, xb, cols);
+                    cols
+                };
+                matmul_into(yb, weights, Mat::new(cols, rows, ohw), false);
+                for (plane, &b) in yb.chunks_exact_mut(ohw).zip(bias) {
+                    for v in plane {
+                        *v += b;
+                    }
+                }
+            },
+        );
+    y
+}
+
+/// Gradients of one thread's share of the images: `dw`, `db` (in `f64`),
+/// and its column buffers.
+struct Partial<T> {
+    dw: Vec<T>,
+    db: Vec<f64>,
+    cols: Vec<T>,
+    dcols: Vec<T>,
+}
+
+/// `[dx, dw, db]` packed, from `x`, the output gradient `dy` and `w`.
+fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T]) -> Vec<T> {
+    let (rows, ohw) = (g.rows(), g.ohw());
+    let nw = g.out * rows;
+    let mut dx = vec![T::zero(); x.len()];
+    let weights = Mat::new(w, g.out, rows);
+    let buffer = if g.pointwise() { 0 } else { rows * ohw };
+    let empty = || Partial {
+        dw: vec![T::zero(); nw],
+        db: vec![0.0; g.out],
+        cols: vec![T::zero(); buffer],
+        dcols: vec![T::zero(); buffer],
+    };
+    let total = if dx.is_empty() || dy.is_empty() {
+        empty()
+    } else {
+        dx.par_chunks_mut(g.image())
+            .zip(x.par_chunks(g.image()))
+            .zip(dy.par_chunks(g.out * ohw))
+            .fold(empty, |mut p, ((dxb, xb), dyb)| {
+                let grad = Mat::new(dyb, g.out, ohw);
+                if g.pointwise() {
+                    matmul_into(&mut p.dw, grad, Mat::new(xb, rows, ohw).t(), true);
+                    matmul_into(dxb, weights.t(), grad, false);
+                } else {
+                    im2col_image(g, xb, &mut p.cols);
+                    matmul_into(&mut p.dw, grad, Mat::new(&p.cols, rows, ohw).t(), true);
+                    matmul_into(&mut p.dcols, weights.t(), grad, false);
+                    col2im_image(g, &p.dcols, dxb);
+                }
+                for (db, plane) in p.db.iter_mut().zip(dyb.chunks_exact(ohw)) {
+                    *db += kernel::sum_f64(plane, |v| v.to_f64());
+                }
+                p
+            })
+            .reduce(empty, |mut a, b| {
+                for (x, y) in a.dw.iter_mut().zip(&b.dw) {
+                    *x += *y;
+                }
+                for (x, y) in a.db.iter_mut().zip(&b.db) {
+                    *x += y;
+                }
+                a
+            })
+    };
+    let mut out = dx;
+    out.reserve_exact(nw + g.out);
+    out.extend_from_slice(&total.dw);
+    out.extend(total.db.iter().map(|&v| T::from_f64(v)));
+    out
+}
+
+/// The convolution as one Candle operation of `(x, w, bias)`.
+struct Conv(Geom);
+
+impl FloatKernel<3> for Conv {
+    fn run<T: Float>(&self, [x, w, b]: [&[T]; 3], _: [&Layout; 3]) -> candle_core::Result<Vec<T>> {
+        Ok(forward(self.0, x, w, b))
+    }
+}
+
+impl CustomOp3 for Conv {
     fn name(&self) -> &'static str {
-        "shears-im2col"
+        "shears-conv2d"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let out = kernel::run(self, self.name(), [s], [l])?;
-        Ok((out, Shape::from((g.rows(), g.cols()))))
+        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
+        Ok((out, Shape::from((g.b, g.out, g.oh, g.ow))))
     }
 
     fn bwd(
         &self,
-        _arg: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        _bias: &Tensor,
         _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?))
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (nx, nw) = (x.elem_count(), w.elem_count());
+        let packed = x.apply_op3_no_bwd(&dy.contiguous()?, w, &ConvBackward(self.0))?;
+        let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, nx, nw)?.reshape(w.shape())?;
+        let db = packed.narrow(0, nx + nw, self.0.out)?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
-/// The adjoint of [`Im2Col`]: `[c*k*k, b*oh*ow] -> [b, c, h, w]`, summing
-/// overlapping contributions.
-struct Col2Im(Geom);
+/// `(x, dy, w) -> [dx, dw, db]` (flattened, concatenated).
+struct ConvBackward(Geom);
 
-impl CustomOp1 for Col2Im {
+impl FloatKernel<3> for ConvBackward {
+    fn run<T: Float>(&self, [x, dy, w]: [&[T]; 3], _: [&Layout; 3]) -> candle_core::Result<Vec<T>> {
+        Ok(backward(self.0, x, dy, w))
+    }
+}
+
+impl CustomOp3 for ConvBackward {
     fn name(&self) -> &'static str {
-        "shears-col2im"
+        "shears-conv2d-backward"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let out = kernel::run(self, self.name(), [s], [l])?;
-        Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
+        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
+        let n = g.b * g.image() + g.out * g.rows() + g.out;
+        Ok((out, Shape::from(n)))
     }
-}
-
-impl FloatKernel<1> for Im2Col {
-    fn run<T: Float>(&self, [x]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
-        Ok(im2col(self.0, x))
-    }
-}
-
-impl FloatKernel<1> for Col2Im {
-    fn run<T: Float>(&self, [cols]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
-        Ok(col2im(self.0, cols))
-    }
-}
-
-/// `[b, c, h, w] -> [c*k*k, b*oh*ow]`: row `(ci, ki, kj)` holds, for every
-/// output position, the input pixel under kernel tap `(ki, kj)` (0 in the padding).
-fn im2col<T: Float>(g: Geom, x: &[T]) -> Vec<T> {
-    let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
-    let mut out = vec![T::zero(); g.rows() * ncols];
-    out.par_chunks_mut(ncols).enumerate().for_each(|(r, row)| {
-        let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
-        let (ki, kj) = (kk / g.k, kk % g.k);
-        for bi in 0..g.b {
-            let src = &x[(bi * g.c + ci) * plane..(bi * g.c + ci + 1) * plane];
-            let dst = &mut row[bi * ohw..(bi + 1) * ohw];
-            for oy in 0..g.oh {
-                let Some(iy) = g.src(oy, ki, g.h) else {
-                    continue;
-                };
-                let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-                let s = &src[iy * g.w..(iy + 1) * g.w];
-                for (ox, v) in d.iter_mut().enumerate() {
-                    if let Some(ix) = g.src(ox, kj, g.w) {
-                        *v = s[ix];
-                    }
-                }
-            }
-        }
-    });
-    out
-}
-
-/// The adjoint of [`im2col`]: every column entry added back to the input
-/// pixel it was read from.
-fn col2im<T: Float>(g: Geom, cols: &[T]) -> Vec<T> {
-    let (ncols, plane, ohw) = (g.cols(), g.h * g.w, g.oh * g.ow);
-    let mut out = vec![T::zero(); g.b * g.c * plane];
-    out.par_chunks_mut(g.c * plane)
-        .enumerate()
-        .for_each(|(bi, img)| {
-            for r in 0..g.rows() {
-                let (ci, kk) = (r / (g.k * g.k), r % (g.k * g.k));
-                let (ki, kj) = (kk / g.k, kk % g.k);
-                let src = &cols[r * ncols + bi * ohw..r * ncols + (bi + 1) * ohw];
-                let dst = &mut img[ci * plane..(ci + 1) * plane];
-                for oy in 0..g.oh {
-                    let Some(iy) = g.src(oy, ki, g.h) else {
-                        continue;
-                    };
-                    let s = &src[oy * g.ow..(oy + 1) * g.ow];
-                    let d = &mut dst[iy * g.w..(iy + 1) * g.w];
-                    for (ox, &v) in s.iter().enumerate() {
-                        if let Some(ix) = g.src(ox, kj, g.w) {
-                            d[ix] += v;
-                        }
-                    }
-                }
-            }
-        });
-    out
 }
 
 /// `x [b, c, h, w]` convolved with `w [out, c, k, k]` (square kernel, equal
-/// stride and zero padding on both axes), differentiable in both arguments.
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
-    if !x.device().is_cpu() || !kernel::supported(x.dtype()) {
-        return x.conv2d(w, pad, stride, 1, 1);
-    }
+/// stride and zero padding on both axes) plus `bias [out]` if given,
+/// differentiable in all three.
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: usize,
+) -> candle_core::Result<Tensor> {
     let (b, c, h, wd) = x.dims4()?;
     let (out, cw, k, k2) = w.dims4()?;
     if cw != c || k != k2 || stride == 0 || h + 2 * pad < k || wd + 2 * pad < k {
@@ -170,22 +321,35 @@ pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core:
             w.dims()
         );
     }
-    let oh = (h + 2 * pad - k) / stride + 1;
-    let ow = (wd + 2 * pad - k) / stride + 1;
+    if let Some(bias) = bias {
+        if bias.dims() != [out] {
+            candle_core::bail!("conv2d: bias {:?} for {out} outputs", bias.dims());
+        }
+    }
+    if !x.device().is_cpu() || !kernel::supported(x.dtype()) {
+        let y = x.conv2d(w, pad, stride, 1, 1)?;
+        return match bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, out, 1, 1))?),
+            None => Ok(y),
+        };
+    }
     let g = Geom {
         b,
         c,
         h,
         w: wd,
+        out,
         k,
         stride,
         pad,
-        oh,
-        ow,
+        oh: (h + 2 * pad - k) / stride + 1,
+        ow: (wd + 2 * pad - k) / stride + 1,
     };
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-    let y = w.reshape((out, c * k * k))?.matmul(&cols)?;
-    y.reshape((out, b, oh, ow))?.transpose(0, 1)?.contiguous()
+    let bias = match bias {
+        Some(bias) => bias.contiguous()?,
+        None => Tensor::zeros(out, x.dtype(), x.device())?,
+    };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias, Conv(g))
 }
 
 #[cfg(test)]
@@ -198,6 +362,7 @@ mod tests {
     fn matches_candle_forward_and_backward() {
         let d = Device::Cpu;
         for (c, h, k, stride, pad) in [
+            (3, 9, 1, 1, 0),
             (3, 9, 3, 1, 1),
             (2, 8, 3, 2, 1),
             (4, 7, 1, 2, 0),
@@ -205,15 +370,25 @@ mod tests {
         ] {
             let x = Var::randn(0f32, 1.0, (2, c, h, h), &d).unwrap();
             let w = Var::randn(0f32, 1.0, (5, c, k, k), &d).unwrap();
-            let ours = conv2d(x.as_tensor(), w.as_tensor(), stride, pad).unwrap();
+            let bias = Var::randn(0f32, 1.0, 5, &d).unwrap();
+            let ours = conv2d(
+                x.as_tensor(),
+                w.as_tensor(),
+                Some(bias.as_tensor()),
+                stride,
+                pad,
+            )
+            .unwrap();
             let theirs = x
                 .as_tensor()
                 .conv2d(w.as_tensor(), pad, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.as_tensor().reshape((1, 5, 1, 1)).unwrap())
                 .unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             assert!(max_diff(&ours, &theirs) < 1e-4);
             let (g1, g2) = projected_grads(ours, theirs);
-            for v in [&x, &w] {
+            for v in [&x, &w, &bias] {
                 let a = g1.get(v.as_tensor()).unwrap();
                 let b = g2.get(v.as_tensor()).unwrap();
                 assert!(
@@ -221,6 +396,63 @@ mod tests {
                     "gradient differs for c={c} k={k} s={stride}"
                 );
             }
+        }
+    }
+
+    /// The range-based im2col and col2im equal the definition, pixel by
+    /// pixel, for strides, paddings and kernels the models use.
+    #[test]
+    fn im2col_and_col2im_follow_the_definition() {
+        for (c, h, w, k, stride, pad) in [
+            (2, 7, 6, 3, 1, 1),
+            (2, 7, 6, 3, 2, 1),
+            (1, 9, 9, 5, 1, 2),
+            (3, 5, 8, 1, 2, 0),
+            (1, 4, 4, 3, 3, 2),
+        ] {
+            let oh = (h + 2 * pad - k) / stride + 1;
+            let ow = (w + 2 * pad - k) / stride + 1;
+            let g = Geom {
+                b: 1,
+                c,
+                h,
+                w,
+                out: 1,
+                k,
+                stride,
+                pad,
+                oh,
+                ow,
+            };
+            let x: Vec<f64> = (0..c * h * w).map(|v| v as f64 + 1.0).collect();
+            let mut cols = vec![-1.0; g.rows() * g.ohw()];
+            im2col_image(g, &x, &mut cols);
+            let mut back = vec![0.0; x.len()];
+            col2im_image(g, &cols, &mut back);
+            let mut want_back = vec![0.0; x.len()];
+            for r in 0..g.rows() {
+                let (ci, ki, kj) = (r / (k * k), (r % (k * k)) / k, r % k);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (iy, ix) = (
+                            (oy * stride + ki) as isize - pad as isize,
+                            (ox * stride + kj) as isize - pad as isize,
+                        );
+                        let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix);
+                        let at = ci * h * w + (iy.max(0) as usize) * w + ix.max(0) as usize;
+                        let want = if inside { x[at] } else { 0.0 };
+                        assert_eq!(
+                            cols[r * g.ohw() + oy * ow + ox],
+                            want,
+                            "{g:?} row {r} ({oy}, {ox})"
+                        );
+                        if inside {
+                            want_back[at] += want;
+                        }
+                    }
+                }
+            }
+            assert_eq!(back, want_back, "{g:?}");
         }
     }
 }

@@ -147,9 +147,10 @@ fn conv2d_im2col_gradients_match_finite_differences() {
     for (n, &(c, s, k, stride, pad)) in CONV_GEOMETRIES.iter().enumerate() {
         let x = var(&[2, c, s, s], 0.3, 1.0, 10 + n as u64);
         let w = var(&[4, c, k, k], 0.0, 0.5, 20 + n as u64);
+        let b = var(&[4], 0.0, 0.5, 50 + n as u64);
         let what = format!("conv2d k={k} stride={stride} pad={pad}");
-        check(&what, &[("x", &x), ("w", &w)], 40, &mut || {
-            projection(&conv::conv2d(&x, &w, stride, pad).unwrap(), 7)
+        check(&what, &[("x", &x), ("w", &w), ("b", &b)], 40, &mut || {
+            projection(&conv::conv2d(&x, &w, Some(&b), stride, pad).unwrap(), 7)
         });
     }
 }
@@ -172,7 +173,7 @@ fn im2col_conv2d_equals_candle_conv2d() {
     for (n, &(c, s, k, stride, pad)) in CONV_GEOMETRIES.iter().enumerate() {
         let x = var(&[2, c, s, s], 0.0, 1.0, 50 + n as u64);
         let w = var(&[4, c, k, k], 0.0, 1.0, 60 + n as u64);
-        let ours = values(&conv::conv2d(&x, &w, stride, pad).unwrap());
+        let ours = values(&conv::conv2d(&x, &w, None, stride, pad).unwrap());
         let theirs = values(&x.conv2d(&w, pad, stride, 1, 1).unwrap());
         let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs());
         assert!(

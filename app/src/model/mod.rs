@@ -5,6 +5,7 @@ mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
 pub mod export;
+mod gemm;
 #[cfg(test)]
 mod gradcheck;
 pub mod import;

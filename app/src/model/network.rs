@@ -364,13 +364,12 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
                     s.add(name, &x)?;
                 }
                 let w = ctx.p(&format!("{name}.weight"))?;
-                let y = super::conv::conv2d(&x, w, *stride, *pad)?;
-                if *bias {
-                    let b = ctx.p(&format!("{name}.bias"))?;
-                    y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?
+                let b = if *bias {
+                    Some(ctx.p(&format!("{name}.bias"))?)
                 } else {
-                    y
-                }
+                    None
+                };
+                super::conv::conv2d(&x, w, b, *stride, *pad)?
             }
             Node::Linear { name, bias, .. } => {
                 if let Some(s) = ctx.stats.as_deref_mut() {

@@ -16,6 +16,8 @@
 //! that do not fill a window are dropped and get no gradient.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, D};
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 
 use super::kernel::{self, Float, FloatKernel};
@@ -37,7 +39,10 @@ pub fn max_pool2d_strided(
 ) -> candle_core::Result<Tensor> {
     let g = Geom::of(x.layout(), k, s, pad)?;
     if x.device().is_cpu() && kernel::supported(x.dtype()) {
-        x.contiguous()?.apply_op1(MaxPool { g })
+        x.contiguous()?.apply_op1(MaxPool {
+            g,
+            argmax: Mutex::default(),
+        })
     } else {
         max_pool2d_with_tensor_ops(x, k, s, pad)
     }
@@ -256,9 +261,14 @@ impl Geom {
     }
 }
 
-/// `x -> max over each window`, backward by [`MaxPoolBackward`].
+/// `x -> max over each window`, backward by [`MaxPoolBackward`]. The
+/// forward pass keeps where each maximum was, so the backward pass only
+/// scatters.
 struct MaxPool {
     g: Geom,
+    /// Offset within its plane of each output's maximum, from the last
+    /// forward pass.
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
 }
 
 impl FloatKernel<1> for MaxPool {
@@ -266,15 +276,24 @@ impl FloatKernel<1> for MaxPool {
         let g = Geom::of(l, self.g.k, self.g.s, self.g.pad)?;
         let (oh, ow) = g.out();
         let mut y = vec![T::zero(); g.planes * oh * ow];
-        y.par_chunks_mut(oh * ow)
-            .zip(x.par_chunks(g.h * g.w))
-            .for_each(|(out, plane)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        out[oy * ow + ox] = plane[g.argmax(plane, oy, ox)];
+        let mut at = vec![0u32; y.len()];
+        if !y.is_empty() {
+            y.par_chunks_mut(oh * ow)
+                .zip(at.par_chunks_mut(oh * ow))
+                .zip(x.par_chunks(g.h * g.w))
+                .for_each(|((out, at), plane)| {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let i = g.argmax(plane, oy, ox);
+                            out[oy * ow + ox] = plane[i];
+                            at[oy * ow + ox] = i as u32;
+                        }
                     }
-                }
-            });
+                });
+        }
+        if let Ok(mut slot) = self.argmax.lock() {
+            *slot = Some(Arc::new(at));
+        }
         Ok(y)
     }
 }
@@ -293,15 +312,17 @@ impl CustomOp1 for MaxPool {
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let dx = x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolBackward { g: self.g })?;
+        let argmax = self.argmax.lock().ok().and_then(|a| a.clone());
+        let dx = x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolBackward { g: self.g, argmax })?;
         Ok(Some(dx))
     }
 }
 
-/// `(x, dy) -> dx`: each output gradient added to its window's first maximum
-/// (found again from `x`, which costs one pass and keeps no state).
+/// `(x, dy) -> dx`: each output gradient added to its window's first
+/// maximum (where the forward pass found it, else found again from `x`).
 struct MaxPoolBackward {
     g: Geom,
+    argmax: Option<Arc<Vec<u32>>>,
 }
 
 impl FloatKernel<2> for MaxPoolBackward {
@@ -313,16 +334,31 @@ impl FloatKernel<2> for MaxPoolBackward {
         let g = Geom::of(l, self.g.k, self.g.s, self.g.pad)?;
         let (oh, ow) = g.out();
         let mut dx = vec![T::zero(); x.len()];
-        dx.par_chunks_mut(g.h * g.w)
-            .zip(x.par_chunks(g.h * g.w))
-            .zip(dy.par_chunks(oh * ow))
-            .for_each(|((d, plane), grad)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        d[g.argmax(plane, oy, ox)] += grad[oy * ow + ox];
+        if dx.is_empty() || dy.is_empty() {
+            return Ok(dx);
+        }
+        match self.argmax.as_deref().filter(|a| a.len() == dy.len()) {
+            Some(argmax) => dx
+                .par_chunks_mut(g.h * g.w)
+                .zip(argmax.par_chunks(oh * ow))
+                .zip(dy.par_chunks(oh * ow))
+                .for_each(|((d, at), grad)| {
+                    for (&i, &v) in at.iter().zip(grad) {
+                        d[i as usize] += v;
                     }
-                }
-            });
+                }),
+            None => dx
+                .par_chunks_mut(g.h * g.w)
+                .zip(x.par_chunks(g.h * g.w))
+                .zip(dy.par_chunks(oh * ow))
+                .for_each(|((d, plane), grad)| {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            d[g.argmax(plane, oy, ox)] += grad[oy * ow + ox];
+                        }
+                    }
+                }),
+        }
         Ok(dx)
     }
 }
