@@ -13,11 +13,12 @@
 //! batch-sized column matrix, no layout copies and one autograd node. Images
 //! are spread over the threads. Other devices use Candle's own `conv2d`.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused::{self, Layer};
 use super::gemm::{matmul_into, Mat};
-use super::kernel::{self, Float, FloatKernel};
+use super::kernel::{self, Float};
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,78 +228,24 @@ fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T]) -> Vec<T> {
     out
 }
 
-/// The convolution as one Candle operation of `(x, w, bias)`.
-struct Conv(Geom);
+impl Layer for Geom {
+    const NAME: &'static str = "shears-conv2d";
+    const BACKWARD_NAME: &'static str = "shears-conv2d-backward";
 
-impl FloatKernel<3> for Conv {
-    fn run<T: Float>(&self, [x, w, b]: [&[T]; 3], _: [&Layout; 3]) -> candle_core::Result<Vec<T>> {
-        Ok(forward(self.0, x, w, b))
-    }
-}
-
-impl CustomOp3 for Conv {
-    fn name(&self) -> &'static str {
-        "shears-conv2d"
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.b, self.out, self.oh, self.ow))
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
-        Ok((out, Shape::from((g.b, g.out, g.oh, g.ow))))
+    fn outputs(&self) -> usize {
+        self.out
     }
 
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _bias: &Tensor,
-        _res: &Tensor,
-        dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (nx, nw) = (x.elem_count(), w.elem_count());
-        let packed = x.apply_op3_no_bwd(&dy.contiguous()?, w, &ConvBackward(self.0))?;
-        let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, nx, nw)?.reshape(w.shape())?;
-        let db = packed.narrow(0, nx + nw, self.0.out)?;
-        Ok((Some(dx), Some(dw), Some(db)))
-    }
-}
-
-/// `(x, dy, w) -> [dx, dw, db]` (flattened, concatenated).
-struct ConvBackward(Geom);
-
-impl FloatKernel<3> for ConvBackward {
-    fn run<T: Float>(&self, [x, dy, w]: [&[T]; 3], _: [&Layout; 3]) -> candle_core::Result<Vec<T>> {
-        Ok(backward(self.0, x, dy, w))
-    }
-}
-
-impl CustomOp3 for ConvBackward {
-    fn name(&self) -> &'static str {
-        "shears-conv2d-backward"
+    fn forward<T: Float>(&self, x: &[T], w: &[T], bias: &[T]) -> Vec<T> {
+        forward(*self, x, w, bias)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let g = self.0;
-        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
-        let n = g.b * g.image() + g.out * g.rows() + g.out;
-        Ok((out, Shape::from(n)))
+    fn backward<T: Float>(&self, x: &[T], dy: &[T], w: &[T]) -> Vec<T> {
+        backward(*self, x, dy, w)
     }
 }
 
@@ -345,11 +292,7 @@ pub fn conv2d(
         oh: (h + 2 * pad - k) / stride + 1,
         ow: (wd + 2 * pad - k) / stride + 1,
     };
-    let bias = match bias {
-        Some(bias) => bias.contiguous()?,
-        None => Tensor::zeros(out, x.dtype(), x.device())?,
-    };
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias, Conv(g))
+    fused::apply(g, x, w, bias)
 }
 
 #[cfg(test)]

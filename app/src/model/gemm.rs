@@ -38,6 +38,25 @@ impl<'a, T> Mat<'a, T> {
         }
     }
 
+    /// Columns `start .. start + n` (a view).
+    ///
+    /// # Panics
+    /// If they are not columns of this matrix.
+    pub(super) fn columns(self, start: usize, n: usize) -> Self {
+        assert!(
+            start + n <= self.cols,
+            "columns {start}..{} of {}",
+            start + n,
+            self.cols
+        );
+        let offset = if n == 0 { 0 } else { start * self.cs };
+        Mat {
+            data: &self.data[offset.min(self.data.len())..],
+            cols: n,
+            ..self
+        }
+    }
+
     /// Whether every element lies inside `data`.
     fn in_bounds(&self) -> bool {
         self.rows == 0

@@ -156,6 +156,22 @@ fn conv2d_im2col_gradients_match_finite_differences() {
 }
 
 #[test]
+fn fused_linear_gradients_match_finite_differences() {
+    for (n, &(b, input, out)) in [(3usize, 7usize, 4usize), (20, 5, 18)].iter().enumerate() {
+        let x = var(&[b, input], 0.1, 1.0, 60 + n as u64);
+        let w = var(&[out, input], 0.0, 0.5, 70 + n as u64);
+        let bias = var(&[out], 0.0, 0.5, 80 + n as u64);
+        let what = format!("linear {b}x{input}->{out}");
+        check(
+            &what,
+            &[("x", &x), ("w", &w), ("b", &bias)],
+            40,
+            &mut || projection(&super::linear::linear(&x, &w, Some(&bias)).unwrap(), 9),
+        );
+    }
+}
+
+#[test]
 fn candle_conv2d_gradients_match_finite_differences() {
     // The path other devices (CUDA) take.
     for (n, &(c, s, k, stride, pad)) in CONV_GEOMETRIES.iter().enumerate() {

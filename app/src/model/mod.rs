@@ -5,12 +5,14 @@ mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
 pub mod export;
+mod fused;
 mod gemm;
 #[cfg(test)]
 mod gradcheck;
 pub mod import;
 mod kernel;
 pub mod latency;
+mod linear;
 pub mod network;
 pub mod onnx;
 pub mod pool;

@@ -376,12 +376,12 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
                     s.add(name, &x)?;
                 }
                 let w = ctx.p(&format!("{name}.weight"))?;
-                let y = x.matmul(&w.t()?)?;
-                if *bias {
-                    y.broadcast_add(ctx.p(&format!("{name}.bias"))?)?
+                let b = if *bias {
+                    Some(ctx.p(&format!("{name}.bias"))?)
                 } else {
-                    y
-                }
+                    None
+                };
+                super::linear::linear(&x, w, b)?
             }
             Node::BatchNorm { name, c } => batch_norm(&x, name, *c, ctx)?,
             Node::Relu => relu::relu(&x)?,
