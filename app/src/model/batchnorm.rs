@@ -12,9 +12,10 @@
 //! `E[x^2] - E[x]^2` in `f32` cancels badly when a channel's mean is large
 //! next to its spread.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused::{self, Layer};
 use super::kernel::{self, sum2_f64, sum_f64, Float, FloatKernel};
 
 /// Output of a training-mode batch norm: the normalised output and the
@@ -42,7 +43,7 @@ pub(super) fn train(
     }
     let x4 = as_maps(x)?.contiguous()?;
     let stats = x4.apply_op1_no_bwd(&BatchStats)?;
-    let y = x4.apply_op3(gamma, beta, BatchNormTrain { eps })?;
+    let y = fused::apply(BatchNormTrain::of(&x4, eps)?, &x4, gamma, Some(beta))?;
     Ok(TrainOutput {
         y: y.reshape(x.shape())?,
         mean: stats.get(0)?,
@@ -145,18 +146,40 @@ fn dims(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
     Ok((b, c, h * w))
 }
 
-/// `(x, gamma, beta) -> y`, normalising with the batch statistics.
+/// Training-mode batch norm as a fused layer of `(x, gamma, beta)`:
+/// normalising with the batch statistics forward; `[dx, dgamma, dbeta]`
+/// backward.
+#[derive(Debug, Clone, Copy)]
 struct BatchNormTrain {
     eps: f64,
+    b: usize,
+    c: usize,
+    h: usize,
+    w: usize,
 }
 
-impl FloatKernel<3> for BatchNormTrain {
-    fn run<T: Float>(
-        &self,
-        [x, gamma, beta]: [&[T]; 3],
-        [l, _, _]: [&Layout; 3],
-    ) -> candle_core::Result<Vec<T>> {
-        let (b, c, hw) = dims(l)?;
+impl BatchNormTrain {
+    /// The layer for maps `x [b, c, h, w]`.
+    fn of(x: &Tensor, eps: f64) -> candle_core::Result<Self> {
+        let (b, c, h, w) = x.dims4()?;
+        Ok(BatchNormTrain { eps, b, c, h, w })
+    }
+}
+
+impl Layer for BatchNormTrain {
+    const NAME: &'static str = "shears-batchnorm-train";
+    const BACKWARD_NAME: &'static str = "shears-batchnorm-backward";
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.b, self.c, self.h, self.w))
+    }
+
+    fn outputs(&self) -> usize {
+        self.c
+    }
+
+    fn forward<T: Float>(&self, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        let (b, c, hw) = (self.b, self.c, self.h * self.w);
         let stats = channel_stats(x, b, c, hw);
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(hw)
@@ -171,62 +194,13 @@ impl FloatKernel<3> for BatchNormTrain {
                     *o = (v - mean) * scale + shift;
                 }
             });
-        Ok(y)
-    }
-}
-
-impl CustomOp3 for BatchNormTrain {
-    fn name(&self) -> &'static str {
-        "shears-batchnorm-train"
+        y
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
-        Ok((y, l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
-        _res: &Tensor,
-        dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let n = x.elem_count();
-        let c = gamma.elem_count();
-        let packed = x.apply_op3_no_bwd(
-            &dy.contiguous()?,
-            gamma,
-            &BatchNormBackward { eps: self.eps },
-        )?;
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dgamma = packed.narrow(0, n, c)?;
-        let dbeta = packed.narrow(0, n + c, c)?;
-        Ok((Some(dx), Some(dgamma), Some(dbeta)))
-    }
-}
-
-/// `(x, dy, gamma) -> [dx (flattened), dgamma, dbeta]`.
-struct BatchNormBackward {
-    eps: f64,
-}
-
-impl FloatKernel<3> for BatchNormBackward {
-    fn run<T: Float>(
-        &self,
-        [x, dy, gamma]: [&[T]; 3],
-        [l, _, _]: [&Layout; 3],
-    ) -> candle_core::Result<Vec<T>> {
-        let (b, c, hw) = dims(l)?;
+    /// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`,
+    /// `dgamma = sum(dy * xhat)`, `dbeta = sum(dy)`.
+    fn backward<T: Float>(&self, x: &[T], dy: &[T], gamma: &[T]) -> Vec<T> {
+        let (b, c, hw) = (self.b, self.c, self.h * self.w);
         let stats = channel_stats(x, b, c, hw);
         let m = (b * hw) as f64;
         // Per channel: sum(dy) and sum(dy * xhat).
@@ -266,27 +240,7 @@ impl FloatKernel<3> for BatchNormBackward {
             rest[ci] = T::from_f64(sums[ci].1);
             rest[c + ci] = T::from_f64(sums[ci].0);
         }
-        Ok(out)
-    }
-}
-
-impl CustomOp3 for BatchNormBackward {
-    fn name(&self) -> &'static str {
-        "shears-batchnorm-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let out = kernel::run(self, self.name(), [s1, s2, s3], [l1, l2, l3])?;
-        let len = l1.shape().elem_count() + 2 * l3.shape().elem_count();
-        Ok((out, Shape::from(len)))
+        out
     }
 }
 
@@ -337,10 +291,8 @@ mod tests {
         let x = Var::randn(1f32, 2.0, (4, 3, 5, 5), &d).unwrap();
         let g = Var::randn(1f32, 0.5, 3, &d).unwrap();
         let b = Var::randn(0f32, 0.5, 3, &d).unwrap();
-        let ours = x
-            .as_tensor()
-            .apply_op3(g.as_tensor(), b.as_tensor(), BatchNormTrain { eps: 1e-5 })
-            .unwrap();
+        let layer = BatchNormTrain::of(x.as_tensor(), 1e-5).unwrap();
+        let ours = fused::apply(layer, x.as_tensor(), g.as_tensor(), Some(b.as_tensor())).unwrap();
         let theirs = reference(x.as_tensor(), g.as_tensor(), b.as_tensor());
         assert!(max_diff(&ours, &theirs) < 1e-4);
         let (g1, g2) = projected_grads(ours, theirs);
