@@ -90,19 +90,6 @@ impl Pixels {
             Pixels::Floats(v) => Pixels::Floats(pick(v, idx, n)),
         }
     }
-
-    /// Appends `other`'s values; bytes and floats together become floats.
-    pub fn append(&mut self, other: Pixels) {
-        match (&mut *self, other) {
-            (Pixels::Bytes(a), Pixels::Bytes(b)) => a.extend(b),
-            (Pixels::Floats(a), Pixels::Floats(b)) => a.extend(b),
-            (_, other) => {
-                let mut all = self.to_f32();
-                all.extend(other.to_f32());
-                *self = Pixels::Floats(all);
-            }
-        }
-    }
 }
 
 impl From<Vec<u8>> for Pixels {
@@ -133,19 +120,13 @@ mod tests {
     }
 
     #[test]
-    fn gather_and_append_keep_the_storage() {
+    fn gather_keeps_the_storage() {
         let p = Pixels::from(vec![1u8, 2, 3, 4, 5, 6]);
         assert_eq!(
             p.gather(&[2, 0, 2], 2),
             Pixels::from(vec![5u8, 6, 1, 2, 5, 6])
         );
-        let mut q = p.clone();
-        q.append(Pixels::from(vec![7u8]));
-        assert_eq!(q, Pixels::from(vec![1u8, 2, 3, 4, 5, 6, 7]));
-        q.append(Pixels::from(vec![0.5f32]));
-        assert_eq!(q.len(), 8);
-        assert!(matches!(q, Pixels::Floats(_)));
-        assert_eq!(q.to_f32()[7], 0.5);
-        assert_eq!(q.to_f32()[0], 1.0 / 255.0);
+        let f = Pixels::from(vec![0.5f32, 0.25]);
+        assert_eq!(f.gather(&[1, 1], 1), Pixels::from(vec![0.25f32, 0.25]));
     }
 }

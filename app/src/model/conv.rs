@@ -16,6 +16,7 @@
 use candle_core::{Shape, Tensor};
 use rayon::prelude::*;
 
+use super::arch::window_out;
 use super::fused::{self, Layer};
 use super::gemm::{matmul_into, Mat};
 use super::kernel::{self, Float};
@@ -261,13 +262,18 @@ pub fn conv2d(
 ) -> candle_core::Result<Tensor> {
     let (b, c, h, wd) = x.dims4()?;
     let (out, cw, k, k2) = w.dims4()?;
-    if cw != c || k != k2 || stride == 0 || h + 2 * pad < k || wd + 2 * pad < k {
+    let fits = cw == c && k == k2;
+    let (true, Some(oh), Some(ow)) = (
+        fits,
+        window_out(h, k, stride, pad),
+        window_out(wd, k, stride, pad),
+    ) else {
         candle_core::bail!(
             "conv2d: input {:?} does not fit kernel {:?}",
             x.dims(),
             w.dims()
         );
-    }
+    };
     if let Some(bias) = bias {
         if bias.dims() != [out] {
             candle_core::bail!("conv2d: bias {:?} for {out} outputs", bias.dims());
@@ -289,8 +295,8 @@ pub fn conv2d(
         k,
         stride,
         pad,
-        oh: (h + 2 * pad - k) / stride + 1,
-        ow: (wd + 2 * pad - k) / stride + 1,
+        oh,
+        ow,
     };
     fused::apply(g, x, w, bias)
 }

@@ -11,7 +11,7 @@ use super::proto::{
     TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
 use crate::error::{Error, Result};
-use crate::model::arch::{Flow, Node};
+use crate::model::arch::{window_out, Flow, Node};
 use crate::model::network::Network;
 
 /// The ONNX opset written.
@@ -192,8 +192,13 @@ impl Writer<'_> {
                 ints("pads", &[p, p, p, p]),
             ]
         };
+        // The graph was checked, so every window fits its map.
         let map_out = |k: usize, s: usize, p: usize, c: usize| match flow {
-            Flow::Map(_, h, w) => Flow::Map(c, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1),
+            Flow::Map(_, h, w) => Flow::Map(
+                c,
+                window_out(h, k, s, p).unwrap_or(0),
+                window_out(w, k, s, p).unwrap_or(0),
+            ),
             f => f,
         };
         Ok(match n {
