@@ -284,20 +284,55 @@ impl Report {
     }
 }
 
-fn compare(name: &str, dtype: DType) -> Report {
+/// Which backward pass a comparison runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backward {
+    /// The network's own (`Network::train_pass`, the CPU's `f32` training).
+    Own,
+    /// Candle's autograd (other devices, `f64`).
+    Autograd,
+}
+
+/// The logits, loss and gradients by parameter of one training-mode pass.
+fn training_pass(
+    net: &mut shears::model::Network,
+    x: &Tensor,
+    labels: &Tensor,
+    backward: Backward,
+) -> (Tensor, Tensor, BTreeMap<String, Tensor>) {
+    if backward == Backward::Own {
+        let pass = net
+            .train_pass(x, labels)
+            .unwrap()
+            .expect("the own pass runs f32 on the CPU");
+        let loss = Tensor::new(&[pass.loss], x.device()).unwrap();
+        return (pass.logits, loss, pass.grads);
+    }
+    let logits = net.forward(x, true).unwrap();
+    let loss = train::loss(&logits, labels).unwrap();
+    let grads = loss.backward().unwrap();
+    let grads = net
+        .params
+        .iter()
+        .map(|(k, v)| {
+            let g = grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for `{k}`"));
+            (k.clone(), g.clone())
+        })
+        .collect();
+    (logits, loss.reshape(1).unwrap(), grads)
+}
+
+fn compare(name: &str, dtype: DType, backward: Backward) -> Report {
     let fx = Fixture::load(name);
     let x = fx.x.to_dtype(dtype).unwrap();
     let mut diffs = BTreeMap::new();
 
     let mut net = fx.net.to_dtype(dtype).unwrap();
-    let logits = net.forward(&x, true).unwrap();
-    let loss = train::loss(&logits, &fx.labels).unwrap();
+    let (logits, loss, grads) = training_pass(&mut net, &x, &fx.labels, backward);
     diffs.insert("logits".into(), rel_diff(&logits, fx.expected("logits")));
-    diffs.insert(
-        "loss".into(),
-        rel_diff(&loss.reshape(1).unwrap(), fx.expected("loss")),
-    );
-    let grads = loss.backward().unwrap();
+    diffs.insert("loss".into(), rel_diff(&loss, fx.expected("loss")));
     let mut grad_norm_ratios = BTreeMap::new();
     let norm = |t: &Tensor| {
         let t = t.to_dtype(DType::F64).unwrap();
@@ -309,10 +344,7 @@ fn compare(name: &str, dtype: DType) -> Report {
             .unwrap()
             .sqrt()
     };
-    for (k, v) in &net.params {
-        let g = grads
-            .get(v.as_tensor())
-            .unwrap_or_else(|| panic!("no gradient for `{k}`"));
+    for (k, g) in &grads {
         let expected = fx.expected(&format!("grad.{k}"));
         diffs.insert(format!("grad.{k}"), rel_diff(g, expected));
         grad_norm_ratios.insert(k.clone(), norm(g) / norm(expected));
@@ -324,7 +356,17 @@ fn compare(name: &str, dtype: DType) -> Report {
         );
     }
 
-    for (tag, (spec, lr)) in [("sgd", sgd()), ("adamw", adamw())] {
+    // Training steps take the own pass in f32 on the CPU, autograd in f64.
+    let steps = match backward {
+        Backward::Own => dtype == DType::F32,
+        Backward::Autograd => dtype != DType::F32,
+    };
+    let optimisers = if steps {
+        vec![("sgd", sgd()), ("adamw", adamw())]
+    } else {
+        Vec::new()
+    };
+    for (tag, (spec, lr)) in optimisers {
         let mut net = fx.net.to_dtype(dtype).unwrap();
         let mut opt = Optimizer::new(spec);
         for _ in 0..STEPS {
@@ -351,8 +393,24 @@ fn compare(name: &str, dtype: DType) -> Report {
 }
 
 fn check_case(name: &str) {
-    compare(name, DType::F32).check(&format!("{name} (f32)"), F32_OUTPUT_TOL, F32_GRAD_TOL, true);
-    compare(name, DType::F64).check(&format!("{name} (f64)"), F64_TOL, F64_TOL, false);
+    compare(name, DType::F32, Backward::Own).check(
+        &format!("{name} (f32, own backward pass)"),
+        F32_OUTPUT_TOL,
+        F32_GRAD_TOL,
+        true,
+    );
+    compare(name, DType::F32, Backward::Autograd).check(
+        &format!("{name} (f32, Candle's autograd)"),
+        F32_OUTPUT_TOL,
+        F32_GRAD_TOL,
+        true,
+    );
+    compare(name, DType::F64, Backward::Autograd).check(
+        &format!("{name} (f64)"),
+        F64_TOL,
+        F64_TOL,
+        false,
+    );
 }
 
 #[test]
@@ -391,17 +449,21 @@ fn every_case_has_committed_fixtures() {
 #[ignore = "prints a report"]
 fn print_differences() {
     for case in cases() {
-        for dtype in [DType::F32, DType::F64] {
-            let report = compare(case.name, dtype);
+        for (dtype, backward) in [
+            (DType::F32, Backward::Own),
+            (DType::F32, Backward::Autograd),
+            (DType::F64, Backward::Autograd),
+        ] {
+            let report = compare(case.name, dtype, backward);
             for (k, d) in &report.diffs {
                 let torch = report.torch_f32_error.get(k).copied().unwrap_or(f64::NAN);
                 println!(
-                    "{} {dtype:?} {k} {d:.3e} (torch f32 {torch:.3e})",
+                    "{} {dtype:?} {backward:?} {k} {d:.3e} (torch f32 {torch:.3e})",
                     case.name
                 );
             }
             for (k, r) in report.grad_norm_ratios {
-                println!("{} {dtype:?} norm-ratio.{k} {r:.4}", case.name);
+                println!("{} {dtype:?} {backward:?} norm-ratio.{k} {r:.4}", case.name);
             }
         }
     }

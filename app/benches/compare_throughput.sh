@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Candle vs PyTorch (CPU) training throughput, in one run, on this machine.
+# Shears vs PyTorch (CPU) training and evaluation throughput, in one run, on
+# this machine.
 #
 #   app/benches/compare_throughput.sh [--iters N] [--models lenet5,resnet20] [--threads N]
 #
@@ -7,17 +8,19 @@
 #   PYTHON        python with torch installed (default /tmp/torchvenv/bin/python)
 #   BATCHES       batch sizes, comma or space separated (default 128)
 #   ITERS_<MODEL> timed iterations for one model, e.g. ITERS_RESNET20=5
-#                 (default: --iters, else 20)
+#                 (default: --iters, else 20; evaluation runs 4x as many)
+#   MODES         train, eval or both (default "train eval")
 #
 # Runs `cargo bench -p shears --bench throughput` and
-# app/benches/throughput_pytorch.py with the same arguments for each model and
-# batch, then prints a markdown table. --threads only goes to PyTorch (use
+# app/benches/throughput_pytorch.py with the same arguments for each mode,
+# model and batch, then prints a markdown table. --threads only goes to PyTorch (use
 # RAYON_NUM_THREADS for Candle).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-/tmp/torchvenv/bin/python}"
 BATCHES="${BATCHES:-128}"
+MODES="${MODES:-train eval}"
 ITERS=20
 MODELS="lenet5,resnet20"
 THREADS=()
@@ -54,11 +57,17 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ROWS=()
 TIMES=()
+for mode in ${MODES//,/ }; do
 for batch in ${BATCHES//,/ }; do
     for model in ${MODELS//,/ }; do
         var="ITERS_$(tr '[:lower:]' '[:upper:]' <<<"$model")"
         iters="${!var:-$ITERS}"
-        args=(--batch "$batch" --iters "$iters" --models "$model")
+        flag=()
+        if [ "$mode" = eval ]; then
+            iters=$((iters * 4))
+            flag=(--eval)
+        fi
+        args=(--batch "$batch" --iters "$iters" --models "$model" "${flag[@]}")
 
         t0=$(now)
         candle=$(cargo bench -q -p shears --bench throughput -- "${args[@]}" | grep '^{' | tail -1)
@@ -72,19 +81,20 @@ for batch in ${BATCHES//,/ }; do
         p=$(field images_per_s "$torch_line")
         threads=$(field threads "$torch_line")
         ratio=$(awk -v c="$c" -v p="$p" 'BEGIN { printf "%.2f", c / p }')
-        ROWS+=("| $model | $batch | $c | $p | $ratio |")
-        TIMES+=("- $model batch $batch, $iters iters: Candle $(elapsed "$t0" "$t1") s, PyTorch $(elapsed "$t1" "$t2") s (wall, incl. start-up and warm-up)")
+        ROWS+=("| $mode | $model | $batch | $c | $p | $ratio |")
+        TIMES+=("- $mode $model batch $batch, $iters iters: Shears $(elapsed "$t0" "$t1") s, PyTorch $(elapsed "$t1" "$t2") s (wall, incl. start-up and warm-up)")
     done
+done
 done
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo
-echo "Machine: $(nproc) CPUs (nproc), ${cpu:-unknown CPU}; torch $TORCH_VERSION ($threads threads); Candle RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-default}"
+echo "Machine: $(nproc) CPUs (nproc), ${cpu:-unknown CPU}; torch $TORCH_VERSION ($threads threads); Shears RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-default}"
 echo "Load average (1/5/15 min) at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo "(Other CPU-heavy processes, e.g. a cargo build, skew both columns; PyTorch's OpenMP threads suffer most.)"
 echo
-echo "| model | batch | Candle img/s | PyTorch img/s | ratio Candle/PyTorch |"
-echo "|---|---|---|---|---|"
+echo "| mode | model | batch | Shears img/s | PyTorch img/s | ratio Shears/PyTorch |"
+echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 printf '%s\n' "${TIMES[@]}"

@@ -1,7 +1,9 @@
 //! Training throughput (images/s) of LeNet-5 and ResNet-20 on random data:
-//! forward, backward and an SGD step per batch, as in a training loop.
+//! forward, backward and an SGD step per batch, as the training loop runs
+//! them (`shears::train::train_step`; `--autograd`: through Candle's autograd);
+//! `--eval`: the evaluation-mode forward pass instead.
 //!
-//! `cargo bench -p shears --bench throughput -- [--batch 128] [--iters 20] [--models lenet5,resnet20] [--device cpu]`
+//! `cargo bench -p shears --bench throughput -- [--batch 128] [--iters 20] [--models lenet5,resnet20] [--device cpu] [--autograd] [--skip-step] [--eval]`
 //! prints one JSON line per model.
 
 use std::time::Instant;
@@ -31,6 +33,11 @@ fn main() -> shears::Result<()> {
     let device_name: String = arg(&args, "--device", "cpu".to_string());
     // Leave out the optimiser step, to see what it costs.
     let skip_step = args.iter().any(|a| a == "--skip-step");
+    // Candle's autograd instead of the network's own backward pass (the
+    // path other devices take).
+    let autograd = args.iter().any(|a| a == "--autograd");
+    // Evaluation throughput instead: the evaluation-mode forward pass.
+    let eval = args.iter().any(|a| a == "--eval");
     let (device, dname) = shears::device::open(shears::device::parse(&device_name)?)?;
     for m in models.split(',') {
         let (spec, input) = match m {
@@ -47,10 +54,22 @@ fn main() -> shears::Result<()> {
             &device,
         )?;
         let mut step = |net: &mut Network| -> shears::Result<()> {
-            let loss = candle_nn::loss::cross_entropy(&net.forward(&x, true)?, &y)?;
-            let grads = loss.backward()?;
-            if !skip_step {
-                opt.step(net, &grads, 0.01)?;
+            if eval {
+                net.forward(&x, false)?;
+                return Ok(());
+            }
+            if autograd {
+                let loss = candle_nn::loss::cross_entropy(&net.forward(&x, true)?, &y)?;
+                let grads = loss.backward()?;
+                if !skip_step {
+                    opt.step(net, &grads, 0.01)?;
+                }
+                return Ok(());
+            }
+            if skip_step {
+                net.train_pass(&x, &y)?;
+            } else {
+                shears::train::train_step(net, &mut opt, &x, &y, 0.01)?;
             }
             Ok(())
         };
@@ -64,9 +83,10 @@ fn main() -> shears::Result<()> {
         }
         device.synchronize()?;
         let secs = t0.elapsed().as_secs_f64();
+        let mode = if eval { "eval" } else { "train" };
         let _ = DType::F32;
         println!(
-            "{{\"impl\":\"candle\",\"model\":\"{m}\",\"device\":\"{dname}\",\"batch\":{batch},\"iters\":{iters},\"images_per_s\":{:.1}}}",
+            "{{\"impl\":\"candle\",\"mode\":\"{mode}\",\"model\":\"{m}\",\"device\":\"{dname}\",\"batch\":{batch},\"iters\":{iters},\"images_per_s\":{:.1}}}",
             (batch * iters) as f64 / secs
         );
     }

@@ -2,7 +2,8 @@
 """PyTorch (CPU) counterpart of app/benches/throughput.rs.
 
 Training throughput (images/s) of LeNet-5 and ResNet-20 on random data:
-forward, backward and an SGD step per batch, as in a training loop. The
+forward, backward and an SGD step per batch, as in a training loop; with
+--eval, the evaluation-mode forward pass without autograd instead. The
 networks, initialisation and optimiser mirror the Candle ones in
 app/src/model/{arch,network}.rs and app/src/train/optim.rs:
 
@@ -12,7 +13,7 @@ app/src/model/{arch,network}.rs and app/src/train/optim.rs:
   gradient of every parameter (BatchNorm and biases included, as in Candle).
 
     python app/benches/throughput_pytorch.py [--batch 128] [--iters 20] \
-        [--models lenet5,resnet20] [--threads N]
+        [--models lenet5,resnet20] [--threads N] [--eval]
 
 prints one JSON line per model.
 """
@@ -129,6 +130,11 @@ def main():
     p.add_argument("--models", default="lenet5,resnet20")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="evaluation throughput instead: eval mode, no autograd",
+    )
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -155,6 +161,13 @@ def main():
             loss.backward()
             opt.step()
 
+        if args.eval:
+            net.eval()
+
+            def step():  # noqa: F811 (the evaluation step replaces training's)
+                with torch.inference_mode():
+                    net(x)
+
         for _ in range(3):
             step()
         t0 = time.perf_counter()
@@ -165,6 +178,7 @@ def main():
             json.dumps(
                 {
                     "impl": "pytorch",
+                    "mode": "eval" if args.eval else "train",
                     "model": m,
                     "device": "cpu",
                     "batch": batch,

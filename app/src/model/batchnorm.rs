@@ -150,7 +150,7 @@ fn dims(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
 /// normalising with the batch statistics forward; `[dx, dgamma, dbeta]`
 /// backward.
 #[derive(Debug, Clone, Copy)]
-struct BatchNormTrain {
+pub(super) struct BatchNormTrain {
     eps: f64,
     b: usize,
     c: usize,
@@ -164,23 +164,38 @@ impl BatchNormTrain {
         let (b, c, h, w) = x.dims4()?;
         Ok(BatchNormTrain { eps, b, c, h, w })
     }
-}
 
-impl Layer for BatchNormTrain {
-    const NAME: &'static str = "shears-batchnorm-train";
-    const BACKWARD_NAME: &'static str = "shears-batchnorm-backward";
-
-    fn out_shape(&self) -> Shape {
-        Shape::from((self.b, self.c, self.h, self.w))
+    /// The layer for `b` samples of `c` channels of `hw` values each.
+    pub(super) fn new(eps: f64, b: usize, c: usize, hw: usize) -> Self {
+        BatchNormTrain {
+            eps,
+            b,
+            c,
+            h: hw,
+            w: 1,
+        }
     }
 
-    fn outputs(&self) -> usize {
-        self.c
+    /// Per-channel batch mean and biased batch variance of `x`.
+    pub(super) fn stats<T: Float>(&self, x: &[T]) -> Vec<(f64, f64)> {
+        channel_stats(x, self.b, self.c, self.h * self.w)
     }
 
-    fn forward<T: Float>(&self, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
-        let (b, c, hw) = (self.b, self.c, self.h * self.w);
-        let stats = channel_stats(x, b, c, hw);
+    /// The per-channel mean and unbiased variance that update the running
+    /// statistics, from the batch statistics `stats` of [`Self::stats`].
+    pub(super) fn running<T: Float>(&self, stats: &[(f64, f64)]) -> (Vec<T>, Vec<T>) {
+        running(stats, (self.b * self.h * self.w) as f64)
+    }
+
+    /// `x` normalised with its batch statistics `stats`, scaled and shifted.
+    pub(super) fn normalise<T: Float>(
+        &self,
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        stats: &[(f64, f64)],
+    ) -> Vec<T> {
+        let (c, hw) = (self.c, self.h * self.w);
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(hw)
             .zip(x.par_chunks(hw))
@@ -197,11 +212,18 @@ impl Layer for BatchNormTrain {
         y
     }
 
+    /// `[dx, dgamma, dbeta]` packed, with the batch statistics `stats` of
+    /// the forward pass:
     /// `dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))`,
     /// `dgamma = sum(dy * xhat)`, `dbeta = sum(dy)`.
-    fn backward<T: Float>(&self, x: &[T], dy: &[T], gamma: &[T]) -> Vec<T> {
+    pub(super) fn backward_with<T: Float>(
+        &self,
+        x: &[T],
+        dy: &[T],
+        gamma: &[T],
+        stats: &[(f64, f64)],
+    ) -> Vec<T> {
         let (b, c, hw) = (self.b, self.c, self.h * self.w);
-        let stats = channel_stats(x, b, c, hw);
         let m = (b * hw) as f64;
         // Per channel: sum(dy) and sum(dy * xhat).
         let sums: Vec<(f64, f64)> = (0..c)
@@ -221,7 +243,6 @@ impl Layer for BatchNormTrain {
             .collect();
         let mut out = vec![T::zero(); x.len() + 2 * c];
         let (dx, rest) = out.split_at_mut(x.len());
-        // dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))
         dx.par_chunks_mut(hw).enumerate().for_each(|(p, d)| {
             let ci = p % c;
             let (mean, var) = stats[ci];
@@ -244,6 +265,38 @@ impl Layer for BatchNormTrain {
     }
 }
 
+/// The mean and unbiased variance per channel from batch statistics
+/// `(mean, biased variance)` over `n` values each.
+fn running<T: Float>(stats: &[(f64, f64)], n: f64) -> (Vec<T>, Vec<T>) {
+    let mean = stats.iter().map(|s| T::from_f64(s.0)).collect();
+    let unbiased = stats
+        .iter()
+        .map(|s| T::from_f64(s.1 * n / (n - 1.0).max(1.0)))
+        .collect();
+    (mean, unbiased)
+}
+
+impl Layer for BatchNormTrain {
+    const NAME: &'static str = "shears-batchnorm-train";
+    const BACKWARD_NAME: &'static str = "shears-batchnorm-backward";
+
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.b, self.c, self.h, self.w))
+    }
+
+    fn outputs(&self) -> usize {
+        self.c
+    }
+
+    fn forward<T: Float>(&self, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        self.normalise(x, gamma, beta, &self.stats(x))
+    }
+
+    fn backward<T: Float>(&self, x: &[T], dy: &[T], gamma: &[T]) -> Vec<T> {
+        self.backward_with(x, dy, gamma, &self.stats(x))
+    }
+}
+
 /// Per-channel batch mean and unbiased variance of `x [b, c, h, w]`, as two
 /// `[c]` vectors in one `[2, c]` tensor (no gradient).
 struct BatchStats;
@@ -251,14 +304,8 @@ struct BatchStats;
 impl FloatKernel<1> for BatchStats {
     fn run<T: Float>(&self, [x]: [&[T]; 1], [l]: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
         let (b, c, hw) = dims(l)?;
-        let n = (b * hw) as f64;
-        let stats = channel_stats(x, b, c, hw);
-        let mut out: Vec<T> = stats.iter().map(|s| T::from_f64(s.0)).collect();
-        out.extend(
-            stats
-                .iter()
-                .map(|s| T::from_f64(s.1 * n / (n - 1.0).max(1.0))),
-        );
+        let (mut out, unbiased) = running(&channel_stats(x, b, c, hw), (b * hw) as f64);
+        out.extend(unbiased);
         Ok(out)
     }
 }

@@ -23,7 +23,7 @@ use super::kernel::{self, Float};
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Geom {
+pub(super) struct Geom {
     b: usize,
     c: usize,
     h: usize,
@@ -37,6 +37,44 @@ struct Geom {
 }
 
 impl Geom {
+    /// The geometry of `x` (dims `[b, c, h, w]`) convolved with a weight of
+    /// dims `[out, c, k, k]` (square kernel, equal stride and zero padding on
+    /// both axes), or why they do not fit.
+    pub(super) fn of(
+        x: &[usize],
+        w: &[usize],
+        stride: usize,
+        pad: usize,
+    ) -> candle_core::Result<Self> {
+        let (&[b, c, h, wd], &[out, cw, k, k2]) = (x, w) else {
+            candle_core::bail!("conv2d: input {x:?} or kernel {w:?} is not 4-D");
+        };
+        let (true, Some(oh), Some(ow)) = (
+            cw == c && k == k2,
+            window_out(h, k, stride, pad),
+            window_out(wd, k, stride, pad),
+        ) else {
+            candle_core::bail!("conv2d: input {x:?} does not fit kernel {w:?}");
+        };
+        Ok(Self {
+            b,
+            c,
+            h,
+            w: wd,
+            out,
+            k,
+            stride,
+            pad,
+            oh,
+            ow,
+        })
+    }
+
+    /// Dims of the output, `[b, out, oh, ow]`.
+    pub(super) fn out_dims(&self) -> [usize; 4] {
+        [self.b, self.out, self.oh, self.ow]
+    }
+
     /// Rows of one image's column matrix: `c * k * k`.
     fn rows(&self) -> usize {
         self.c * self.k * self.k
@@ -260,20 +298,8 @@ pub fn conv2d(
     stride: usize,
     pad: usize,
 ) -> candle_core::Result<Tensor> {
-    let (b, c, h, wd) = x.dims4()?;
-    let (out, cw, k, k2) = w.dims4()?;
-    let fits = cw == c && k == k2;
-    let (true, Some(oh), Some(ow)) = (
-        fits,
-        window_out(h, k, stride, pad),
-        window_out(wd, k, stride, pad),
-    ) else {
-        candle_core::bail!(
-            "conv2d: input {:?} does not fit kernel {:?}",
-            x.dims(),
-            w.dims()
-        );
-    };
+    let g = Geom::of(x.dims(), w.dims(), stride, pad)?;
+    let out = g.out;
     if let Some(bias) = bias {
         if bias.dims() != [out] {
             candle_core::bail!("conv2d: bias {:?} for {out} outputs", bias.dims());
@@ -286,18 +312,6 @@ pub fn conv2d(
             None => Ok(y),
         };
     }
-    let g = Geom {
-        b,
-        c,
-        h,
-        w: wd,
-        out,
-        k,
-        stride,
-        pad,
-        oh,
-        ow,
-    };
     fused::apply(g, x, w, bias)
 }
 

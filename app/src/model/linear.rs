@@ -16,10 +16,13 @@ const ROWS: usize = 16;
 
 /// Sizes of one layer: `b` rows of `input` features to `out` features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Dims {
-    b: usize,
-    input: usize,
-    out: usize,
+pub(super) struct Dims {
+    /// Rows (samples).
+    pub(super) b: usize,
+    /// Input features.
+    pub(super) input: usize,
+    /// Output features.
+    pub(super) out: usize,
 }
 
 /// `y [b, out]` from `x [b, in]`, `w [out, in]` and `bias [out]`.

@@ -1,6 +1,7 @@
 //! Models: architectures as data, runnable networks, checkpoints.
 
 pub mod arch;
+pub mod backprop;
 mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
@@ -21,4 +22,5 @@ pub mod relu;
 pub(crate) mod testutil;
 
 pub use arch::{Architecture, Family, LayerInfo, ModelSpec, Node, NormChoice, Preprocess};
+pub use backprop::TrainPass;
 pub use network::{ActivationStats, Network};

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 
 use super::arch::{Architecture, Node};
+use super::backprop::{self, TrainPass};
 use super::{batchnorm, pool, relu};
 use crate::error::{Error, Result};
 
@@ -298,7 +299,20 @@ impl Network {
     /// Runs the network on a batch `[b, c, h, w]`, returning logits `[b, classes]`.
     /// In training mode BatchNorm uses batch statistics and updates its running
     /// statistics; in evaluation mode it uses the running statistics.
+    ///
+    /// On the CPU in `f32`, evaluation runs [`backprop`]'s forward pass,
+    /// which keeps no autograd graph.
     pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train && self.runs_own_passes() {
+            let (nodes, mut ctx) = self.backprop_parts();
+            return backprop::infer(nodes, &mut ctx, x);
+        }
+        self.forward_with_autograd(x, train)
+    }
+
+    /// [`Network::forward`] as Candle operations (their autograd graph kept
+    /// for `backward`), on every device.
+    pub fn forward_with_autograd(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut ctx = Ctx {
             params: &self.params,
             buffers: &mut self.buffers,
@@ -308,6 +322,43 @@ impl Network {
         };
         let nodes = self.arch.nodes.clone();
         run(&nodes, x.clone(), &mut ctx)
+    }
+
+    /// Whether [`Network::train_pass`] runs for this network: on the CPU, in
+    /// `f32`, with layers that all have their own backward pass.
+    pub fn runs_own_passes(&self) -> bool {
+        let dtype = self
+            .params
+            .values()
+            .next()
+            .map_or(DType::F32, |v| v.dtype());
+        backprop::runs(&self.arch.nodes, &self.device, dtype)
+    }
+
+    /// A training step's forward and backward pass without Candle's
+    /// autograd (see [`backprop`]): the logits, the mean cross-entropy
+    /// against `labels` and every parameter's gradient. BatchNorm updates its
+    /// running statistics as in [`Network::forward`] in training mode.
+    /// `None` where it does not run ([`Network::runs_own_passes`]); then
+    /// use `forward` and Candle's `backward`.
+    pub fn train_pass(&mut self, x: &Tensor, labels: &Tensor) -> Result<Option<TrainPass>> {
+        if !self.runs_own_passes() {
+            return Ok(None);
+        }
+        let (nodes, mut ctx) = self.backprop_parts();
+        backprop::train_pass(nodes, &mut ctx, x, labels).map(Some)
+    }
+
+    /// The layers, and what [`backprop`]'s passes read and update.
+    fn backprop_parts(&mut self) -> (&[Node], backprop::Ctx<'_>) {
+        let ctx = backprop::Ctx {
+            params: &self.params,
+            buffers: &mut self.buffers,
+            rng: &mut self.dropout_rng,
+            momentum: BN_MOMENTUM,
+            eps: BN_EPS,
+        };
+        (&self.arch.nodes, ctx)
     }
 
     /// Like [`Network::forward`] in evaluation mode, also accumulating

@@ -202,7 +202,7 @@ fn separable(
 /// Geometry of one pooling: batch x channels planes of `h x w`, window `k`,
 /// stride `s`, padding `pad`.
 #[derive(Debug, Clone, Copy)]
-struct Geom {
+pub(super) struct Geom {
     planes: usize,
     h: usize,
     w: usize,
@@ -213,7 +213,14 @@ struct Geom {
 
 impl Geom {
     fn of(l: &Layout, k: usize, s: usize, pad: usize) -> candle_core::Result<Self> {
-        let (b, c, h, w) = l.shape().dims4()?;
+        Self::new(l.dims(), k, s, pad)
+    }
+
+    /// The pooling of maps of dims `[b, c, h, w]`, or why it does not fit.
+    pub(super) fn new(dims: &[usize], k: usize, s: usize, pad: usize) -> candle_core::Result<Self> {
+        let &[b, c, h, w] = dims else {
+            candle_core::bail!("max pool: input {dims:?} is not 4-D");
+        };
         let fits = super::arch::window_out(h, k, s, pad).is_some()
             && super::arch::window_out(w, k, s, pad).is_some();
         if !fits || 2 * pad > k {
@@ -229,6 +236,12 @@ impl Geom {
             s,
             pad,
         })
+    }
+
+    /// Dims of the output, `[b, c, oh, ow]` for `b` images.
+    pub(super) fn out_dims(&self, b: usize) -> [usize; 4] {
+        let (oh, ow) = self.out();
+        [b, self.planes / b.max(1), oh, ow]
     }
 
     fn out(&self) -> (usize, usize) {
@@ -261,6 +274,45 @@ impl Geom {
     }
 }
 
+/// The maximum of each window of `x` and its offset within its plane.
+pub(super) fn forward<T: Float>(g: Geom, x: &[T]) -> (Vec<T>, Vec<u32>) {
+    let (oh, ow) = g.out();
+    let mut y = vec![T::zero(); g.planes * oh * ow];
+    let mut at = vec![0u32; y.len()];
+    if !y.is_empty() {
+        y.par_chunks_mut(oh * ow)
+            .zip(at.par_chunks_mut(oh * ow))
+            .zip(x.par_chunks(g.h * g.w))
+            .for_each(|((out, at), plane)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let i = g.argmax(plane, oy, ox);
+                        out[oy * ow + ox] = plane[i];
+                        at[oy * ow + ox] = i as u32;
+                    }
+                }
+            });
+    }
+    (y, at)
+}
+
+/// Adds each output gradient of `dy` to `dx` at its window's maximum, as
+/// [`forward`] found it (`argmax`).
+pub(super) fn scatter<T: Float>(g: Geom, argmax: &[u32], dy: &[T], dx: &mut [T]) {
+    let (oh, ow) = g.out();
+    if dx.is_empty() || dy.is_empty() {
+        return;
+    }
+    dx.par_chunks_mut(g.h * g.w)
+        .zip(argmax.par_chunks(oh * ow))
+        .zip(dy.par_chunks(oh * ow))
+        .for_each(|((d, at), grad)| {
+            for (&i, &v) in at.iter().zip(grad) {
+                d[i as usize] += v;
+            }
+        });
+}
+
 /// `x -> max over each window`, backward by [`MaxPoolBackward`]. The
 /// forward pass keeps where each maximum was, so the backward pass only
 /// scatters.
@@ -274,23 +326,7 @@ struct MaxPool {
 impl FloatKernel<1> for MaxPool {
     fn run<T: Float>(&self, [x]: [&[T]; 1], [l]: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
         let g = Geom::of(l, self.g.k, self.g.s, self.g.pad)?;
-        let (oh, ow) = g.out();
-        let mut y = vec![T::zero(); g.planes * oh * ow];
-        let mut at = vec![0u32; y.len()];
-        if !y.is_empty() {
-            y.par_chunks_mut(oh * ow)
-                .zip(at.par_chunks_mut(oh * ow))
-                .zip(x.par_chunks(g.h * g.w))
-                .for_each(|((out, at), plane)| {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let i = g.argmax(plane, oy, ox);
-                            out[oy * ow + ox] = plane[i];
-                            at[oy * ow + ox] = i as u32;
-                        }
-                    }
-                });
-        }
+        let (y, at) = forward(g, x);
         if let Ok(mut slot) = self.argmax.lock() {
             *slot = Some(Arc::new(at));
         }
@@ -338,15 +374,7 @@ impl FloatKernel<2> for MaxPoolBackward {
             return Ok(dx);
         }
         match self.argmax.as_deref().filter(|a| a.len() == dy.len()) {
-            Some(argmax) => dx
-                .par_chunks_mut(g.h * g.w)
-                .zip(argmax.par_chunks(oh * ow))
-                .zip(dy.par_chunks(oh * ow))
-                .for_each(|((d, at), grad)| {
-                    for (&i, &v) in at.iter().zip(grad) {
-                        d[i as usize] += v;
-                    }
-                }),
+            Some(argmax) => scatter(g, argmax, dy, &mut dx),
             None => dx
                 .par_chunks_mut(g.h * g.w)
                 .zip(x.par_chunks(g.h * g.w))

@@ -39,20 +39,35 @@ struct Relu;
 
 impl FloatKernel<1> for Relu {
     fn run<T: Float>(&self, [x]: [&[T]; 1], _: [&Layout; 1]) -> candle_core::Result<Vec<T>> {
-        let mut y = vec![T::zero(); x.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(y, x)| {
-                for (y, &v) in y.iter_mut().zip(x) {
-                    *y = if v > T::zero() || v.is_nan() {
-                        v
-                    } else {
-                        T::zero()
-                    };
-                }
-            });
+        let mut y = x.to_vec();
+        relu_in_place(&mut y);
         Ok(y)
     }
+}
+
+/// `max(x, 0)` in place (NaN stays NaN).
+pub(super) fn relu_in_place<T: Float>(x: &mut [T]) {
+    x.par_chunks_mut(CHUNK).for_each(|x| {
+        for v in x {
+            if !(*v > T::zero() || v.is_nan()) {
+                *v = T::zero();
+            }
+        }
+    });
+}
+
+/// The ReLU backward in place: `dy` kept where the layer's output `y` is
+/// positive (where its input was), zero elsewhere.
+pub(super) fn relu_backward_in_place<T: Float>(y: &[T], dy: &mut [T]) {
+    dy.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(d, y)| {
+            for (d, &v) in d.iter_mut().zip(y) {
+                if v <= T::zero() || v.is_nan() {
+                    *d = T::zero();
+                }
+            }
+        });
 }
 
 impl CustomOp1 for Relu {

@@ -170,12 +170,22 @@ pub fn train_step(
     labels: &Tensor,
     lr: f64,
 ) -> Result<(Tensor, f32)> {
+    let finite = |l: f32| {
+        if l.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::NonFinite(format!("loss is {l}")))
+        }
+    };
+    if let Some(pass) = net.train_pass(x, labels)? {
+        finite(pass.loss)?;
+        opt.step_named(net, &pass.grads, lr)?;
+        return Ok((pass.logits, pass.loss));
+    }
     let logits = net.forward(x, true)?;
     let loss = loss(&logits, labels)?;
     let l = loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?;
-    if !l.is_finite() {
-        return Err(Error::NonFinite(format!("loss is {l}")));
-    }
+    finite(l)?;
     opt.step(net, &loss.backward()?, lr)?;
     Ok((logits, l))
 }
@@ -221,7 +231,9 @@ pub fn accumulate_gradients(
     let idx: Vec<usize> = (0..data.len()).collect();
     for chunk in idx.chunks(batch_size.max(1)).take(batches.max(1)) {
         let (x, y) = make_batch(data, chunk, None, &device)?;
-        let loss = loss(&net.forward(&x, false)?, &y)?;
+        // Evaluation mode (running BatchNorm statistics), differentiated by
+        // Candle's autograd: the network's own backward pass is training's.
+        let loss = loss(&net.forward_with_autograd(&x, false)?, &y)?;
         let grads = loss.backward()?;
         for (name, var) in &net.params {
             if let Some(g) = grads.get(var.as_tensor()) {

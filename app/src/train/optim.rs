@@ -127,6 +127,9 @@ pub struct Optimizer {
     /// Second moment per parameter (AdamW).
     v: BTreeMap<String, Tensor>,
     steps: u64,
+    /// Whether `f32` parameters on the CPU are updated in one pass over
+    /// slices (always, but in the test that holds it to the tensor ops).
+    slices: bool,
 }
 
 impl Optimizer {
@@ -137,6 +140,7 @@ impl Optimizer {
             m: BTreeMap::new(),
             v: BTreeMap::new(),
             steps: 0,
+            slices: true,
         }
     }
 
@@ -144,13 +148,33 @@ impl Optimizer {
     /// that has a gradient, then re-applies the masks to the parameters and
     /// to the optimiser state.
     pub fn step(&mut self, net: &Network, grads: &GradStore, lr: f64) -> Result<()> {
+        let named = net
+            .params
+            .iter()
+            .filter_map(|(name, var)| Some((name.clone(), grads.get(var.as_tensor())?.clone())))
+            .collect();
+        self.step_named(net, &named, lr)
+    }
+
+    /// [`Optimizer::step`] with the gradients by parameter name (as
+    /// [`Network::train_pass`] gives them).
+    pub fn step_named(
+        &mut self,
+        net: &Network,
+        grads: &BTreeMap<String, Tensor>,
+        lr: f64,
+    ) -> Result<()> {
         self.steps += 1;
         for (name, var) in &net.params {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = grads.get(name) else {
                 continue;
             };
             let w = var.as_tensor();
             let mask = net.masks.get(name);
+            if self.slices && on_cpu_f32(&[Some(w), Some(g), mask]) {
+                self.step_on_cpu(name, var, g, mask, lr)?;
+                continue;
+            }
             let masked = |t: Tensor| -> Result<Tensor> {
                 Ok(match mask {
                     Some(m) => t.mul(m)?,
@@ -223,6 +247,124 @@ impl Optimizer {
     }
 }
 
+impl Optimizer {
+    /// [`Optimizer::step_named`] for one parameter whose tensors are `f32`
+    /// on the CPU: the same arithmetic in one pass over plain slices instead
+    /// of a chain of tensor operations, each rounded to `f32` in the same
+    /// order (the tests hold both paths to the same values).
+    fn step_on_cpu(
+        &mut self,
+        name: &str,
+        var: &candle_core::Var,
+        g: &Tensor,
+        mask: Option<&Tensor>,
+        lr: f64,
+    ) -> Result<()> {
+        let values = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let (mut w, g) = (values(var.as_tensor())?, values(g)?);
+        let mask = mask.map(values).transpose()?;
+        let keep = |i: usize| mask.as_ref().map_or(1.0, |m| m[i]);
+        let state = |map: &BTreeMap<String, Tensor>| -> Result<Option<Vec<f32>>> {
+            map.get(name).map(values).transpose()
+        };
+        let dims = var.dims().to_vec();
+        let tensor = |v: Vec<f32>| -> Result<Tensor> {
+            Ok(Tensor::from_vec(
+                v,
+                dims.as_slice(),
+                &candle_core::Device::Cpu,
+            )?)
+        };
+        let lr32 = lr as f32;
+        match self.spec {
+            OptimizerSpec::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => {
+                let (mu, wd) = (momentum as f32, weight_decay as f32);
+                let mut buf = if momentum > 0.0 {
+                    Some(state(&self.m)?.unwrap_or_default())
+                } else {
+                    None
+                };
+                let fresh = buf.as_ref().is_some_and(Vec::is_empty);
+                if fresh {
+                    buf = Some(vec![0.0; w.len()]);
+                }
+                for i in 0..w.len() {
+                    let gi = if weight_decay > 0.0 {
+                        g[i] + w[i] * wd
+                    } else {
+                        g[i]
+                    };
+                    let d = match buf.as_mut() {
+                        Some(b) => {
+                            let bi = if fresh { gi } else { b[i] * mu + gi } * keep(i);
+                            b[i] = bi;
+                            if nesterov {
+                                gi + bi * mu
+                            } else {
+                                bi
+                            }
+                        }
+                        None => gi,
+                    };
+                    w[i] = (w[i] - d * lr32) * keep(i);
+                }
+                if let Some(b) = buf {
+                    self.m.insert(name.to_string(), tensor(b)?);
+                }
+            }
+            OptimizerSpec::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let t = self.steps as i32;
+                let (b1, b2) = (beta1 as f32, beta2 as f32);
+                let (c1, c2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+                let (h1, h2) = (
+                    (1.0 / (1.0 - beta1.powi(t))) as f32,
+                    (1.0 / (1.0 - beta2.powi(t))) as f32,
+                );
+                let decay = (1.0 - lr * weight_decay) as f32;
+                let m_old = state(&self.m)?;
+                let v_old = state(&self.v)?;
+                let mut m = vec![0f32; w.len()];
+                let mut v = vec![0f32; w.len()];
+                for i in 0..w.len() {
+                    let mi = match &m_old {
+                        Some(o) => o[i] * b1 + g[i] * c1,
+                        None => g[i] * c1,
+                    } * keep(i);
+                    let g2 = g[i] * g[i];
+                    let vi = match &v_old {
+                        Some(o) => o[i] * b2 + g2 * c2,
+                        None => g2 * c2,
+                    } * keep(i);
+                    let upd = (mi * h1) / ((vi * h2).sqrt() + eps as f32);
+                    (m[i], v[i]) = (mi, vi);
+                    w[i] = (w[i] * decay - upd * lr32) * keep(i);
+                }
+                self.m.insert(name.to_string(), tensor(m)?);
+                self.v.insert(name.to_string(), tensor(v)?);
+            }
+        }
+        var.set(&tensor(w)?)?;
+        Ok(())
+    }
+}
+
+/// Whether every given tensor is `f32` on the CPU.
+fn on_cpu_f32(tensors: &[Option<&Tensor>]) -> bool {
+    tensors
+        .iter()
+        .flatten()
+        .all(|t| t.device().is_cpu() && t.dtype() == candle_core::DType::F32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +379,10 @@ mod tests {
     }
 
     fn one_step(spec: OptimizerSpec) -> (Network, Optimizer) {
+        one_step_with(Optimizer::new(spec))
+    }
+
+    fn one_step_with(mut opt: Optimizer) -> (Network, Optimizer) {
         let mut net = tiny();
         let w = net.params["fc1.weight"].as_tensor().clone();
         // prune every other weight of fc1
@@ -244,7 +390,6 @@ mod tests {
         let mask = Tensor::from_vec(mask, w.dims(), &Device::Cpu).unwrap();
         net.masks.insert("fc1.weight".into(), mask);
         net.apply_masks().unwrap();
-        let mut opt = Optimizer::new(spec);
         for _ in 0..3 {
             let x = Tensor::ones((4, 1, 2, 2), DType::F32, &Device::Cpu).unwrap();
             let y = Tensor::new(&[0u32, 1, 2, 0], &Device::Cpu).unwrap();
@@ -320,5 +465,58 @@ mod tests {
         for (a, b) in before.iter().zip(after) {
             assert!((a - 0.5 - b).abs() < 1e-6);
         }
+    }
+
+    /// The update in one pass over slices gives the values of the chain of
+    /// tensor ops (the path of other devices), state included, for every
+    /// optimiser setting, with a mask.
+    #[test]
+    fn slices_and_tensor_ops_agree() {
+        let specs = [
+            OptimizerSpec::default(),
+            OptimizerSpec::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            OptimizerSpec::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 1e-3,
+            },
+            OptimizerSpec::Adamw {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+            },
+        ];
+        for spec in specs {
+            let (net_a, opt_a) = one_step(spec.clone());
+            let mut slow = Optimizer::new(spec.clone());
+            slow.slices = false;
+            let (net_b, opt_b) = one_step_with(slow);
+            for (name, var) in &net_a.params {
+                let (a, b) = (
+                    values(var.as_tensor()),
+                    values(net_b.params[name].as_tensor()),
+                );
+                assert_eq!(a, b, "{spec:?}: {name}");
+            }
+            for (state_a, state_b) in [(&opt_a.m, &opt_b.m), (&opt_a.v, &opt_b.v)] {
+                assert_eq!(state_a.len(), state_b.len(), "{spec:?}");
+                for (name, t) in state_a {
+                    assert_eq!(
+                        values(t),
+                        values(&state_b[name]),
+                        "{spec:?}: state of {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     }
 }
