@@ -98,6 +98,8 @@ enum Saved {
         g: conv::Geom,
         x: Arc<Vec<f32>>,
         bias: bool,
+        /// Whether the input's gradient is needed (all but a first layer).
+        input_grad: bool,
     },
     Linear {
         name: String,
@@ -178,6 +180,10 @@ pub(super) fn train_pass(
     let labels = labels.to_vec1::<u32>()?;
     let mut tape = Vec::new();
     let out = forward(nodes, input, &weights, ctx, Some(&mut tape))?;
+    // Nothing uses the gradient of the batch itself.
+    if let Some(Saved::Conv { input_grad, .. }) = tape.first_mut() {
+        *input_grad = false;
+    }
     let &[b, classes] = out.dims.as_slice() else {
         return Err(Error::Shape(format!(
             "the network outputs {:?}, not [batch, classes]",
@@ -262,6 +268,7 @@ fn layer_forward(
                 g,
                 x: x.data,
                 bias: *bias,
+                input_grad: true,
             });
             (Maps::new(y, g.out_dims().to_vec()), saved)
         }
@@ -555,10 +562,17 @@ fn layer_backward(
     grads: &mut BTreeMap<String, Vec<f32>>,
 ) -> Result<Vec<f32>> {
     Ok(match saved {
-        Saved::Conv { name, g, x, bias } => {
+        Saved::Conv {
+            name,
+            g,
+            x,
+            bias,
+            input_grad,
+        } => {
             let weight = w.get(&format!("{name}.weight"))?;
-            let packed = g.backward(&x, &dy, weight);
-            split_packed(packed, (x.len(), weight.len()), &name, bias, grads)
+            let packed = conv::backward(g, &x, &dy, weight, input_grad);
+            let nx = if input_grad { x.len() } else { 0 };
+            split_packed(packed, (nx, weight.len()), &name, bias, grads)
         }
         Saved::Linear { name, d, x, bias } => {
             let weight = w.get(&format!("{name}.weight"))?;

@@ -14,6 +14,7 @@
 //! are spread over the threads. Other devices use Candle's own `conv2d`.
 
 use candle_core::{Shape, Tensor};
+use rayon::iter::Either;
 use rayon::prelude::*;
 
 use super::arch::window_out;
@@ -215,35 +216,46 @@ struct Partial<T> {
     dcols: Vec<T>,
 }
 
-/// `[dx, dw, db]` packed, from `x`, the output gradient `dy` and `w`.
-fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T]) -> Vec<T> {
+/// `[dx, dw, db]` packed, from `x`, the output gradient `dy` and `w`;
+/// without `input_grad`, `dx` is left out (`[dw, db]`: the network's first
+/// layer, whose input gradient nothing uses).
+pub(super) fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T], input_grad: bool) -> Vec<T> {
     let (rows, ohw) = (g.rows(), g.ohw());
     let nw = g.out * rows;
-    let mut dx = vec![T::zero(); x.len()];
+    let mut dx = vec![T::zero(); if input_grad { x.len() } else { 0 }];
     let weights = Mat::new(w, g.out, rows);
     let buffer = if g.pointwise() { 0 } else { rows * ohw };
     let empty = || Partial {
         dw: vec![T::zero(); nw],
         db: vec![0.0; g.out],
         cols: vec![T::zero(); buffer],
-        dcols: vec![T::zero(); buffer],
+        dcols: vec![T::zero(); if input_grad { buffer } else { 0 }],
     };
-    let total = if dx.is_empty() || dy.is_empty() {
+    let total = if x.is_empty() || dy.is_empty() {
         empty()
     } else {
-        dx.par_chunks_mut(g.image())
+        let dx_parts = if input_grad {
+            Either::Left(dx.par_chunks_mut(g.image()).map(Some))
+        } else {
+            Either::Right((0..g.b).into_par_iter().map(|_| None))
+        };
+        dx_parts
             .zip(x.par_chunks(g.image()))
             .zip(dy.par_chunks(g.out * ohw))
             .fold(empty, |mut p, ((dxb, xb), dyb)| {
                 let grad = Mat::new(dyb, g.out, ohw);
                 if g.pointwise() {
                     matmul_into(&mut p.dw, grad, Mat::new(xb, rows, ohw).t(), true);
-                    matmul_into(dxb, weights.t(), grad, false);
+                    if let Some(dxb) = dxb {
+                        matmul_into(dxb, weights.t(), grad, false);
+                    }
                 } else {
                     im2col_image(g, xb, &mut p.cols);
                     matmul_into(&mut p.dw, grad, Mat::new(&p.cols, rows, ohw).t(), true);
-                    matmul_into(&mut p.dcols, weights.t(), grad, false);
-                    col2im_image(g, &p.dcols, dxb);
+                    if let Some(dxb) = dxb {
+                        matmul_into(&mut p.dcols, weights.t(), grad, false);
+                        col2im_image(g, &p.dcols, dxb);
+                    }
                 }
                 for (db, plane) in p.db.iter_mut().zip(dyb.chunks_exact(ohw)) {
                     *db += kernel::sum_f64(plane, |v| v.to_f64());
@@ -284,7 +296,7 @@ impl Layer for Geom {
     }
 
     fn backward<T: Float>(&self, x: &[T], dy: &[T], w: &[T]) -> Vec<T> {
-        backward(*self, x, dy, w)
+        backward(*self, x, dy, w, true)
     }
 }
 

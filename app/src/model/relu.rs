@@ -47,11 +47,14 @@ impl FloatKernel<1> for Relu {
 
 /// `max(x, 0)` in place (NaN stays NaN).
 pub(super) fn relu_in_place<T: Float>(x: &mut [T]) {
+    // A select rather than a conditional store, so the loop vectorises.
     x.par_chunks_mut(CHUNK).for_each(|x| {
         for v in x {
-            if !(*v > T::zero() || v.is_nan()) {
-                *v = T::zero();
-            }
+            *v = if *v > T::zero() || v.is_nan() {
+                *v
+            } else {
+                T::zero()
+            };
         }
     });
 }
@@ -63,9 +66,7 @@ pub(super) fn relu_backward_in_place<T: Float>(y: &[T], dy: &mut [T]) {
         .zip(y.par_chunks(CHUNK))
         .for_each(|(d, y)| {
             for (d, &v) in d.iter_mut().zip(y) {
-                if v <= T::zero() || v.is_nan() {
-                    *d = T::zero();
-                }
+                *d = if v > T::zero() { *d } else { T::zero() };
             }
         });
 }
