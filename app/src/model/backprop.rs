@@ -22,12 +22,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var};
-use rand::Rng;
 
 use super::arch::Node;
 use super::batchnorm::BatchNormTrain;
 use super::fused::Layer;
-use super::{conv, linear, pool, relu};
+use super::{conv, dropout, linear, pool, relu};
 use crate::error::{Error, Result};
 
 /// What the passes read and update of a network.
@@ -342,17 +341,7 @@ fn layer_forward(
             )
         }
         Node::Dropout { p } if train && *p > 0.0 => {
-            let keep = 1.0 - *p;
-            let scale = 1.0 / keep;
-            let mask: Vec<f32> = (0..x.data.len())
-                .map(|_| {
-                    if ctx.rng.random::<f32>() < keep {
-                        scale
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let mask = dropout::mask(ctx.rng, x.data.len(), *p);
             let dims = x.dims.clone();
             let mut y = x.into_vec();
             for (v, m) in y.iter_mut().zip(&mask) {

@@ -5,6 +5,7 @@ pub mod backprop;
 mod batchnorm;
 pub mod checkpoint;
 pub mod conv;
+mod dropout;
 pub mod export;
 mod fused;
 mod gemm;

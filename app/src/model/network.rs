@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use super::arch::{Architecture, Node};
 use super::backprop::{self, TrainPass};
-use super::{batchnorm, pool, relu};
+use super::{batchnorm, dropout, pool, relu};
 use crate::error::{Error, Result};
 
 /// BatchNorm momentum for running statistics (PyTorch convention).
@@ -448,17 +448,7 @@ fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
                 count_pad,
             } => pool::avg_pool2d(&x, *k, *stride, *pad, *count_pad)?,
             Node::Dropout { p } if ctx.train && *p > 0.0 => {
-                let keep = 1.0 - *p;
-                let scale = 1.0 / keep;
-                let mask: Vec<f32> = (0..x.elem_count())
-                    .map(|_| {
-                        if ctx.rng.random::<f32>() < keep {
-                            scale
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                let mask = dropout::mask(ctx.rng, x.elem_count(), *p);
                 let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
                 (x * mask)?
             }
