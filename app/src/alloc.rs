@@ -11,7 +11,8 @@
 //! mimalloc::MiMalloc;` (as `main.rs` and the throughput benchmark do) and
 //! calls [`tune_for_training`] at start-up.
 
-/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 numbering).
+/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the same number in
+/// v2 and in v3, which libmimalloc-sys 0.1.49 builds by default).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// `mi_option_arena_eager_commit` in mimalloc's `mi_option_e`.
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
