@@ -333,17 +333,22 @@ mod tests {
     use crate::model::testutil::{max_diff, projected_grads};
     use candle_core::{Device, Var};
 
+    /// Against Candle's convolution, for kernels, strides and paddings the
+    /// models use, and batches of one, two and five images.
     #[test]
     fn matches_candle_forward_and_backward() {
         let d = Device::Cpu;
-        for (c, h, k, stride, pad) in [
-            (3, 9, 1, 1, 0),
-            (3, 9, 3, 1, 1),
-            (2, 8, 3, 2, 1),
-            (4, 7, 1, 2, 0),
-            (1, 12, 5, 1, 2),
+        for (b, c, h, k, stride, pad) in [
+            (2, 3, 9, 1, 1, 0),
+            (2, 3, 9, 3, 1, 1),
+            (2, 2, 8, 3, 2, 1),
+            (2, 4, 7, 1, 2, 0),
+            (2, 1, 12, 5, 1, 2),
+            (1, 2, 20, 3, 1, 1),
+            (5, 2, 20, 3, 1, 1),
+            (5, 3, 40, 1, 2, 0),
         ] {
-            let x = Var::randn(0f32, 1.0, (2, c, h, h), &d).unwrap();
+            let x = Var::randn(0f32, 1.0, (b, c, h, h), &d).unwrap();
             let w = Var::randn(0f32, 1.0, (5, c, k, k), &d).unwrap();
             let bias = Var::randn(0f32, 1.0, 5, &d).unwrap();
             let ours = conv2d(
@@ -368,7 +373,7 @@ mod tests {
                 let b = g2.get(v.as_tensor()).unwrap();
                 assert!(
                     max_diff(a, b) < 1e-3,
-                    "gradient differs for c={c} k={k} s={stride}"
+                    "gradient differs for b={b} c={c} h={h} k={k} s={stride}"
                 );
             }
         }
