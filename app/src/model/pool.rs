@@ -249,6 +249,24 @@ impl Geom {
         (o(self.h), o(self.w))
     }
 
+    /// [`Geom::argmax`] of a 2x2 window with stride 2 and no padding (the
+    /// common pool), its four candidates compared in the same order without
+    /// the clipping and loops of the general window.
+    #[inline]
+    fn argmax_2x2<T: Float>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+        let top = 2 * oy * self.w + 2 * ox;
+        let bottom = top + self.w;
+        let mut best = top;
+        let mut max = plane[top];
+        for i in [top + 1, bottom, bottom + 1] {
+            let v = plane[i];
+            if !max.is_nan() && (v > max || v.is_nan()) {
+                (max, best) = (v, i);
+            }
+        }
+        best
+    }
+
     /// Offset within a plane of the first maximal element of window
     /// `(oy, ox)`, padding left out.
     #[inline]
@@ -280,13 +298,18 @@ pub(super) fn forward<T: Float>(g: Geom, x: &[T]) -> (Vec<T>, Vec<u32>) {
     let mut y = vec![T::zero(); g.planes * oh * ow];
     let mut at = vec![0u32; y.len()];
     if !y.is_empty() {
+        let halving = g.k == 2 && g.s == 2 && g.pad == 0;
         y.par_chunks_mut(oh * ow)
             .zip(at.par_chunks_mut(oh * ow))
             .zip(x.par_chunks(g.h * g.w))
             .for_each(|((out, at), plane)| {
                 for oy in 0..oh {
                     for ox in 0..ow {
-                        let i = g.argmax(plane, oy, ox);
+                        let i = if halving {
+                            g.argmax_2x2(plane, oy, ox)
+                        } else {
+                            g.argmax(plane, oy, ox)
+                        };
                         out[oy * ow + ox] = plane[i];
                         at[oy * ow + ox] = i as u32;
                     }
@@ -405,5 +428,33 @@ impl CustomOp2 for MaxPoolBackward {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dx = kernel::run(self, self.name(), [s1, s2], [l1, l2])?;
         Ok((dx, l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2x2 shortcut picks the window's first maximum exactly as the
+    /// general search does, with ties, NaNs and odd sizes (the last row and
+    /// column dropped).
+    #[test]
+    fn the_2x2_shortcut_finds_what_the_general_search_finds() {
+        let (h, w) = (7, 9);
+        let g = Geom::new(&[1, 1, h, w], 2, 2, 0).unwrap();
+        let mut plane: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        plane[3] = f32::NAN;
+        plane[w + 8] = f32::NAN;
+        plane[2 * w] = plane[2 * w + 1]; // a tie
+        let (oh, ow) = g.out();
+        for oy in 0..oh {
+            for ox in 0..ow {
+                assert_eq!(
+                    g.argmax_2x2(&plane, oy, ox),
+                    g.argmax(&plane, oy, ox),
+                    "window ({oy}, {ox})"
+                );
+            }
+        }
     }
 }
