@@ -226,6 +226,48 @@ fn demo_comparison_runs_to_completion_from_the_run_button() {
         .is_some());
 }
 
+/// With two runs at once the Run view shows both, and Cancel stops both:
+/// each is kept as cancelled.
+#[test]
+fn parallel_runs_show_side_by_side_and_cancel_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut cfg = tiny();
+    cfg.sparsities = vec![0.5];
+    cfg.jobs = 2;
+    cfg.strategies[0].schedule_params = serde_json::json!({ "finetune_epochs": 500 });
+    cfg.strategies[1].schedule_params = serde_json::json!({ "rate": 0.5, "finetune_epochs": 500 });
+    let mut h = harness(cfg, &out);
+    h.step();
+    h.get_by_label("Run comparison").click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(300), "two runs at once", |a| {
+        a.progress().is_some_and(|p| p.running.len() == 2)
+    });
+    let labels: Vec<String> = h
+        .state()
+        .progress()
+        .unwrap()
+        .running
+        .iter()
+        .map(|r| r.label.clone())
+        .collect();
+    for label in &labels {
+        // The heading names every run in flight; each also has its own line.
+        let shown = h.query_all_by_label_contains(label).count();
+        assert!(shown >= 2, "{label} is shown {shown} times");
+    }
+    h.get_all_by_label("Cancel").next().unwrap().click();
+    h.step();
+    step_until(&mut h, Duration::from_secs(300), "the cancel", |a| {
+        !a.is_running()
+    });
+    let saved = load_results(&run_dir(&h)).unwrap();
+    assert_eq!(saved.status, Some(Status::Cancelled));
+    assert_eq!(saved.runs.len(), 2, "both runs in flight are kept");
+    assert!(saved.runs.iter().all(|r| r.status == Status::Cancelled));
+}
+
 #[test]
 fn cancel_stops_the_run_and_keeps_finished_results() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +275,7 @@ fn cancel_stops_the_run_and_keeps_finished_results() {
     let mut cfg = tiny();
     // The first run is short, the second long enough that cancel lands in it.
     cfg.sparsities = vec![0.5];
+    cfg.jobs = 1;
     cfg.strategies[1].schedule_params = serde_json::json!({ "rate": 0.5, "finetune_epochs": 500 });
     cfg.strategies[2].schedule_params =
         serde_json::json!({ "steps": 2, "patience": 500, "max_epochs": 500 });

@@ -219,12 +219,19 @@ proptest! {
         let events = [
             Event::Pruned {
                 strategy: run.strategy.clone(),
+                seed: run.seed,
+                run_target: run.target,
                 step: step.step,
                 target: step.target_sparsity,
                 reached: step.sparsity.global,
                 host_copy_ms,
             },
-            Event::Step { strategy: run.strategy.clone(), record: step },
+            Event::Step {
+                strategy: run.strategy.clone(),
+                seed: run.seed,
+                run_target: run.target,
+                record: step,
+            },
             Event::BaseReady(b),
             Event::RunFinished(run),
         ];

@@ -230,8 +230,9 @@ fn broken_plugins_fail_their_runs_only() {
 
 #[test]
 fn cancelling_keeps_finished_runs() {
-    let cfg =
+    let mut cfg =
         config("[[strategy]]\nschedule = \"one-shot\"\n[[strategy]]\nschedule = \"iterative\"\n");
+    cfg.jobs = 1;
     let registry = Registry::builtin();
     let cancel = AtomicBool::new(false);
     let ctx = Context {
@@ -252,6 +253,57 @@ fn cancelling_keeps_finished_runs() {
         "only the finished run; no run starts after the cancel"
     );
     assert_eq!(r.runs[0].status, Status::Complete);
+}
+
+/// With runs in parallel, a cancel stops every run in flight: each is kept
+/// as cancelled beside the finished ones, and the rest never start.
+#[test]
+fn cancelling_parallel_runs_keeps_finished_ones() {
+    let mut cfg = config(
+        "[[strategy]]\nschedule = \"one-shot\"\n[[strategy]]\nschedule = \"iterative\"\n[[strategy]]\nname = \"geometric\"\nschedule = \"iterative-geometric\"\n",
+    );
+    cfg.jobs = 2;
+    cfg.sparsities = vec![0.3, 0.5, 0.7, 0.9];
+    let registry = Registry::builtin();
+    let cancel = AtomicBool::new(false);
+    let ctx = Context {
+        registry: &registry,
+        cancel: &cancel,
+        out_dir: None,
+    };
+    let mut events = vec![];
+    let r = run_comparison(&cfg, &ctx, &mut |e, _| {
+        if matches!(e, Event::RunFinished(_)) {
+            cancel.store(true, Ordering::SeqCst);
+        }
+        events.push(e.clone());
+    })
+    .unwrap();
+    assert_eq!(r.status, Some(Status::Cancelled));
+    let complete = r
+        .runs
+        .iter()
+        .filter(|x| x.status == Status::Complete)
+        .count();
+    assert!(complete >= 1, "the first finished run is kept");
+    assert!(
+        r.runs.len() < 12,
+        "runs not started are not run: {}",
+        r.runs.len()
+    );
+    assert!(r
+        .runs
+        .iter()
+        .all(|x| x.status == Status::Complete || x.status == Status::Cancelled));
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, Event::RunStarted { .. }))
+        .count();
+    assert_eq!(
+        started,
+        r.runs.len(),
+        "every run that started is in the results"
+    );
 }
 
 /// The dense control of each seed and target trains as long as the longest
@@ -402,4 +454,106 @@ fn finetune_policy_applies_to_plugin_schedules() {
         };
         assert_eq!(per_step, want, "{}", run.strategy);
     }
+}
+
+/// `v` without its timings (`seconds`, `latency`), which differ from run to run.
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    match &mut v {
+        serde_json::Value::Object(map) => {
+            map.remove("seconds");
+            map.remove("latency");
+            map.remove("host_copy_ms");
+            for x in map.values_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for x in items.iter_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// The events that belong to the run of `strategy` at `target` (seed 0),
+/// timings aside, in order.
+fn events_of(events: &[Event], strategy: &str, target: f32) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| match e {
+            Event::RunStarted {
+                strategy: s,
+                target: t,
+                ..
+            } => s == strategy && *t == target,
+            Event::Epoch {
+                phase, target: t, ..
+            } => phase == strategy && *t == target,
+            Event::Pruned {
+                strategy: s,
+                run_target,
+                ..
+            }
+            | Event::Step {
+                strategy: s,
+                run_target,
+                ..
+            } => s == strategy && *run_target == target,
+            Event::RunFinished(r) => r.strategy == strategy && r.target == target,
+            _ => false,
+        })
+        .map(|e| without_timings(serde_json::to_value(e).unwrap()))
+        .collect()
+}
+
+#[test]
+fn runs_in_parallel_jobs_equal_runs_one_after_another() {
+    let strategies = "[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"magnitude\"\n\
+        [[strategy]]\nname = \"taylor steps\"\nschedule = \"iterative\"\ncriterion = \"taylor\"\nschedule_params = { steps = 2 }\n\
+        [[strategy]]\nname = \"patience\"\nschedule = \"one-shot\"\ncriterion = \"magnitude\"\nfinetune = { patience = 1, max_epochs = 3 }\n";
+    let mut cfg = config(strategies);
+    // A convolutional model: the convolution's weight gradient is the sum
+    // that would depend on the threads if anything did.
+    cfg.model = shears::model::ModelSpec::from_name("lenet5").unwrap();
+    cfg.sparsities = vec![0.5, 0.8, 0.9];
+    cfg.latency = false;
+    cfg.jobs = 1;
+    let (one, events_one) = run(&cfg, &Registry::builtin());
+    cfg.jobs = 2;
+    let (two, events_two) = run(&cfg, &Registry::builtin());
+    assert_eq!(one.status, Some(Status::Complete));
+    assert_eq!(two.status, Some(Status::Complete));
+    assert_eq!(one.runs.len(), 9);
+    let runs = |r: &ComparisonResults| -> Vec<serde_json::Value> {
+        r.runs
+            .iter()
+            .chain(&r.controls)
+            .map(|x| without_timings(serde_json::to_value(x).unwrap()))
+            .collect()
+    };
+    // Same runs, same order, same numbers, bit for bit.
+    assert_eq!(runs(&one), runs(&two));
+    for run in &one.runs {
+        let (a, b) = (
+            events_of(&events_one, &run.strategy, run.target),
+            events_of(&events_two, &run.strategy, run.target),
+        );
+        assert!(a.len() >= 4, "{} @ {}: {a:?}", run.strategy, run.target);
+        assert_eq!(a, b, "{} @ {}", run.strategy, run.target);
+    }
+    // Two runs were in flight at once: a run started before the previous
+    // one finished.
+    let mut in_flight = 0usize;
+    let mut most = 0;
+    for e in &events_two {
+        match e {
+            Event::RunStarted { .. } => in_flight += 1,
+            Event::RunFinished(_) => in_flight -= 1,
+            _ => {}
+        }
+        most = most.max(in_flight);
+    }
+    assert_eq!(most, 2, "jobs = 2 runs two at once");
 }

@@ -3,23 +3,32 @@
 does, to compare the cost of the whole comparison (wall time, peak memory).
 
     /usr/bin/time -v python3 app/benches/compare_pytorch.py app/benches/mnist10k-54-runs.toml
+    shears export-data --out /tmp/glyphs        # the embedded glyphs, as .npy
+    /usr/bin/time -v python3 app/benches/compare_pytorch.py assets/demo.toml --data /tmp/glyphs
 
 What it mirrors (app/src/experiment): the data split (a stratified validation
 part of `val_fraction`, per-channel normalisation fitted on the training
 part), LeNet-5 with He-uniform initialisation, SGD (momentum 0.9, Nesterov,
-weight decay 5e-4) with a cosine learning rate per phase, the random shift
+weight decay 5e-4) with a cosine learning rate per phase, set per epoch, the random shift
 augmentation of single-channel images (up to 2 pixels, edges replicated), one
 base model per seed, then for every strategy x sparsity x seed: global
 unstructured pruning by magnitude (|w|) or Taylor (|w * grad| over
 `calibration_batches` batches) of every conv and linear weight, the
-schedule's steps (`one-shot`, `iterative-geometric` with `rate` and
-`finetune_epochs`) each followed by its fine-tuning with the masks held,
-and the test accuracy after the last prune and at the end; validation every
-epoch. It does not reproduce Shears's random streams, so accuracies agree in
-level, not digit for digit. Supports what the benchmark configs use: IDX
-data, `lenet5`, no dense controls and no latency timing.
+schedule's steps (`one-shot`, `iterative-geometric` with `steps` or `rate`,
+`hybrid`) each followed by its fine-tuning with the masks held (a fixed
+number of epochs, or `finetune = { patience, max_epochs }`: stop when the
+validation accuracy has not improved for `patience` epochs and keep the best
+weights), validation and test metrics after every prune and fine-tuning;
+validation every epoch; then the dense controls (the base fine-tuned as long
+as the longest run at each target) and the latency of every final model
+(median of timed evaluation passes at batch 1 and 64), where the config asks
+for them. It does not reproduce Shears's random streams, so accuracies agree
+in level, not digit for digit. Data: IDX folders, or a folder of `.npy`
+files as `shears export-data` writes them (`--data DIR`; the way to give it
+the embedded glyphs). Model: `lenet5`.
 """
 
+import ast
 import gzip
 import math
 import struct
@@ -63,6 +72,22 @@ def load_idx(folder):
     return xtr, ytr, xte, yte
 
 
+def read_npy(path):
+    raw = path.read_bytes()
+    if raw[:6] != b"\x93NUMPY":
+        raise SystemExit(f"{path}: not a .npy file")
+    hlen = struct.unpack("<H", raw[8:10])[0]
+    header = ast.literal_eval(raw[10 : 10 + hlen].decode("latin1"))
+    dtype = {"|u1": torch.uint8, "<f4": torch.float32, "<i8": torch.int64}[header["descr"]]
+    return torch.frombuffer(bytearray(raw[10 + hlen :]), dtype=dtype).reshape(header["shape"])
+
+
+def load_npy(folder):
+    """x_train, y_train, x_test, y_test of a folder `shears export-data` wrote."""
+    folder = Path(folder)
+    return [read_npy(folder / f"{n}.npy") for n in ("x_train", "y_train", "x_test", "y_test")]
+
+
 def stratified(labels, fraction, gen):
     kept, held = [], []
     for c in labels.unique():
@@ -90,14 +115,21 @@ def prunable(net):
     return [m.weight for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
 
 
-def train(net, data, val, cfg, epochs, seed, masks=None):
-    """Trains for `epochs`; the validation accuracy after each."""
+def train(net, data, val, cfg, epochs, seed, masks=None, patience=None):
+    """Trains for `epochs` (a cosine rate over all of them); the validation
+    accuracy after each. With `patience = (p, start)`, stops when the
+    validation accuracy has not beaten the best (from `start`, the model
+    before the phase) for p epochs, and puts the best weights back."""
     x, y = data
     accs = []
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=0.9, nesterov=True, weight_decay=5e-4)
-    steps = epochs * math.ceil(len(x) / cfg["batch_size"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    # Shears's cosine rate is per epoch (app/src/train/lr.rs): constant within
+    # epoch e, base * (1 + cos(pi * e / epochs)) / 2.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / max(epochs, 1))))
     gen = torch.Generator().manual_seed(seed)
+    if patience:
+        wait, best = patience[0], patience[1]
+        best_state, since = {k: v.clone() for k, v in net.state_dict().items()}, 0
     for _ in range(epochs):
         net.train()
         order = torch.randperm(len(x), generator=gen)
@@ -110,12 +142,22 @@ def train(net, data, val, cfg, epochs, seed, masks=None):
                 for w, m in zip(prunable(net), masks):
                     w.grad.mul_(m)
             opt.step()
-            sched.step()
             if masks:
                 with torch.no_grad():
                     for w, m in zip(prunable(net), masks):
                         w.mul_(m)
+        sched.step()
         accs.append(evaluate(net, *val))
+        if patience:
+            if accs[-1] > best:
+                best, since = accs[-1], 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                since += 1
+                if since >= wait:
+                    break
+    if patience:
+        net.load_state_dict(best_state)
     return accs
 
 
@@ -126,6 +168,23 @@ def evaluate(net, x, y):
     for i in range(0, len(x), 256):
         correct += (net(x[i : i + 256]).argmax(1) == y[i : i + 256]).sum().item()
     return correct / max(len(x), 1)
+
+
+@torch.inference_mode()
+def median_forward_ms(net, batch, shape):
+    """Median wall ms of an evaluation pass on `batch` random inputs, after
+    one warm-up: at least 5 passes, at most 25, none started after 300 ms."""
+    net.eval()
+    x = torch.randn(batch, *shape)
+    net(x).sum().item()
+    samples, start = [], time.perf_counter()
+    while len(samples) < 5 or (len(samples) < 25 and time.perf_counter() - start < 0.3):
+        t0 = time.perf_counter()
+        net(x).sum().item()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    n = len(samples)
+    return samples[n // 2] if n % 2 else (samples[n // 2 - 1] + samples[n // 2]) / 2
 
 
 def scores(net, criterion, data, cfg, batches):
@@ -161,60 +220,113 @@ def prune_to(net, sparsity, s):
     return masks
 
 
-def steps_of(strategy, target):
+def geometric(start, target, k):
+    keep = 1 - (target - start)
+    return [target if i == k else start + 1 - keep ** (i / k) for i in range(1, k + 1)]
+
+
+def steps_of(strategy, target, default_epochs):
+    """The schedule's sparsities for `target`, each with its fine-tuning
+    epochs (plugins/schedules)."""
     schedule = strategy.get("schedule", "one-shot")
     params = strategy.get("schedule_params", {})
+    epochs = params.get("finetune_epochs", default_epochs)
     if schedule == "one-shot":
-        return [(target, None)]
-    if schedule == "iterative-geometric":
-        rate, epochs, out, s = params.get("rate", 0.5), params.get("finetune_epochs", 1), [], 0.0
-        while s < target - 1e-9:
-            s = min(target, 1 - (1 - s) * (1 - rate))
-            out.append((s, epochs))
-        return out
-    raise SystemExit(f"schedule {schedule} is not mirrored here")
+        sparsities = [target]
+    elif schedule == "iterative-geometric" and params.get("steps", 0) > 0:
+        sparsities = geometric(0.0, target, params["steps"])
+    elif schedule == "iterative-geometric":
+        rate, sparsities = params.get("rate", 0.5), []
+        for i in range(1, params.get("max_steps", 1000)):
+            if 1 - (1 - rate) ** i >= target - 1e-6:
+                break
+            sparsities.append(1 - (1 - rate) ** i)
+        sparsities.append(target)
+    elif schedule == "hybrid":
+        initial = params.get("initial", 0.5)
+        if params.get("then", "geometric") != "geometric":
+            raise SystemExit("hybrid: only then = geometric is mirrored here")
+        sparsities = [target] if initial >= target else [initial] + geometric(initial, target, params.get("steps", 3))
+    else:
+        raise SystemExit(f"schedule {schedule} is not mirrored here")
+    return [(s, epochs) for s in sparsities]
+
+
+def run_strategy(state, strategy, target, seed, cfg, data):
+    """One run from the base `state`; its epochs, the test accuracy after
+    the last prune and at the end."""
+    train_data, val, test = data
+    net = LeNet5()
+    net.load_state_dict(state)
+    policy, spent = strategy.get("finetune", {}), 0
+    for s, epochs in steps_of(strategy, target, cfg["finetune"]["epochs"]):
+        sc = scores(net, strategy.get("criterion", "magnitude"), train_data, cfg["finetune"],
+                    cfg.get("calibration_batches", 4))
+        masks = prune_to(net, s, sc)
+        after, after_val = evaluate(net, *test), evaluate(net, *val)
+        if "patience" in policy:
+            ran = train(net, train_data, val, cfg["finetune"], policy.get("max_epochs", 20), seed, masks,
+                        (policy["patience"], after_val))
+        else:
+            ran = train(net, train_data, val, cfg["finetune"], policy.get("epochs", epochs), seed, masks)
+        spent += len(ran)
+        evaluate(net, *val)  # the step's record: validation and test
+        final = evaluate(net, *test)
+    return net, spent, after, final
 
 
 def main():
-    cfg = tomllib.loads(Path(sys.argv[1]).read_text())
-    if cfg.get("dense_control", True) or cfg.get("latency", True):
-        raise SystemExit("set dense_control = false and latency = false (not mirrored)")
-    if cfg["data"]["kind"] != "idx" or cfg["model"]["arch"] != "lenet5":
-        raise SystemExit("only idx data and lenet5 are mirrored")
+    args = sys.argv[1:]
+    data_dir = None
+    if "--data" in args:
+        i = args.index("--data")
+        data_dir = args[i + 1]
+        del args[i : i + 2]
+    cfg = tomllib.loads(Path(args[0]).read_text())
+    if cfg["model"]["arch"] != "lenet5":
+        raise SystemExit("only lenet5 is mirrored")
+    kind = cfg["data"]["kind"]
     start = time.time()
-    xtr, ytr, xte, yte = load_idx(cfg["data"]["path"])
+    if data_dir:
+        xtr, ytr, xte, yte = load_npy(data_dir)
+    elif kind == "idx":
+        xtr, ytr, xte, yte = load_idx(cfg["data"]["path"])
+    else:
+        raise SystemExit(f"data kind {kind}: write it with `shears export-data --out DIR` and pass --data DIR")
     seeds = cfg.get("seeds", [0])
     gen = torch.Generator().manual_seed(seeds[0])
     kept, held = stratified(ytr, cfg.get("val_fraction", 0.1), gen)
-    xtr = xtr.float() / 255
+    as_values = lambda t: t.float() / 255 if t.dtype == torch.uint8 else t.float()  # noqa: E731
+    xtr, xte = as_values(xtr), as_values(xte)
     mean, std = xtr[kept].mean().item(), xtr[kept].std(unbiased=False).item()
-    norm = lambda t: (t.float() / 255 - mean) / std if t.dtype == torch.uint8 else (t - mean) / std  # noqa: E731
-    train_data = (norm(xtr[kept]), ytr[kept])
-    val = (norm(xtr[held]), ytr[held])
-    test = (norm(xte), yte)
+    norm = lambda t: (t - mean) / std  # noqa: E731
+    data = ((norm(xtr[kept]), ytr[kept]), (norm(xtr[held]), ytr[held]), (norm(xte), yte))
+    shape = tuple(xtr.shape[1:])
     runs = 0
     for seed in seeds:
         torch.manual_seed(seed)
         base = LeNet5()
         init_like_candle(base)
-        train(base, train_data, val, cfg["train"], cfg["train"]["epochs"], seed)
-        print(f"seed {seed}: base test {evaluate(base, *test):.4f}", flush=True)
+        train(base, data[0], data[1], cfg["train"], cfg["train"]["epochs"], seed)
+        print(f"seed {seed}: base test {evaluate(base, *data[2]):.4f}", flush=True)
         state = {k: v.clone() for k, v in base.state_dict().items()}
+        longest = {}
         for strategy in cfg["strategy"]:
             for target in cfg["sparsities"]:
+                net, spent, after, final = run_strategy(state, strategy, target, seed, cfg, data)
+                longest[target] = max(longest.get(target, 0), spent)
+                line = f"  {strategy['name']} {target}: after prune {after:.4f}, final {final:.4f}"
+                if cfg.get("latency", True):
+                    line += f", {median_forward_ms(net, 1, shape):.2f} / {median_forward_ms(net, 64, shape):.2f} ms"
+                runs += 1
+                print(line, flush=True)
+        if cfg.get("dense_control", True):
+            for epochs in sorted(set(longest.values())):
                 net = LeNet5()
                 net.load_state_dict(state)
-                masks = None
-                for s, epochs in steps_of(strategy, target):
-                    sc = scores(net, strategy.get("criterion", "magnitude"), train_data, cfg["finetune"],
-                                cfg.get("calibration_batches", 4))
-                    masks = prune_to(net, s, sc)
-                    after = evaluate(net, *test)
-                    ft = cfg["finetune"]["epochs"] if epochs is None else epochs
-                    train(net, train_data, val, cfg["finetune"], ft, seed, masks)
-                runs += 1
-                print(f"  {strategy['name']} {target}: after prune {after:.4f}, final {evaluate(net, *test):.4f}",
-                      flush=True)
+                train(net, data[0], data[1], cfg["finetune"], epochs, seed)
+                evaluate(net, *data[1])
+                print(f"  dense control, {epochs} epochs: test {evaluate(net, *data[2]):.4f}", flush=True)
     print(f"{runs} runs in {time.time() - start:.1f} s")
 
 

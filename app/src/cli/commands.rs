@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::Device;
 
-use super::{DataArgs, EvalArgs, ImportArgs, PruneArgs, TrainArgs};
+use super::{DataArgs, EvalArgs, ExportDataArgs, ImportArgs, PruneArgs, TrainArgs};
 use crate::data::{
     prepare, prepare_normalised, DataSplits, Dataset, DatasetSpec, InputPrep, Preprocess,
 };
@@ -271,6 +271,19 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
     let info = serde_json::json!({"pruned_from": a.checkpoint.display().to_string(), "criterion": a.criterion, "sparsity": reached});
     export::save(&net, format, &info, &a.out)?;
     println!("saved {} ({})", a.out.display(), format.label());
+    Ok(())
+}
+
+pub(super) fn export_data(a: &ExportDataArgs) -> Result<()> {
+    let (spec, train, test) = load_raw(&a.data, &InputPrep::default())?;
+    for file in crate::data::export_npy(&train, &test, &a.out)? {
+        println!("wrote {}", file.display());
+    }
+    println!(
+        "{spec}: {} train and {} test images",
+        train.len(),
+        test.len()
+    );
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::experiment::{
 };
 use crate::model::ModelSpec;
 use crate::plugins::Registry;
-use crate::report::text::{base_line, pruned_line, run_line, started_line};
+use crate::report::text::{base_line, run_line, started_line};
 use crate::report::Progress;
 
 /// Applies the command-line overrides to a config.
@@ -62,6 +62,9 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     if a.no_dense_control {
         cfg.dense_control = false;
     }
+    if let Some(n) = a.jobs {
+        cfg.jobs = n;
+    }
     if a.no_latency {
         cfg.latency = false;
     }
@@ -79,11 +82,12 @@ pub(super) fn apply_overrides(cfg: &mut ExperimentConfig, a: &CompareArgs) -> Re
     Ok(())
 }
 
-/// The terminal's progress bars, drawn from the shared progress reducer.
+/// The terminal's progress bars, drawn from the shared progress reducer:
+/// the whole comparison, then one line per training in flight.
 struct TerminalBars {
     bars: MultiProgress,
     runs: ProgressBar,
-    epochs: ProgressBar,
+    running: Vec<ProgressBar>,
     state: Progress,
 }
 
@@ -102,20 +106,24 @@ impl TerminalBars {
             .progress_chars("=> "),
         );
         runs.set_prefix("overall");
-        let epochs = bars.add(ProgressBar::new(0));
-        epochs.set_style(
-            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {msg}")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        epochs.set_prefix("phase");
         runs.enable_steady_tick(Duration::from_millis(500));
         Self {
             bars,
             runs,
-            epochs,
+            running: Vec::new(),
             state: Progress::new(cfg),
         }
+    }
+
+    /// A bar for one training in flight.
+    fn add_line(&mut self) {
+        let bar = self.bars.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {msg}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        self.running.push(bar);
     }
 
     fn on(&mut self, e: &Event) {
@@ -128,18 +136,42 @@ impl TerminalBars {
             .eta()
             .map(|d| format!(", ETA {}", crate::report::fmt_duration(d)))
             .unwrap_or_default();
+        let at_once = match p.running.len() {
+            0 | 1 => String::new(),
+            n => format!(", {n} at once"),
+        };
         self.runs.set_message(format!(
-            "{}/{} runs{eta}  {}",
-            p.runs_done, p.runs_total, p.current
+            "{}/{} runs{at_once}{eta}",
+            p.runs_done, p.runs_total
         ));
-        self.epochs.set_length(p.epoch.total.max(1.0) as u64);
-        self.epochs.set_position(p.epoch.done as u64);
-        let (epoch, of) = p.phase_epoch;
-        self.epochs.set_prefix(if of > 0 {
-            format!("epoch {epoch}/{of}")
-        } else {
-            "phase".to_string()
-        });
+        let lines = p.running.len().max(1);
+        while self.running.len() < lines {
+            self.add_line();
+        }
+        while self.running.len() > lines {
+            if let Some(bar) = self.running.pop() {
+                bar.finish_and_clear();
+                self.bars.remove(&bar);
+            }
+        }
+        let p = &self.state;
+        for (bar, r) in self.running.iter().zip(&p.running) {
+            bar.set_length(r.epoch.total.max(1.0) as u64);
+            bar.set_position(r.epoch.done as u64);
+            let (epoch, of) = r.phase_epoch;
+            bar.set_prefix(if of > 0 {
+                format!("epoch {epoch}/{of}")
+            } else {
+                "phase".to_string()
+            });
+            bar.set_message(format!("{}  {}", r.label, r.note));
+        }
+        if p.running.is_empty() {
+            if let Some(bar) = self.running.first() {
+                bar.set_prefix("phase");
+                bar.set_message(p.current.clone());
+            }
+        }
         match e {
             Event::Started {
                 device,
@@ -149,33 +181,20 @@ impl TerminalBars {
             } => {
                 let _ = self.bars.println(started_line(device, data, model));
             }
-            Event::Epoch { train, val, .. } => {
-                self.epochs.set_message(format!(
-                    "loss {:.3}, val acc {:.2}%",
-                    train.loss,
-                    val.acc * 100.0
-                ));
-            }
             Event::BaseReady(b) => {
                 let _ = self.bars.println(base_line(b));
-            }
-            e @ Event::Pruned { .. } => {
-                if let Some(line) = pruned_line(e) {
-                    self.epochs.set_message(line);
-                }
             }
             Event::RunFinished(r) | Event::ControlFinished(r) => {
                 let _ = self.bars.println(run_line(r));
             }
-            Event::RunStarted { .. }
-            | Event::Step { .. }
-            | Event::Batch { .. }
-            | Event::Finished { .. } => {}
+            _ => {}
         }
     }
 
     fn finish(&self) {
-        self.epochs.finish_and_clear();
+        for bar in &self.running {
+            bar.finish_and_clear();
+        }
         self.runs.finish_and_clear();
     }
 }

@@ -55,6 +55,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Evaluate a checkpoint on a dataset.
     Eval(EvalArgs),
+    /// Write a dataset (default: the embedded glyphs of the demo) as NumPy
+    /// `.npy` files, x_train/y_train/x_test/y_test, for other tools.
+    ExportData(ExportDataArgs),
     /// Show a model's layers, shapes and sparsity.
     Inspect {
         /// The model: a Shears checkpoint or a PyTorch state dict.
@@ -202,6 +205,10 @@ pub struct CompareArgs {
     /// Skip timing the final models (config `latency = false`).
     #[arg(long)]
     pub no_latency: bool,
+    /// Runs at once, the cores shared between them (config `jobs`; 0:
+    /// what the cores make worthwhile for the model).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u32>,
     /// Use only this many training samples of the embedded dataset (quick runs).
     #[arg(long)]
     pub train_samples: Option<usize>,
@@ -286,6 +293,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where to write the checkpoint.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `shears export-data`.
+#[derive(Debug, Args)]
+pub struct ExportDataArgs {
+    /// The dataset (the device option is not used).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Folder to write the `.npy` files into (created if missing).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -502,6 +520,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Train(a)) => commands::train(a).map(|_| 0),
         Some(Command::Prune(a)) => commands::prune(a, &registry(&dirs)).map(|_| 0),
         Some(Command::Eval(a)) => commands::eval(a).map(|_| 0),
+        Some(Command::ExportData(a)) => commands::export_data(&a).map(|_| 0),
         Some(Command::Inspect { checkpoint, import }) => {
             commands::inspect(&checkpoint, &import).map(|_| 0)
         }

@@ -136,6 +136,10 @@ pub struct ExperimentConfig {
     pub finetune_budget: Option<u32>,
     /// Measure the inference latency of every final model (default true).
     pub latency: bool,
+    /// Runs at once, the cores shared between them (each run's results
+    /// are those it has alone); 0 (the default): as many as the machine's
+    /// cores make worthwhile for the model ([`super::jobs::auto_jobs`]).
+    pub jobs: u32,
     /// The strategies.
     #[serde(rename = "strategy")]
     pub strategies: Vec<StrategySpec>,
@@ -166,6 +170,7 @@ impl Default for ExperimentConfig {
             dense_control: true,
             finetune_budget: None,
             latency: true,
+            jobs: 0,
             strategies: vec![],
         }
     }
@@ -210,6 +215,16 @@ impl ExperimentConfig {
             return Err(Error::config("seeds", "give at least one seed"));
         }
         self.import.norm()?;
+        if self.jobs > super::jobs::MAX_JOBS {
+            return Err(Error::config(
+                "jobs",
+                format!(
+                    "{} is more than {} runs at once",
+                    self.jobs,
+                    super::jobs::MAX_JOBS
+                ),
+            ));
+        }
         if self.sparsities.is_empty() {
             return Err(Error::config(
                 "sparsities",

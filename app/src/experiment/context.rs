@@ -21,6 +21,10 @@ pub const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 /// Receives every event with the results so far (to save them as they grow).
 pub type Sink<'a> = dyn FnMut(&Event, &ComparisonResults) + 'a;
 
+/// Receives the events of one run or training (the caller adds the results
+/// to make them a [`Sink`]'s).
+pub type Emit<'a> = dyn FnMut(&Event) + 'a;
+
 /// Everything a run needs besides the config.
 pub struct Context<'a> {
     /// Plugins.
@@ -41,12 +45,11 @@ pub(super) fn train_phase(
     (label, target): (&str, f32),
     data: &DataSplits,
     ctx: &Context<'_>,
-    sink: &mut Sink<'_>,
-    results: &ComparisonResults,
+    emit: &mut Emit<'_>,
 ) -> Result<FitOutcome> {
     let seed = phase.seed;
     // Both reports go to the one sink, in the order they happen.
-    let sink = std::cell::RefCell::new(sink);
+    let emit = std::cell::RefCell::new(emit);
     let mut on_epoch = |r: EpochReport| {
         let e = Event::Epoch {
             phase: label.into(),
@@ -58,7 +61,7 @@ pub(super) fn train_phase(
             val: r.val,
             lr: r.lr,
         };
-        (sink.borrow_mut())(&e, results);
+        (emit.borrow_mut())(&e);
     };
     let mut last = Instant::now();
     let mut on_batch = |b: BatchReport| {
@@ -73,7 +76,7 @@ pub(super) fn train_phase(
                 batch: b.batch,
                 batches: b.batches,
             };
-            (sink.borrow_mut())(&e, results);
+            (emit.borrow_mut())(&e);
         }
     };
     fit_reporting(

@@ -89,7 +89,9 @@ impl Controls<'_> {
             first_epoch: cfg.train.epochs,
         };
         let label = (DENSE_CONTROL, target);
-        train_phase(&mut net, &phase, label, data, self.ctx, sink, results)?;
+        train_phase(&mut net, &phase, label, data, self.ctx, &mut |e| {
+            sink(e, results)
+        })?;
         let now = split_metrics(&mut net, data, cfg.finetune.batch_size)?;
         Ok(StepRecord {
             step: 1,

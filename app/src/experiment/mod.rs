@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod config;
 mod context;
 mod dense_control;
+pub mod jobs;
 pub mod output;
 pub mod preview;
 pub mod results;

@@ -302,6 +302,12 @@ pub enum Event {
     Pruned {
         /// Strategy label.
         strategy: String,
+        /// Seed of the run.
+        #[serde(default)]
+        seed: u64,
+        /// Target sparsity of the run (`target` is this step's).
+        #[serde(default)]
+        run_target: f32,
         /// 1-based prune step within the run.
         step: u32,
         /// Sparsity asked for.
@@ -317,6 +323,12 @@ pub enum Event {
     Step {
         /// Strategy label.
         strategy: String,
+        /// Seed of the run.
+        #[serde(default)]
+        seed: u64,
+        /// Target sparsity of the run.
+        #[serde(default)]
+        run_target: f32,
         /// The step.
         record: StepRecord,
     },

@@ -12,11 +12,10 @@ use super::config::ExperimentConfig;
 use super::context::{base_phase, split_metrics, train_phase};
 pub use super::context::{Context, Sink};
 use super::dense_control::Controls;
+use super::jobs::{auto_jobs, run_parallel};
 use super::preview::expected_epochs;
-use super::results::{
-    Baseline, ComparisonResults, DataSummary, Event, ModelSummary, RunResult, Status,
-};
-use super::strategy_run::StrategyRun;
+use super::results::{Baseline, ComparisonResults, DataSummary, Event, ModelSummary, Status};
+use super::strategy_run::SeedRuns;
 use crate::data::{prepare_normalised, DataSplits, NormChoice, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, import, Network};
@@ -233,7 +232,9 @@ fn run_all(
             let mut net = Network::new(arch, seed, template.device())?;
             let t0 = Instant::now();
             let phase = base_phase(cfg, seed);
-            let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, sink, results)?;
+            let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, &mut |e| {
+                sink(e, results)
+            })?;
             let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
             let mut b = Baseline {
                 seed,
@@ -253,46 +254,26 @@ fn run_all(
         };
         results.baselines.push(baseline.clone());
         sink(&Event::BaseReady(baseline), results);
-        for (strategy_index, strategy) in cfg.strategies.iter().enumerate() {
-            for (target_index, &target) in cfg.sparsities.iter().enumerate() {
+        let seed_runs = SeedRuns {
+            cfg,
+            ctx,
+            data,
+            base: &base,
+            seed,
+            expected,
+        };
+        let plan = seed_runs.plan(index);
+        index += plan.len();
+        let cores = rayon::current_num_threads();
+        let jobs = auto_jobs(cfg.jobs, base.device(), base.arch.macs(), plan.len(), cores);
+        if jobs > 1 {
+            run_parallel(&seed_runs, &plan, jobs, results, sink)?;
+        } else {
+            for planned in &plan {
                 if ctx.cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
-                sink(
-                    &Event::RunStarted {
-                        index,
-                        strategy: strategy.label(),
-                        target,
-                        seed,
-                        expected_epochs: expected[strategy_index][target_index],
-                    },
-                    results,
-                );
-                index += 1;
-                let run = RunResult::new(
-                    strategy.label(),
-                    (&strategy.schedule, &strategy.criterion),
-                    target,
-                    seed,
-                );
-                let save_as = ctx.out_dir.map(|_| {
-                    super::output::model_file_name(
-                        strategy_index,
-                        &run.strategy,
-                        target_index,
-                        target,
-                        seed,
-                    )
-                });
-                let (run, outcome) =
-                    match StrategyRun::new(ctx, cfg, data, strategy, &base, run.clone(), save_as) {
-                        Ok(r) => r.execute(sink, results),
-                        Err(e) => {
-                            let status = Status::Failed(e.to_string());
-                            (RunResult { status, ..run }, Err(e))
-                        }
-                    };
-                let cancelled = matches!(outcome, Err(Error::Cancelled));
+                let (run, cancelled) = seed_runs.run(planned, &mut |e| sink(e, results));
                 results.runs.push(run.clone());
                 sink(&Event::RunFinished(run), results);
                 if cancelled {

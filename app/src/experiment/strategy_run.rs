@@ -12,9 +12,9 @@ use shears_plugin_api::MAX_SCHEDULE_DECISIONS;
 use shears_plugin_api::{Criterion, Decision, Phase, PluginKind, Schedule, ScheduleState};
 
 use super::config::{ExperimentConfig, StrategySpec};
-use super::context::{split_metrics, train_phase, Context, Sink};
+use super::context::{split_metrics, train_phase, Context, Emit};
 use super::preview::plan_schedule;
-use super::results::{ComparisonResults, Event, RunResult, SplitMetrics, Status, StepRecord};
+use super::results::{Event, RunResult, SplitMetrics, Status, StepRecord};
 use super::rules::check_decision;
 use crate::data::DataSplits;
 use crate::error::{Error, Result};
@@ -136,12 +136,8 @@ impl<'a> StrategyRun<'a> {
 
     /// Runs the schedule to its end (or to the first error), then returns
     /// the result with its status.
-    pub fn execute(
-        mut self,
-        sink: &mut Sink<'_>,
-        results: &ComparisonResults,
-    ) -> (RunResult, Result<()>) {
-        let outcome = self.decide_until_stop(sink, results);
+    pub fn execute(mut self, emit: &mut Emit<'_>) -> (RunResult, Result<()>) {
+        let outcome = self.decide_until_stop(emit);
         self.run.status = match &outcome {
             Ok(()) => Status::Complete,
             Err(Error::Cancelled) => Status::Cancelled,
@@ -150,23 +146,19 @@ impl<'a> StrategyRun<'a> {
         (self.run, outcome)
     }
 
-    fn decide_until_stop(
-        &mut self,
-        sink: &mut Sink<'_>,
-        results: &ComparisonResults,
-    ) -> Result<()> {
+    fn decide_until_stop(&mut self, emit: &mut Emit<'_>) -> Result<()> {
         for _ in 0..MAX_SCHEDULE_DECISIONS {
             if self.ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
             match self.decide()? {
-                Decision::Prune { sparsity } => self.prune(sparsity, sink, results)?,
+                Decision::Prune { sparsity } => self.prune(sparsity, emit)?,
                 Decision::FineTune {
                     max_epochs,
                     patience,
-                } => self.fine_tune(max_epochs, patience, sink, results)?,
+                } => self.fine_tune(max_epochs, patience, emit)?,
                 Decision::Stop => {
-                    self.record_pending(sink, results)?;
+                    self.record_pending(emit)?;
                     self.measure_latency()?;
                     return self.save();
                 }
@@ -197,13 +189,8 @@ impl<'a> StrategyRun<'a> {
         Ok(decision)
     }
 
-    fn prune(
-        &mut self,
-        target: f32,
-        sink: &mut Sink<'_>,
-        results: &ComparisonResults,
-    ) -> Result<()> {
-        self.record_pending(sink, results)?;
+    fn prune(&mut self, target: f32, emit: &mut Emit<'_>) -> Result<()> {
+        self.record_pending(emit)?;
         let calibration = CalibrationSpec {
             batch_size: self.cfg.finetune.batch_size,
             batches: self.cfg.calibration_batches,
@@ -227,16 +214,15 @@ impl<'a> StrategyRun<'a> {
         p.pruned = Some(pruned);
         p.step_epochs = 0;
         p.kept_epoch = None;
-        sink(
-            &Event::Pruned {
-                strategy: self.run.strategy.clone(),
-                step: p.prune_steps + 1,
-                target,
-                reached: outcome.reached,
-                host_copy_ms: outcome.host_copy_seconds * 1000.0,
-            },
-            results,
-        );
+        emit(&Event::Pruned {
+            strategy: self.run.strategy.clone(),
+            seed: self.run.seed,
+            run_target: self.run.target,
+            step: p.prune_steps + 1,
+            target,
+            reached: outcome.reached,
+            host_copy_ms: outcome.host_copy_seconds * 1000.0,
+        });
         p.current = target;
         p.prune_steps += 1;
         p.last = Some(Phase::Pruned);
@@ -244,13 +230,7 @@ impl<'a> StrategyRun<'a> {
         Ok(())
     }
 
-    fn fine_tune(
-        &mut self,
-        max_epochs: u32,
-        patience: u32,
-        sink: &mut Sink<'_>,
-        results: &ComparisonResults,
-    ) -> Result<()> {
+    fn fine_tune(&mut self, max_epochs: u32, patience: u32, emit: &mut Emit<'_>) -> Result<()> {
         let (epochs, stop) = match &self.budget {
             Some(split) => (split.get(self.progress.phases).copied().unwrap_or(0), None),
             None => FinetunePolicy::phase(self.strategy.finetune.as_ref(), max_epochs, patience),
@@ -281,15 +261,7 @@ impl<'a> StrategyRun<'a> {
             first_epoch: self.cfg.train.epochs + self.progress.epochs,
         };
         let label = (self.run.strategy.as_str(), self.run.target);
-        let outcome = train_phase(
-            &mut self.net,
-            &phase,
-            label,
-            self.data,
-            self.ctx,
-            sink,
-            results,
-        )?;
+        let outcome = train_phase(&mut self.net, &phase, label, self.data, self.ctx, emit)?;
         let p = &mut self.progress;
         let ran = outcome.history.len() as u32;
         p.kept_epoch = outcome
@@ -302,18 +274,18 @@ impl<'a> StrategyRun<'a> {
             .extend(outcome.history.iter().map(|m| m.acc));
         p.last = Some(Phase::FineTuned);
         match p.unrecorded.take() {
-            Some(asked) => self.record(asked, sink, results),
+            Some(asked) => self.record(asked, emit),
             // More fine-tuning of the same step: its record is replaced.
             None => match self.run.steps.pop() {
-                Some(prev) => self.record(prev.target_sparsity, sink, results),
+                Some(prev) => self.record(prev.target_sparsity, emit),
                 None => Ok(()),
             },
         }
     }
 
-    fn record_pending(&mut self, sink: &mut Sink<'_>, results: &ComparisonResults) -> Result<()> {
+    fn record_pending(&mut self, emit: &mut Emit<'_>) -> Result<()> {
         match self.progress.unrecorded.take() {
-            Some(asked) => self.record(asked, sink, results),
+            Some(asked) => self.record(asked, emit),
             None => Ok(()),
         }
     }
@@ -321,12 +293,7 @@ impl<'a> StrategyRun<'a> {
     /// Appends a step for the prune to `asked`: sparsity, validation and
     /// test metrics of the model now and right after the prune, the
     /// fine-tuning it had, and its cost.
-    fn record(
-        &mut self,
-        asked: f32,
-        sink: &mut Sink<'_>,
-        results: &ComparisonResults,
-    ) -> Result<()> {
+    fn record(&mut self, asked: f32, emit: &mut Emit<'_>) -> Result<()> {
         let batch = self.cfg.finetune.batch_size;
         let p = &self.progress;
         let now = match p.pruned {
@@ -352,9 +319,11 @@ impl<'a> StrategyRun<'a> {
         self.run.steps.push(rec.clone());
         let event = Event::Step {
             strategy: self.run.strategy.clone(),
+            seed: self.run.seed,
+            run_target: self.run.target,
             record: rec,
         };
-        sink(&event, results);
+        emit(&event);
         Ok(())
     }
 
@@ -394,5 +363,95 @@ impl<'a> StrategyRun<'a> {
             plugin: self.schedule_label.clone(),
             msg,
         }
+    }
+}
+
+/// One run of a seed's plan: its index among all runs of the comparison
+/// and which strategy and target it takes (indices into the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PlannedRun {
+    /// Index among all runs (what [`Event::RunStarted`] reports).
+    pub index: usize,
+    /// Index into `cfg.strategies`.
+    pub strategy: usize,
+    /// Index into `cfg.sparsities`.
+    pub target: usize,
+}
+
+/// The runs of one seed: what each of them starts from.
+pub(super) struct SeedRuns<'a> {
+    /// The comparison.
+    pub cfg: &'a ExperimentConfig,
+    /// Plugins, cancel flag, output folder.
+    pub ctx: &'a Context<'a>,
+    /// The data splits.
+    pub data: &'a DataSplits,
+    /// The seed's dense base model.
+    pub base: &'a Network,
+    /// The seed.
+    pub seed: u64,
+    /// Expected fine-tuning epochs by strategy and target index.
+    pub expected: &'a [Vec<u32>],
+}
+
+impl SeedRuns<'_> {
+    /// Every run of the seed, strategy by strategy, each at every target;
+    /// the first has index `first`.
+    pub fn plan(&self, first: usize) -> Vec<PlannedRun> {
+        let targets = self.cfg.sparsities.len();
+        (0..self.cfg.strategies.len() * targets)
+            .map(|i| PlannedRun {
+                index: first + i,
+                strategy: i / targets,
+                target: i % targets,
+            })
+            .collect()
+    }
+
+    /// Runs `planned` from a copy of the base, its events to `emit`
+    /// ([`Event::RunStarted`] first); returns its result and whether it was
+    /// cancelled. A run that cannot start is returned failed.
+    pub fn run(&self, planned: &PlannedRun, emit: &mut Emit<'_>) -> (RunResult, bool) {
+        let strategy = &self.cfg.strategies[planned.strategy];
+        let target = self.cfg.sparsities[planned.target];
+        emit(&Event::RunStarted {
+            index: planned.index,
+            strategy: strategy.label(),
+            target,
+            seed: self.seed,
+            expected_epochs: self.expected[planned.strategy][planned.target],
+        });
+        let run = RunResult::new(
+            strategy.label(),
+            (&strategy.schedule, &strategy.criterion),
+            target,
+            self.seed,
+        );
+        let save_as = self.ctx.out_dir.map(|_| {
+            super::output::model_file_name(
+                planned.strategy,
+                &run.strategy,
+                planned.target,
+                target,
+                self.seed,
+            )
+        });
+        let (cfg, data) = (self.cfg, self.data);
+        let (run, outcome) = match StrategyRun::new(
+            self.ctx,
+            cfg,
+            data,
+            strategy,
+            self.base,
+            run.clone(),
+            save_as,
+        ) {
+            Ok(r) => r.execute(emit),
+            Err(e) => {
+                let status = Status::Failed(e.to_string());
+                (RunResult { status, ..run }, Err(e))
+            }
+        };
+        (run, matches!(outcome, Err(Error::Cancelled)))
     }
 }

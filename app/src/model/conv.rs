@@ -207,13 +207,17 @@ fn forward<T: Float>(g: Geom, x: &[T], w: &[T], bias: &[T]) -> Vec<T> {
     y
 }
 
-/// Gradients of one thread's share of the images: `dw`, `db` (in `f64`),
-/// and its column buffers.
+/// Number of image groups the weight gradient is accumulated over, each
+/// into its own partial sum, the partials then added in group order: the
+/// sum is the same, bit for bit, whatever the number of threads and however
+/// rayon schedules the groups (runs in parallel jobs give the results of
+/// runs one after another).
+const GRADIENT_GROUPS: usize = 16;
+
+/// Gradients of one group of images: `dw` and `db` (in `f64`).
 struct Partial<T> {
     dw: Vec<T>,
     db: Vec<f64>,
-    cols: Vec<T>,
-    dcols: Vec<T>,
 }
 
 /// `[dx, dw, db]` packed, from `x`, the output gradient `dy` and `w`;
@@ -225,53 +229,61 @@ pub(super) fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T], input_grad
     let mut dx = vec![T::zero(); if input_grad { x.len() } else { 0 }];
     let weights = Mat::new(w, g.out, rows);
     let buffer = if g.pointwise() { 0 } else { rows * ohw };
-    let empty = || Partial {
+    let per_group = g.b.div_ceil(GRADIENT_GROUPS).max(1);
+    let group = |dx: Option<&mut [T]>, x: &[T], dy: &[T]| {
+        let mut p = Partial {
+            dw: vec![T::zero(); nw],
+            db: vec![0.0; g.out],
+        };
+        let mut cols = vec![T::zero(); buffer];
+        let mut dcols = vec![T::zero(); if dx.is_some() { buffer } else { 0 }];
+        let mut dx_images = dx.map(|d| d.chunks_mut(g.image()));
+        for (xb, dyb) in x.chunks(g.image()).zip(dy.chunks(g.out * ohw)) {
+            let dxb = dx_images.as_mut().and_then(|d| d.next());
+            let grad = Mat::new(dyb, g.out, ohw);
+            if g.pointwise() {
+                matmul_into(&mut p.dw, grad, Mat::new(xb, rows, ohw).t(), true);
+                if let Some(dxb) = dxb {
+                    matmul_into(dxb, weights.t(), grad, false);
+                }
+            } else {
+                im2col_image(g, xb, &mut cols);
+                matmul_into(&mut p.dw, grad, Mat::new(&cols, rows, ohw).t(), true);
+                if let Some(dxb) = dxb {
+                    matmul_into(&mut dcols, weights.t(), grad, false);
+                    col2im_image(g, &dcols, dxb);
+                }
+            }
+            for (db, plane) in p.db.iter_mut().zip(dyb.chunks_exact(ohw)) {
+                *db += kernel::sum_f64(plane, |v| v.to_f64());
+            }
+        }
+        p
+    };
+    let mut total = Partial {
         dw: vec![T::zero(); nw],
         db: vec![0.0; g.out],
-        cols: vec![T::zero(); buffer],
-        dcols: vec![T::zero(); if input_grad { buffer } else { 0 }],
     };
-    let total = if x.is_empty() || dy.is_empty() {
-        empty()
-    } else {
+    if !(x.is_empty() || dy.is_empty()) {
         let dx_parts = if input_grad {
-            Either::Left(dx.par_chunks_mut(g.image()).map(Some))
+            Either::Left(dx.par_chunks_mut(per_group * g.image()).map(Some))
         } else {
-            Either::Right((0..g.b).into_par_iter().map(|_| None))
+            Either::Right((0..g.b.div_ceil(per_group)).into_par_iter().map(|_| None))
         };
-        dx_parts
-            .zip(x.par_chunks(g.image()))
-            .zip(dy.par_chunks(g.out * ohw))
-            .fold(empty, |mut p, ((dxb, xb), dyb)| {
-                let grad = Mat::new(dyb, g.out, ohw);
-                if g.pointwise() {
-                    matmul_into(&mut p.dw, grad, Mat::new(xb, rows, ohw).t(), true);
-                    if let Some(dxb) = dxb {
-                        matmul_into(dxb, weights.t(), grad, false);
-                    }
-                } else {
-                    im2col_image(g, xb, &mut p.cols);
-                    matmul_into(&mut p.dw, grad, Mat::new(&p.cols, rows, ohw).t(), true);
-                    if let Some(dxb) = dxb {
-                        matmul_into(&mut p.dcols, weights.t(), grad, false);
-                        col2im_image(g, &p.dcols, dxb);
-                    }
-                }
-                for (db, plane) in p.db.iter_mut().zip(dyb.chunks_exact(ohw)) {
-                    *db += kernel::sum_f64(plane, |v| v.to_f64());
-                }
-                p
-            })
-            .reduce(empty, |mut a, b| {
-                for (x, y) in a.dw.iter_mut().zip(&b.dw) {
-                    *x += *y;
-                }
-                for (x, y) in a.db.iter_mut().zip(&b.db) {
-                    *x += y;
-                }
-                a
-            })
-    };
+        let partials: Vec<Partial<T>> = dx_parts
+            .zip(x.par_chunks(per_group * g.image()))
+            .zip(dy.par_chunks(per_group * g.out * ohw))
+            .map(|((dxb, xb), dyb)| group(dxb, xb, dyb))
+            .collect();
+        for p in partials {
+            for (x, y) in total.dw.iter_mut().zip(&p.dw) {
+                *x += *y;
+            }
+            for (x, y) in total.db.iter_mut().zip(&p.db) {
+                *x += y;
+            }
+        }
+    }
     let mut out = dx;
     out.reserve_exact(nw + g.out);
     out.extend_from_slice(&total.dw);

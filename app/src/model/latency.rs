@@ -1,6 +1,7 @@
 //! Measured inference latency of a network on its device: the median of
 //! repeated timed forward passes in evaluation mode.
 
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
@@ -14,6 +15,17 @@ use crate::error::Result;
 const MIN_SAMPLES: usize = 5;
 const MAX_SAMPLES: usize = 25;
 const BUDGET: Duration = Duration::from_millis(300);
+
+/// Taken shared by every training and evaluation batch
+/// ([`sharing_the_machine`]) and exclusively while a latency is timed, so
+/// that runs in parallel jobs do not time each other's work.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Held for one training or evaluation batch: a latency measurement in
+/// another job waits for it, and batches wait while one is timed.
+pub fn sharing_the_machine() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Median milliseconds per forward pass of the final model of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -58,8 +70,10 @@ pub fn median_forward_ms(net: &mut Network, batch: usize) -> Result<f64> {
     })
 }
 
-/// Latency of `net` at batch 1 and 64, and of `compacted` when given.
+/// Latency of `net` at batch 1 and 64, and of `compacted` when given; no
+/// batch of another job runs meanwhile.
 pub fn measure(net: &mut Network, compacted: Option<&mut Network>) -> Result<Latency> {
+    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
     let mut l = Latency {
         batch1_ms: median_forward_ms(net, 1)?,
         batch64_ms: median_forward_ms(net, 64)?,

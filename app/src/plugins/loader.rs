@@ -10,7 +10,7 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use libloading::Library;
 
@@ -40,8 +40,29 @@ pub struct LoadedPlugin {
     /// The library file.
     pub path: PathBuf,
     table: ShearsPlugin,
-    lib: Arc<Library>,
+    lib: Arc<OpenLibrary>,
 }
+
+/// A loaded library and the lock every call into it holds: runs in
+/// parallel jobs use their own instances, but a plugin written before jobs
+/// existed may keep state across instances, so no two threads are ever
+/// inside one library at once (the calls are short beside training).
+struct OpenLibrary {
+    _lib: Library,
+    calls: Mutex<()>,
+}
+
+impl OpenLibrary {
+    /// Held for the duration of one call into the library.
+    fn one_call(&self) -> MutexGuard<'_, ()> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+// SAFETY: the table's pointers are the library's immutable descriptor
+// strings and functions, valid while `lib` keeps it loaded; every call
+// through them holds the library's lock (`OpenLibrary::one_call`).
+unsafe impl Sync for LoadedPlugin {}
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,7 +106,6 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, LibraryError> {
             detail,
         }
     })?;
-    let lib = Arc::new(lib);
     // SAFETY: the symbol, if present, has the ABI v1 entry type by contract;
     // a library that exports the name with another type breaks the contract.
     let entry: EntryFn = unsafe {
@@ -94,6 +114,11 @@ pub fn load_library(path: &Path) -> Result<Vec<LoadedPlugin>, LibraryError> {
                 path: path.to_path_buf(),
             })?
     };
+    let lib = Arc::new(OpenLibrary {
+        _lib: lib,
+        calls: Mutex::new(()),
+    });
+    let _one = lib.one_call();
     // SAFETY: calling the entry function as the contract describes.
     let list = unsafe { entry() };
     if list.is_null() {
@@ -194,11 +219,12 @@ impl ErrBuf {
 struct Instance {
     ptr: *mut c_void,
     destroy: DestroyFn,
-    _lib: Arc<Library>,
+    lib: Arc<OpenLibrary>,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        let _one = self.lib.one_call();
         // SAFETY: `ptr` came from the same plugin's `create` and is released once.
         unsafe { (self.destroy)(self.ptr) }
     }
@@ -214,8 +240,10 @@ impl LoadedPlugin {
         };
         let mut err = ErrBuf::new();
         let mut ptr: *mut c_void = std::ptr::null_mut();
+        let one = self.lib.one_call();
         // SAFETY: valid C string, out pointer and error buffer for the call.
         let status = unsafe { create(params.as_ptr(), &mut ptr, err.abi()) };
+        drop(one);
         if status != STATUS_OK {
             return Err(err.message(status));
         }
@@ -225,7 +253,7 @@ impl LoadedPlugin {
         Ok(Instance {
             ptr,
             destroy,
-            _lib: self.lib.clone(),
+            lib: self.lib.clone(),
         })
     }
 
@@ -260,6 +288,7 @@ unsafe impl Send for FfiCriterion {}
 
 impl Criterion for FfiCriterion {
     fn needs(&self) -> Needs {
+        let _one = self.inst.lib.one_call();
         // SAFETY: a live instance of this plugin.
         let bits = unsafe { (self.needs)(self.inst.ptr) };
         Needs {
@@ -301,6 +330,7 @@ impl Criterion for FfiCriterion {
             act_len: layer.act_norms.map_or(0, |a| a.len()),
         };
         let mut err = ErrBuf::new();
+        let _one = self.inst.lib.one_call();
         // SAFETY: every pointer refers to host memory alive for the call;
         // `out` has `out.len()` writable values.
         let status = unsafe {
@@ -345,6 +375,7 @@ impl Schedule for FfiSchedule {
         };
         let mut err = ErrBuf::new();
         // SAFETY: state, output and error buffer are host memory alive for the call.
+        let _one = self.inst.lib.one_call();
         let status = unsafe { (self.decide)(self.inst.ptr, &state, &mut out, err.abi()) };
         if status != STATUS_OK {
             return Err(err.message(status));

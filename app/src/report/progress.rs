@@ -44,6 +44,39 @@ impl Bar {
 /// Largest number of log lines kept.
 pub const MAX_LOG: usize = 2000;
 
+/// One training in flight: a seed's base model, a run or a dense control.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// What it is: `one-shot @ 90.0% (seed 0)`, `base model, seed 0`.
+    pub label: String,
+    /// Epochs done out of those it is expected to take.
+    pub run: Bar,
+    /// Batches of its current epoch.
+    pub epoch: Bar,
+    /// Its current phase's epoch and the phase's epoch limit: `(epoch, of)`.
+    pub phase_epoch: (u32, u32),
+    /// Its latest news: the last epoch's loss and validation accuracy, or
+    /// the last prune.
+    pub note: String,
+    /// Phase label, seed and target (as bits) its events carry.
+    key: (String, u64, u32),
+    /// Epochs it is expected to take.
+    expected: u32,
+    /// Epochs (and the fraction of the current one) trained in it.
+    in_unit: f64,
+    /// Epochs of its current phase reported so far (with a fraction).
+    phase_done: f64,
+    /// The last epoch its current phase finished.
+    epoch_done: u32,
+}
+
+impl Running {
+    /// Counts towards the overall bar: at most what it is expected to take.
+    fn credited(&self) -> f64 {
+        self.in_unit.min(f64::from(self.expected).max(1.0))
+    }
+}
+
 /// What a progress display shows, built from a comparison's events.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -51,14 +84,19 @@ pub struct Progress {
     /// (a finished run counts all it was expected to take: early stopping
     /// and failures end runs sooner).
     pub overall: Bar,
-    /// Epochs of the current run (or base model) out of its expected epochs.
+    /// Epochs of the training reported last (a run or a base model) out of
+    /// its expected epochs.
     pub run: Bar,
-    /// Batches of the current epoch.
+    /// Batches of its current epoch.
     pub epoch: Bar,
-    /// The current phase's epoch and its epoch limit: `(epoch, of)`.
+    /// Its current phase's epoch and epoch limit: `(epoch, of)`.
     pub phase_epoch: (u32, u32),
-    /// What is running now.
+    /// What is running now (every training in flight, in the order they
+    /// started).
     pub current: String,
+    /// The trainings in flight, in the order they started (several when
+    /// runs train at once).
+    pub running: Vec<Running>,
     /// Every training so far, for the whole-run chart.
     pub traces: Traces,
     /// Human-readable log lines.
@@ -69,25 +107,19 @@ pub struct Progress {
     pub runs_total: usize,
     /// Strategy runs finished.
     pub runs_done: usize,
-    /// Epochs of finished units (each at its expected count) plus
-    /// dense-control epochs.
+    /// Epochs of finished trainings (each at its expected count).
     credited: f64,
-    /// Epochs (and the fraction of the current one) trained in the current
-    /// unit, and what it is expected to take.
-    in_unit: f64,
-    unit_expected: u32,
-    /// Epochs actually trained, with the fraction of the current one.
+    /// Epochs actually trained, with the fraction of the current ones.
     trained: f64,
     /// Time when `trained` was last updated.
     trained_at: Duration,
-    /// Epochs of the current phase reported so far (with a fraction).
-    phase_done: f64,
-    /// Whether the current unit is a dense control's training.
-    in_control: bool,
-    /// The last epoch the current phase finished.
-    epoch_done: u32,
     /// Set when the comparison ended.
     pub ended: Option<Status>,
+}
+
+/// The key events carry for a training: phase label, seed, target.
+fn key(phase: &str, seed: u64, target: f32) -> (String, u64, u32) {
+    (phase.to_string(), seed, target.to_bits())
 }
 
 impl Progress {
@@ -138,52 +170,84 @@ impl Progress {
         }
     }
 
-    /// Starts a unit of work expected to take `expected` epochs.
-    fn start_unit(&mut self, expected: u32) {
-        self.in_unit = 0.0;
-        self.unit_expected = expected;
-        self.run = Bar {
-            done: 0.0,
-            total: expected as f32,
-        };
-        self.epoch = Bar::default();
-        self.phase_epoch = (0, 0);
+    /// Starts a training expected to take `expected` epochs.
+    fn start_unit(&mut self, key: (String, u64, u32), label: String, expected: u32) {
+        self.running.retain(|r| r.key != key);
+        self.running.push(Running {
+            label,
+            run: Bar {
+                done: 0.0,
+                total: expected as f32,
+            },
+            key,
+            expected,
+            ..Running::default()
+        });
+        self.show(self.running.len() - 1);
         self.update_overall();
     }
 
-    /// Ends the current unit, counting it as the epochs it was expected to take.
-    fn end_unit(&mut self) {
-        self.in_control = false;
-        self.credited += f64::from(self.unit_expected);
-        self.in_unit = 0.0;
-        self.unit_expected = 0;
-        self.run.done = self.run.total;
+    /// Ends the training of `key`, counting it as the epochs it was
+    /// expected to take.
+    fn end_unit(&mut self, key: &(String, u64, u32)) {
+        if let Some(i) = self.find(key) {
+            let r = self.running.remove(i);
+            self.credited += f64::from(r.expected);
+            self.run = Bar {
+                done: r.run.total,
+                total: r.run.total,
+            };
+            self.epoch = Bar::default();
+            self.phase_epoch = (0, 0);
+        }
+        self.current = self.current_label();
         self.update_overall();
     }
 
-    /// Training reached `epochs` of the current phase (with the fraction of
-    /// the epoch under way), at `at` since the start.
-    fn trained(&mut self, epochs: f64, at: Duration) {
-        let step = (epochs - self.phase_done).max(0.0);
-        self.phase_done = epochs;
-        self.trained += step;
-        self.trained_at = at;
-        self.in_unit += step;
-        self.run.done = self.in_unit as f32;
-        self.run.total = self.run.total.max(self.run.done);
-        self.update_overall();
+    /// The training events of `key` go to; for events of older versions,
+    /// which do not name their run, the one training in flight.
+    fn find(&self, key: &(String, u64, u32)) -> Option<usize> {
+        let exact = self.running.iter().position(|r| &r.key == key);
+        exact.or((self.running.len() == 1).then_some(0))
     }
 
-    /// The overall bar: finished units at their expected epochs plus the
-    /// current one's; the total never less than that plus the rest of the
-    /// current unit (dense controls, which the plan can only estimate, may
-    /// take more than expected), so it does not read 100% while training.
+    fn current_label(&self) -> String {
+        match self.running.as_slice() {
+            [] if self.ended.is_none() => "between runs".into(),
+            [] => self.current.clone(),
+            [one] => one.label.clone(),
+            many => format!(
+                "{} runs at once: {}",
+                many.len(),
+                many.iter()
+                    .map(|r| r.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+
+    /// Mirrors the training at `i` in the single-training fields.
+    fn show(&mut self, i: usize) {
+        let r = &self.running[i];
+        (self.run, self.epoch, self.phase_epoch) = (r.run, r.epoch, r.phase_epoch);
+        self.current = self.current_label();
+    }
+
+    /// The overall bar: finished trainings at their expected epochs plus
+    /// those in flight; the total never less than that plus the rest of
+    /// the trainings in flight (dense controls, which the plan can only
+    /// estimate, may take more than expected), so it does not read 100%
+    /// while training.
     fn update_overall(&mut self) {
-        let expected = f64::from(self.unit_expected);
-        let unit = self.in_unit.min(expected.max(1.0));
-        self.overall.done = (self.credited + unit) as f32;
-        let at_least = self.credited + expected.max(self.in_unit);
-        self.overall.total = self.overall.total.max(at_least as f32);
+        let in_flight: f64 = self.running.iter().map(Running::credited).sum();
+        let rest: f64 = self
+            .running
+            .iter()
+            .map(|r| f64::from(r.expected).max(r.in_unit))
+            .sum();
+        self.overall.done = (self.credited + in_flight) as f32;
+        self.overall.total = self.overall.total.max((self.credited + rest) as f32);
     }
 
     /// Takes one event into account.
@@ -238,22 +302,25 @@ impl Progress {
                     done: 1.0,
                     total: 1.0,
                 };
-                self.report((phase, *seed, *target), (*epoch, *of), all, at);
-                self.epoch_done = *epoch;
+                let i = self.report((phase, *seed, *target), (*epoch, *of), all, at);
+                let r = &mut self.running[i];
+                r.epoch_done = *epoch;
                 if *epoch == *of {
                     // The phase ran to its limit; the next one starts afresh.
-                    self.phase_epoch = (0, 0);
+                    r.phase_epoch = (0, 0);
                 }
-                self.push_log(format!(
+                r.note = format!("loss {:.3}, val acc {:.2}%", train.loss, val.acc * 100.0);
+                let line = format!(
                     "{}: epoch {epoch}/{of}: train loss {:.4}, val acc {:.2}%",
-                    self.current,
+                    r.label,
                     train.loss,
                     val.acc * 100.0
-                ));
+                );
+                self.show(i);
+                self.push_log(line);
             }
             Event::BaseReady(b) => {
-                self.end_unit();
-                self.phase_epoch = (0, 0);
+                self.end_unit(&key("base", b.seed, 0.0));
                 self.push_log(base_line(b));
             }
             Event::RunStarted {
@@ -263,26 +330,40 @@ impl Progress {
                 seed,
                 expected_epochs,
             } => {
-                self.start_unit(*expected_epochs);
-                self.current = format!("{strategy} @ {:.1}% (seed {seed})", target * 100.0);
-                self.push_log(format!(
-                    "run {}/{}: {}",
-                    index + 1,
-                    self.runs_total,
-                    self.current
-                ));
+                let label = format!("{strategy} @ {:.1}% (seed {seed})", target * 100.0);
+                self.push_log(format!("run {}/{}: {label}", index + 1, self.runs_total));
+                self.start_unit(key(strategy, *seed, *target), label, *expected_epochs);
             }
-            e @ Event::Pruned { .. } => {
+            e @ Event::Pruned {
+                strategy,
+                seed,
+                run_target,
+                ..
+            } => {
                 // A prune ends the fine-tuning phase before it (early stopping
                 // may have ended it before its limit).
-                self.phase_epoch = (0, 0);
-                self.epoch = Bar::default();
-                if let Some(line) = pruned_line(e) {
+                let line = pruned_line(e);
+                if let Some(i) = self.find(&key(strategy, *seed, *run_target)) {
+                    let r = &mut self.running[i];
+                    r.phase_epoch = (0, 0);
+                    r.epoch = Bar::default();
+                    r.note = line.clone().unwrap_or_default();
+                    self.show(i);
+                }
+                if let Some(line) = line {
                     self.push_log(line);
                 }
             }
-            Event::Step { strategy, record } => {
-                self.phase_epoch = (0, 0);
+            Event::Step {
+                strategy,
+                seed,
+                run_target,
+                record,
+            } => {
+                if let Some(i) = self.find(&key(strategy, *seed, *run_target)) {
+                    self.running[i].phase_epoch = (0, 0);
+                    self.show(i);
+                }
                 self.push_log(format!(
                     "{strategy}: step {} done: sparsity {:.2}%, test acc {:.2}%, {} epochs",
                     record.step,
@@ -293,16 +374,17 @@ impl Progress {
             }
             Event::RunFinished(r) => {
                 self.runs_done += 1;
-                self.end_unit();
-                self.phase_epoch = (0, 0);
+                self.end_unit(&key(&r.strategy, r.seed, r.target));
                 self.push_log(run_line(r));
             }
             Event::ControlFinished(r) => {
-                self.phase_epoch = (0, 0);
+                self.end_unit(&key(DENSE_CONTROL, r.seed, r.target));
                 self.push_log(run_line(r))
             }
             Event::Finished { status } => {
                 self.ended = Some(status.clone());
+                self.running.clear();
+                self.phase_epoch = (0, 0);
                 if *status == Status::Complete {
                     self.overall.done = self.overall.total;
                 }
@@ -317,45 +399,77 @@ impl Progress {
         }
     }
 
-    /// A report from inside a phase, `at` since the start: epoch `epoch` of
-    /// `of`, `batches` of it done.
+    /// A report from inside a phase of the training of `(phase, seed,
+    /// target)`, `at` since the start: epoch `epoch` of `of`, `batches` of
+    /// it done. Returns the training's index in `running`.
     fn report(
         &mut self,
         (phase, seed, target): (&str, u64, f32),
         (epoch, of): (u32, u32),
         batches: Bar,
         at: Duration,
-    ) {
+    ) -> usize {
+        let mut found = self.find(&key(phase, seed, target));
+        if let Some(r) = found.map(|i| &self.running[i]) {
+            // A dense control trains one phase: a new one is the next control.
+            let new_phase = r.phase_epoch.0 == 0 || epoch <= r.epoch_done;
+            if r.key.0 == DENSE_CONTROL && new_phase && r.in_unit > 0.0 {
+                let k = r.key.clone();
+                self.end_unit(&k);
+                found = None;
+            }
+        }
+        let i = match found {
+            Some(i) => i,
+            None => self.start_training(phase, seed, target, of),
+        };
+        let r = &mut self.running[i];
         // A new phase: nothing running, or an epoch number not past the last
         // one finished (the phase before stopped early and another began).
-        if self.phase_epoch.0 == 0 || epoch <= self.epoch_done {
-            self.new_phase(phase, seed, target, of);
+        if r.phase_epoch.0 == 0 || epoch <= r.epoch_done {
+            r.phase_done = 0.0;
+            r.epoch_done = 0;
         }
-        self.phase_epoch = (epoch, of);
-        self.epoch = batches;
-        self.trained(f64::from(epoch - 1) + f64::from(batches.fraction()), at);
+        r.phase_epoch = (epoch, of);
+        r.epoch = batches;
+        let epochs = f64::from(epoch - 1) + f64::from(batches.fraction());
+        let step = (epochs - r.phase_done).max(0.0);
+        r.phase_done = epochs;
+        r.in_unit += step;
+        r.run.done = r.in_unit as f32;
+        r.run.total = r.run.total.max(r.run.done);
+        self.trained += step;
+        self.trained_at = at;
+        self.show(i);
+        self.update_overall();
+        i
     }
 
-    /// The first report of a phase: every phase restarts the epoch count; a
-    /// base model starts its unit here (it has no start event), and so does a
-    /// dense control (no start event either), a unit of its `of` epochs.
-    fn new_phase(&mut self, phase: &str, seed: u64, target: f32, of: u32) {
-        self.phase_done = 0.0;
-        self.epoch_done = 0;
-        if self.in_control {
-            // The previous control training ended with this new phase.
-            self.end_unit();
-        }
-        if phase == "base" {
-            self.start_unit(self.base_epochs);
-            self.current = format!("base model, seed {seed}");
+    /// The first report of a training without a start event: a base model,
+    /// or a dense control (a training of its `of` epochs; the control
+    /// before it ends here).
+    fn start_training(&mut self, phase: &str, seed: u64, target: f32, of: u32) -> usize {
+        let (label, expected) = if phase == "base" {
+            (format!("base model, seed {seed}"), self.base_epochs)
         } else if phase == DENSE_CONTROL {
-            self.in_control = true;
-            self.start_unit(of);
-            self.current = format!("dense control, seed {seed}");
+            let controls: Vec<_> = self
+                .running
+                .iter()
+                .filter(|r| r.key.0 == DENSE_CONTROL)
+                .map(|r| r.key.clone())
+                .collect();
+            for k in controls {
+                self.end_unit(&k);
+            }
+            (format!("dense control, seed {seed}"), of)
         } else {
-            self.current = format!("{phase} @ {:.1}% (seed {seed})", target * 100.0);
-        }
+            (
+                format!("{phase} @ {:.1}% (seed {seed})", target * 100.0),
+                of,
+            )
+        };
+        self.start_unit(key(phase, seed, target), label, expected);
+        self.running.len() - 1
     }
 }
 
@@ -429,6 +543,8 @@ mod tests {
     fn step(n: u32, sparsity: f32, pruned_val: f32) -> Event {
         Event::Step {
             strategy: "iterative".into(),
+            seed: 0,
+            run_target: 0.5,
             record: StepRecord {
                 step: n,
                 target_sparsity: sparsity,
@@ -455,6 +571,8 @@ mod tests {
     fn pruned(step: u32, reached: f32) -> Event {
         Event::Pruned {
             strategy: "iterative".into(),
+            seed: 0,
+            run_target: 0.5,
             step,
             target: reached,
             reached,

@@ -34,6 +34,7 @@ pub fn pruned_line(e: &Event) -> Option<String> {
         target,
         reached,
         host_copy_ms,
+        ..
     } = e
     else {
         return None;

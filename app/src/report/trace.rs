@@ -48,6 +48,9 @@ pub struct Trace {
     pub outcome: Option<String>,
     /// Whether it failed.
     pub failed: bool,
+    /// A run's strategy label and target sparsity (as bits): which events
+    /// are its when several runs train at once.
+    run: Option<(String, u32)>,
 }
 
 impl Trace {
@@ -64,6 +67,7 @@ impl Trace {
             epochs: 0,
             outcome: None,
             failed: false,
+            run: None,
         }
     }
 
@@ -131,12 +135,37 @@ impl Traces {
         self.all.last_mut().filter(|t| !t.done())
     }
 
+    /// The unfinished training of `kind` and `seed` (base or control).
+    fn open_of(&mut self, kind: TraceKind, seed: u64) -> Option<&mut Trace> {
+        self.all
+            .iter_mut()
+            .rev()
+            .find(|t| !t.done() && t.kind == kind && t.seed == seed)
+    }
+
+    /// The unfinished run of `strategy` at `target` with `seed`; for events
+    /// of older versions, which do not name their run, the one unfinished
+    /// run if there is one.
+    fn open_run(&mut self, strategy: &str, seed: u64, target: f32) -> Option<&mut Trace> {
+        let key = (strategy.to_string(), target.to_bits());
+        let exact = self
+            .all
+            .iter()
+            .rposition(|t| !t.done() && t.seed == seed && t.run.as_ref() == Some(&key));
+        let open: Vec<usize> = (0..self.all.len())
+            .filter(|&i| !self.all[i].done() && self.all[i].kind == TraceKind::Run)
+            .collect();
+        let at = exact.or(if open.len() == 1 { Some(open[0]) } else { None })?;
+        self.all.get_mut(at)
+    }
+
     /// Takes one event into account.
     pub fn on_event(&mut self, e: &Event) {
         match e {
             Event::Epoch {
                 phase,
                 seed,
+                target,
                 epoch,
                 train,
                 val,
@@ -156,13 +185,18 @@ impl Traces {
                     }
                     self.start(t);
                 }
-                if let Some(t) = self.open() {
+                let open = match phase.as_str() {
+                    "base" => self.open_of(TraceKind::Base, *seed),
+                    DENSE_CONTROL => self.open_of(TraceKind::Control, *seed),
+                    strategy => self.open_run(strategy, *seed, *target),
+                };
+                if let Some(t) = open {
                     t.epoch(train, val);
                 }
             }
             Event::BaseReady(b) => {
                 self.base_val.insert(b.seed, b.val.acc);
-                if let Some(t) = self.open().filter(|t| t.kind == TraceKind::Base) {
+                if let Some(t) = self.open_of(TraceKind::Base, b.seed) {
                     t.outcome = Some(format!("test {:.2}%", pct(b.test.acc)));
                 }
             }
@@ -178,16 +212,28 @@ impl Traces {
                     TraceKind::Run,
                     *seed,
                 );
+                t.run = Some((strategy.clone(), target.to_bits()));
                 t.start_from(self.base_val.get(seed).copied());
                 self.start(t);
             }
-            Event::Pruned { reached, .. } => {
-                if let Some(t) = self.open() {
+            Event::Pruned {
+                strategy,
+                seed,
+                run_target,
+                reached,
+                ..
+            } => {
+                if let Some(t) = self.open_run(strategy, *seed, *run_target) {
                     t.pruned(*reached);
                 }
             }
-            Event::Step { record, .. } => {
-                if let Some(t) = self.open() {
+            Event::Step {
+                strategy,
+                seed,
+                run_target,
+                record,
+            } => {
+                if let Some(t) = self.open_run(strategy, *seed, *run_target) {
                     let step = record.step as usize;
                     let x = t.prunes.get(step.wrapping_sub(1)).copied();
                     if let (Some(x), Some(p)) = (x, record.pruned) {
@@ -199,7 +245,7 @@ impl Traces {
                 }
             }
             Event::RunFinished(r) => {
-                if let Some(t) = self.open().filter(|t| t.kind == TraceKind::Run) {
+                if let Some(t) = self.open_run(&r.strategy, r.seed, r.target) {
                     finish(t, r);
                 }
             }
@@ -214,7 +260,7 @@ impl Traces {
             }
             Event::Finished { .. } => {
                 self.close_control();
-                if let Some(t) = self.open() {
+                for t in self.all.iter_mut().filter(|t| !t.done()) {
                     t.outcome = Some("stopped".into());
                     t.failed = true;
                 }

@@ -132,6 +132,7 @@ pub fn train_epoch(
             // (the next epoch's order puts that sample elsewhere).
             continue;
         }
+        let _shared = crate::model::latency::sharing_the_machine();
         let (x, y) = make_batch(data, idx, Some(&mut rng), &device)?;
         let (logits, l) = train_step(net, opt, &x, &y, lr).map_err(|e| match e {
             Error::NonFinite(what) => Error::NonFinite(format!(
@@ -205,6 +206,7 @@ pub fn evaluate(net: &mut Network, data: &Dataset, batch_size: usize) -> Result<
     let idx: Vec<usize> = (0..data.len()).collect();
     let (mut loss_sum, mut correct) = (0f64, 0usize);
     for chunk in idx.chunks(batch_size.max(1)) {
+        let _shared = crate::model::latency::sharing_the_machine();
         let (x, y) = make_batch(data, chunk, None, &device)?;
         let logits = net.forward(&x, false)?;
         let loss = loss(&logits, &y)?.to_scalar::<f32>()?;

@@ -104,22 +104,34 @@ fn bars(ui: &mut Ui, p: &Progress) {
             fmt_duration(p.elapsed())
         ),
     );
+    if p.running.len() > 1 {
+        // Several runs at once: a line of each.
+        for r in &p.running {
+            ui.label(format!("{}  {}", r.label, r.note));
+            training_bars(ui, (r.run, r.epoch, r.phase_epoch));
+        }
+    } else {
+        training_bars(ui, (p.run, p.epoch, p.phase_epoch));
+    }
+}
+
+/// The bars of one training: its epochs, and its current epoch's batches.
+fn training_bars(ui: &mut Ui, (run, epoch_bar, (epoch, of)): (Bar, Bar, (u32, u32))) {
     bar(
         ui,
         "this run",
-        p.run,
-        format!("{:.1} / {:.0} epochs", p.run.done, p.run.total),
+        run,
+        format!("{:.1} / {:.0} epochs", run.done, run.total),
     );
-    let (epoch, of) = p.phase_epoch;
     let text = if of > 0 {
         format!(
             "epoch {epoch} / {of}: batch {:.0} / {:.0}",
-            p.epoch.done, p.epoch.total
+            epoch_bar.done, epoch_bar.total
         )
     } else {
         String::new()
     };
-    bar(ui, "epoch", p.epoch, text);
+    bar(ui, "epoch", epoch_bar, text);
 }
 
 fn trainings(ui: &mut Ui, p: &Progress, selected: &mut Option<usize>) {

@@ -243,6 +243,21 @@ fn experiment(
         ui.checkbox(&mut cfg.latency, "time every final model (batch 1 and 64)")
             .labelled_by(l.id);
         ui.end_row();
+        let l = ui.label("Runs at once");
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::DragValue::new(&mut cfg.jobs)
+                    .range(0..=crate::experiment::jobs::MAX_JOBS),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(
+                "runs trained at the same time, the cores shared between them; 0: as many as the cores make worthwhile for the model",
+            );
+            if cfg.jobs == 0 {
+                ui.weak("automatic");
+            }
+        });
+        ui.end_row();
         let l = ui.label("Output folder");
         ui.horizontal(|ui| {
             let mut text = out_dir.display().to_string();
