@@ -1303,3 +1303,53 @@ fn setup_fixes_the_normalisation_of_the_model_it_trains() {
     assert_eq!(import.resize, Some(36), "the resize before the crop too");
     assert!(h.query_by_label_contains("Ready:").is_some());
 }
+
+/// A plan folder (`shears plan`) opens in Compare with the tasks done so
+/// far and follows the plan as more finish, until every task is done.
+#[test]
+fn a_plan_folder_shows_its_tasks_as_they_finish() {
+    use shears::experiment::plan::{self, Plan};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny();
+    cfg.sparsities = vec![0.5];
+    cfg.strategies.truncate(1);
+    cfg.dense_control = false;
+    cfg.latency = false;
+    let planned = dir.path().join("plan");
+    Plan::new(cfg.clone()).write(&planned).unwrap();
+    let registry = shears::plugins::Registry::builtin();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    plan::run_task(&planned, 0, &registry, None, &cancel, &mut |_| {}).unwrap();
+    let mut h = harness(cfg, &dir.path().join("out"));
+    h.step();
+    h.state_mut().open_path(&planned).unwrap();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Compare);
+    let set = |h: &Harness<'static, ShearsApp>| {
+        let r = h.state().results.last().unwrap();
+        (
+            r.name.clone(),
+            r.results.baselines.len(),
+            r.results.runs.len(),
+        )
+    };
+    let (name, bases, runs) = set(&h);
+    assert!(name.contains("1 of 2 tasks done"), "{name}");
+    assert_eq!((bases, runs), (1, 0));
+    assert!(h.query_all_by_label_contains("1 of 2 tasks done").count() >= 1);
+    // The run finishes elsewhere; the window reads the folder again.
+    plan::run_task(&planned, 1, &registry, None, &cancel, &mut |_| {}).unwrap();
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        "the plan's second task",
+        |a| a.results.last().is_some_and(|r| r.results.runs.len() == 1),
+    );
+    let (name, _, _) = set(&h);
+    assert!(name.contains("2 of 2 tasks done"), "{name}");
+    assert!(
+        notices(&h).contains("every task is done"),
+        "{}",
+        notices(&h)
+    );
+}

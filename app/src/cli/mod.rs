@@ -5,6 +5,7 @@
 mod chart_args;
 mod commands;
 mod compare;
+mod plan_cli;
 mod plugins_cli;
 mod report_cli;
 mod schedule_cli;
@@ -72,6 +73,23 @@ pub enum Command {
     /// Print the target sparsities a schedule (built-in or plugin) takes to
     /// reach a target, with its fine-tuning after each step.
     Schedule(ScheduleArgs),
+    /// Write a comparison as a folder of tasks for job arrays (a base-model
+    /// task per seed, every run, the dense controls) with scripts for GNU
+    /// parallel, Slurm and HyperQueue.
+    Plan(PlanArgs),
+    /// Run one task of a plan folder (a finished one again does nothing).
+    RunTask(RunTaskArgs),
+    /// List the done, running, failed and pending tasks of a plan folder.
+    Status {
+        /// The plan folder.
+        dir: PathBuf,
+    },
+    /// Write results.json and results.csv of a finished plan folder, as the
+    /// same comparison run in one process would.
+    Merge {
+        /// The plan folder.
+        dir: PathBuf,
+    },
     /// Prune one layer at a time to each sparsity (no fine-tuning) and
     /// record the test accuracy: which layers tolerate pruning.
     Sensitivity(SensitivityArgs),
@@ -115,6 +133,30 @@ pub struct SensitivityArgs {
     /// Where to write sensitivity.json and sensitivity.csv.
     #[arg(long, default_value = "shears-sensitivity")]
     pub out: PathBuf,
+}
+
+/// `shears plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Experiment config (TOML); default: the demo.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The plan folder to write (on a file system every host sees).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `shears run-task`.
+#[derive(Debug, Args)]
+pub struct RunTaskArgs {
+    /// The plan folder.
+    pub dir: PathBuf,
+    /// The task; default: $SLURM_ARRAY_TASK_ID, $HQ_TASK_ID or
+    /// $JOB_COMPLETION_INDEX.
+    pub index: Option<usize>,
+    /// The data at this path on this host (default: the plan's path).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 /// `shears schedule`.
@@ -531,6 +573,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some(Command::Plugins(PluginsCommand::Check { file })) => plugins_cli::check(&file),
         Some(Command::Plugins(PluginsCommand::Probe { file })) => plugins_cli::probe(&file),
         Some(Command::Schedule(a)) => schedule_cli::schedule(&a, &registry(&dirs)),
+        Some(Command::Plan(a)) => plan_cli::plan(&a, &registry(&dirs)),
+        Some(Command::RunTask(a)) => plan_cli::run_task(&a, &registry(&dirs)),
+        Some(Command::Status { dir }) => plan_cli::status(&dir),
+        Some(Command::Merge { dir }) => plan_cli::merge(&dir),
         Some(Command::Sensitivity(a)) => sensitivity_cli::sensitivity(&a, &registry(&dirs)),
     }
 }

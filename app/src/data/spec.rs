@@ -157,23 +157,36 @@ impl DatasetSpec {
         }
     }
 
-    /// The same spec with a relative path resolved against `base` (e.g. the
-    /// folder of the config file it was read from). Absolute paths and the
-    /// embedded dataset are unchanged.
-    pub fn resolve_relative_to(&self, base: &Path) -> DatasetSpec {
-        let mut out = self.clone();
-        match &mut out {
-            DatasetSpec::Embedded { .. } => {}
+    /// The path this spec reads, to change it (`None`: the embedded set).
+    fn path_mut(&mut self) -> Option<&mut PathBuf> {
+        match self {
+            DatasetSpec::Embedded { .. } => None,
             DatasetSpec::Idx { path }
             | DatasetSpec::Cifar10 { path }
             | DatasetSpec::Cifar100 { path }
             | DatasetSpec::DigitsCsv { path, .. }
             | DatasetSpec::Npz { path, .. }
-            | DatasetSpec::Images { path, .. } => {
-                if path.is_relative() {
-                    *path = base.join(&*path);
-                }
-            }
+            | DatasetSpec::Images { path, .. } => Some(path),
+        }
+    }
+
+    /// The same spec reading `new` instead of its path (the same data at
+    /// another place); the embedded dataset is unchanged.
+    pub fn with_path(&self, new: &Path) -> DatasetSpec {
+        let mut out = self.clone();
+        if let Some(path) = out.path_mut() {
+            *path = new.to_path_buf();
+        }
+        out
+    }
+
+    /// The same spec with a relative path resolved against `base` (e.g. the
+    /// folder of the config file it was read from). Absolute paths and the
+    /// embedded dataset are unchanged.
+    pub fn resolve_relative_to(&self, base: &Path) -> DatasetSpec {
+        let mut out = self.clone();
+        if let Some(path) = out.path_mut().filter(|p| p.is_relative()) {
+            *path = base.join(&*path);
         }
         out
     }

@@ -89,6 +89,9 @@ impl StrategySpec {
 /// (no strategy may take it).
 pub const DENSE_CONTROL: &str = "dense control";
 
+/// Most runs at once a config may ask for (`jobs`).
+pub const MAX_JOBS: u32 = 256;
+
 /// A whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -138,7 +141,8 @@ pub struct ExperimentConfig {
     pub latency: bool,
     /// Runs at once, the cores shared between them (each run's results
     /// are those it has alone); 0 (the default): as many as the machine's
-    /// cores make worthwhile for the model ([`super::jobs::auto_jobs`]).
+    /// cores make worthwhile for the model (see the `jobs` module). At most
+    /// [`MAX_JOBS`].
     pub jobs: u32,
     /// The strategies.
     #[serde(rename = "strategy")]
@@ -215,14 +219,10 @@ impl ExperimentConfig {
             return Err(Error::config("seeds", "give at least one seed"));
         }
         self.import.norm()?;
-        if self.jobs > super::jobs::MAX_JOBS {
+        if self.jobs > MAX_JOBS {
             return Err(Error::config(
                 "jobs",
-                format!(
-                    "{} is more than {} runs at once",
-                    self.jobs,
-                    super::jobs::MAX_JOBS
-                ),
+                format!("{} is more than {MAX_JOBS} runs at once", self.jobs),
             ));
         }
         if self.sparsities.is_empty() {

@@ -81,6 +81,7 @@ impl Controls<'_> {
         let (cfg, data) = (self.cfg, self.data);
         let started = Instant::now();
         let mut net = self.base.try_clone()?;
+        net.seed_dropout(self.seed);
         let phase = TrainPhase {
             tc: &cfg.finetune,
             max_epochs: epochs,

@@ -17,9 +17,6 @@ use super::results::{ComparisonResults, Event, RunResult};
 use super::strategy_run::{PlannedRun, SeedRuns};
 use crate::error::{Error, Result};
 
-/// Most runs at once a config may ask for.
-pub const MAX_JOBS: u32 = 256;
-
 /// Multiply-accumulates per image below which a model's training gains
 /// little from a second core (LeNet-5 takes 0.4 M, ResNet-20 41 M): such a
 /// model gets one core per job.

@@ -6,6 +6,7 @@ mod context;
 mod dense_control;
 pub mod jobs;
 pub mod output;
+pub mod plan;
 pub mod preview;
 pub mod results;
 pub mod rules;

@@ -10,7 +10,7 @@ use candle_core::Device;
 
 use super::config::ExperimentConfig;
 use super::context::{base_phase, split_metrics, train_phase};
-pub use super::context::{Context, Sink};
+pub use super::context::{Context, Emit, Sink};
 use super::dense_control::Controls;
 use super::jobs::{auto_jobs, run_parallel};
 use super::preview::expected_epochs;
@@ -183,7 +183,7 @@ pub fn check_fits(net: &Network, data: &DataSplits, path: &Path) -> Result<()> {
 /// The base network before training: the opened `base` (checked to fit the
 /// data) or freshly built, carrying the normalisation the data got (fitted
 /// or fixed) so that its checkpoints normalise as it was trained.
-fn base_template(
+pub(super) fn base_template(
     cfg: &ExperimentConfig,
     base: Option<Network>,
     data: &DataSplits,
@@ -204,6 +204,54 @@ fn base_template(
     }
 }
 
+/// The dense base model of `seed` and its record: the base checkpoint
+/// (evaluated), or a model built from `template`'s architecture and trained
+/// for `train.epochs` (saved under the output folder, if any).
+pub(super) fn seed_base(
+    cfg: &ExperimentConfig,
+    ctx: &Context<'_>,
+    data: &DataSplits,
+    template: &Network,
+    seed: u64,
+    emit: &mut Emit<'_>,
+) -> Result<(Network, Baseline)> {
+    if cfg.base_checkpoint.is_some() {
+        let mut net = template.try_clone()?;
+        let now = split_metrics(&mut net, data, cfg.train.batch_size)?;
+        let b = Baseline {
+            seed,
+            val: now.val,
+            test: now.test,
+            epochs: 0,
+            seconds: 0.0,
+            model_file: None,
+        };
+        return Ok((net, b));
+    }
+    let arch = template.arch.clone();
+    let mut net = Network::new(arch, seed, template.device())?;
+    let t0 = Instant::now();
+    let phase = base_phase(cfg, seed);
+    let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, emit)?;
+    let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
+    let mut b = Baseline {
+        seed,
+        val: *val.history.last().unwrap_or(&Metrics::default()),
+        test,
+        epochs: cfg.train.epochs,
+        seconds: t0.elapsed().as_secs_f64(),
+        model_file: None,
+    };
+    if let Some(dir) = ctx.out_dir {
+        let info =
+            serde_json::json!({"seed": seed, "test_acc": test.acc, "dataset": data.train.name});
+        let rel = super::output::base_model_file(seed);
+        checkpoint::save(&net, &info, &dir.join(&rel))?;
+        b.model_file = Some(rel);
+    }
+    Ok((net, b))
+}
+
 fn run_all(
     cfg: &ExperimentConfig,
     ctx: &Context<'_>,
@@ -215,43 +263,8 @@ fn run_all(
 ) -> Result<()> {
     let mut index = 0;
     for &seed in &cfg.seeds {
-        let (base, baseline) = if cfg.base_checkpoint.is_some() {
-            let mut net = template.try_clone()?;
-            let now = split_metrics(&mut net, data, cfg.train.batch_size)?;
-            let b = Baseline {
-                seed,
-                val: now.val,
-                test: now.test,
-                epochs: 0,
-                seconds: 0.0,
-                model_file: None,
-            };
-            (net, b)
-        } else {
-            let arch = template.arch.clone();
-            let mut net = Network::new(arch, seed, template.device())?;
-            let t0 = Instant::now();
-            let phase = base_phase(cfg, seed);
-            let val = train_phase(&mut net, &phase, ("base", 0.0), data, ctx, &mut |e| {
-                sink(e, results)
-            })?;
-            let test = evaluate(&mut net, &data.test, cfg.train.batch_size)?;
-            let mut b = Baseline {
-                seed,
-                val: *val.history.last().unwrap_or(&Metrics::default()),
-                test,
-                epochs: cfg.train.epochs,
-                seconds: t0.elapsed().as_secs_f64(),
-                model_file: None,
-            };
-            if let Some(dir) = ctx.out_dir {
-                let info = serde_json::json!({"seed": seed, "test_acc": test.acc, "dataset": data.train.name});
-                let rel = super::output::base_model_file(seed);
-                checkpoint::save(&net, &info, &dir.join(&rel))?;
-                b.model_file = Some(rel);
-            }
-            (net, b)
-        };
+        let (base, baseline) =
+            seed_base(cfg, ctx, data, &template, seed, &mut |e| sink(e, results))?;
         results.baselines.push(baseline.clone());
         sink(&Event::BaseReady(baseline), results);
         let seed_runs = SeedRuns {

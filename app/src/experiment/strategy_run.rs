@@ -92,7 +92,10 @@ impl<'a> StrategyRun<'a> {
         let schedule =
             registry.schedule(&strategy.schedule, &cfg.schedule_params(strategy, registry))?;
         let criterion = registry.criterion(&strategy.criterion, &strategy.criterion_params)?;
-        let net = base.try_clone()?;
+        let mut net = base.try_clone()?;
+        // Dropout draws from the run's seed, whatever the base went through
+        // (trained here or read back from a plan's checkpoint).
+        net.seed_dropout(run.seed);
         // The schedule sees sparsity in the unit of the granularity; a base
         // checkpoint may already be pruned.
         let start = sparsity(&net)?;

@@ -53,6 +53,9 @@ pub fn spec(purpose: &DialogPurpose) -> DialogSpec {
                 Some(("shared library", &["so", "dylib", "dll"])),
             ),
             DialogPurpose::Open(FileKind::Results) => ("Open a results folder", Pick::Folder, None),
+            DialogPurpose::Open(FileKind::Plan) => {
+                ("Open a plan folder (shears plan)", Pick::Folder, None)
+            }
             DialogPurpose::Open(FileKind::Config) => (
                 "Open an experiment config",
                 Pick::File,

@@ -8,16 +8,21 @@ use super::state::FileKind;
 use crate::data::DatasetSpec;
 use crate::error::{Error, Result};
 use crate::experiment::output::RESULTS_JSON;
+use crate::experiment::plan::PLAN_JSON;
 use crate::model::export::ExportFormat;
 use crate::plugins::LIBRARY_EXTENSION;
 
 /// Decides what `path` is from its name and, for folders, its content.
-/// A folder with `results.json` is a results folder; a folder or file the
-/// dataset detector recognises is a dataset.
+/// A folder with `results.json` is a results folder, one with only
+/// `plan.json` a plan folder not merged yet; a folder or file the dataset
+/// detector recognises is a dataset.
 pub fn classify(path: &Path) -> Result<FileKind> {
     if path.is_dir() {
         if path.join(RESULTS_JSON).is_file() {
             return Ok(FileKind::Results);
+        }
+        if path.join(PLAN_JSON).is_file() {
+            return Ok(FileKind::Plan);
         }
         return DatasetSpec::detect(path)
             .map(|_| FileKind::Dataset)

@@ -70,6 +70,8 @@ pub enum FileKind {
     Results,
     /// An experiment config (.toml).
     Config,
+    /// A plan folder (`shears plan`), not merged yet.
+    Plan,
 }
 
 impl FileKind {
@@ -81,6 +83,7 @@ impl FileKind {
             FileKind::Plugin => "plugin",
             FileKind::Results => "results",
             FileKind::Config => "config",
+            FileKind::Plan => "plan",
         }
     }
 }

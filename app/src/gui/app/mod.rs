@@ -8,6 +8,7 @@ use std::sync::mpsc::Receiver;
 
 mod capture;
 mod opening;
+mod plans;
 mod runs;
 mod sensitivity;
 
@@ -103,6 +104,8 @@ pub struct ShearsApp {
     runs_view: RunsView,
     /// The in-window path prompt, when no native dialog can show.
     prompt: Option<PathPrompt>,
+    /// Plan folders shown in Compare and followed as their tasks finish.
+    plans: Vec<plans::WatchedPlan>,
     /// Frames drawn since the start, and when it started.
     frames: u64,
     started: std::time::Instant,
@@ -159,6 +162,7 @@ impl ShearsApp {
             run_selected: None,
             runs_view: RunsView::default(),
             prompt: None,
+            plans: Vec::new(),
             frames: 0,
             started: std::time::Instant::now(),
         };
@@ -366,12 +370,15 @@ impl ShearsApp {
             // Messages wake the window; this keeps the clock (ETA) moving in between.
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_secs(1));
+        } else if self.following_plans() {
+            ui.ctx().request_repaint_after(plans::PLAN_POLL);
         }
     }
 
     /// Takes the messages of the worker, the dialogs and the plugin probe.
     fn poll(&mut self) {
         self.poll_sensitivity();
+        self.poll_plans();
         let (messages, dir) = match &mut self.run {
             Some(run) => (run.poll(), run.out_dir.clone()),
             None => (vec![], PathBuf::new()),

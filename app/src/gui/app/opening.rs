@@ -55,6 +55,10 @@ impl ShearsApp {
                 self.add_results(path)?;
                 self.settings.tab = Tab::Compare;
             }
+            FileKind::Plan => {
+                self.watch_plan(path)?;
+                self.settings.tab = Tab::Compare;
+            }
             FileKind::Config => {
                 let cfg = load_config(path)?;
                 // Everything the config refers to is checked before it replaces

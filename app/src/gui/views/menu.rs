@@ -23,6 +23,7 @@ pub fn show(
                 (FileKind::Dataset, "Open dataset folder…"),
                 (FileKind::Plugin, "Add plugin library…"),
                 (FileKind::Results, "Open results folder…"),
+                (FileKind::Plan, "Open plan folder…"),
                 (FileKind::Config, "Open config…"),
             ] {
                 if ui.button(text).clicked() {

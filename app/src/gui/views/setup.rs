@@ -247,7 +247,7 @@ fn experiment(
         ui.horizontal(|ui| {
             ui.add(
                 egui::DragValue::new(&mut cfg.jobs)
-                    .range(0..=crate::experiment::jobs::MAX_JOBS),
+                    .range(0..=crate::experiment::config::MAX_JOBS),
             )
             .labelled_by(l.id)
             .on_hover_text(
