@@ -1,5 +1,6 @@
 //! A comparison as a plan of tasks: run task by task (in-process, and by
-//! GNU parallel through the `shears` binary) and merged, it gives the
+//! GNU parallel, HyperQueue and Slurm through the `shears` binary) and
+//! merged, it gives the
 //! results of the same comparison run in one process, field for field
 //! (timings aside); finished tasks do not run again, a task that died
 //! half-way runs again cleanly, and a task whose base model is missing
@@ -281,4 +282,50 @@ fn hyperqueue_runs_the_plan_on_a_local_cluster_and_merges_the_same_results() {
     run.arg(planned.join("run-hyperqueue.py"))
         .env("WORKERS", "2");
     run_script_and_compare(run, &bin, &planned, &one);
+}
+
+#[test]
+fn slurm_runs_the_plan_job_arrays_and_merges_the_same_results() {
+    if std::env::var_os("SHEARS_NO_SLURM").is_some() {
+        eprintln!("skipped: .ci/run could not start a single-node Slurm here");
+        return;
+    }
+    if !have("sinfo", &[]) {
+        return;
+    }
+    let mut cfg = config();
+    cfg.seeds = vec![5];
+    let dir = tempfile::tempdir().unwrap();
+    let one = single_process(&cfg, &dir.path().join("one"));
+    let (planned, bin, _) = plan_with_cli(&cfg, dir.path());
+    // Submits the arrays and the merge, and returns at once.
+    let submit = Command::new("bash")
+        .arg(planned.join("slurm.sh"))
+        .env("SHEARS", &bin)
+        .output()
+        .unwrap();
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let results = planned.join("results.json");
+    let t0 = std::time::Instant::now();
+    while !results.is_file() {
+        let status = Command::new(&bin)
+            .arg("status")
+            .arg(&planned)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(!text.contains("failed:"), "{text}");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(900),
+            "Slurm did not finish the plan: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    // The merge job writes results.json atomically; read it once whole.
+    let merged = shears::experiment::load_results(&planned).unwrap();
+    assert_same(&one, &merged);
 }
