@@ -138,6 +138,18 @@ fn tasks_run_one_by_one_merge_into_the_single_process_results() {
             .count()
     };
     assert_eq!(csv(&dir.path().join("one")), csv(&planned));
+    // Nothing in the folder names the folder: it can move or be mounted
+    // elsewhere.
+    let own = planned.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(planned.join(TASKS_DIR)).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains(&own), "{text}");
+    }
+    for file in ["plan.json", "results.json"] {
+        assert!(!std::fs::read_to_string(planned.join(file))
+            .unwrap()
+            .contains(&own));
+    }
     // Every model file the results name is in the plan folder.
     for r in &merged.runs {
         assert!(planned.join(r.model_file.as_ref().unwrap()).is_file());

@@ -411,6 +411,25 @@ mod tests {
     use crate::data::shared_datasets_dir;
 
     #[test]
+    fn paths_are_replaced_or_resolved_and_the_embedded_set_has_none() {
+        let idx = DatasetSpec::Idx {
+            path: "data/mnist".into(),
+        };
+        let moved = idx.with_path(Path::new("/mnt/shared/mnist"));
+        assert_eq!(moved.path(), Some(Path::new("/mnt/shared/mnist")));
+        let resolved = idx.resolve_relative_to(Path::new("/home/u"));
+        assert_eq!(resolved.path(), Some(Path::new("/home/u/data/mnist")));
+        assert_eq!(
+            moved.resolve_relative_to(Path::new("/x")),
+            moved,
+            "absolute stays"
+        );
+        let embedded = DatasetSpec::default();
+        assert_eq!(embedded.with_path(Path::new("/y")), embedded);
+        assert_eq!(embedded.resolve_relative_to(Path::new("/y")), embedded);
+    }
+
+    #[test]
     fn serde_defaults_and_tags() {
         let s: DatasetSpec = serde_json::from_str(r#"{"kind":"embedded"}"#).unwrap();
         assert_eq!(s, DatasetSpec::default());

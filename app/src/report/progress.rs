@@ -676,6 +676,46 @@ mod tests {
         assert_eq!(p.run.done, 3.0);
     }
 
+    /// Two runs at once: each has its own bars, lines and trace; the
+    /// overall bar counts both; one finishing leaves the other.
+    #[test]
+    fn runs_in_flight_at_once_are_followed_each() {
+        let mut p = Progress::new(&ExperimentConfig::demo());
+        p.on_event(&started(10));
+        p.on_event(&run_started("one-shot", 2));
+        p.on_event(&run_started("iterative", 4));
+        assert_eq!(p.running.len(), 2);
+        assert!(p.current.starts_with("2 runs at once"), "{}", p.current);
+        p.on_event(&pruned(1, 0.3)); // the iterative run's
+        p.on_event(&epoch("one-shot", 1, 2));
+        p.on_event(&batch("iterative", 1, 5, 10));
+        p.on_event(&epoch("one-shot", 2, 2));
+        let (a, b) = (&p.running[0], &p.running[1]);
+        assert!(a.label.starts_with("one-shot") && b.label.starts_with("iterative"));
+        assert_eq!((a.run.done, a.run.total), (2.0, 2.0));
+        assert!((b.run.done - 0.5).abs() < 1e-6, "{:?}", b.run);
+        assert_eq!(b.epoch.fraction(), 0.5);
+        assert!(b.note.contains("pruned"), "{}", b.note);
+        assert!(a.note.contains("val acc"), "{}", a.note);
+        assert!((p.overall.done - 2.5).abs() < 1e-6, "{:?}", p.overall);
+        p.on_event(&finished("one-shot"));
+        assert_eq!(p.running.len(), 1);
+        assert!(p.current.starts_with("iterative"), "{}", p.current);
+        assert_eq!(p.runs_done, 1);
+        // Each trace has only its own run's epochs.
+        let trace = |name: &str| {
+            p.traces
+                .all
+                .iter()
+                .find(|t| t.title.starts_with(name))
+                .unwrap()
+        };
+        assert_eq!(trace("one-shot").epochs, 2);
+        assert_eq!(trace("iterative").epochs, 0);
+        assert_eq!(trace("iterative").prunes, [0.0]);
+        assert!(trace("one-shot").done() && !trace("iterative").done());
+    }
+
     /// A run's trace holds all its epochs over every phase, the drop right
     /// after each prune, the test accuracy at each step and the sparsity
     /// as a stepped line.
