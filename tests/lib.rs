@@ -214,3 +214,25 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
+
+/// `v` without what differs between two runs of the same comparison: the
+/// timings (`seconds`, `latency`, `host_copy_ms`) and `jobs`, at any depth.
+pub fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    match &mut v {
+        serde_json::Value::Object(map) => {
+            for k in ["seconds", "latency", "host_copy_ms", "jobs"] {
+                map.remove(k);
+            }
+            for x in map.values_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for x in items.iter_mut() {
+                *x = without_timings(x.take());
+            }
+        }
+        _ => {}
+    }
+    v
+}

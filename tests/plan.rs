@@ -26,28 +26,6 @@ fn config() -> ExperimentConfig {
     cfg
 }
 
-/// `v` without the timings (`seconds`, `latency`, `host_copy_ms`) and with
-/// `jobs` out of the config.
-fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
-    match &mut v {
-        serde_json::Value::Object(map) => {
-            for k in ["seconds", "latency", "host_copy_ms", "jobs"] {
-                map.remove(k);
-            }
-            for x in map.values_mut() {
-                *x = without_timings(x.take());
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for x in items.iter_mut() {
-                *x = without_timings(x.take());
-            }
-        }
-        _ => {}
-    }
-    v
-}
-
 fn single_process(cfg: &ExperimentConfig, out: &Path) -> ComparisonResults {
     let registry = Registry::builtin();
     let cancel = AtomicBool::new(false);
@@ -61,8 +39,8 @@ fn single_process(cfg: &ExperimentConfig, out: &Path) -> ComparisonResults {
 
 fn assert_same(a: &ComparisonResults, b: &ComparisonResults) {
     let (a, b) = (
-        without_timings(serde_json::to_value(a).unwrap()),
-        without_timings(serde_json::to_value(b).unwrap()),
+        shears_tests::without_timings(serde_json::to_value(a).unwrap()),
+        shears_tests::without_timings(serde_json::to_value(b).unwrap()),
     );
     for key in [
         "config",
@@ -176,15 +154,31 @@ fn have(program: &str, args: &[&str]) -> bool {
     found
 }
 
-/// `shears plan` of `cfg` (written as a config file) into `dir/plan`: the
-/// plan folder, the binary and what the command printed.
-fn plan_with_cli(
-    cfg: &ExperimentConfig,
-    dir: &Path,
-) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let config_file = dir.join("plan.toml");
-    std::fs::write(&config_file, toml::to_string(cfg).unwrap()).unwrap();
-    let planned = dir.join("plan");
+/// A comparison run in one process beside its plan folder written by
+/// `shears plan`.
+struct Planned {
+    /// Holds both (bind it: the folders go when it drops).
+    _dir: tempfile::TempDir,
+    /// The single-process results.
+    one: ComparisonResults,
+    /// The plan folder.
+    planned: std::path::PathBuf,
+    /// The `shears` binary.
+    bin: std::path::PathBuf,
+    /// What `shears plan` printed.
+    printed: String,
+}
+
+/// The test config with `seeds`, run in one process and planned with
+/// `shears plan` (from the config written as a file).
+fn planned(seeds: &[u64]) -> Planned {
+    let mut cfg = config();
+    cfg.seeds = seeds.to_vec();
+    let dir = tempfile::tempdir().unwrap();
+    let one = single_process(&cfg, &dir.path().join("one"));
+    let config_file = dir.path().join("plan.toml");
+    std::fs::write(&config_file, toml::to_string(&cfg).unwrap()).unwrap();
+    let planned = dir.path().join("plan");
     let bin = shears_tests::shears_bin();
     let out = Command::new(&bin)
         .args(["plan", "--config"])
@@ -198,11 +192,13 @@ fn plan_with_cli(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (
+    Planned {
+        _dir: dir,
+        one,
         planned,
         bin,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+        printed: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
 }
 
 /// Runs an engine's script `run` (with SHEARS set to `bin`), which merges
@@ -224,10 +220,14 @@ fn gnu_parallel_runs_the_plan_script_and_merges_the_same_results() {
     if !have("parallel", &["--version"]) {
         return;
     }
-    let cfg = config();
-    let dir = tempfile::tempdir().unwrap();
-    let one = single_process(&cfg, &dir.path().join("one"));
-    let (planned, bin, text) = plan_with_cli(&cfg, dir.path());
+    // `_dir` bound, so the folders live to the end of the test.
+    let Planned {
+        _dir,
+        one,
+        planned,
+        bin,
+        printed: text,
+    } = planned(&[0, 1]);
     assert!(
         text.contains("12 tasks (2 base models, 8 runs, 2 dense-control tasks)"),
         "{text}"
@@ -284,11 +284,13 @@ fn hyperqueue_runs_the_plan_on_a_local_cluster_and_merges_the_same_results() {
     if !have("python3", &["-c", "import hyperqueue"]) {
         return;
     }
-    let mut cfg = config();
-    cfg.seeds = vec![3];
-    let dir = tempfile::tempdir().unwrap();
-    let one = single_process(&cfg, &dir.path().join("one"));
-    let (planned, bin, _) = plan_with_cli(&cfg, dir.path());
+    let Planned {
+        _dir,
+        one,
+        planned,
+        bin,
+        ..
+    } = planned(&[3]);
     // A local server with two workers of one core each.
     let mut run = Command::new("python3");
     run.arg(planned.join("run-hyperqueue.py"))
@@ -305,11 +307,13 @@ fn slurm_runs_the_plan_job_arrays_and_merges_the_same_results() {
     if !have("sinfo", &[]) {
         return;
     }
-    let mut cfg = config();
-    cfg.seeds = vec![5];
-    let dir = tempfile::tempdir().unwrap();
-    let one = single_process(&cfg, &dir.path().join("one"));
-    let (planned, bin, _) = plan_with_cli(&cfg, dir.path());
+    let Planned {
+        _dir,
+        one,
+        planned,
+        bin,
+        ..
+    } = planned(&[5]);
     // Submits the arrays and the merge, and returns at once.
     let submit = Command::new("bash")
         .arg(planned.join("slurm.sh"))

@@ -228,11 +228,9 @@ fn broken_plugins_fail_their_runs_only() {
     assert_eq!(status("one-shot/magnitude"), Status::Complete);
 }
 
-#[test]
-fn cancelling_keeps_finished_runs() {
-    let mut cfg =
-        config("[[strategy]]\nschedule = \"one-shot\"\n[[strategy]]\nschedule = \"iterative\"\n");
-    cfg.jobs = 1;
+/// Runs `cfg`, cancelling as soon as the first run finishes; the results
+/// and every event.
+fn cancelled_at_the_first_finished_run(cfg: &ExperimentConfig) -> (ComparisonResults, Vec<Event>) {
     let registry = Registry::builtin();
     let cancel = AtomicBool::new(false);
     let ctx = Context {
@@ -240,12 +238,23 @@ fn cancelling_keeps_finished_runs() {
         cancel: &cancel,
         out_dir: None,
     };
-    let r = run_comparison(&cfg, &ctx, &mut |e, _| {
+    let mut events = vec![];
+    let r = run_comparison(cfg, &ctx, &mut |e, _| {
         if matches!(e, Event::RunFinished(_)) {
             cancel.store(true, Ordering::SeqCst);
         }
+        events.push(e.clone());
     })
     .unwrap();
+    (r, events)
+}
+
+#[test]
+fn cancelling_keeps_finished_runs() {
+    let mut cfg =
+        config("[[strategy]]\nschedule = \"one-shot\"\n[[strategy]]\nschedule = \"iterative\"\n");
+    cfg.jobs = 1;
+    let (r, _) = cancelled_at_the_first_finished_run(&cfg);
     assert_eq!(r.status, Some(Status::Cancelled));
     assert_eq!(
         r.runs.len(),
@@ -264,21 +273,7 @@ fn cancelling_parallel_runs_keeps_finished_ones() {
     );
     cfg.jobs = 2;
     cfg.sparsities = vec![0.3, 0.5, 0.7, 0.9];
-    let registry = Registry::builtin();
-    let cancel = AtomicBool::new(false);
-    let ctx = Context {
-        registry: &registry,
-        cancel: &cancel,
-        out_dir: None,
-    };
-    let mut events = vec![];
-    let r = run_comparison(&cfg, &ctx, &mut |e, _| {
-        if matches!(e, Event::RunFinished(_)) {
-            cancel.store(true, Ordering::SeqCst);
-        }
-        events.push(e.clone());
-    })
-    .unwrap();
+    let (r, events) = cancelled_at_the_first_finished_run(&cfg);
     assert_eq!(r.status, Some(Status::Cancelled));
     let complete = r
         .runs
@@ -456,27 +451,6 @@ fn finetune_policy_applies_to_plugin_schedules() {
     }
 }
 
-/// `v` without its timings (`seconds`, `latency`), which differ from run to run.
-fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
-    match &mut v {
-        serde_json::Value::Object(map) => {
-            map.remove("seconds");
-            map.remove("latency");
-            map.remove("host_copy_ms");
-            for x in map.values_mut() {
-                *x = without_timings(x.take());
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for x in items.iter_mut() {
-                *x = without_timings(x.take());
-            }
-        }
-        _ => {}
-    }
-    v
-}
-
 /// The events that belong to the run of `strategy` at `target` (seed 0),
 /// timings aside, in order.
 fn events_of(events: &[Event], strategy: &str, target: f32) -> Vec<serde_json::Value> {
@@ -504,7 +478,7 @@ fn events_of(events: &[Event], strategy: &str, target: f32) -> Vec<serde_json::V
             Event::RunFinished(r) => r.strategy == strategy && r.target == target,
             _ => false,
         })
-        .map(|e| without_timings(serde_json::to_value(e).unwrap()))
+        .map(|e| shears_tests::without_timings(serde_json::to_value(e).unwrap()))
         .collect()
 }
 
@@ -530,7 +504,7 @@ fn runs_in_parallel_jobs_equal_runs_one_after_another() {
         r.runs
             .iter()
             .chain(&r.controls)
-            .map(|x| without_timings(serde_json::to_value(x).unwrap()))
+            .map(|x| shears_tests::without_timings(serde_json::to_value(x).unwrap()))
             .collect()
     };
     // Same runs, same order, same numbers, bit for bit.

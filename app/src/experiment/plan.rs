@@ -26,7 +26,7 @@ use super::output::{base_model_file, save_results, CONFIG_TOML};
 use super::preview::expected_epochs;
 use super::results::{Baseline, ComparisonResults, DataSummary, ModelSummary, RunResult, Status};
 use super::runner::{base_template, data_summary, load_data, model_summary, seed_base};
-use super::strategy_run::{PlannedRun, SeedRuns};
+use super::strategy_run::{plan_runs, PlannedRun, SeedRuns};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::checkpoint;
@@ -65,6 +65,17 @@ pub enum Task {
         /// The seed.
         seed: u64,
     },
+}
+
+impl Task {
+    /// `base`, `run` or `controls`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Base { .. } => "base",
+            Task::Run { .. } => "run",
+            Task::Controls { .. } => "controls",
+        }
+    }
 }
 
 /// A comparison split into tasks.
@@ -134,14 +145,16 @@ impl Plan {
         let mut tasks: Vec<Task> = cfg.seeds.iter().map(|&seed| Task::Base { seed }).collect();
         let per_seed = cfg.strategies.len() * cfg.sparsities.len();
         for (k, &seed) in cfg.seeds.iter().enumerate() {
-            for i in 0..per_seed {
-                tasks.push(Task::Run {
-                    seed,
-                    strategy: i / cfg.sparsities.len(),
-                    target: i % cfg.sparsities.len(),
-                    run: k * per_seed + i,
-                });
-            }
+            tasks.extend(
+                plan_runs(&cfg, k * per_seed)
+                    .into_iter()
+                    .map(|p| Task::Run {
+                        seed,
+                        strategy: p.strategy,
+                        target: p.target,
+                        run: p.index,
+                    }),
+            );
         }
         if cfg.dense_control {
             tasks.extend(cfg.seeds.iter().map(|&seed| Task::Controls { seed }));
@@ -175,14 +188,7 @@ impl Plan {
     /// Indices of the tasks of one kind (`base`, `run` or `controls`).
     pub fn indices(&self, kind: &str) -> Vec<usize> {
         (0..self.tasks.len())
-            .filter(|&i| {
-                let k = match self.tasks[i] {
-                    Task::Base { .. } => "base",
-                    Task::Run { .. } => "run",
-                    Task::Controls { .. } => "controls",
-                };
-                k == kind
-            })
+            .filter(|&i| self.tasks[i].kind() == kind)
             .collect()
     }
 

@@ -15,7 +15,7 @@ use super::dense_control::Controls;
 use super::jobs::{auto_jobs, run_parallel};
 use super::preview::expected_epochs;
 use super::results::{Baseline, ComparisonResults, DataSummary, Event, ModelSummary, Status};
-use super::strategy_run::SeedRuns;
+use super::strategy_run::{plan_runs, SeedRuns};
 use crate::data::{prepare_normalised, DataSplits, NormChoice, Preprocess};
 use crate::error::{Error, Result};
 use crate::model::{checkpoint, import, Network};
@@ -275,7 +275,7 @@ fn run_all(
             seed,
             expected,
         };
-        let plan = seed_runs.plan(index);
+        let plan = plan_runs(cfg, index);
         index += plan.len();
         let cores = rayon::current_num_threads();
         let jobs = auto_jobs(cfg.jobs, base.device(), base.arch.macs(), plan.len(), cores);

@@ -397,20 +397,20 @@ pub(super) struct SeedRuns<'a> {
     pub expected: &'a [Vec<u32>],
 }
 
-impl SeedRuns<'_> {
-    /// Every run of the seed, strategy by strategy, each at every target;
-    /// the first has index `first`.
-    pub fn plan(&self, first: usize) -> Vec<PlannedRun> {
-        let targets = self.cfg.sparsities.len();
-        (0..self.cfg.strategies.len() * targets)
-            .map(|i| PlannedRun {
-                index: first + i,
-                strategy: i / targets,
-                target: i % targets,
-            })
-            .collect()
-    }
+/// The runs of one seed of `cfg`, strategy by strategy, each at every
+/// target; the first has index `first`.
+pub(super) fn plan_runs(cfg: &ExperimentConfig, first: usize) -> Vec<PlannedRun> {
+    let targets = cfg.sparsities.len();
+    (0..cfg.strategies.len() * targets)
+        .map(|i| PlannedRun {
+            index: first + i,
+            strategy: i / targets,
+            target: i % targets,
+        })
+        .collect()
+}
 
+impl SeedRuns<'_> {
     /// Runs `planned` from a copy of the base, its events to `emit`
     /// ([`Event::RunStarted`] first); returns its result and whether it was
     /// cancelled. A run that cannot start is returned failed.

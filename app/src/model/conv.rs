@@ -220,6 +220,16 @@ struct Partial<T> {
     db: Vec<f64>,
 }
 
+impl<T: Float> Partial<T> {
+    /// Zero gradients of `nw` weights and `out` biases.
+    fn zeros(nw: usize, out: usize) -> Self {
+        Self {
+            dw: vec![T::zero(); nw],
+            db: vec![0.0; out],
+        }
+    }
+}
+
 /// `[dx, dw, db]` packed, from `x`, the output gradient `dy` and `w`;
 /// without `input_grad`, `dx` is left out (`[dw, db]`: the network's first
 /// layer, whose input gradient nothing uses).
@@ -231,10 +241,7 @@ pub(super) fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T], input_grad
     let buffer = if g.pointwise() { 0 } else { rows * ohw };
     let per_group = g.b.div_ceil(GRADIENT_GROUPS).max(1);
     let group = |dx: Option<&mut [T]>, x: &[T], dy: &[T]| {
-        let mut p = Partial {
-            dw: vec![T::zero(); nw],
-            db: vec![0.0; g.out],
-        };
+        let mut p = Partial::zeros(nw, g.out);
         let mut cols = vec![T::zero(); buffer];
         let mut dcols = vec![T::zero(); if dx.is_some() { buffer } else { 0 }];
         let mut dx_images = dx.map(|d| d.chunks_mut(g.image()));
@@ -260,10 +267,7 @@ pub(super) fn backward<T: Float>(g: Geom, x: &[T], dy: &[T], w: &[T], input_grad
         }
         p
     };
-    let mut total = Partial {
-        dw: vec![T::zero(); nw],
-        db: vec![0.0; g.out],
-    };
+    let mut total = Partial::zeros(nw, g.out);
     if !(x.is_empty() || dy.is_empty()) {
         let dx_parts = if input_grad {
             Either::Left(dx.par_chunks_mut(per_group * g.image()).map(Some))
