@@ -70,6 +70,14 @@ pub enum Error {
         /// Why.
         source: RasterError,
     },
+    /// A node of a model graph cannot be built or run as it is.
+    #[error("node `{node}`: {msg}")]
+    Node {
+        /// The node's name.
+        node: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// Anything else, with its context.
     #[error("{0}")]
     Other(String),

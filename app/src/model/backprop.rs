@@ -472,7 +472,7 @@ fn batch_norm(
 
 /// Mean cross-entropy of `logits [b, classes]` against `labels`, and its
 /// gradient with respect to the logits, `(softmax - onehot) / b`.
-fn cross_entropy(
+pub(super) fn cross_entropy(
     logits: &[f32],
     b: usize,
     classes: usize,

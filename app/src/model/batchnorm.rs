@@ -150,7 +150,7 @@ fn dims(l: &Layout) -> candle_core::Result<(usize, usize, usize)> {
 /// normalising with the batch statistics forward; `[dx, dgamma, dbeta]`
 /// backward.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BatchNormTrain {
+pub(crate) struct BatchNormTrain {
     eps: f64,
     b: usize,
     c: usize,

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, DType, Layout, WithDType};
 
 /// A float type the custom CPU operations are written for (`f32`, `f64`).
-pub(super) trait Float: WithDType + num_traits::Float {}
+pub trait Float: WithDType + num_traits::Float {}
 
 impl Float for f32 {}
 impl Float for f64 {}

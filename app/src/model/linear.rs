@@ -16,7 +16,7 @@ const ROWS: usize = 16;
 
 /// Sizes of one layer: `b` rows of `input` features to `out` features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Dims {
+pub(crate) struct Dims {
     /// Rows (samples).
     pub(super) b: usize,
     /// Input features.

@@ -11,12 +11,14 @@ mod fused;
 mod gemm;
 #[cfg(test)]
 mod gradcheck;
+pub mod graph;
 pub mod import;
 mod kernel;
 pub mod latency;
 mod linear;
 pub mod network;
 pub mod onnx;
+pub mod ops;
 pub mod pool;
 pub mod relu;
 #[cfg(test)]

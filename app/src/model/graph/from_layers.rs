@@ -1,0 +1,161 @@
+//! Compiles an [`Architecture`] (the list of layers with nested residual
+//! blocks that earlier versions saved, and the built-in families still
+//! build) into a [`Graph`]: a residual block becomes its two chains and an
+//! `Add`. Parameter names stay as they were (`layer1.0.conv1.weight`), so
+//! checkpoints and state dicts load unchanged.
+
+use super::{Dim, Graph, Op, Role, ValueId};
+use crate::error::Result;
+use crate::model::arch::{Architecture, Node};
+use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
+
+/// BatchNorm's epsilon and momentum in the layer list (PyTorch's defaults).
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+/// The graph of `arch`: one input `input` of `[1, c, h, w]`, one output of
+/// class scores.
+pub fn compile(arch: &Architecture) -> Result<Graph> {
+    let mut b = Builder {
+        g: Graph::new(),
+        count: 0,
+    };
+    let [c, h, w] = arch.input;
+    let x = b.g.input("input", vec![1, c, h, w]);
+    let y = b.chain(&arch.nodes, x)?;
+    b.g.output(y);
+    Ok(b.g)
+}
+
+struct Builder {
+    g: Graph,
+    /// Unnamed nodes made so far (for their names).
+    count: usize,
+}
+
+impl Builder {
+    /// A fresh name for an unnamed node of kind `kind`.
+    fn fresh(&mut self, kind: &str) -> String {
+        self.count += 1;
+        format!("{kind}_{}", self.count)
+    }
+
+    fn chain(&mut self, nodes: &[Node], mut x: ValueId) -> Result<ValueId> {
+        for n in nodes {
+            x = self.node(n, x)?;
+        }
+        Ok(x)
+    }
+
+    /// The inputs `(x, weight, bias?)` of a layer called `name`.
+    fn weights(&mut self, name: &str, x: ValueId, dims: Vec<usize>, bias: bool) -> Vec<ValueId> {
+        let out = dims[0];
+        let mut ins = vec![
+            x,
+            self.g.param(&format!("{name}.weight"), dims, Role::Weight),
+        ];
+        if bias {
+            ins.push(self.g.param(&format!("{name}.bias"), vec![out], Role::Bias));
+        }
+        ins
+    }
+
+    fn node(&mut self, n: &Node, x: ValueId) -> Result<ValueId> {
+        let g = &mut self.g;
+        match n {
+            Node::Conv2d {
+                name,
+                in_c,
+                out_c,
+                k,
+                stride,
+                pad,
+                bias,
+            } => {
+                let ins = self.weights(name, x, vec![*out_c, *in_c, *k, *k], *bias);
+                self.g.add(name, Op::Conv(Conv::plain(*stride, *pad)), &ins)
+            }
+            Node::Linear {
+                name,
+                in_f,
+                out_f,
+                bias,
+            } => {
+                let ins = self.weights(name, x, vec![*out_f, *in_f], *bias);
+                self.g.add(name, Op::Linear, &ins)
+            }
+            Node::BatchNorm { name, c } => {
+                let mut ins = vec![x];
+                for (part, role) in [
+                    ("weight", Role::Norm),
+                    ("bias", Role::Norm),
+                    ("running_mean", Role::Buffer),
+                    ("running_var", Role::Buffer),
+                ] {
+                    ins.push(g.param(&format!("{name}.{part}"), vec![*c], role));
+                }
+                g.add(
+                    name,
+                    Op::BatchNorm {
+                        eps: BN_EPS,
+                        momentum: BN_MOMENTUM,
+                    },
+                    &ins,
+                )
+            }
+            Node::Relu => {
+                let name = self.fresh("relu");
+                self.g.add(&name, Op::Act(Act::Relu), &[x])
+            }
+            Node::MaxPool { k, stride, pad } => {
+                let name = self.fresh("max_pool");
+                let pool = Pool::square(*k, stride.unwrap_or(*k), *pad);
+                self.g.add(&name, Op::MaxPool(pool), &[x])
+            }
+            Node::AvgPool {
+                k,
+                stride,
+                pad,
+                count_pad,
+            } => {
+                let name = self.fresh("avg_pool");
+                let pool = Pool {
+                    count_pad: *count_pad,
+                    ..Pool::square(*k, *stride, *pad)
+                };
+                self.g.add(&name, Op::AvgPool(pool), &[x])
+            }
+            Node::GlobalAvgPool => {
+                let name = self.fresh("global_avg_pool");
+                let op = Op::ReduceMean {
+                    axes: vec![2, 3],
+                    keep: false,
+                };
+                self.g.add(&name, op, &[x])
+            }
+            Node::AdaptiveAvgPool { h, w } => {
+                let name = self.fresh("adaptive_avg_pool");
+                self.g
+                    .add(&name, Op::AdaptiveAvgPool { out: [*h, *w] }, &[x])
+            }
+            Node::Dropout { p } => {
+                let name = self.fresh("dropout");
+                self.g.add(&name, Op::Dropout { p: *p }, &[x])
+            }
+            Node::Flatten => {
+                let rest = self.g.value(x).dims[1..].iter().product();
+                let name = self.fresh("flatten");
+                let op = Op::Reshape {
+                    shape: vec![Dim::Batch(1), Dim::Fixed(rest)],
+                };
+                self.g.add(&name, op, &[x])
+            }
+            Node::Residual { body, shortcut } => {
+                let a = self.chain(body, x)?;
+                let s = self.chain(shortcut, x)?;
+                let name = self.fresh("add");
+                self.g.add(&name, Op::Binary(Binary::Add), &[a, s])
+            }
+        }
+    }
+}

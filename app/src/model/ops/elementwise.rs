@@ -1,0 +1,131 @@
+//! Elementwise binary operations with NumPy broadcasting (`Add`, `Sub`,
+//! `Mul`, `Div`): a residual sum, a squeeze-excitation product, a layer
+//! scale. The backward sums each input's gradient over the axes it was
+//! broadcast along.
+
+use serde::{Deserialize, Serialize};
+
+use super::numel;
+use crate::model::kernel::Float;
+
+/// An elementwise binary operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binary {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+}
+
+impl Binary {
+    /// The op's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+        }
+    }
+
+    #[inline]
+    fn apply<T: Float>(self, a: T, b: T) -> T {
+        match self {
+            Binary::Add => a + b,
+            Binary::Sub => a - b,
+            Binary::Mul => a * b,
+            Binary::Div => a / b,
+        }
+    }
+
+    /// `a op b` broadcast to `out` dims.
+    pub(crate) fn forward<T: Float>(
+        self,
+        a: &[T],
+        a_dims: &[usize],
+        b: &[T],
+        b_dims: &[usize],
+        out: &[usize],
+    ) -> Vec<T> {
+        if a_dims == b_dims {
+            return a.iter().zip(b).map(|(&x, &y)| self.apply(x, y)).collect();
+        }
+        let (ia, ib) = (source_index(out, a_dims), source_index(out, b_dims));
+        ia.iter()
+            .zip(&ib)
+            .map(|(&i, &j)| self.apply(a[i], b[j]))
+            .collect()
+    }
+
+    /// The gradients of `a` and `b` (where `need`) from the output's `dy`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward<T: Float>(
+        self,
+        a: &[T],
+        a_dims: &[usize],
+        b: &[T],
+        b_dims: &[usize],
+        dy: &[T],
+        out: &[usize],
+        need: [bool; 2],
+    ) -> [Option<Vec<T>>; 2] {
+        let (ia, ib) = (source_index(out, a_dims), source_index(out, b_dims));
+        let mut da = need[0].then(|| vec![T::zero(); a.len()]);
+        let mut db = need[1].then(|| vec![T::zero(); b.len()]);
+        for (k, &g) in dy.iter().enumerate() {
+            let (i, j) = (ia[k], ib[k]);
+            let (ga, gb) = match self {
+                Binary::Add => (g, g),
+                Binary::Sub => (g, -g),
+                Binary::Mul => (g * b[j], g * a[i]),
+                Binary::Div => (g / b[j], -g * a[i] / (b[j] * b[j])),
+            };
+            if let Some(d) = da.as_mut() {
+                d[i] += ga;
+            }
+            if let Some(d) = db.as_mut() {
+                d[j] += gb;
+            }
+        }
+        [da, db]
+    }
+}
+
+/// For every element of a tensor of `out` dims, the index of the element
+/// of a tensor of `dims` (broadcast to `out`) it reads.
+pub(crate) fn source_index(out: &[usize], dims: &[usize]) -> Vec<usize> {
+    let n = numel(out);
+    if out == dims {
+        return (0..n).collect();
+    }
+    // Right-aligned strides of `dims`, 0 where it is broadcast.
+    let lead = out.len() - dims.len();
+    let mut strides = vec![0usize; out.len()];
+    let mut s = 1;
+    for i in (0..dims.len()).rev() {
+        strides[lead + i] = if dims[i] == 1 { 0 } else { s };
+        s *= dims[i];
+    }
+    let mut idx = vec![0usize; out.len()];
+    let mut src = 0usize;
+    let mut result = Vec::with_capacity(n);
+    for _ in 0..n {
+        result.push(src);
+        // Advance the odometer over `out`.
+        for ax in (0..out.len()).rev() {
+            idx[ax] += 1;
+            src += strides[ax];
+            if idx[ax] < out[ax] {
+                break;
+            }
+            src -= strides[ax] * out[ax];
+            idx[ax] = 0;
+        }
+    }
+    result
+}

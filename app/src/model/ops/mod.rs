@@ -1,0 +1,36 @@
+//! The graph's operations, one family per file: each holds its attributes,
+//! its shape rule, and its CPU kernels forward and backward, written once
+//! for `f32` (training) and `f64` (the gradient checks). The interpreter
+//! (`model::graph::run`) dispatches to them.
+//!
+//! Kernels take contiguous row-major slices with their dims and return new
+//! buffers; a backward returns the gradient of each input that needs one.
+
+pub mod activation;
+pub mod conv;
+pub mod elementwise;
+pub mod layout;
+pub mod matmul;
+pub mod norm;
+pub mod pool;
+pub mod softmax;
+
+/// Number of elements of a tensor of `dims`.
+pub(crate) fn numel(dims: &[usize]) -> usize {
+    dims.iter().product()
+}
+
+/// `dims[..axis]`, `dims[axis]`, `dims[axis + 1..]` as element counts:
+/// how many outer blocks, the axis's size, how many inner values.
+pub(crate) fn around(dims: &[usize], axis: usize) -> (usize, usize, usize) {
+    (numel(&dims[..axis]), dims[axis], numel(&dims[axis + 1..]))
+}
+
+/// An axis that must be below `rank`, or why not.
+pub(crate) fn check_axis(axis: usize, rank: usize) -> Result<usize, String> {
+    if axis < rank {
+        Ok(axis)
+    } else {
+        Err(format!("axis {axis} is out of range for rank {rank}"))
+    }
+}
