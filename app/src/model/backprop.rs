@@ -1,47 +1,22 @@
-//! Forward and backward passes of a network on the CPU in `f32`, without
-//! Candle's autograd.
+//! The network's own training and evaluation passes on the CPU in `f32`:
+//! the graph interpreter ([`super::graph::run`]) with the parameters and
+//! buffers borrowed from the network's tensors (not copied), and the
+//! cross-entropy loss with its gradient.
 //!
-//! The forward pass runs the layers' kernels (the same ones the Candle
-//! operations of `conv`, `linear`, `batchnorm`, `pool` and `relu` run) and
-//! keeps, per layer, what its backward needs; the backward pass walks that
-//! tape in reverse and writes each parameter's gradient once. Candle's
-//! autograd accumulates every gradient that reaches a tensor as
-//! `zeros_like` + `add` (two fresh buffers and two passes per activation per
-//! step), and runs the residual adds and reshapes as graph nodes of their own;
-//! here a gradient is one buffer handed from layer to layer, masked or
-//! scattered in place where the layer allows.
-//!
-//! Evaluation runs the same forward pass and keeps nothing.
-//!
-//! The networks it runs are those whose layers all have kernels here
-//! ([`supports`]); others (average pools of imported models), other devices
-//! and other float types use Candle's autograd. Tests compare both on every
+//! Candle's autograd accumulates every gradient that reaches a tensor as
+//! `zeros_like` + `add` and runs residual adds and reshapes as graph nodes
+//! of their own; here a gradient is one buffer handed from node to node,
+//! and each parameter's gradient is written once. Other devices and other
+//! float types use Candle's autograd; tests compare both on every
 //! architecture.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Layout, Storage, Tensor, Var};
 
-use super::arch::Node;
-use super::batchnorm::BatchNormTrain;
-use super::fused::Layer;
-use super::{conv, dropout, linear, pool, relu};
+use super::graph::run::{self, Buf};
+use super::graph::Graph;
 use crate::error::{Error, Result};
-
-/// What the passes read and update of a network.
-pub(super) struct Ctx<'a> {
-    /// Trainable parameters by name.
-    pub params: &'a BTreeMap<String, Var>,
-    /// BatchNorm running statistics (updated in training).
-    pub buffers: &'a mut BTreeMap<String, Tensor>,
-    /// Draws the dropout masks.
-    pub rng: &'a mut rand::rngs::StdRng,
-    /// BatchNorm momentum of the running statistics.
-    pub momentum: f64,
-    /// BatchNorm epsilon.
-    pub eps: f64,
-}
 
 /// The loss, logits and parameter gradients of one training batch.
 #[derive(Debug)]
@@ -54,156 +29,99 @@ pub struct TrainPass {
     pub grads: BTreeMap<String, Tensor>,
 }
 
-/// Whether every layer of `nodes` runs here.
-pub(super) fn supports(nodes: &[Node]) -> bool {
-    nodes.iter().all(|n| match n {
-        Node::AvgPool { .. } | Node::AdaptiveAvgPool { .. } => false,
-        Node::Residual { body, shortcut } => supports(body) && supports(shortcut),
-        _ => true,
-    })
+/// Whether the passes here run tensors of `dtype` on `device`.
+pub(super) fn runs(device: &Device, dtype: DType) -> bool {
+    device.is_cpu() && dtype == DType::F32
 }
 
-/// Whether the passes here can run a network of `nodes` whose tensors are
-/// of `dtype` on `device`.
-pub(super) fn runs(nodes: &[Node], device: &Device, dtype: DType) -> bool {
-    device.is_cpu() && dtype == DType::F32 && supports(nodes)
+/// Read locks on the storage of a network's parameters and buffers, held
+/// for one pass so the interpreter can borrow their values.
+struct Held<'a> {
+    tensors: Vec<(&'a str, candle_core::StorageRef<'a>, &'a Layout)>,
 }
 
-/// Values of a batch and their dims (`[b, c, h, w]` or `[b, features]`).
-#[derive(Debug, Clone)]
-struct Maps {
-    data: Arc<Vec<f32>>,
-    dims: Vec<usize>,
-}
-
-impl Maps {
-    fn new(data: Vec<f32>, dims: Vec<usize>) -> Self {
-        Self {
-            data: Arc::new(data),
-            dims,
-        }
-    }
-
-    /// The values, copied only if another layer still holds them.
-    fn into_vec(self) -> Vec<f32> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
-    }
-}
-
-/// What one layer's backward needs from its forward pass.
-enum Saved {
-    Conv {
-        name: String,
-        g: conv::Geom,
-        x: Arc<Vec<f32>>,
-        bias: bool,
-        /// Whether the input's gradient is needed (all but a first layer).
-        input_grad: bool,
-    },
-    Linear {
-        name: String,
-        d: linear::Dims,
-        x: Arc<Vec<f32>>,
-        bias: bool,
-    },
-    BatchNorm {
-        name: String,
-        layer: BatchNormTrain,
-        x: Arc<Vec<f32>>,
-        /// Per-channel batch mean and biased variance.
-        stats: Vec<(f64, f64)>,
-    },
-    /// The ReLU's output: the gradient passes where it is positive.
-    Relu {
-        y: Arc<Vec<f32>>,
-    },
-    MaxPool {
-        g: pool::Geom,
-        argmax: Vec<u32>,
-        input: usize,
-    },
-    GlobalAvgPool {
-        hw: usize,
-    },
-    Dropout {
-        mask: Vec<f32>,
-    },
-    /// Flatten, and dropout in evaluation: the values pass unchanged.
-    Same,
-    Residual {
-        body: Vec<Saved>,
-        shortcut: Vec<Saved>,
-    },
-}
-
-/// Parameter values copied out of the network's variables, by name.
-struct Weights(BTreeMap<String, Vec<f32>>);
-
-impl Weights {
-    fn of(params: &BTreeMap<String, Var>) -> Result<Self> {
-        params
+impl<'a> Held<'a> {
+    fn of(params: &'a BTreeMap<String, Var>, buffers: &'a BTreeMap<String, Tensor>) -> Self {
+        let tensors = params
             .iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?)))
-            .collect::<Result<_>>()
-            .map(Weights)
+            .map(|(k, v)| (k, v.as_tensor()))
+            .chain(buffers.iter())
+            .map(|(k, t)| {
+                let (s, l) = t.storage_and_layout();
+                (k.as_str(), s, l)
+            })
+            .collect();
+        Held { tensors }
     }
 
-    fn get(&self, name: &str) -> Result<&[f32]> {
-        self.0
-            .get(name)
-            .map(Vec::as_slice)
-            .ok_or_else(|| Error::Shape(format!("parameter `{name}` is missing")))
-    }
-
-    /// `{layer}.bias`, or zeros when the layer has none.
-    fn bias(&self, layer: &str, has: bool, n: usize) -> Result<std::borrow::Cow<'_, [f32]>> {
-        Ok(if has {
-            std::borrow::Cow::Borrowed(self.get(&format!("{layer}.bias"))?)
-        } else {
-            std::borrow::Cow::Owned(vec![0.0; n])
-        })
+    /// The values of every tensor by name.
+    fn view(&self) -> Result<BTreeMap<&str, &[f32]>> {
+        self.tensors
+            .iter()
+            .map(|(name, storage, layout)| {
+                let Storage::Cpu(cpu) = &**storage else {
+                    return Err(Error::Shape(format!("tensor `{name}` is not on the CPU")));
+                };
+                if !layout.is_contiguous() {
+                    return Err(Error::Shape(format!("tensor `{name}` is not contiguous")));
+                }
+                let all = cpu.as_slice::<f32>()?;
+                let start = layout.start_offset();
+                let n = layout.shape().elem_count();
+                Ok((*name, &all[start..start + n]))
+            })
+            .collect()
     }
 }
 
 /// One training step's forward and backward pass on the batch `x [b, ...]`
 /// with class indices `labels [b]`: BatchNorm uses (and updates its running
-/// statistics from) the batch statistics, dropout draws its masks.
+/// statistics from) the batch statistics, dropout draws its masks from `rng`.
 pub(super) fn train_pass(
-    nodes: &[Node],
-    ctx: &mut Ctx<'_>,
+    graph: &Graph,
+    params: &BTreeMap<String, Var>,
+    buffers: &mut BTreeMap<String, Tensor>,
+    rng: &mut rand::rngs::StdRng,
     x: &Tensor,
     labels: &Tensor,
 ) -> Result<TrainPass> {
-    let weights = Weights::of(ctx.params)?;
-    let input = Maps::new(x.flatten_all()?.to_vec1::<f32>()?, x.dims().to_vec());
+    let input = Buf::new(x.flatten_all()?.to_vec1::<f32>()?, x.dims().to_vec());
     let labels = labels.to_vec1::<u32>()?;
-    let mut tape = Vec::new();
-    let out = forward(nodes, input, &weights, ctx, Some(&mut tape))?;
-    // Nothing uses the gradient of the batch itself.
-    if let Some(Saved::Conv { input_grad, .. }) = tape.first_mut() {
-        *input_grad = false;
-    }
-    let &[b, classes] = out.dims.as_slice() else {
-        return Err(Error::Shape(format!(
-            "the network outputs {:?}, not [batch, classes]",
-            out.dims
-        )));
+    let (logits, b, classes, loss, grads, updates) = {
+        let held = Held::of(params, buffers);
+        let view = held.view()?;
+        let fwd = run::forward(graph, &view, vec![input], Some(rng))?;
+        let out = &fwd.outputs[0];
+        let &[b, classes] = out.dims.as_slice() else {
+            return Err(Error::Shape(format!(
+                "the network outputs {:?}, not [batch, classes]",
+                out.dims
+            )));
+        };
+        let logits = out.data().to_vec();
+        let (loss, dlogits) = cross_entropy(&logits, b, classes, &labels)?;
+        let tape = fwd.tape.expect("a training pass keeps its tape");
+        let grads = run::backward(graph, tape, vec![dlogits], false)?;
+        (logits, b, classes, loss, grads.params, fwd.updates)
     };
-    let (loss, dlogits) = cross_entropy(&out.data, b, classes, &labels)?;
-    let mut grads = BTreeMap::new();
-    backward(tape, dlogits, &weights, &mut grads)?;
-    let grads = ctx
-        .params
-        .iter()
-        .map(|(name, var)| {
-            let g = grads
-                .remove(name)
-                .unwrap_or_else(|| vec![0.0; var.elem_count()]);
-            Ok((name.clone(), Tensor::from_vec(g, var.dims(), &Device::Cpu)?))
+    for (name, values) in updates {
+        let n = values.len();
+        buffers.insert(name, Tensor::from_vec(values, n, &Device::Cpu)?);
+    }
+    let grads = grads
+        .into_iter()
+        .map(|(name, g)| {
+            let dims = params
+                .get(&name)
+                .ok_or_else(|| {
+                    Error::Shape(format!("gradient of `{name}`, which is not a parameter"))
+                })?
+                .dims();
+            Ok((name, Tensor::from_vec(g, dims, &Device::Cpu)?))
         })
         .collect::<Result<_>>()?;
     Ok(TrainPass {
-        logits: Tensor::from_vec(out.into_vec(), (b, classes), &Device::Cpu)?,
+        logits: Tensor::from_vec(logits, (b, classes), &Device::Cpu)?,
         loss,
         grads,
     })
@@ -211,263 +129,19 @@ pub(super) fn train_pass(
 
 /// The evaluation-mode forward pass (BatchNorm with running statistics, no
 /// dropout) of `x`, keeping nothing for a backward pass.
-pub(super) fn infer(nodes: &[Node], ctx: &mut Ctx<'_>, x: &Tensor) -> Result<Tensor> {
-    let weights = Weights::of(ctx.params)?;
-    let input = Maps::new(x.flatten_all()?.to_vec1::<f32>()?, x.dims().to_vec());
-    let out = forward(nodes, input, &weights, ctx, None)?;
+pub(super) fn infer(
+    graph: &Graph,
+    params: &BTreeMap<String, Var>,
+    buffers: &BTreeMap<String, Tensor>,
+    x: &Tensor,
+) -> Result<Tensor> {
+    let input = Buf::new(x.flatten_all()?.to_vec1::<f32>()?, x.dims().to_vec());
+    let held = Held::of(params, buffers);
+    let view = held.view()?;
+    let mut fwd = run::forward(graph, &view, vec![input], None)?;
+    let out = fwd.outputs.swap_remove(0);
     let dims = out.dims.clone();
     Ok(Tensor::from_vec(out.into_vec(), dims, &Device::Cpu)?)
-}
-
-/// Runs `nodes` on `x`; with a `tape` (training) BatchNorm uses batch
-/// statistics, dropout is drawn, and what the backward pass needs is pushed
-/// onto the tape.
-fn forward(
-    nodes: &[Node],
-    mut x: Maps,
-    w: &Weights,
-    ctx: &mut Ctx<'_>,
-    mut tape: Option<&mut Vec<Saved>>,
-) -> Result<Maps> {
-    for n in nodes {
-        let (y, saved) = layer_forward(n, x, w, ctx, tape.as_deref_mut())?;
-        if let (Some(t), Some(s)) = (tape.as_deref_mut(), saved) {
-            t.push(s);
-        }
-        x = y;
-    }
-    Ok(x)
-}
-
-/// One layer forward: its output and, in training, what its backward needs.
-fn layer_forward(
-    n: &Node,
-    x: Maps,
-    w: &Weights,
-    ctx: &mut Ctx<'_>,
-    tape: Option<&mut Vec<Saved>>,
-) -> Result<(Maps, Option<Saved>)> {
-    let train = tape.is_some();
-    Ok(match n {
-        Node::Conv2d {
-            name,
-            in_c,
-            out_c,
-            k,
-            stride,
-            pad,
-            bias,
-        } => {
-            let g = conv::Geom::of(&x.dims, &[*out_c, *in_c, *k, *k], *stride, *pad)
-                .map_err(|e| Error::Shape(format!("layer `{name}`: {e}")))?;
-            let weight = w.get(&format!("{name}.weight"))?;
-            let y = g.forward(&x.data, weight, &w.bias(name, *bias, *out_c)?);
-            let saved = train.then(|| Saved::Conv {
-                name: name.clone(),
-                g,
-                x: x.data,
-                bias: *bias,
-                input_grad: true,
-            });
-            (Maps::new(y, g.out_dims().to_vec()), saved)
-        }
-        Node::Linear {
-            name,
-            in_f,
-            out_f,
-            bias,
-        } => {
-            let b = match x.dims.as_slice() {
-                &[b, f] if f == *in_f => b,
-                dims => {
-                    return Err(Error::Shape(format!(
-                        "layer `{name}` takes [batch, {in_f}], gets {dims:?}"
-                    )))
-                }
-            };
-            let d = linear::Dims {
-                b,
-                input: *in_f,
-                out: *out_f,
-            };
-            let weight = w.get(&format!("{name}.weight"))?;
-            let y = d.forward(&x.data, weight, &w.bias(name, *bias, *out_f)?);
-            let saved = train.then(|| Saved::Linear {
-                name: name.clone(),
-                d,
-                x: x.data,
-                bias: *bias,
-            });
-            (Maps::new(y, vec![b, *out_f]), saved)
-        }
-        Node::BatchNorm { name, c } => batch_norm(name, *c, x, w, ctx, train)?,
-        Node::Relu => {
-            let dims = x.dims.clone();
-            let mut y = x.into_vec();
-            relu::relu_in_place(&mut y);
-            let y = Maps::new(y, dims);
-            let saved = train.then(|| Saved::Relu { y: y.data.clone() });
-            (y, saved)
-        }
-        Node::MaxPool { k, stride, pad } => {
-            let g = pool::Geom::new(&x.dims, *k, stride.unwrap_or(*k), *pad)
-                .map_err(|e| Error::Shape(e.to_string()))?;
-            let (y, argmax) = pool::forward(g, &x.data);
-            let dims = g.out_dims(x.dims[0]).to_vec();
-            let saved = train.then(|| Saved::MaxPool {
-                g,
-                argmax,
-                input: x.data.len(),
-            });
-            (Maps::new(y, dims), saved)
-        }
-        Node::GlobalAvgPool => {
-            let &[b, c, h, wd] = x.dims.as_slice() else {
-                return Err(Error::Shape(format!(
-                    "global average pool takes [b, c, h, w], gets {:?}",
-                    x.dims
-                )));
-            };
-            let hw = h * wd;
-            let scale = 1.0 / hw as f32;
-            let y = x
-                .data
-                .chunks_exact(hw.max(1))
-                .map(|plane| plane.iter().sum::<f32>() * scale)
-                .collect();
-            (
-                Maps::new(y, vec![b, c]),
-                train.then_some(Saved::GlobalAvgPool { hw }),
-            )
-        }
-        Node::Dropout { p } if train && *p > 0.0 => {
-            let mask = dropout::mask(ctx.rng, x.data.len(), *p);
-            let dims = x.dims.clone();
-            let mut y = x.into_vec();
-            for (v, m) in y.iter_mut().zip(&mask) {
-                *v *= m;
-            }
-            (Maps::new(y, dims), Some(Saved::Dropout { mask }))
-        }
-        Node::Dropout { .. } => (x, train.then_some(Saved::Same)),
-        Node::Flatten => {
-            let b = x.dims.first().copied().unwrap_or(0);
-            let rest = x.dims.iter().skip(1).product();
-            let y = Maps {
-                data: x.data,
-                dims: vec![b, rest],
-            };
-            (y, train.then_some(Saved::Same))
-        }
-        Node::Residual { body, shortcut } => {
-            let (mut body_tape, mut short_tape) = (Vec::new(), Vec::new());
-            let a = forward(body, x.clone(), w, ctx, train.then_some(&mut body_tape))?;
-            let s = if shortcut.is_empty() {
-                x
-            } else {
-                forward(shortcut, x, w, ctx, train.then_some(&mut short_tape))?
-            };
-            if a.dims != s.dims {
-                return Err(Error::Shape(format!(
-                    "residual block: the body outputs {:?}, the shortcut {:?}",
-                    a.dims, s.dims
-                )));
-            }
-            let dims = a.dims.clone();
-            let mut y = a.into_vec();
-            for (v, s) in y.iter_mut().zip(s.data.iter()) {
-                *v += s;
-            }
-            let saved = train.then_some(Saved::Residual {
-                body: body_tape,
-                shortcut: short_tape,
-            });
-            (Maps::new(y, dims), saved)
-        }
-        Node::AvgPool { .. } | Node::AdaptiveAvgPool { .. } => {
-            return Err(Error::Shape(
-                "average pooling has no CPU pass here; Candle's autograd runs it".into(),
-            ))
-        }
-    })
-}
-
-/// BatchNorm forward: batch statistics (and a running-statistics update) in
-/// training, running statistics in evaluation.
-fn batch_norm(
-    name: &str,
-    c: usize,
-    x: Maps,
-    w: &Weights,
-    ctx: &mut Ctx<'_>,
-    train: bool,
-) -> Result<(Maps, Option<Saved>)> {
-    let (b, channels) = (x.dims[0], x.dims.get(1).copied().unwrap_or(0));
-    if channels != c || !matches!(x.dims.len(), 2 | 4) {
-        return Err(Error::Shape(format!(
-            "batch norm `{name}` takes [b, {c}] or [b, {c}, h, w], gets {:?}",
-            x.dims
-        )));
-    }
-    let hw = x.dims.iter().skip(2).product::<usize>();
-    let gamma = w.get(&format!("{name}.weight"))?;
-    let beta = w.get(&format!("{name}.bias"))?;
-    let mean_key = format!("{name}.running_mean");
-    let var_key = format!("{name}.running_var");
-    let buffer = |ctx: &Ctx<'_>, key: &str| -> Result<Vec<f32>> {
-        let t = ctx
-            .buffers
-            .get(key)
-            .ok_or_else(|| Error::Shape(format!("buffer `{key}` is missing")))?;
-        Ok(t.to_vec1::<f32>()?)
-    };
-    if !train {
-        let (mean, var) = (buffer(ctx, &mean_key)?, buffer(ctx, &var_key)?);
-        // As `batchnorm::eval`: (x - mean) * (gamma / sqrt(var + eps)) + beta.
-        let eps = ctx.eps as f32;
-        let scale: Vec<f32> = gamma
-            .iter()
-            .zip(&var)
-            .map(|(g, v)| g / (v + eps).sqrt())
-            .collect();
-        let dims = x.dims.clone();
-        let mut y = x.into_vec();
-        for (p, plane) in y.chunks_exact_mut(hw.max(1)).enumerate() {
-            let ci = p % c;
-            for v in plane {
-                *v = (*v - mean[ci]) * scale[ci] + beta[ci];
-            }
-        }
-        return Ok((Maps::new(y, dims), None));
-    }
-    if b * hw == 1 {
-        return Err(Error::Shape(format!(
-            "batch norm `{name}` gets one value per channel in training (batch of 1 on a 1x1 map); use a larger batch"
-        )));
-    }
-    let layer = BatchNormTrain::new(ctx.eps, b, c, hw);
-    let stats = layer.stats(&x.data);
-    let y = layer.normalise(&x.data, gamma, beta, &stats);
-    let (batch_mean, batch_var) = layer.running::<f32>(&stats);
-    // As the Candle path: old * (1 - momentum) + new * momentum, in f32.
-    let (keep, take) = ((1.0 - ctx.momentum) as f32, ctx.momentum as f32);
-    for (key, new) in [(mean_key, batch_mean), (var_key, batch_var)] {
-        let old = buffer(ctx, &key)?;
-        let updated: Vec<f32> = old
-            .iter()
-            .zip(&new)
-            .map(|(o, n)| o * keep + n * take)
-            .collect();
-        let t = Tensor::from_vec(updated, c, &Device::Cpu)?;
-        ctx.buffers.insert(key, t);
-    }
-    let saved = Saved::BatchNorm {
-        name: name.to_string(),
-        layer,
-        x: x.data,
-        stats,
-    };
-    Ok((Maps::new(y, x.dims), Some(saved)))
 }
 
 /// Mean cross-entropy of `logits [b, classes]` against `labels`, and its
@@ -510,116 +184,11 @@ pub(super) fn cross_entropy(
     Ok((-(total * inv_b), grad))
 }
 
-/// Runs `tape` backward from the output gradient `dy`, adding each
-/// parameter's gradient to `grads`; returns the gradient of the input.
-fn backward(
-    tape: Vec<Saved>,
-    mut dy: Vec<f32>,
-    w: &Weights,
-    grads: &mut BTreeMap<String, Vec<f32>>,
-) -> Result<Vec<f32>> {
-    for saved in tape.into_iter().rev() {
-        dy = layer_backward(saved, dy, w, grads)?;
-    }
-    Ok(dy)
-}
-
-/// Splits a packed `[dx, dw, db]` (`dx` of `nx` values, `dw` of `nw`) into
-/// `dx`, storing `dw` and (if the layer has one) `db` under the layer's
-/// parameter names.
-fn split_packed(
-    mut packed: Vec<f32>,
-    (nx, nw): (usize, usize),
-    name: &str,
-    bias: bool,
-    grads: &mut BTreeMap<String, Vec<f32>>,
-) -> Vec<f32> {
-    let mut dw = packed.split_off(nx);
-    let db = dw.split_off(nw);
-    grads.insert(format!("{name}.weight"), dw);
-    if bias {
-        grads.insert(format!("{name}.bias"), db);
-    }
-    packed
-}
-
-/// One layer backward: the gradient of its input from that of its output.
-fn layer_backward(
-    saved: Saved,
-    mut dy: Vec<f32>,
-    w: &Weights,
-    grads: &mut BTreeMap<String, Vec<f32>>,
-) -> Result<Vec<f32>> {
-    Ok(match saved {
-        Saved::Conv {
-            name,
-            g,
-            x,
-            bias,
-            input_grad,
-        } => {
-            let weight = w.get(&format!("{name}.weight"))?;
-            let packed = conv::backward(g, &x, &dy, weight, input_grad);
-            let nx = if input_grad { x.len() } else { 0 };
-            split_packed(packed, (nx, weight.len()), &name, bias, grads)
-        }
-        Saved::Linear { name, d, x, bias } => {
-            let weight = w.get(&format!("{name}.weight"))?;
-            let packed = d.backward(&x, &dy, weight);
-            split_packed(packed, (x.len(), weight.len()), &name, bias, grads)
-        }
-        Saved::BatchNorm {
-            name,
-            layer,
-            x,
-            stats,
-        } => {
-            let gamma = w.get(&format!("{name}.weight"))?;
-            let packed = layer.backward_with(&x, &dy, gamma, &stats);
-            split_packed(packed, (x.len(), gamma.len()), &name, true, grads)
-        }
-        Saved::Relu { y } => {
-            relu::relu_backward_in_place(&y, &mut dy);
-            dy
-        }
-        Saved::MaxPool { g, argmax, input } => {
-            let mut dx = vec![0.0; input];
-            pool::scatter(g, &argmax, &dy, &mut dx);
-            dx
-        }
-        Saved::GlobalAvgPool { hw } => {
-            let scale = 1.0 / hw as f32;
-            dy.iter()
-                .flat_map(|&g| std::iter::repeat_n(g * scale, hw))
-                .collect()
-        }
-        Saved::Dropout { mask } => {
-            for (d, m) in dy.iter_mut().zip(&mask) {
-                *d *= m;
-            }
-            dy
-        }
-        Saved::Same => dy,
-        Saved::Residual { body, shortcut } => {
-            let through_shortcut = if shortcut.is_empty() {
-                dy.clone()
-            } else {
-                backward(shortcut, dy.clone(), w, grads)?
-            };
-            let mut dx = backward(body, dy, w, grads)?;
-            for (d, s) in dx.iter_mut().zip(&through_shortcut) {
-                *d += s;
-            }
-            dx
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::testutil::values;
-    use crate::model::{Architecture, Family, ModelSpec, Network, Preprocess};
+    use crate::model::{Architecture, Family, ModelSpec, Network, Node, Preprocess};
 
     /// Largest difference between `ours` and `reference`, relative to the
     /// reference's largest magnitude.
@@ -749,17 +318,46 @@ mod tests {
         agrees_with_autograd(arch, 7, 5);
     }
 
+    /// Average and adaptive pools (ONNX and torchvision models) run on
+    /// the own pass too.
     #[test]
-    fn average_pools_are_left_to_candle() {
-        let nodes = [Node::AvgPool {
-            k: 2,
-            stride: 2,
-            pad: 0,
-            count_pad: true,
-        }];
-        assert!(!supports(&nodes));
-        assert!(!runs(&[Node::Relu], &Device::Cpu, DType::F64));
-        assert!(runs(&[Node::Relu], &Device::Cpu, DType::F32));
+    fn average_pools_match_candle_autograd() {
+        let nodes = vec![
+            Node::Conv2d {
+                name: "c1".into(),
+                in_c: 2,
+                out_c: 4,
+                k: 3,
+                stride: 1,
+                pad: 1,
+                bias: true,
+            },
+            Node::AvgPool {
+                k: 3,
+                stride: 2,
+                pad: 1,
+                count_pad: false,
+            },
+            Node::Relu,
+            Node::AdaptiveAvgPool { h: 2, w: 3 },
+            Node::Flatten,
+            Node::Linear {
+                name: "fc".into(),
+                in_f: 24,
+                out_f: 3,
+                bias: true,
+            },
+        ];
+        let arch = Architecture {
+            family: Family::Onnx,
+            input: [2, 9, 7],
+            num_classes: 3,
+            nodes,
+            preprocess: Preprocess::default(),
+        };
+        agrees_with_autograd(arch, 5, 6);
+        assert!(!runs(&Device::Cpu, DType::F64));
+        assert!(runs(&Device::Cpu, DType::F32));
     }
 
     #[test]

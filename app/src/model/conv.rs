@@ -71,11 +71,6 @@ impl Geom {
         })
     }
 
-    /// Dims of the output, `[b, out, oh, ow]`.
-    pub(super) fn out_dims(&self) -> [usize; 4] {
-        [self.b, self.out, self.oh, self.ow]
-    }
-
     /// Rows of one image's column matrix: `c * k * k`.
     fn rows(&self) -> usize {
         self.c * self.k * self.k

@@ -1,5 +1,7 @@
-//! A runnable network: an [`Architecture`] plus its parameters, BatchNorm
-//! buffers and pruning masks, with a forward pass in Candle.
+//! A runnable network: an [`Architecture`] (and the [`Graph`] it compiles
+//! to) plus its parameters, BatchNorm buffers and pruning masks. On the CPU
+//! in `f32` the graph interpreter runs it ([`backprop`]); elsewhere Candle's
+//! operations and autograd do.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use super::arch::{Architecture, Node};
 use super::backprop::{self, TrainPass};
+use super::graph::{from_layers, Graph};
 use super::{batchnorm, dropout, pool, relu};
 use crate::error::{Error, Result};
 
@@ -63,6 +66,8 @@ pub struct Snapshot {
 pub struct Network {
     /// The architecture this network was built from.
     pub arch: Architecture,
+    /// The architecture as a graph of operations (what the CPU passes run).
+    graph: Graph,
     /// Trainable parameters by name (`conv1.weight`, `bn1.bias`, ...).
     pub params: BTreeMap<String, Var>,
     /// Non-trainable buffers (BatchNorm running statistics).
@@ -104,6 +109,7 @@ impl Network {
             }
         }
         Ok(Self {
+            graph: from_layers::compile(&arch)?,
             arch,
             params,
             buffers,
@@ -148,6 +154,7 @@ impl Network {
             )));
         }
         let mut net = Self {
+            graph: from_layers::compile(&arch)?,
             arch,
             params,
             buffers,
@@ -174,6 +181,11 @@ impl Network {
         Ok(net)
     }
 
+    /// The architecture as a graph of operations.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
     /// The device the tensors live on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -191,6 +203,7 @@ impl Network {
         };
         Ok(Self {
             arch: self.arch.clone(),
+            graph: self.graph.clone(),
             params,
             buffers: copy(&self.buffers)?,
             masks: copy(&self.masks)?,
@@ -270,6 +283,7 @@ impl Network {
             .collect::<Result<_>>()?;
         Ok(Self {
             arch: self.arch.clone(),
+            graph: self.graph.clone(),
             params,
             buffers: convert(&self.buffers)?,
             masks: convert(&self.masks)?,
@@ -304,8 +318,7 @@ impl Network {
     /// which keeps no autograd graph.
     pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train && self.runs_own_passes() {
-            let (nodes, mut ctx) = self.backprop_parts();
-            return backprop::infer(nodes, &mut ctx, x);
+            return backprop::infer(&self.graph, &self.params, &self.buffers, x);
         }
         self.forward_with_autograd(x, train)
     }
@@ -325,14 +338,14 @@ impl Network {
     }
 
     /// Whether [`Network::train_pass`] runs for this network: on the CPU, in
-    /// `f32`, with layers that all have their own backward pass.
+    /// `f32`.
     pub fn runs_own_passes(&self) -> bool {
         let dtype = self
             .params
             .values()
             .next()
             .map_or(DType::F32, |v| v.dtype());
-        backprop::runs(&self.arch.nodes, &self.device, dtype)
+        backprop::runs(&self.device, dtype)
     }
 
     /// A training step's forward and backward pass without Candle's
@@ -345,20 +358,15 @@ impl Network {
         if !self.runs_own_passes() {
             return Ok(None);
         }
-        let (nodes, mut ctx) = self.backprop_parts();
-        backprop::train_pass(nodes, &mut ctx, x, labels).map(Some)
-    }
-
-    /// The layers, and what [`backprop`]'s passes read and update.
-    fn backprop_parts(&mut self) -> (&[Node], backprop::Ctx<'_>) {
-        let ctx = backprop::Ctx {
-            params: &self.params,
-            buffers: &mut self.buffers,
-            rng: &mut self.dropout_rng,
-            momentum: BN_MOMENTUM,
-            eps: BN_EPS,
-        };
-        (&self.arch.nodes, ctx)
+        backprop::train_pass(
+            &self.graph,
+            &self.params,
+            &mut self.buffers,
+            &mut self.dropout_rng,
+            x,
+            labels,
+        )
+        .map(Some)
     }
 
     /// Like [`Network::forward`] in evaluation mode, also accumulating

@@ -238,12 +238,6 @@ impl Geom {
         })
     }
 
-    /// Dims of the output, `[b, c, oh, ow]` for `b` images.
-    pub(super) fn out_dims(&self, b: usize) -> [usize; 4] {
-        let (oh, ow) = self.out();
-        [b, self.planes / b.max(1), oh, ow]
-    }
-
     fn out(&self) -> (usize, usize) {
         let o = |n| (n + 2 * self.pad - self.k) / self.s + 1;
         (o(self.h), o(self.w))

@@ -189,23 +189,32 @@ pub fn forward<'a, T: Float>(
                 let out_dims = op
                     .out_dims(&dims, batch)
                     .map_err(|m| node_error(&node.name, m))?;
-                let (y, s) = run_op(
-                    op,
-                    &ins,
-                    &out_dims,
-                    train.as_deref_mut(),
-                    &node.name,
-                    &mut |k, v| {
-                        let name = graph
-                            .nodes
-                            .iter()
-                            .find(|n| n.output == node.inputs[k])
-                            .map(|n| n.name.clone());
-                        updates.push((name.unwrap_or_default(), v));
-                    },
-                )?;
-                saved.push(s);
-                Buf::new(y, out_dims)
+                if let Op::Reshape { .. } = op {
+                    // The same values under new dims: nothing is copied.
+                    saved.push(Saved::Nothing);
+                    Buf {
+                        data: ins[0].data.clone(),
+                        dims: out_dims,
+                    }
+                } else {
+                    let (y, s) = run_op(
+                        op,
+                        &ins,
+                        &out_dims,
+                        train.as_deref_mut(),
+                        &node.name,
+                        &mut |k, v| {
+                            let name = graph
+                                .nodes
+                                .iter()
+                                .find(|n| n.output == node.inputs[k])
+                                .map(|n| n.name.clone());
+                            updates.push((name.unwrap_or_default(), v));
+                        },
+                    )?;
+                    saved.push(s);
+                    Buf::new(y, out_dims)
+                }
             }
         };
         values[node.output.index()] = Some(out);
@@ -335,7 +344,7 @@ fn run_op<T: Float>(
         }
         Op::Slice { axis, start, end } => nothing(layout::slice(*axis, *start, *end, xd, &x.dims)),
         Op::Transpose { perm } => nothing(layout::transpose(perm, xd, &x.dims)),
-        Op::Reshape { .. } => nothing(xd.to_vec()),
+        Op::Reshape { .. } => unreachable!("shares its input's values (the caller)"),
         Op::ReduceMean { axes, .. } => nothing(pool::reduce_mean(axes, xd, &x.dims)),
         Op::MaxPool(p) => {
             let (y, at) = p.max_forward(xd, &x.dims, out);

@@ -74,6 +74,31 @@ impl Binary {
         out: &[usize],
         need: [bool; 2],
     ) -> [Option<Vec<T>>; 2] {
+        if a_dims == b_dims {
+            // No broadcasting (a residual sum): elementwise, no index maps.
+            let zip = |f: &dyn Fn(T, T, T) -> T| {
+                dy.iter()
+                    .zip(a)
+                    .zip(b)
+                    .map(|((&g, &x), &y)| f(g, x, y))
+                    .collect::<Vec<T>>()
+            };
+            return match self {
+                Binary::Add => [need[0].then(|| dy.to_vec()), need[1].then(|| dy.to_vec())],
+                Binary::Sub => [
+                    need[0].then(|| dy.to_vec()),
+                    need[1].then(|| dy.iter().map(|&g| -g).collect()),
+                ],
+                Binary::Mul => [
+                    need[0].then(|| zip(&|g, _, y| g * y)),
+                    need[1].then(|| zip(&|g, x, _| g * x)),
+                ],
+                Binary::Div => [
+                    need[0].then(|| zip(&|g, _, y| g / y)),
+                    need[1].then(|| zip(&|g, x, y| -g * x / (y * y))),
+                ],
+            };
+        }
         let (ia, ib) = (source_index(out, a_dims), source_index(out, b_dims));
         let mut da = need[0].then(|| vec![T::zero(); a.len()]);
         let mut db = need[1].then(|| vec![T::zero(); b.len()]);
