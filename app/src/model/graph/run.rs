@@ -176,15 +176,7 @@ pub fn forward<'a, T: Float>(
                 }
             }
             op => {
-                let ins: Vec<&Buf<'a, T>> = node
-                    .inputs
-                    .iter()
-                    .map(|&v| {
-                        values[v.index()]
-                            .as_ref()
-                            .expect("produced before use (lint)")
-                    })
-                    .collect();
+                let ins = inputs_of(&values, &node.inputs);
                 let dims: Vec<&[usize]> = ins.iter().map(|b| b.dims.as_slice()).collect();
                 let out_dims = op
                     .out_dims(&dims, batch)
@@ -237,6 +229,21 @@ pub fn forward<'a, T: Float>(
         updates,
         tape,
     })
+}
+
+/// The values `ids` (each produced before it is read, and kept while a
+/// later node or the tape needs it).
+fn inputs_of<'v, 'a, T>(
+    values: &'v [Option<Buf<'a, T>>],
+    ids: &[super::ValueId],
+) -> Vec<&'v Buf<'a, T>> {
+    ids.iter()
+        .map(|&v| {
+            values[v.index()]
+                .as_ref()
+                .expect("a value is kept while it is read")
+        })
+        .collect()
 }
 
 /// For each value, the index of the last node reading it (outputs: never).
@@ -412,15 +419,7 @@ pub fn backward<T: Float>(
         if !need.iter().any(|&n| n) {
             continue;
         }
-        let ins: Vec<&Buf<'_, T>> = node
-            .inputs
-            .iter()
-            .map(|&v| {
-                values[v.index()]
-                    .as_ref()
-                    .expect("the tape keeps every value")
-            })
-            .collect();
+        let ins = inputs_of(&values, &node.inputs);
         let y = values[node.output.index()]
             .as_ref()
             .expect("the tape keeps every value");

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::numel;
+use super::{numel, strided_offsets};
 use crate::model::kernel::Float;
 
 /// An elementwise binary operation.
@@ -136,21 +136,5 @@ pub(crate) fn source_index(out: &[usize], dims: &[usize]) -> Vec<usize> {
         strides[lead + i] = if dims[i] == 1 { 0 } else { s };
         s *= dims[i];
     }
-    let mut idx = vec![0usize; out.len()];
-    let mut src = 0usize;
-    let mut result = Vec::with_capacity(n);
-    for _ in 0..n {
-        result.push(src);
-        // Advance the odometer over `out`.
-        for ax in (0..out.len()).rev() {
-            idx[ax] += 1;
-            src += strides[ax];
-            if idx[ax] < out[ax] {
-                break;
-            }
-            src -= strides[ax] * out[ax];
-            idx[ax] = 0;
-        }
-    }
-    result
+    strided_offsets(out, &strides)
 }

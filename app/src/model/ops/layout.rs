@@ -3,7 +3,7 @@
 //! constant index. Each backward routes the gradient back to where the
 //! value came from (summing where a value was read twice).
 
-use super::{around, check_axis, numel};
+use super::{around, check_axis, numel, strided_offsets};
 use crate::model::graph::Dim;
 use crate::model::kernel::Float;
 
@@ -179,23 +179,7 @@ fn transpose_index(perm: &[usize], dims: &[usize]) -> Vec<usize> {
     }
     let out: Vec<usize> = perm.iter().map(|&p| dims[p]).collect();
     let strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
-    let n = numel(dims);
-    let mut idx = vec![0usize; out.len()];
-    let mut src = 0usize;
-    let mut result = Vec::with_capacity(n);
-    for _ in 0..n {
-        result.push(src);
-        for ax in (0..out.len()).rev() {
-            idx[ax] += 1;
-            src += strides[ax];
-            if idx[ax] < out[ax] {
-                break;
-            }
-            src -= strides[ax] * out[ax];
-            idx[ax] = 0;
-        }
-    }
-    result
+    strided_offsets(&out, &strides)
 }
 
 /// `x` (dims `dims`) with its axes permuted by `perm`.

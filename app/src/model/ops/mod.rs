@@ -34,3 +34,27 @@ pub(crate) fn check_axis(axis: usize, rank: usize) -> Result<usize, String> {
         Err(format!("axis {axis} is out of range for rank {rank}"))
     }
 }
+
+/// For every element of a tensor of `out` dims, in order, the offset
+/// `sum(index[i] * strides[i])`: where it reads from a tensor laid out with
+/// `strides` (0 along an axis that is broadcast).
+pub(crate) fn strided_offsets(out: &[usize], strides: &[usize]) -> Vec<usize> {
+    let n = numel(out);
+    let mut idx = vec![0usize; out.len()];
+    let mut src = 0usize;
+    let mut result = Vec::with_capacity(n);
+    for _ in 0..n {
+        result.push(src);
+        // Advance the odometer over `out`.
+        for ax in (0..out.len()).rev() {
+            idx[ax] += 1;
+            src += strides[ax];
+            if idx[ax] < out[ax] {
+                break;
+            }
+            src -= strides[ax] * out[ax];
+            idx[ax] = 0;
+        }
+    }
+    result
+}
