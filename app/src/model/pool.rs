@@ -119,12 +119,18 @@ pub fn adaptive_avg_pool2d(x: &Tensor, oh: usize, ow: usize) -> candle_core::Res
     separable(x, &adaptive_axis(h, oh), &adaptive_axis(w, ow))
 }
 
+/// The cells `floor(i*n/out)..ceil((i+1)*n/out)` that output `i` of
+/// adaptive pooling along an axis of `n` cells averages (PyTorch's bins).
+pub(crate) fn adaptive_bin(n: usize, out: usize, i: usize) -> (usize, usize) {
+    (i * n / out, ((i + 1) * n).div_ceil(out))
+}
+
 /// The input cells and weights of each of the `out` outputs of adaptive
 /// average pooling along an axis of `n` cells.
 pub(crate) fn adaptive_axis(n: usize, out: usize) -> Vec<Vec<(usize, f64)>> {
     (0..out)
         .map(|i| {
-            let (a, b) = (i * n / out, ((i + 1) * n).div_ceil(out));
+            let (a, b) = adaptive_bin(n, out, i);
             (a..b).map(|j| (j, 1.0 / (b - a) as f64)).collect()
         })
         .collect()

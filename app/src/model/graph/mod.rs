@@ -190,6 +190,9 @@ impl Graph {
                     "produces a value another node produces",
                 ));
             }
+            if self.value(n.output).name != n.name {
+                return Err(node_error(&n.name, "its value bears another name"));
+            }
             let want = &self.value(n.output).dims;
             if let Op::Input | Op::Param { .. } = n.op {
                 continue;

@@ -196,12 +196,9 @@ pub fn forward<'a, T: Float>(
                         train.as_deref_mut(),
                         &node.name,
                         &mut |k, v| {
-                            let name = graph
-                                .nodes
-                                .iter()
-                                .find(|n| n.output == node.inputs[k])
-                                .map(|n| n.name.clone());
-                            updates.push((name.unwrap_or_default(), v));
+                            // A parameter's value bears the parameter's name.
+                            let name = graph.value(node.inputs[k]).name.clone();
+                            updates.push((name, v));
                         },
                     )?;
                     saved.push(s);

@@ -153,8 +153,10 @@ impl Geom {
             .filter(|&i| i < n)
     }
 
-    /// Output columns `lo..hi` whose tap at kernel column `kj` reads inside the input.
-    fn inside(&self, kj: usize) -> (usize, usize) {
+    /// The output columns `lo..hi` whose tap at kernel column `kj` reads
+    /// inside the input, and the input column `first` that output column
+    /// `lo` reads (the next ones every stride); `None` when there are none.
+    fn inside(&self, kj: usize) -> Option<(usize, usize, usize)> {
         let (s, off, pad) = (
             self.conv.stride[1],
             kj * self.conv.dilation[1],
@@ -162,7 +164,7 @@ impl Geom {
         );
         let lo = pad.saturating_sub(off).div_ceil(s).min(self.ow);
         let hi = (self.w + pad).saturating_sub(off).div_ceil(s).min(self.ow);
-        (lo, hi.max(lo))
+        (lo < hi).then(|| (lo, hi, lo * s + off - pad))
     }
 
     fn image(&self) -> usize {
@@ -251,11 +253,9 @@ fn depthwise_forward<T: Float>(g: Geom, x: &[T], w: &[T], bias: &[T]) -> Vec<T> 
             for ki in 0..g.kh {
                 for kj in 0..g.kw {
                     let wv = w[o * kk + ki * g.kw + kj];
-                    let (lo, hi) = g.inside(kj);
-                    if lo == hi {
+                    let Some((lo, hi, first)) = g.inside(kj) else {
                         continue;
-                    }
-                    let first = lo * g.conv.stride[1] + kj * g.conv.dilation[1] - g.conv.pad[1];
+                    };
                     for oy in 0..g.oh {
                         if let Some(iy) = g.src(0, oy, ki) {
                             let row = &xp[iy * g.w..(iy + 1) * g.w];
@@ -295,11 +295,9 @@ fn depthwise_backward<T: Float>(
                 for ki in 0..g.kh {
                     for kj in 0..g.kw {
                         let wv = w[o * kk + ki * g.kw + kj];
-                        let (lo, hi) = g.inside(kj);
-                        if lo == hi {
+                        let Some((lo, hi, first)) = g.inside(kj) else {
                             continue;
-                        }
-                        let first = lo * s + kj * g.conv.dilation[1] - g.conv.pad[1];
+                        };
                         for oy in 0..g.oh {
                             if let Some(iy) = g.src(0, oy, ki) {
                                 let row = &mut dxp[iy * g.w..(iy + 1) * g.w];
@@ -326,11 +324,9 @@ fn depthwise_backward<T: Float>(
                 bsum += dyp.iter().map(|&v| v.to_f64()).sum::<f64>();
                 for ki in 0..g.kh {
                     for kj in 0..g.kw {
-                        let (lo, hi) = g.inside(kj);
-                        if lo == hi {
+                        let Some((lo, hi, first)) = g.inside(kj) else {
                             continue;
-                        }
-                        let first = lo * s + kj * g.conv.dilation[1] - g.conv.pad[1];
+                        };
                         let mut acc = T::zero();
                         for oy in 0..g.oh {
                             if let Some(iy) = g.src(0, oy, ki) {
@@ -358,16 +354,12 @@ fn im2col<T: Float>(g: Geom, x: &[T], gi: usize, cols: &mut [T]) {
         let (ci, kk) = (gi * g.cg() + r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (ki, kj) = (kk / g.kw, kk % g.kw);
         let src = &x[ci * plane..(ci + 1) * plane];
-        let (lo, hi) = g.inside(kj);
+        let taps = g.inside(kj);
         for (oy, d) in row.chunks_exact_mut(g.ow).enumerate() {
             d.fill(T::zero());
-            let Some(iy) = g.src(0, oy, ki) else {
+            let (Some(iy), Some((lo, hi, first))) = (g.src(0, oy, ki), taps) else {
                 continue;
             };
-            if lo == hi {
-                continue;
-            }
-            let first = lo * s + kj * g.conv.dilation[1] - g.conv.pad[1];
             let line = &src[iy * g.w..(iy + 1) * g.w];
             for (v, &p) in d[lo..hi].iter_mut().zip(line[first..].iter().step_by(s)) {
                 *v = p;
@@ -384,11 +376,9 @@ fn col2im<T: Float>(g: Geom, cols: &[T], gi: usize, dx: &mut [T]) {
         let (ci, kk) = (gi * g.cg() + r / (g.kh * g.kw), r % (g.kh * g.kw));
         let (ki, kj) = (kk / g.kw, kk % g.kw);
         let dst = &mut dx[ci * plane..(ci + 1) * plane];
-        let (lo, hi) = g.inside(kj);
-        if lo == hi {
+        let Some((lo, hi, first)) = g.inside(kj) else {
             continue;
-        }
-        let first = lo * s + kj * g.conv.dilation[1] - g.conv.pad[1];
+        };
         for (oy, d) in row.chunks_exact(g.ow).enumerate() {
             if let Some(iy) = g.src(0, oy, ki) {
                 let line = &mut dst[iy * g.w..(iy + 1) * g.w];

@@ -248,19 +248,13 @@ pub fn adaptive_dims(out: [usize; 2], x: &[usize]) -> Result<Vec<usize>, String>
     }
 }
 
-/// The bins of PyTorch's adaptive pooling of `n` into `o`:
-/// `floor(i n / o) .. ceil((i + 1) n / o)`.
-fn bins(n: usize, o: usize) -> Vec<(usize, usize)> {
-    (0..o)
-        .map(|i| (i * n / o, ((i + 1) * n).div_ceil(o)))
-        .collect()
-}
-
 /// Adaptive average pooling as an average pool with one window per bin.
 fn adaptive_windows(dims: &[usize], out: &[usize]) -> Vec<([usize; 4], f64)> {
     let mut v = Vec::new();
-    for &(y0, y1) in &bins(dims[2], out[2]) {
-        for &(x0, x1) in &bins(dims[3], out[3]) {
+    for i in 0..out[2] {
+        let (y0, y1) = legacy::adaptive_bin(dims[2], out[2], i);
+        for j in 0..out[3] {
+            let (x0, x1) = legacy::adaptive_bin(dims[3], out[3], j);
             v.push(([y0, y1, x0, x1], 1.0 / ((y1 - y0) * (x1 - x0)) as f64));
         }
     }
