@@ -215,6 +215,39 @@ impl Op {
         }
     }
 
+    /// Whether this op's backward reads the values of its input `i` (the
+    /// tape keeps every value's dims; its values only where a backward
+    /// reads them). Must agree with what `graph::run` reads.
+    pub(crate) fn backward_reads_input(&self, i: usize) -> bool {
+        match self {
+            Op::Conv(_) | Op::Linear | Op::MatMul | Op::LayerNorm { .. } => i < 2,
+            Op::BatchNorm { .. } => matches!(i, 0 | 1 | 4),
+            Op::Act(a) => i == 0 && !a.backward_reads_output(),
+            Op::Binary(b) => matches!(b, Binary::Mul | Binary::Div),
+            _ => false,
+        }
+    }
+
+    /// Whether this op's backward reads its output's values.
+    pub(crate) fn backward_reads_output(&self) -> bool {
+        match self {
+            Op::Act(a) => a.backward_reads_output(),
+            Op::Softmax { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the forward can write its output over its first input's
+    /// values (an elementwise op whose first input has the output's dims;
+    /// BatchNorm only in evaluation).
+    pub(crate) fn in_place(&self, training: bool) -> bool {
+        match self {
+            Op::Act(_) | Op::Binary(_) | Op::Dropout { .. } | Op::DropPath { .. } => true,
+            Op::BatchNorm { .. } => !training,
+            _ => false,
+        }
+    }
+
     /// A short name of the op for tables (`conv`, `linear`, `relu`, ...).
     pub fn kind(&self) -> &'static str {
         match self {

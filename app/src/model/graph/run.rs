@@ -88,8 +88,10 @@ enum Saved<T> {
     Mask(Vec<T>),
 }
 
-/// What a training forward pass leaves for [`backward`].
+/// What a training forward pass leaves for [`backward`]: every value's
+/// dims, the values some backward reads, and what each node saved.
 pub struct Tape<'a, T> {
+    dims: Vec<Vec<usize>>,
     values: Vec<Option<Buf<'a, T>>>,
     saved: Vec<Saved<T>>,
 }
@@ -134,7 +136,16 @@ pub fn forward<'a, T: Float>(
         .and_then(|b| b.dims.first().copied())
         .unwrap_or(1);
     let last_use = last_uses(graph);
+    let training = train.is_some();
+    // In training, what a backward reads is kept; everything else is
+    // dropped after its last use, as in evaluation.
+    let keep = if training {
+        kept_for_backward(graph)
+    } else {
+        vec![false; graph.values.len()]
+    };
     let mut values: Vec<Option<Buf<'a, T>>> = vec![None; graph.values.len()];
+    let mut all_dims: Vec<Vec<usize>> = vec![Vec::new(); graph.values.len()];
     for (&id, buf) in graph.inputs.iter().zip(inputs) {
         let want = &graph.value(id).dims;
         if buf.dims.len() != want.len() || buf.dims[1..] != want[1..] {
@@ -153,6 +164,10 @@ pub fn forward<'a, T: Float>(
         let out = match &node.op {
             Op::Input => {
                 saved.push(Saved::Nothing);
+                all_dims[node.output.index()] = values[node.output.index()]
+                    .as_ref()
+                    .map(|b| b.dims.clone())
+                    .unwrap_or_default();
                 continue;
             }
             Op::Param { .. } => {
@@ -176,11 +191,34 @@ pub fn forward<'a, T: Float>(
                 }
             }
             op => {
+                let out_dims = {
+                    let ins = inputs_of(&values, &node.inputs);
+                    let dims: Vec<&[usize]> = ins.iter().map(|b| b.dims.as_slice()).collect();
+                    op.out_dims(&dims, batch)
+                        .map_err(|m| node_error(&node.name, m))?
+                };
+                let x0 = node.inputs[0];
+                // The first input's values, taken over when this node is
+                // their last reader, no backward reads them and they have
+                // the output's dims; their dims stay for the op's rule.
+                let consume = op.in_place(training)
+                    && last_use[x0.index()] == i
+                    && !keep[x0.index()]
+                    && !node.inputs[1..].contains(&x0)
+                    && values[x0.index()]
+                        .as_ref()
+                        .is_some_and(|b| b.dims == out_dims);
+                let owned = if consume {
+                    let buf = values[x0.index()].take().expect("checked above");
+                    values[x0.index()] = Some(Buf {
+                        data: Data::Borrowed(&[]),
+                        dims: buf.dims.clone(),
+                    });
+                    Some(buf.into_vec())
+                } else {
+                    None
+                };
                 let ins = inputs_of(&values, &node.inputs);
-                let dims: Vec<&[usize]> = ins.iter().map(|b| b.dims.as_slice()).collect();
-                let out_dims = op
-                    .out_dims(&dims, batch)
-                    .map_err(|m| node_error(&node.name, m))?;
                 if let Op::Reshape { .. } = op {
                     // The same values under new dims: nothing is copied.
                     saved.push(Saved::Nothing);
@@ -192,6 +230,7 @@ pub fn forward<'a, T: Float>(
                     let (y, s) = run_op(
                         op,
                         &ins,
+                        owned,
                         &out_dims,
                         train.as_deref_mut(),
                         &node.name,
@@ -206,12 +245,11 @@ pub fn forward<'a, T: Float>(
                 }
             }
         };
+        all_dims[node.output.index()] = out.dims.clone();
         values[node.output.index()] = Some(out);
-        if train.is_none() {
-            for &v in &node.inputs {
-                if last_use[v.index()] == i {
-                    values[v.index()] = None;
-                }
+        for &v in &node.inputs {
+            if last_use[v.index()] == i && !keep[v.index()] {
+                values[v.index()] = None;
             }
         }
     }
@@ -220,12 +258,29 @@ pub fn forward<'a, T: Float>(
         .iter()
         .map(|&o| values[o.index()].clone().expect("outputs are kept"))
         .collect();
-    let tape = train.is_some().then_some(Tape { values, saved });
+    let tape = training.then_some(Tape {
+        dims: all_dims,
+        values,
+        saved,
+    });
     Ok(Forward {
         outputs,
         updates,
         tape,
     })
+}
+
+/// Which values a training pass must keep for the backward: those some
+/// node's backward reads (as an input or as its output).
+fn kept_for_backward(graph: &Graph) -> Vec<bool> {
+    let mut keep = vec![false; graph.values.len()];
+    for n in &graph.nodes {
+        for (i, &v) in n.inputs.iter().enumerate() {
+            keep[v.index()] |= n.op.backward_reads_input(i);
+        }
+        keep[n.output.index()] |= n.op.backward_reads_output();
+    }
+    keep
 }
 
 /// The values `ids` (each produced before it is read, and kept while a
@@ -259,9 +314,15 @@ fn last_uses(graph: &Graph) -> Vec<usize> {
 
 /// One op forward: its output and what its backward needs; `update`
 /// receives new values of buffer inputs (by input position).
+///
+/// `owned` holds the first input's values where the caller handed them
+/// over (then `ins[0]` has its dims and no values): an op that can
+/// ([`Op::in_place`]) writes its output over them.
+#[allow(clippy::too_many_arguments)]
 fn run_op<T: Float>(
     op: &Op,
     ins: &[&Buf<'_, T>],
+    owned: Option<Vec<T>>,
     out: &[usize],
     train: Option<&mut rand::rngs::StdRng>,
     name: &str,
@@ -269,6 +330,8 @@ fn run_op<T: Float>(
 ) -> Result<(Vec<T>, Saved<T>)> {
     let x = ins[0];
     let xd = x.data();
+    // The first input's values to overwrite (a copy unless handed over).
+    let into_output = move || owned.unwrap_or_else(|| xd.to_vec());
     let nothing = |y: Vec<T>| -> Result<(Vec<T>, Saved<T>)> { Ok((y, Saved::Nothing)) };
     match op {
         Op::Input | Op::Param { .. } => unreachable!("handled by the caller"),
@@ -302,7 +365,7 @@ fn run_op<T: Float>(
         Op::BatchNorm { eps, momentum } => {
             let p = [ins[1].data(), ins[2].data(), ins[3].data(), ins[4].data()];
             if train.is_none() {
-                return nothing(norm::batch_norm_eval(*eps, xd, &x.dims, p));
+                return nothing(norm::batch_norm_eval(*eps, into_output(), &x.dims, p));
             }
             let (b, c, hw) = norm::bn_layout(&x.dims);
             if b * hw == 1 {
@@ -335,8 +398,13 @@ fn run_op<T: Float>(
             Ok((y, Saved::Stats(stats)))
         }
         Op::Act(a) => {
-            let mut y = xd.to_vec();
+            let mut y = into_output();
             a.forward_in_place(&mut y);
+            nothing(y)
+        }
+        Op::Binary(b) if x.dims == out => {
+            let mut y = into_output();
+            b.forward_in_place(&mut y, ins[1].data(), &ins[1].dims, out);
             nothing(y)
         }
         Op::Binary(b) => nothing(b.forward(xd, &x.dims, ins[1].data(), &ins[1].dims, out)),
@@ -359,19 +427,21 @@ fn run_op<T: Float>(
         Op::Gather { axis, index, .. } => nothing(layout::gather(*axis, index, xd, &x.dims)),
         Op::Dropout { p } => match train {
             Some(rng) if *p > 0.0 => {
-                let mask: Vec<T> = dropout::mask(rng, xd.len(), *p)
+                let mut y = into_output();
+                let mask: Vec<T> = dropout::mask(rng, y.len(), *p)
                     .into_iter()
                     .map(|m| T::from_f64(m as f64))
                     .collect();
-                let y = xd.iter().zip(&mask).map(|(&v, &m)| v * m).collect();
+                y.iter_mut().zip(&mask).for_each(|(v, &m)| *v *= m);
                 Ok((y, Saved::Mask(mask)))
             }
-            _ => nothing(xd.to_vec()),
+            _ => nothing(into_output()),
         },
         Op::DropPath { p } => match train {
             Some(rng) if *p > 0.0 => {
+                let mut y = into_output();
                 let b = x.dims[0];
-                let per = xd.len() / b.max(1);
+                let per = y.len() / b.max(1);
                 let scale = T::from_f64(1.0 / (1.0 - *p as f64));
                 let mask: Vec<T> = (0..b)
                     .flat_map(|_| {
@@ -383,10 +453,10 @@ fn run_op<T: Float>(
                         std::iter::repeat_n(m, per)
                     })
                     .collect();
-                let y = xd.iter().zip(&mask).map(|(&v, &m)| v * m).collect();
+                y.iter_mut().zip(&mask).for_each(|(v, &m)| *v *= m);
                 Ok((y, Saved::Mask(mask)))
             }
-            _ => nothing(xd.to_vec()),
+            _ => nothing(into_output()),
         },
     }
 }
@@ -404,7 +474,15 @@ pub fn backward<T: Float>(
     for (&o, g) in graph.outputs.iter().zip(output_grads) {
         accumulate(&mut grads[o.index()], g);
     }
-    let Tape { values, saved } = tape;
+    let Tape {
+        dims,
+        values,
+        saved,
+    } = tape;
+    let slot = |v: super::ValueId| Slot {
+        dims: &dims[v.index()],
+        buf: values[v.index()].as_ref(),
+    };
     for (node, saved) in graph.nodes.iter().zip(saved).rev() {
         if matches!(node.op, Op::Input | Op::Param { .. }) {
             continue;
@@ -416,11 +494,16 @@ pub fn backward<T: Float>(
         if !need.iter().any(|&n| n) {
             continue;
         }
-        let ins = inputs_of(&values, &node.inputs);
-        let y = values[node.output.index()]
-            .as_ref()
-            .expect("the tape keeps every value");
-        let dins = op_backward(&node.op, &ins, y, saved, dy, &need, &node.name)?;
+        let ins: Vec<Slot<'_, '_, T>> = node.inputs.iter().map(|&v| slot(v)).collect();
+        let dins = op_backward(
+            &node.op,
+            &ins,
+            slot(node.output),
+            saved,
+            dy,
+            &need,
+            &node.name,
+        )?;
         for ((&v, d), n) in node.inputs.iter().zip(dins).zip(need) {
             if let (Some(d), true) = (d, n) {
                 accumulate(&mut grads[v.index()], d);
@@ -474,99 +557,122 @@ fn accumulate<T: Float>(slot: &mut Option<Vec<T>>, g: Vec<T>) {
     }
 }
 
+/// A value as the backward pass sees it: its dims, and its values where
+/// the tape kept them ([`Op::backward_reads_input`]).
+struct Slot<'s, 'a, T> {
+    dims: &'s [usize],
+    buf: Option<&'s Buf<'a, T>>,
+}
+
+impl<'s, T: Clone> Slot<'s, '_, T> {
+    fn data(&self) -> &'s [T] {
+        self.buf
+            .expect("the tape keeps the values a backward reads")
+            .data()
+    }
+}
+
 /// One op backward: the gradient of each input that `need`s one.
 fn op_backward<T: Float>(
     op: &Op,
-    ins: &[&Buf<'_, T>],
-    y: &Buf<'_, T>,
+    ins: &[Slot<'_, '_, T>],
+    y: Slot<'_, '_, T>,
     saved: Saved<T>,
     mut dy: Vec<T>,
     need: &[bool],
     name: &str,
 ) -> Result<Vec<Option<Vec<T>>>> {
-    let x = ins[0];
-    let xd = x.data();
+    let x = &ins[0];
     let only_x = |d: Vec<T>| -> Result<Vec<Option<Vec<T>>>> { Ok(vec![Some(d)]) };
     match (op, saved) {
         (Op::Conv(c), _) => {
             let g = c
-                .geom(&x.dims, &ins[1].dims)
+                .geom(x.dims, ins[1].dims)
                 .map_err(|m| node_error(name, m))?;
-            let [dx, dw, db] = conv::backward(g, xd, ins[1].data(), &dy, need[0]);
+            let [dx, dw, db] = conv::backward(g, x.data(), ins[1].data(), &dy, need[0]);
             Ok(vec![need[0].then_some(dx), Some(dw), Some(db)])
         }
         (Op::Linear, _) => {
-            let d = matmul::linear_layer(&x.dims, &ins[1].dims);
-            let [dx, dw, db] = matmul::linear_backward(d, xd, ins[1].data(), &dy);
+            let d = matmul::linear_layer(x.dims, ins[1].dims);
+            let [dx, dw, db] = matmul::linear_backward(d, x.data(), ins[1].data(), &dy);
             Ok(vec![Some(dx), Some(dw), Some(db)])
         }
         (Op::MatMul, _) => {
             let [da, db] = matmul::matmul_backward(
-                xd,
-                &x.dims,
+                x.data(),
+                x.dims,
                 ins[1].data(),
-                &ins[1].dims,
+                ins[1].dims,
                 &dy,
-                &y.dims,
+                y.dims,
                 [need[0], need[1]],
             );
             Ok(vec![da, db])
         }
         (Op::BatchNorm { eps, .. }, Saved::Stats(stats)) => {
-            let layer = norm::batch_norm_layer(*eps, &x.dims);
-            let mut dx = layer.backward_with(xd, &dy, ins[1].data(), &stats);
+            let layer = norm::batch_norm_layer(*eps, x.dims);
+            let mut dx = layer.backward_with(x.data(), &dy, ins[1].data(), &stats);
             let c = x.dims[1];
-            let mut dgamma = dx.split_off(xd.len());
+            let mut dgamma = dx.split_off(x.data().len());
             let dbeta = dgamma.split_off(c);
             Ok(vec![Some(dx), Some(dgamma), Some(dbeta), None, None])
         }
         (Op::BatchNorm { eps, .. }, _) => {
             let dx =
-                norm::batch_norm_eval_backward(*eps, &x.dims, ins[1].data(), ins[4].data(), &dy);
+                norm::batch_norm_eval_backward(*eps, x.dims, ins[1].data(), ins[4].data(), &dy);
             Ok(vec![Some(dx), None, None, None, None])
         }
         (Op::LayerNorm { axis, .. }, Saved::Stats(stats)) => {
             let n = crate::model::ops::numel(&x.dims[*axis..]);
-            let [dx, dg, db] = norm::layer_norm_backward(n, xd, ins[1].data(), &stats, &dy);
+            let [dx, dg, db] = norm::layer_norm_backward(n, x.data(), ins[1].data(), &stats, &dy);
             Ok(vec![Some(dx), Some(dg), Some(db)])
         }
         (Op::Act(a), _) => {
             let at = if a.backward_reads_output() {
                 y.data()
             } else {
-                xd
+                x.data()
             };
             a.backward_in_place(at, &mut dy);
             only_x(dy)
         }
         (Op::Binary(b), _) => {
+            // The operands' values where the op reads them (the tape keeps
+            // no others).
+            let values = |k: usize| -> &[T] {
+                if op.backward_reads_input(k) {
+                    ins[k].data()
+                } else {
+                    &[]
+                }
+            };
             let [da, db] = b.backward(
-                xd,
-                &x.dims,
-                ins[1].data(),
-                &ins[1].dims,
+                values(0),
+                x.dims,
+                values(1),
+                ins[1].dims,
                 &dy,
-                &y.dims,
+                y.dims,
                 [need[0], need[1]],
             );
             Ok(vec![da, db])
         }
-        (Op::Softmax { axis }, _) => only_x(softmax::backward(*axis, y.data(), &dy, &x.dims)),
+        (Op::Softmax { axis }, _) => only_x(softmax::backward(*axis, y.data(), &dy, x.dims)),
         (Op::Concat { axis }, _) => {
-            let dims: Vec<&[usize]> = ins.iter().map(|b| b.dims.as_slice()).collect();
-            Ok(layout::concat_backward(*axis, &dims, &dy, &y.dims, need))
+            let dims: Vec<&[usize]> = ins.iter().map(|b| b.dims).collect();
+            Ok(layout::concat_backward(*axis, &dims, &dy, y.dims, need))
         }
         (Op::Slice { axis, start, end }, _) => {
-            only_x(layout::slice_backward(*axis, *start, *end, &x.dims, &dy))
+            only_x(layout::slice_backward(*axis, *start, *end, x.dims, &dy))
         }
-        (Op::Transpose { perm }, _) => only_x(layout::transpose_backward(perm, &x.dims, &dy)),
+        (Op::Transpose { perm }, _) => only_x(layout::transpose_backward(perm, x.dims, &dy)),
         (Op::Reshape { .. }, _) => only_x(dy),
-        (Op::ReduceMean { axes, .. }, _) => only_x(pool::reduce_mean_backward(axes, &x.dims, &dy)),
-        (Op::MaxPool(p), Saved::Argmax(at)) => only_x(p.max_backward(&x.dims, &y.dims, &at, &dy)),
-        (Op::AvgPool(p), _) => only_x(p.avg_backward(&x.dims, &y.dims, &dy)),
-        (Op::AdaptiveAvgPool { .. }, _) => only_x(pool::adaptive_backward(&x.dims, &y.dims, &dy)),
+        (Op::ReduceMean { axes, .. }, _) => only_x(pool::reduce_mean_backward(axes, x.dims, &dy)),
+        (Op::MaxPool(p), Saved::Argmax(at)) => only_x(p.max_backward(x.dims, y.dims, &at, &dy)),
+        (Op::AvgPool(p), _) => only_x(p.avg_backward(x.dims, y.dims, &dy)),
+        (Op::AdaptiveAvgPool { .. }, _) => only_x(pool::adaptive_backward(x.dims, y.dims, &dy)),
         (Op::Gather { axis, index, .. }, _) => {
-            only_x(layout::gather_backward(*axis, index, &x.dims, &dy))
+            only_x(layout::gather_backward(*axis, index, x.dims, &dy))
         }
         (Op::Dropout { .. } | Op::DropPath { .. }, Saved::Mask(mask)) => {
             dy.iter_mut().zip(&mask).for_each(|(d, &m)| *d *= m);

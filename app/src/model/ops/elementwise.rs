@@ -52,8 +52,10 @@ impl Binary {
         b_dims: &[usize],
         out: &[usize],
     ) -> Vec<T> {
-        if a_dims == b_dims {
-            return a.iter().zip(b).map(|(&x, &y)| self.apply(x, y)).collect();
+        if a_dims == out {
+            let mut y = a.to_vec();
+            self.forward_in_place(&mut y, b, b_dims, out);
+            return y;
         }
         let (ia, ib) = (source_index(out, a_dims), source_index(out, b_dims));
         ia.iter()
@@ -62,7 +64,29 @@ impl Binary {
             .collect()
     }
 
-    /// The gradients of `a` and `b` (where `need`) from the output's `dy`.
+    /// `a op b` written over `a`, which has the output's dims `out` (`b`
+    /// broadcast to them).
+    pub(crate) fn forward_in_place<T: Float>(
+        self,
+        a: &mut [T],
+        b: &[T],
+        b_dims: &[usize],
+        out: &[usize],
+    ) {
+        if b_dims == out {
+            a.iter_mut()
+                .zip(b)
+                .for_each(|(x, &y)| *x = self.apply(*x, y));
+        } else {
+            for (x, j) in a.iter_mut().zip(source_index(out, b_dims)) {
+                *x = self.apply(*x, b[j]);
+            }
+        }
+    }
+
+    /// The gradients of `a` and `b` (where `need`) from the output's `dy`;
+    /// `a`'s and `b`'s values are read only by `Mul` and `Div` (for `Add`
+    /// and `Sub` they may be empty).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward<T: Float>(
         self,
@@ -100,8 +124,8 @@ impl Binary {
             };
         }
         let (ia, ib) = (source_index(out, a_dims), source_index(out, b_dims));
-        let mut da = need[0].then(|| vec![T::zero(); a.len()]);
-        let mut db = need[1].then(|| vec![T::zero(); b.len()]);
+        let mut da = need[0].then(|| vec![T::zero(); numel(a_dims)]);
+        let mut db = need[1].then(|| vec![T::zero(); numel(b_dims)]);
         for (k, &g) in dy.iter().enumerate() {
             let (i, j) = (ia[k], ib[k]);
             let (ga, gb) = match self {

@@ -31,10 +31,11 @@ pub(crate) fn batch_norm_layer(eps: f64, dims: &[usize]) -> BatchNormTrain {
     BatchNormTrain::new(eps, b, c, hw)
 }
 
-/// Evaluation-mode BatchNorm: `(x - mean) * gamma / sqrt(var + eps) + beta`.
+/// Evaluation-mode BatchNorm, over `x`'s values:
+/// `(x - mean) * gamma / sqrt(var + eps) + beta`.
 pub(crate) fn batch_norm_eval<T: Float>(
     eps: f64,
-    x: &[T],
+    mut y: Vec<T>,
     dims: &[usize],
     [gamma, beta, mean, var]: [&[T]; 4],
 ) -> Vec<T> {
@@ -45,7 +46,6 @@ pub(crate) fn batch_norm_eval<T: Float>(
         .zip(var)
         .map(|(&g, &v)| g / (v + eps).sqrt())
         .collect();
-    let mut y = x.to_vec();
     for (p, plane) in y.chunks_exact_mut(hw.max(1)).enumerate() {
         let ci = p % c;
         for v in plane {
