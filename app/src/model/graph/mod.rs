@@ -22,7 +22,8 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-pub use op::{Dim, Op, Role};
+pub use crate::model::ops::layout::Dim;
+pub use op::{Op, Role};
 
 use crate::error::{Error, Result};
 

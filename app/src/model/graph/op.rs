@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::ops::layout::Dim;
 use crate::model::ops::{
     activation::Act, conv::Conv, elementwise::Binary, layout, matmul, norm, pool, pool::Pool,
     softmax,
@@ -35,16 +36,6 @@ impl Role {
     pub fn trainable(self) -> bool {
         !matches!(self, Role::Buffer | Role::Constant)
     }
-}
-
-/// One dimension of a reshape's target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(usize),
-    /// The batch size times this factor.
-    Batch(usize),
 }
 
 /// An operation with its attributes. Inputs are listed per variant, in

@@ -3,8 +3,10 @@
 //! constant index. Each backward routes the gradient back to where the
 //! value came from (summing where a value was read twice).
 
+use serde::{Deserialize, Serialize};
+
 use super::{around, check_axis, numel, strided_offsets};
-use crate::model::graph::Dim;
+
 use crate::model::kernel::Float;
 
 /// The NumPy broadcast of two shapes, or why they do not broadcast.
@@ -197,6 +199,16 @@ pub(crate) fn transpose_backward<T: Float>(perm: &[usize], dims: &[usize], dy: &
         dx[i] = dy[k];
     }
     dx
+}
+
+/// One dimension of a reshape's target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(usize),
+    /// The batch size times this factor.
+    Batch(usize),
 }
 
 /// Reshape's output dims: the target with the batch filled in, holding as
