@@ -239,6 +239,42 @@ fn tap<T: Float>(acc: &mut [T], row: &[T], wv: T, first: usize, step: usize) {
     }
 }
 
+/// One kernel tap over one output row that reads inside the input.
+struct Tap {
+    /// The kernel offset `ki * kw + kj`.
+    k: usize,
+    /// The output positions it adds to (one row's columns `lo..hi`).
+    out: std::ops::Range<usize>,
+    /// The start of the input row it reads.
+    row: usize,
+    /// The input column the first of them reads (the next ones every stride).
+    first: usize,
+}
+
+impl Geom {
+    /// Calls `f` for every tap of the kernel over one plane that reads
+    /// inside the input: kernel offsets in order, output rows within each.
+    fn for_each_tap(&self, mut f: impl FnMut(Tap)) {
+        for ki in 0..self.kh {
+            for kj in 0..self.kw {
+                let Some((lo, hi, first)) = self.inside(kj) else {
+                    continue;
+                };
+                for oy in 0..self.oh {
+                    if let Some(iy) = self.src(0, oy, ki) {
+                        f(Tap {
+                            k: ki * self.kw + kj,
+                            out: oy * self.ow + lo..oy * self.ow + hi,
+                            row: iy * self.w,
+                            first,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Depthwise forward: output plane `o` of an image is input plane
 /// `o / multiplier` convolved with its own kernel.
 fn depthwise_forward<T: Float>(g: Geom, x: &[T], w: &[T], bias: &[T]) -> Vec<T> {
@@ -250,26 +286,16 @@ fn depthwise_forward<T: Float>(g: Geom, x: &[T], w: &[T], bias: &[T]) -> Vec<T> 
             let (bi, o) = (p / g.out, p % g.out);
             let xp = &x[(bi * g.c + o / mult) * plane..][..plane];
             yp.fill(bias[o]);
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    let wv = w[o * kk + ki * g.kw + kj];
-                    let Some((lo, hi, first)) = g.inside(kj) else {
-                        continue;
-                    };
-                    for oy in 0..g.oh {
-                        if let Some(iy) = g.src(0, oy, ki) {
-                            let row = &xp[iy * g.w..(iy + 1) * g.w];
-                            tap(
-                                &mut yp[oy * g.ow + lo..oy * g.ow + hi],
-                                row,
-                                wv,
-                                first,
-                                g.conv.stride[1],
-                            );
-                        }
-                    }
-                }
-            }
+            g.for_each_tap(|t| {
+                let row = &xp[t.row..t.row + g.w];
+                tap(
+                    &mut yp[t.out],
+                    row,
+                    w[o * kk + t.k],
+                    t.first,
+                    g.conv.stride[1],
+                );
+            });
         });
     y
 }
@@ -292,23 +318,13 @@ fn depthwise_backward<T: Float>(
             let (bi, ci) = (p / g.c, p % g.c);
             for o in ci * mult..(ci + 1) * mult {
                 let dyp = &dy[(bi * g.out + o) * ohw..][..ohw];
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        let wv = w[o * kk + ki * g.kw + kj];
-                        let Some((lo, hi, first)) = g.inside(kj) else {
-                            continue;
-                        };
-                        for oy in 0..g.oh {
-                            if let Some(iy) = g.src(0, oy, ki) {
-                                let row = &mut dxp[iy * g.w..(iy + 1) * g.w];
-                                let grads = &dyp[oy * g.ow + lo..oy * g.ow + hi];
-                                for (r, &d) in row[first..].iter_mut().step_by(s).zip(grads) {
-                                    *r += wv * d;
-                                }
-                            }
-                        }
+                g.for_each_tap(|t| {
+                    let wv = w[o * kk + t.k];
+                    let row = &mut dxp[t.row..t.row + g.w];
+                    for (r, &d) in row[t.first..].iter_mut().step_by(s).zip(&dyp[t.out]) {
+                        *r += wv * d;
                     }
-                }
+                });
             }
         });
     let mut dw = vec![T::zero(); w.len()];
@@ -318,27 +334,21 @@ fn depthwise_backward<T: Float>(
         .enumerate()
         .for_each(|(o, (dwo, dbo))| {
             let mut bsum = 0f64;
+            let mut acc = vec![T::zero(); kk];
             for bi in 0..g.b {
                 let xp = &x[(bi * g.c + o / mult) * plane..][..plane];
                 let dyp = &dy[(bi * g.out + o) * ohw..][..ohw];
                 bsum += dyp.iter().map(|&v| v.to_f64()).sum::<f64>();
-                for ki in 0..g.kh {
-                    for kj in 0..g.kw {
-                        let Some((lo, hi, first)) = g.inside(kj) else {
-                            continue;
-                        };
-                        let mut acc = T::zero();
-                        for oy in 0..g.oh {
-                            if let Some(iy) = g.src(0, oy, ki) {
-                                let row = &xp[iy * g.w..(iy + 1) * g.w];
-                                let grads = &dyp[oy * g.ow + lo..oy * g.ow + hi];
-                                for (&v, &d) in row[first..].iter().step_by(s).zip(grads) {
-                                    acc += v * d;
-                                }
-                            }
-                        }
-                        dwo[ki * g.kw + kj] += acc;
+                // Per kernel offset, this image's sum, then added to `dw`.
+                acc.fill(T::zero());
+                g.for_each_tap(|t| {
+                    let row = &xp[t.row..t.row + g.w];
+                    for (&v, &d) in row[t.first..].iter().step_by(s).zip(&dyp[t.out]) {
+                        acc[t.k] += v * d;
                     }
+                });
+                for (d, &a) in dwo.iter_mut().zip(&acc) {
+                    *d += a;
                 }
             }
             *dbo = T::from_f64(bsum);
