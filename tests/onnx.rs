@@ -70,14 +70,22 @@ fn an_export_with_batchnorm_kept_keeps_pytorchs_names() {
         "{:?}",
         o.notes
     );
-    // A residual add whose shortcut is a projection, and identity ones.
+    // The Model view's rows: the residual branches indented, their adds at
+    // the top level, parameters and MACs adding up.
     let rows = shears::report::layers::layer_rows(&o.net.arch);
-    assert!(rows
-        .iter()
-        .any(|r| r.kind == "residual block (projection shortcut)"));
-    assert!(rows
-        .iter()
-        .any(|r| r.kind == "residual block (identity shortcut)"));
+    let row = |name: &str| rows.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(row("layer1.0.conv1").depth, 1, "{rows:#?}");
+    assert_eq!(row("layer2.0.downsample.0").depth, 1);
+    assert_eq!(row("conv1").depth, 0);
+    assert!(rows.iter().any(|r| r.kind == "add" && r.depth == 0));
+    assert_eq!(
+        row("fc").prunable,
+        shears::report::layers::Prunable::Classifier
+    );
+    let params: usize = rows.iter().map(|r| r.params).sum();
+    assert_eq!(params, o.net.arch.num_params());
+    let macs: usize = rows.iter().map(|r| r.macs).sum();
+    assert_eq!(macs, o.net.arch.macs());
 }
 
 #[test]
@@ -101,15 +109,34 @@ fn a_folded_batchnorm_export_says_so_and_how_to_keep_it() {
 
 #[test]
 fn an_unsupported_op_is_named_with_what_is_supported() {
-    let path = dir().join("sigmoid.onnx");
+    // `sigmoid.onnx` with its Sigmoid renamed to an op Shears lacks.
+    use prost::Message;
+    use shears::model::onnx::proto::ModelProto;
+    let mut m =
+        ModelProto::decode(&std::fs::read(dir().join("sigmoid.onnx")).unwrap()[..]).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let node = g.node.iter_mut().find(|n| n.op_type == "Sigmoid").unwrap();
+    node.op_type = "Softplus".into();
+    let junk = tempfile::tempdir().unwrap();
+    let path = junk.path().join("softplus.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
     let e = import::open(&path, &ImportOptions::default(), [1, 2, 2], &Device::Cpu)
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("sigmoid.onnx") && e.contains("op Sigmoid") && e.contains("Shears imports Conv"),
+        e.contains("softplus.onnx")
+            && e.contains("op Softplus")
+            && e.contains("Shears imports Conv"),
         "{e}"
     );
-    let junk = tempfile::tempdir().unwrap();
+    // The op itself imports now.
+    import::open(
+        &dir().join("sigmoid.onnx"),
+        &ImportOptions::default(),
+        [1, 2, 2],
+        &Device::Cpu,
+    )
+    .unwrap();
     let bad = junk.path().join("bad.onnx");
     std::fs::write(&bad, b"\xff\xff\xff not protobuf").unwrap();
     let e = import::open(&bad, &ImportOptions::default(), [1, 2, 2], &Device::Cpu)
@@ -154,8 +181,21 @@ fn models_written_as_onnx_read_back_to_the_same_logits() {
             b.net.forward(&x, false).unwrap(),
         );
         assert!(rel_err(&flat(&yb), &flat(&ya)) < 1e-5, "{file}");
+        // The state-dict tensors (not the constants a graph computes with).
         let names = |n: &shears::model::Network| -> Vec<String> {
-            n.params.keys().chain(n.buffers.keys()).cloned().collect()
+            let state: std::collections::BTreeSet<String> = n
+                .arch
+                .tensor_specs()
+                .into_iter()
+                .filter(|(_, _, role)| *role != shears::model::graph::Role::Constant)
+                .map(|(name, _, _)| name)
+                .collect();
+            n.params
+                .keys()
+                .chain(n.buffers.keys())
+                .filter(|k| state.contains(*k))
+                .cloned()
+                .collect()
         };
         assert_eq!(names(&b.net), names(&a.net), "{file}");
     }

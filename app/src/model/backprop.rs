@@ -312,6 +312,7 @@ mod tests {
             family: Family::Vgg,
             input: [2, 9, 9],
             num_classes: 3,
+            graph: None,
             nodes,
             preprocess: Preprocess::default(),
         };
@@ -352,6 +353,7 @@ mod tests {
             family: Family::Onnx,
             input: [2, 9, 7],
             num_classes: 3,
+            graph: None,
             nodes,
             preprocess: Preprocess::default(),
         };

@@ -20,7 +20,7 @@ use super::kernel::{self, sum2_f64, sum_f64, Float, FloatKernel};
 
 /// Output of a training-mode batch norm: the normalised output and the
 /// batch statistics that update the running ones (no gradient).
-pub(super) struct TrainOutput {
+pub(crate) struct TrainOutput {
     /// `gamma * (x - mean) / sqrt(var + eps) + beta`.
     pub y: Tensor,
     /// Per-channel batch mean `[c]`.
@@ -32,7 +32,7 @@ pub(super) struct TrainOutput {
 /// Training-mode batch norm of `x [b, c, h, w]` (or `[b, c]`) with scale
 /// `gamma [c]` and shift `beta [c]`, normalising with the biased batch
 /// variance; fused on the CPU.
-pub(super) fn train(
+pub(crate) fn train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
@@ -78,7 +78,7 @@ pub(super) fn train_with_tensor_ops(
 }
 
 /// Evaluation-mode batch norm with running statistics `mean [c]`, `var [c]`.
-pub(super) fn eval(
+pub(crate) fn eval(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
@@ -97,12 +97,16 @@ pub(super) fn eval(
         .broadcast_add(&beta.reshape(shape)?)
 }
 
-/// `[b, c]` as `[b, c, 1, 1]`; maps unchanged.
+/// `[b, c, ...]` as `[b, c, rest, 1]` (`[b, c]` as `[b, c, 1, 1]`); maps
+/// unchanged.
 fn as_maps(x: &Tensor) -> candle_core::Result<Tensor> {
     match x.rank() {
-        2 => x.unsqueeze(2)?.unsqueeze(3),
         4 => Ok(x.clone()),
-        r => candle_core::bail!("batch norm: input of rank {r}, expected 2 or 4"),
+        r if r >= 2 => {
+            let (b, c) = (x.dim(0)?, x.dim(1)?);
+            x.reshape((b, c, x.elem_count() / (b * c).max(1), 1))
+        }
+        r => candle_core::bail!("batch norm: input of rank {r}, expected 2 or more"),
     }
 }
 

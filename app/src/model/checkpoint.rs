@@ -123,7 +123,7 @@ impl Checkpoint {
         let specs: BTreeMap<String, (Vec<usize>, bool)> = arch
             .tensor_specs()
             .into_iter()
-            .map(|(n, s, buffer)| (n, (s, buffer)))
+            .map(|(n, s, role)| (n, (s, !role.trainable())))
             .collect();
         let mut tensors = BTreeMap::new();
         let mut masks = BTreeMap::new();

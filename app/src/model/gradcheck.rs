@@ -580,6 +580,7 @@ fn residual_blocks_with_and_without_projection_match_finite_differences() {
             family: Family::Resnet20,
             input: [2, 6, 6],
             num_classes: 3,
+            graph: None,
             nodes: vec![
                 Node::Residual {
                     body: vec![conv_node("body", 2, out_c, stride), Node::Relu],

@@ -8,16 +8,11 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 
-use super::arch::{Architecture, Node};
+use super::arch::compile;
+use super::arch::Architecture;
 use super::backprop::{self, TrainPass};
-use super::graph::{from_layers, Graph};
-use super::{batchnorm, dropout, pool, relu};
+use super::graph::{candle, Graph, Role};
 use crate::error::{Error, Result};
-
-/// BatchNorm momentum for running statistics (PyTorch convention).
-const BN_MOMENTUM: f64 = 0.1;
-/// BatchNorm epsilon.
-const BN_EPS: f64 = 1e-5;
 
 /// Per-input-channel sums of squared activations, gathered during a forward
 /// pass for activation-aware criteria (Wanda). Keyed by layer name.
@@ -37,9 +32,11 @@ impl ActivationStats {
 
     fn add(&mut self, layer: &str, x: &Tensor) -> Result<()> {
         let sq = x.sqr()?;
+        // Per input channel: axis 1 of a map, the last axis of features
+        // or tokens.
         let per_channel = match sq.rank() {
             4 => sq.sum((0, 2, 3))?,
-            _ => sq.sum(0)?,
+            _ => sq.flatten_to(sq.rank() - 2)?.sum(0)?,
         };
         let v = per_channel.to_vec1::<f32>()?;
         let e = self
@@ -88,28 +85,16 @@ impl Network {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut params = BTreeMap::new();
         let mut buffers = BTreeMap::new();
-        for (name, shape, is_buffer) in arch.tensor_specs() {
-            let n: usize = shape.iter().product();
-            let data: Vec<f32> = if name.ends_with(".running_var") {
-                vec![1.0; n]
-            } else if name.ends_with(".weight") && shape.len() >= 2 {
-                let fan_in: usize = shape[1..].iter().product();
-                let bound = (6.0 / fan_in as f32).sqrt();
-                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-            } else if name.ends_with(".weight") {
-                vec![1.0; n] // BatchNorm scale
-            } else {
-                vec![0.0; n]
-            };
-            let t = Tensor::from_vec(data, shape, device)?;
-            if is_buffer {
-                buffers.insert(name, t);
-            } else {
+        for (name, shape, role) in arch.tensor_specs() {
+            let t = Tensor::from_vec(initial(&name, &shape, role, &mut rng), shape, device)?;
+            if role.trainable() {
                 params.insert(name, Var::from_tensor(&t)?);
+            } else {
+                buffers.insert(name, t);
             }
         }
         Ok(Self {
-            graph: from_layers::compile(&arch)?,
+            graph: compile::compile(&arch)?,
             arch,
             params,
             buffers,
@@ -131,7 +116,7 @@ impl Network {
         arch.check()?;
         let mut params = BTreeMap::new();
         let mut buffers = BTreeMap::new();
-        for (name, shape, is_buffer) in arch.tensor_specs() {
+        for (name, shape, role) in arch.tensor_specs() {
             let t = tensors
                 .remove(&name)
                 .ok_or_else(|| Error::Shape(format!("tensor `{name}` is missing")))?;
@@ -142,10 +127,10 @@ impl Network {
                 )));
             }
             let t = t.to_dtype(DType::F32)?.to_device(device)?;
-            if is_buffer {
-                buffers.insert(name, t);
-            } else {
+            if role.trainable() {
                 params.insert(name, own_var(&t)?);
+            } else {
+                buffers.insert(name, t);
             }
         }
         if let Some(extra) = tensors.keys().next() {
@@ -154,7 +139,7 @@ impl Network {
             )));
         }
         let mut net = Self {
-            graph: from_layers::compile(&arch)?,
+            graph: compile::compile(&arch)?,
             arch,
             params,
             buffers,
@@ -326,15 +311,14 @@ impl Network {
     /// [`Network::forward`] as Candle operations (their autograd graph kept
     /// for `backward`), on every device.
     pub fn forward_with_autograd(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut ctx = Ctx {
+        let mut run = candle::Run {
             params: &self.params,
             buffers: &mut self.buffers,
             train,
-            stats: None,
             rng: &mut self.dropout_rng,
+            record: None,
         };
-        let nodes = self.arch.nodes.clone();
-        run(&nodes, x.clone(), &mut ctx)
+        candle::forward(&self.graph, x, &mut run)
     }
 
     /// Whether [`Network::train_pass`] runs for this network: on the CPU, in
@@ -372,15 +356,38 @@ impl Network {
     /// Like [`Network::forward`] in evaluation mode, also accumulating
     /// per-input activation statistics into `stats`.
     pub fn forward_recording(&mut self, x: &Tensor, stats: &mut ActivationStats) -> Result<Tensor> {
-        let mut ctx = Ctx {
+        let mut record = |layer: &str, x: &Tensor| stats.add(layer, x);
+        let mut run = candle::Run {
             params: &self.params,
             buffers: &mut self.buffers,
             train: false,
-            stats: Some(stats),
             rng: &mut self.dropout_rng,
+            record: Some(&mut record),
         };
-        let nodes = self.arch.nodes.clone();
-        run(&nodes, x.clone(), &mut ctx)
+        candle::forward(&self.graph, x, &mut run)
+    }
+}
+
+/// A fresh tensor's values: weights He-uniform over their fan-in, learned
+/// embeddings (class token, position embedding) small and random
+/// (standard deviation 0.02, as ViTs start), norm scales and running
+/// variances one, everything else zero.
+fn initial(name: &str, shape: &[usize], role: Role, rng: &mut impl Rng) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    match role {
+        Role::Weight => {
+            let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+            let bound = (6.0 / fan_in as f32).sqrt();
+            (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+        }
+        Role::Embedding => {
+            // Uniform on [-a, a] has standard deviation a / sqrt(3).
+            let a = 0.02 * 3f32.sqrt();
+            (0..n).map(|_| rng.random_range(-a..a)).collect()
+        }
+        Role::Norm if name.ends_with(".weight") => vec![1.0; n],
+        Role::Buffer if name.ends_with(".running_var") => vec![1.0; n],
+        _ => vec![0.0; n],
     }
 }
 
@@ -390,115 +397,6 @@ impl Network {
 /// the copy, two networks would train the same weights.
 fn own_var(t: &Tensor) -> Result<Var> {
     Ok(Var::from_tensor(&t.detach())?)
-}
-
-struct Ctx<'a> {
-    params: &'a BTreeMap<String, Var>,
-    buffers: &'a mut BTreeMap<String, Tensor>,
-    train: bool,
-    stats: Option<&'a mut ActivationStats>,
-    rng: &'a mut rand::rngs::StdRng,
-}
-
-impl Ctx<'_> {
-    fn p(&self, name: &str) -> Result<&Tensor> {
-        self.params
-            .get(name)
-            .map(|v| v.as_tensor())
-            .ok_or_else(|| Error::Shape(format!("parameter `{name}` is missing")))
-    }
-}
-
-fn run(nodes: &[Node], mut x: Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-    for n in nodes {
-        x = match n {
-            Node::Conv2d {
-                name,
-                stride,
-                pad,
-                bias,
-                ..
-            } => {
-                if let Some(s) = ctx.stats.as_deref_mut() {
-                    s.add(name, &x)?;
-                }
-                let w = ctx.p(&format!("{name}.weight"))?;
-                let b = if *bias {
-                    Some(ctx.p(&format!("{name}.bias"))?)
-                } else {
-                    None
-                };
-                super::conv::conv2d(&x, w, b, *stride, *pad)?
-            }
-            Node::Linear { name, bias, .. } => {
-                if let Some(s) = ctx.stats.as_deref_mut() {
-                    s.add(name, &x)?;
-                }
-                let w = ctx.p(&format!("{name}.weight"))?;
-                let b = if *bias {
-                    Some(ctx.p(&format!("{name}.bias"))?)
-                } else {
-                    None
-                };
-                super::linear::linear(&x, w, b)?
-            }
-            Node::BatchNorm { name, c } => batch_norm(&x, name, *c, ctx)?,
-            Node::Relu => relu::relu(&x)?,
-            Node::MaxPool { k, stride, pad } => {
-                pool::max_pool2d_strided(&x, *k, stride.unwrap_or(*k), *pad)?
-            }
-            Node::GlobalAvgPool => x.mean((2, 3))?,
-            Node::AdaptiveAvgPool { h, w } => pool::adaptive_avg_pool2d(&x, *h, *w)?,
-            Node::AvgPool {
-                k,
-                stride,
-                pad,
-                count_pad,
-            } => pool::avg_pool2d(&x, *k, *stride, *pad, *count_pad)?,
-            Node::Dropout { p } if ctx.train && *p > 0.0 => {
-                let mask = dropout::mask(ctx.rng, x.elem_count(), *p);
-                let mask = Tensor::from_vec(mask, x.dims(), x.device())?.to_dtype(x.dtype())?;
-                (x * mask)?
-            }
-            Node::Dropout { .. } => x,
-            Node::Flatten => x.flatten_from(1)?,
-            Node::Residual { body, shortcut } => {
-                let a = run(body, x.clone(), ctx)?;
-                let b = if shortcut.is_empty() {
-                    x
-                } else {
-                    run(shortcut, x, ctx)?
-                };
-                (a + b)?
-            }
-        };
-    }
-    Ok(x)
-}
-
-fn batch_norm(x: &Tensor, name: &str, c: usize, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-    let gamma = ctx.p(&format!("{name}.weight"))?;
-    let beta = ctx.p(&format!("{name}.bias"))?;
-    let mean_key = format!("{name}.running_mean");
-    let var_key = format!("{name}.running_var");
-    if !ctx.train {
-        let (mean, var) = (&ctx.buffers[&mean_key], &ctx.buffers[&var_key]);
-        return Ok(batchnorm::eval(x, gamma, beta, mean, var, BN_EPS)?);
-    }
-    if x.elem_count() == c {
-        return Err(Error::Shape(format!(
-            "batch norm `{name}` gets one value per channel in training (batch of 1 on a 1x1 map); use a larger batch"
-        )));
-    }
-    let out = batchnorm::train(x, gamma, beta, BN_EPS)?;
-    let update = |old: &Tensor, new: &Tensor| -> Result<Tensor> {
-        Ok(((old * (1.0 - BN_MOMENTUM))? + (new * BN_MOMENTUM)?)?)
-    };
-    let rm = update(&ctx.buffers[&mean_key], &out.mean)?;
-    let rv = update(&ctx.buffers[&var_key], &out.unbiased_var)?;
-    ctx.buffers.insert(mean_key, rm);
-    ctx.buffers.insert(var_key, rv);
-    Ok(out.y)
 }
 
 /// Index of the largest logit per row: `[b, classes] -> Vec<u32>`.

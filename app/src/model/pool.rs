@@ -59,10 +59,29 @@ pub fn max_pool2d_with_tensor_ops(
     pad: usize,
 ) -> candle_core::Result<Tensor> {
     let g = Geom::of(x.layout(), k, s, pad)?;
-    let (b, c, h, w) = x.dims4()?;
     let (oh, ow) = g.out();
-    let (ph, pw) = (h + 2 * pad, w + 2 * pad);
-    let padded = if pad == 0 {
+    max_pool_windows(x, [k, k], [s, s], [pad; 4], [oh, ow])
+}
+
+/// Max pooling of `x [b, c, h, w]` to `[b, c, out[0], out[1]]` with window
+/// `k`, stride `s` and padding `pad` (top, left, bottom, right) from Candle
+/// ops whose backward is right on every device: the windows gathered on a
+/// last axis (padding, and what a `ceil_mode` window reaches past it, as a
+/// very negative value), a one-hot of the first argmax, and the sum of the
+/// window times that one-hot.
+pub fn max_pool_windows(
+    x: &Tensor,
+    k: [usize; 2],
+    s: [usize; 2],
+    pad: [usize; 4],
+    out: [usize; 2],
+) -> candle_core::Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let [oh, ow] = out;
+    // Rows and columns after padding: at least what the last window reaches.
+    let ph = (h + pad[0] + pad[2]).max((oh.max(1) - 1) * s[0] + k[0]);
+    let pw = (w + pad[1] + pad[3]).max((ow.max(1) - 1) * s[1] + k[1]);
+    let padded = if (ph, pw) == (h, w) {
         x.clone()
     } else {
         // Zeros, then a large negative constant added on the border, so a
@@ -70,7 +89,8 @@ pub fn max_pool2d_with_tensor_ops(
         let border: Vec<f32> = (0..ph * pw)
             .map(|i| {
                 let (y, xx) = (i / pw, i % pw);
-                let inside = (pad..pad + h).contains(&y) && (pad..pad + w).contains(&xx);
+                let inside =
+                    (pad[0]..pad[0] + h).contains(&y) && (pad[1]..pad[1] + w).contains(&xx);
                 if inside {
                     0.0
                 } else {
@@ -79,28 +99,30 @@ pub fn max_pool2d_with_tensor_ops(
             })
             .collect();
         let border = Tensor::from_vec(border, (1, 1, ph, pw), x.device())?.to_dtype(x.dtype())?;
-        x.pad_with_zeros(2, pad, pad)?
-            .pad_with_zeros(3, pad, pad)?
+        x.pad_with_zeros(2, pad[0], ph - h - pad[0])?
+            .pad_with_zeros(3, pad[1], pw - w - pad[1])?
             .broadcast_add(&border)?
     };
-    let mut taps = Vec::with_capacity(oh * ow * k * k);
+    let taps_per = k[0] * k[1];
+    let mut taps = Vec::with_capacity(oh * ow * taps_per);
     for oy in 0..oh {
         for ox in 0..ow {
-            for i in 0..k {
-                for j in 0..k {
-                    taps.push(((oy * s + i) * pw + ox * s + j) as u32);
+            for i in 0..k[0] {
+                for j in 0..k[1] {
+                    taps.push(((oy * s[0] + i) * pw + ox * s[1] + j) as u32);
                 }
             }
         }
     }
-    let idx = Tensor::from_vec(taps, oh * ow * k * k, x.device())?;
+    let idx = Tensor::from_vec(taps, oh * ow * taps_per, x.device())?;
     let windows = padded
         .reshape((b, c, ph * pw))?
         .contiguous()?
         .index_select(&idx, 2)?
-        .reshape((b, c, oh, ow, k * k))?;
+        .reshape((b, c, oh, ow, taps_per))?;
     let first_max = windows.argmax_keepdim(D::Minus1)?;
-    let taps = Tensor::arange(0u32, (k * k) as u32, x.device())?.reshape((1, 1, 1, 1, k * k))?;
+    let taps =
+        Tensor::arange(0u32, taps_per as u32, x.device())?.reshape((1, 1, 1, 1, taps_per))?;
     let one_hot = first_max.broadcast_eq(&taps)?.to_dtype(x.dtype())?;
     (windows * one_hot)?.sum(D::Minus1)
 }
@@ -187,7 +209,7 @@ pub fn avg_pool2d(
 /// input rows and weights of output row `i`) and `cols[j]`: two matrix
 /// products with small constant matrices, so the backward is Candle's
 /// matmul.
-fn separable(
+pub(crate) fn separable(
     x: &Tensor,
     rows: &[Vec<(usize, f64)>],
     cols: &[Vec<(usize, f64)>],

@@ -480,6 +480,13 @@ fn prune_channels(
 ) -> Result<PruneOutcome> {
     let mut scorer = Scorer::new(criterion, plugin, inputs);
     let groups = channel_groups(&net.arch);
+    if groups.is_empty() && net.arch.graph.is_some() {
+        return Err(Error::Shape(format!(
+            "channel pruning does not follow a graph of operations yet (this {} model's \
+             channels are not grouped); prune it unstructured",
+            net.arch.family
+        )));
+    }
     if groups.is_empty() {
         return Err(Error::Shape(format!(
             "the {:?} architecture has no layer whose channels can be removed",

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::data::NormChoice;
 use crate::model::arch::{visit, Architecture, Node};
+use crate::model::graph::{Graph, Op};
 use crate::prune::structure::channel_groups;
 
 /// What pruning can remove from a layer.
@@ -21,6 +22,9 @@ pub enum Prunable {
     Classifier,
     /// Goes with the channels of the layer before it (BatchNorm).
     WithProducer,
+    /// Single weights only: channel pruning does not follow a graph of
+    /// operations yet.
+    WeightsOnly,
     /// Nothing to prune.
     Nothing,
 }
@@ -33,6 +37,7 @@ impl Prunable {
             Prunable::TiedByResidual => "weights (channels tied by a residual add)",
             Prunable::Classifier => "weights (outputs are the classes)",
             Prunable::WithProducer => "with the layer before",
+            Prunable::WeightsOnly => "weights (channels: not on graphs yet)",
             Prunable::Nothing => "",
         }
     }
@@ -59,6 +64,9 @@ pub struct LayerRow {
 
 /// The rows of `arch`, in order.
 pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
+    if let Some(g) = &arch.graph {
+        return graph_rows(g);
+    }
     let producers: BTreeSet<String> = channel_groups(arch)
         .into_iter()
         .map(|g| g.producer)
@@ -183,6 +191,141 @@ pub fn layer_rows(arch: &Architecture) -> Vec<LayerRow> {
             }
         })
         .collect()
+}
+
+/// The rows of a graph: every node but inputs and parameters, in order,
+/// indented by how many earlier values wait to be read after it runs
+/// (inside a residual branch 1, deeper where branches nest or a dense
+/// block's earlier outputs wait for its concatenation).
+fn graph_rows(g: &Graph) -> Vec<LayerRow> {
+    let is_param = |v: crate::model::graph::ValueId| {
+        matches!(
+            g.producer(v).map(|n| &n.op),
+            Some(Op::Param { .. }) | Some(Op::Input)
+        )
+    };
+    let mut last_use = vec![0usize; g.values.len()];
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in &n.inputs {
+            last_use[v.index()] = i;
+        }
+    }
+    let last_layer = g
+        .nodes
+        .iter()
+        .rev()
+        .find(|n| matches!(n.op, Op::Conv(_) | Op::Linear))
+        .map(|n| n.name.clone());
+    let mut rows = Vec::new();
+    let mut live: Vec<crate::model::graph::ValueId> = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if matches!(n.op, Op::Param { .. }) {
+            continue;
+        }
+        live.retain(|v| last_use[v.index()] > i);
+        let depth = live.len();
+        if !matches!(n.op, Op::Input) {
+            let dims: Vec<&[usize]> = n
+                .inputs
+                .iter()
+                .map(|&v| g.value(v).dims.as_slice())
+                .collect();
+            let out = &g.value(n.output).dims;
+            let params = n
+                .inputs
+                .iter()
+                .filter(|&&v| {
+                    g.producer(v)
+                        .is_some_and(|p| matches!(p.op, Op::Param { role } if role.trainable()))
+                })
+                .map(|&v| g.value(v).dims.iter().product::<usize>())
+                .sum();
+            let weighted = matches!(n.op, Op::Conv(_) | Op::Linear)
+                && n.inputs.get(1).is_some_and(|&w| is_param(w));
+            rows.push(LayerRow {
+                depth,
+                name: if weighted {
+                    g.value(n.inputs[1])
+                        .name
+                        .strip_suffix(".weight")
+                        .unwrap_or(&n.name)
+                        .to_string()
+                } else {
+                    n.name.clone()
+                },
+                kind: op_label(&n.op, &dims),
+                output: out[1..]
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x"),
+                params,
+                macs: n.op.macs(&dims, out),
+                prunable: if !weighted {
+                    Prunable::Nothing
+                } else if last_layer.as_deref() == Some(n.name.as_str()) {
+                    Prunable::Classifier
+                } else {
+                    Prunable::WeightsOnly
+                },
+            });
+        }
+        if last_use[n.output.index()] > i {
+            live.push(n.output);
+        }
+    }
+    rows
+}
+
+/// An op with its settings, as the table says it.
+fn op_label(op: &Op, dims: &[&[usize]]) -> String {
+    match op {
+        Op::Conv(c) => {
+            let k = dims.get(1).map_or(&[][..], |d| &d[2..]);
+            let mut s = format!("conv {}x{} /{}", k[0], k[1], c.stride[0]);
+            if c.stride[0] != c.stride[1] {
+                s += &format!(",{}", c.stride[1]);
+            }
+            if c.pad.iter().any(|&p| p != c.pad[0]) {
+                s += &format!(" p{:?}", c.pad);
+            } else {
+                s += &format!(" p{}", c.pad[0]);
+            }
+            if c.groups > 1 && dims[0].get(1) == Some(&c.groups) {
+                s += ", depthwise";
+            } else if c.groups > 1 {
+                s += &format!(", {} groups", c.groups);
+            }
+            if c.dilation != [1, 1] {
+                s += &format!(", dilation {:?}", c.dilation);
+            }
+            if dims.len() < 3 {
+                s += ", no bias";
+            }
+            s
+        }
+        Op::Linear if dims.len() < 3 => "linear, no bias".into(),
+        Op::Linear => "linear".into(),
+        Op::MatMul => "matmul".into(),
+        Op::BatchNorm { .. } => "batch norm".into(),
+        Op::LayerNorm { .. } => "layer norm".into(),
+        Op::Act(a) => a.name().replace('_', " "),
+        Op::Binary(b) => b.name().into(),
+        Op::Softmax { axis } => format!("softmax (axis {axis})"),
+        Op::Concat { axis } => format!("concat (axis {axis})"),
+        Op::Slice { axis, start, end } => format!("slice {start}..{end} (axis {axis})"),
+        Op::Transpose { perm } => format!("transpose {perm:?}"),
+        Op::Reshape { .. } => "reshape".into(),
+        Op::ReduceMean { axes, .. } if axes == &[2, 3] => "global avg pool".into(),
+        Op::ReduceMean { axes, .. } => format!("mean over {axes:?}"),
+        Op::MaxPool(p) => format!("max pool {}x{} /{}", p.kernel[0], p.kernel[1], p.stride[0]),
+        Op::AvgPool(p) => format!("avg pool {}x{} /{}", p.kernel[0], p.kernel[1], p.stride[0]),
+        Op::AdaptiveAvgPool { out } => format!("adaptive avg pool {}x{}", out[0], out[1]),
+        Op::Gather { axis, index, .. } => format!("take {index:?} (axis {axis})"),
+        Op::Dropout { p } => format!("dropout {p}"),
+        Op::DropPath { p } => format!("drop path {p}"),
+        Op::Input | Op::Param { .. } => String::new(),
+    }
 }
 
 /// The preprocessing in words: `3x224x224 inputs (image files: shorter side

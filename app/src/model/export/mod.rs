@@ -12,7 +12,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::arch::{visit, Node};
+use super::arch::compile::compile;
+use super::graph::{Op, Role};
 use super::network::Network;
 use crate::error::{Error, Result};
 
@@ -97,24 +98,29 @@ pub fn state_dict(net: &Network) -> Result<Vec<(String, Tensor)>> {
             None => missing = Some(key),
         }
     };
-    visit(&net.arch.nodes, &mut |n| match n {
-        Node::Conv2d { name, bias, .. } | Node::Linear { name, bias, .. } => {
-            get(format!("{name}.weight"), &mut out);
-            if *bias {
-                get(format!("{name}.bias"), &mut out);
+    // Parameters and buffers in graph order (each layer's weight, bias,
+    // then a BatchNorm's statistics), `num_batches_tracked` after each
+    // BatchNorm's; constants the graph computes with are not state.
+    let graph = compile(&net.arch)?;
+    for n in &graph.nodes {
+        match &n.op {
+            Op::Param { role } if *role != Role::Constant => {
+                get(n.name.clone(), &mut out);
+                if let (Some(alias), Some(last)) = (graph.aliases.get(&n.name), out.last_mut()) {
+                    last.0 = alias.clone();
+                }
             }
-        }
-        Node::BatchNorm { name, .. } => {
-            for s in ["weight", "bias", "running_mean", "running_var"] {
-                get(format!("{name}.{s}"), &mut out);
+            Op::BatchNorm { .. } => {
+                let var = &graph.value(n.inputs[4]).name;
+                let prefix = var.strip_suffix(".running_var").unwrap_or(var);
+                out.push((
+                    format!("{prefix}.num_batches_tracked"),
+                    Tensor::new(0i64, &Device::Cpu).expect("a scalar on the CPU"),
+                ));
             }
-            out.push((
-                format!("{name}.num_batches_tracked"),
-                Tensor::new(0i64, &Device::Cpu).expect("a scalar on the CPU"),
-            ));
+            _ => {}
         }
-        _ => {}
-    });
+    }
     if let Some(k) = missing {
         return Err(Error::Shape(format!("the network has no tensor `{k}`")));
     }

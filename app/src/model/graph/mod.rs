@@ -14,7 +14,7 @@
 //! The only free dimension is the batch, which the interpreter takes from
 //! the input it is given (a reshape names it with [`Dim::Batch`]).
 
-pub mod from_layers;
+pub mod candle;
 mod op;
 pub mod run;
 #[cfg(test)]
@@ -73,6 +73,12 @@ pub struct Graph {
     pub inputs: Vec<ValueId>,
     /// The graph's outputs, in order.
     pub outputs: Vec<ValueId>,
+    /// Parameters whose name in the source model differs from Shears's:
+    /// Shears's name -> the source's (torch's `attn.in_proj_weight` is
+    /// Shears's `attn.in_proj.weight`, since a layer's weight is
+    /// `{layer}.weight`). State dicts are written with the source's names.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub aliases: std::collections::BTreeMap<String, String>,
 }
 
 /// A parameter or buffer of a graph, as [`Graph::params`] lists it.
@@ -148,7 +154,12 @@ impl Graph {
 
     /// The node producing `id`.
     pub fn producer(&self, id: ValueId) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.output == id)
+        // `push` keeps node i producing value i; a graph read from a file
+        // that breaks this is still searched.
+        self.nodes
+            .get(id.index())
+            .filter(|n| n.output == id)
+            .or_else(|| self.nodes.iter().find(|n| n.output == id))
     }
 
     /// Every parameter and buffer, in node order.

@@ -8,9 +8,8 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
 use super::run::{backward, forward, Buf};
-use super::{from_layers, Dim, Graph, Op, Role, ValueId};
+use super::{candle, Dim, Graph, Op, Role, ValueId};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
-use crate::model::ModelSpec;
 
 fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
@@ -60,6 +59,7 @@ fn check_gradients(g: &Graph, x_dims: Vec<usize>, seed: u64) {
     let out_len = fwd.outputs[0].data().len();
     let weights = randn(&mut r, out_len);
     let grads = backward(g, fwd.tape.unwrap(), vec![weights.clone()], true).unwrap();
+    same_as_candle(g, &p, &x, fwd.outputs[0].data(), &weights, &grads);
     let h = 1e-6;
     let close = |analytic: f64, numeric: f64, what: &str| {
         let tol = 1e-6 * (1.0 + numeric.abs().max(analytic.abs()));
@@ -92,6 +92,76 @@ fn check_gradients(g: &Graph, x_dims: Vec<usize>, seed: u64) {
         xs[i] -= 2.0 * h;
         let down = objective(g, &p, &Buf::new(xs, x.dims.clone()), &weights);
         close(dx[i], (up - down) / (2.0 * h), &format!("input[{i}]"));
+    }
+}
+
+/// Checks Candle's pass of `g` (training mode, `f64`, its autograd)
+/// against the interpreter's: the output `y` and the gradients `grads` of
+/// `sum(y * weights)` toward every trainable parameter and the input.
+fn same_as_candle(
+    g: &Graph,
+    p: &BTreeMap<String, Vec<f64>>,
+    x: &Buf<'_, f64>,
+    y: &[f64],
+    weights: &[f64],
+    grads: &super::run::Grads<f64>,
+) {
+    use candle_core::{Device, Tensor, Var};
+    let dev = Device::Cpu;
+    let mut params = BTreeMap::new();
+    let mut buffers = BTreeMap::new();
+    for info in g.params() {
+        let t = Tensor::from_vec(p[info.name].clone(), info.dims, &dev).unwrap();
+        if info.role.trainable() {
+            params.insert(info.name.to_string(), Var::from_tensor(&t).unwrap());
+        } else {
+            buffers.insert(info.name.to_string(), t);
+        }
+    }
+    let xv = Var::from_tensor(&Tensor::from_vec(x.data().to_vec(), x.dims.clone(), &dev).unwrap())
+        .unwrap();
+    let mut r = rng(7);
+    let mut run = candle::Run {
+        params: &params,
+        buffers: &mut buffers,
+        train: true,
+        rng: &mut r,
+        record: None,
+    };
+    let out = candle::forward(g, xv.as_tensor(), &mut run).unwrap();
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs())),
+            "{what}: interpreter {a}, Candle {b} in {:?}",
+            g.nodes.iter().map(|n| n.op.kind()).collect::<Vec<_>>()
+        );
+    };
+    let ys = out.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    assert_eq!(ys.len(), y.len());
+    for (i, (a, b)) in y.iter().zip(&ys).enumerate() {
+        close(*a, *b, &format!("output[{i}]"));
+    }
+    let wt = Tensor::from_vec(weights.to_vec(), out.dims(), &dev).unwrap();
+    let cg = (out * wt).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, ours) in &grads.params {
+        let theirs = cg
+            .get(params[name].as_tensor())
+            .map(|t| t.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+            .unwrap_or_else(|| vec![0.0; ours.len()]);
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            close(*a, *b, &format!("{name}[{i}]"));
+        }
+    }
+    let theirs = cg.get(xv.as_tensor()).unwrap().flatten_all().unwrap();
+    let theirs = theirs.to_vec1::<f64>().unwrap();
+    for (i, (a, b)) in grads.inputs[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .zip(&theirs)
+        .enumerate()
+    {
+        close(*a, *b, &format!("input[{i}]"));
     }
 }
 
@@ -154,6 +224,16 @@ fn convolutions_match_finite_differences() {
         let g = one_op(&[2, c, 7, 6], Op::Conv(conv), &[w(wd), b(wd[0])]);
         check_gradients(&g, vec![2, c, 7, 6], 10 + i as u64);
     }
+    // MobileNet's strided depthwise convolution (symmetric padding; an
+    // input row no window reaches), batch 3.
+    let dw = Conv {
+        stride: [2, 2],
+        pad: [1; 4],
+        dilation: [1, 1],
+        groups: 4,
+    };
+    let g = one_op(&[3, 4, 8, 8], Op::Conv(dw), &[w([4, 1, 3, 3]), b(4)]);
+    check_gradients(&g, vec![3, 4, 8, 8], 20);
 }
 
 #[test]
@@ -175,6 +255,7 @@ fn activations_match_finite_differences() {
         Act::Gelu { tanh: false },
         Act::Gelu { tanh: true },
         Act::Tanh,
+        Act::Erf,
     ];
     for (i, a) in acts.into_iter().enumerate() {
         // A linear layer first, so parameters get gradients through it; the
@@ -464,52 +545,6 @@ fn bad_graphs_are_refused_with_the_node_named() {
     let mut bad = g;
     bad.nodes[2].output = ValueId(0);
     assert!(bad.lint().is_err());
-}
-
-/// Compiling keeps the layer list's parameters (names, dims, order) and
-/// counts the same multiply-accumulates; the network's passes on the graph
-/// are checked against Candle's autograd in `model::backprop`.
-#[test]
-fn layer_lists_compile_to_the_same_parameters() {
-    let archs = [
-        ModelSpec::Lenet5.build([1, 28, 28], 10).unwrap(),
-        ModelSpec::Resnet20 { width: 4 }
-            .build([3, 16, 16], 10)
-            .unwrap(),
-        ModelSpec::Vgg {
-            channels: vec![8, 0, 16, 0],
-        }
-        .build([3, 12, 12], 5)
-        .unwrap(),
-        ModelSpec::Mlp {
-            hidden: vec![20, 12],
-        }
-        .build([1, 6, 6], 4)
-        .unwrap(),
-    ];
-    for arch in archs {
-        let g = from_layers::compile(&arch).unwrap();
-        g.lint().unwrap();
-        assert_eq!(g.macs(), arch.macs(), "{:?}", arch.family);
-        let ours: Vec<(String, Vec<usize>, bool)> = g
-            .params()
-            .map(|p| (p.name.to_string(), p.dims.to_vec(), p.role == Role::Buffer))
-            .collect();
-        assert_eq!(ours, arch.tensor_specs(), "{:?}", arch.family);
-        let out = &g.value(g.outputs[0]).dims;
-        assert_eq!(out, &vec![1, arch.num_classes]);
-    }
-}
-
-#[test]
-fn graphs_round_trip_through_json() {
-    let arch = ModelSpec::Resnet20 { width: 4 }
-        .build([3, 16, 16], 10)
-        .unwrap();
-    let g = from_layers::compile(&arch).unwrap();
-    let back: Graph = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
-    assert_eq!(back, g);
-    back.lint().unwrap();
 }
 
 /// One random op appended to `g` after value `x` (of rank 4 maps), or

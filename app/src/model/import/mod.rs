@@ -105,7 +105,8 @@ pub fn input_prep(path: Option<&Path>, opts: &ImportOptions) -> InputPrep {
         Some(p) if is_onnx(p) => (
             std::fs::read(p)
                 .ok()
-                .and_then(|b| super::onnx::declared_input(&b)),
+                .and_then(|b| super::onnx::declared_input(&b))
+                .map(|d| d.input),
             None,
         ),
         Some(p) => match checkpoint::read_arch(p) {

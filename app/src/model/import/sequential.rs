@@ -226,6 +226,7 @@ pub fn build(sd: &StateDict, spec: &str, input: [usize; 3]) -> Result<Architectu
         family: Family::Sequential,
         input,
         num_classes: num_classes.unwrap_or(0),
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     };

@@ -176,6 +176,7 @@ fn resnet(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
         family: Family::Resnet,
         input,
         num_classes: classes,
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     };
@@ -272,6 +273,7 @@ fn vgg(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
         family: Family::TorchVgg,
         input,
         num_classes: classes,
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     };

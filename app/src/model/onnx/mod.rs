@@ -1,12 +1,15 @@
-//! ONNX models in and out: graphs of Conv, BatchNormalization, Relu,
-//! MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, MatMul,
-//! Add, Dropout and Identity read into Shears's architecture graph (residual
-//! additions become residual blocks), and Shears networks written as ONNX.
-//! Pure Rust: the protobuf messages are in [`proto`].
+//! ONNX models in and out. In: any graph of the ops in
+//! [`read::SUPPORTED_OPS`] becomes a Shears [`Graph`](crate::model::graph::Graph)
+//! ([`read`]), with the exporters' shape arithmetic folded to constants
+//! ([`fold`]) and initializers read inline or from external data files
+//! beside the model ([`tensor`]). Out: Shears networks written as ONNX
+//! ([`write`]). Pure Rust: the protobuf messages are in [`proto`].
 
+pub mod fold;
 pub mod proto;
 mod read;
+pub mod tensor;
 mod write;
 
-pub use read::{declared_input, read, OnnxModel, SUPPORTED_OPS};
+pub use read::{declared_input, read, Declared, OnnxModel, SUPPORTED_OPS};
 pub use write::{save, to_bytes};

@@ -45,6 +45,9 @@ pub enum Act {
     },
     /// `tanh(x)`.
     Tanh,
+    /// The error function (what an ONNX export before opset 20 writes
+    /// GELU with).
+    Erf,
 }
 
 impl Act {
@@ -60,6 +63,7 @@ impl Act {
             Act::HardSwish => "hard_swish",
             Act::Gelu { .. } => "gelu",
             Act::Tanh => "tanh",
+            Act::Erf => "erf",
         }
     }
 
@@ -74,7 +78,7 @@ impl Act {
         match *self {
             Act::Relu => crate::model::relu::relu_in_place(x),
             Act::Clip { min, max } => {
-                let (lo, hi) = (c(min as f64), c(max as f64));
+                let (lo, hi) = (c(exact(min)), c(exact(max)));
                 for v in x {
                     // NaN stays NaN, as in PyTorch.
                     if *v < lo {
@@ -85,7 +89,7 @@ impl Act {
                 }
             }
             Act::LeakyRelu { alpha } => {
-                let a = c(alpha as f64);
+                let a = c(exact(alpha));
                 for v in x {
                     if *v < T::zero() {
                         *v *= a;
@@ -95,7 +99,7 @@ impl Act {
             Act::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
             Act::Silu => x.iter_mut().for_each(|v| *v = *v * sigmoid(*v)),
             Act::HardSigmoid { alpha, beta } => {
-                let (a, b) = (c(alpha as f64), c(beta as f64));
+                let (a, b) = (c(exact(alpha)), c(exact(beta)));
                 for v in x {
                     *v = clamp01(*v * a + b);
                 }
@@ -111,6 +115,9 @@ impl Act {
             Act::Gelu { tanh: false } => x.iter_mut().for_each(|v| *v = gelu_erf(*v)),
             Act::Gelu { tanh: true } => x.iter_mut().for_each(|v| *v = gelu_tanh(*v).0),
             Act::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+            Act::Erf => x
+                .iter_mut()
+                .for_each(|v| *v = T::from_f64(libm::erf(v.to_f64()))),
         }
     }
 
@@ -126,7 +133,7 @@ impl Act {
         match *self {
             Act::Relu => crate::model::relu::relu_backward_in_place(at, dy),
             Act::Clip { min, max } => {
-                let (lo, hi) = (c(min as f64), c(max as f64));
+                let (lo, hi) = (c(exact(min)), c(exact(max)));
                 each(dy, &|x| {
                     if x > lo && x < hi {
                         T::one()
@@ -136,7 +143,7 @@ impl Act {
                 })
             }
             Act::LeakyRelu { alpha } => {
-                let a = c(alpha as f64);
+                let a = c(exact(alpha));
                 each(dy, &|x| if x > T::zero() { T::one() } else { a })
             }
             Act::Sigmoid => each(dy, &|y| y * (T::one() - y)),
@@ -145,7 +152,7 @@ impl Act {
                 s * (T::one() + x * (T::one() - s))
             }),
             Act::HardSigmoid { alpha, beta } => {
-                let (a, b) = (c(alpha as f64), c(beta as f64));
+                let (a, b) = (c(exact(alpha)), c(exact(beta)));
                 each(dy, &|x| {
                     let z = x * a + b;
                     if z > T::zero() && z < T::one() {
@@ -174,8 +181,30 @@ impl Act {
             }),
             Act::Gelu { tanh: true } => each(dy, &|x| gelu_tanh(x).1),
             Act::Tanh => each(dy, &|y| T::one() - y * y),
+            Act::Erf => each(dy, &|x| {
+                let xf = x.to_f64();
+                T::from_f64(2.0 / std::f64::consts::PI.sqrt() * (-xf * xf).exp())
+            }),
         }
     }
+}
+
+/// The number an `f32` attribute stands for: the simplest fraction with a
+/// denominator up to 12 that rounds to it (HardSigmoid's 1/6), else its
+/// shortest decimal (LeakyReLU's 0.01). An ONNX file stores these in
+/// `f32`; computing in `f64` with the rounded value would differ from
+/// PyTorch's `f64` by that rounding.
+pub(crate) fn exact(v: f32) -> f64 {
+    if !v.is_finite() {
+        return v as f64;
+    }
+    for d in 1..=12u32 {
+        let n = (v as f64 * d as f64).round();
+        if ((n / d as f64) as f32) == v {
+            return n / d as f64;
+        }
+    }
+    format!("{v}").parse().unwrap_or(v as f64)
 }
 
 fn sigmoid<T: Float>(x: T) -> T {

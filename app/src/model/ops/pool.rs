@@ -185,6 +185,20 @@ impl Pool {
         v
     }
 
+    /// Average pooling along axis `a` (0 height, 1 width) of an input of
+    /// `n` cells to `out` outputs: each output's input cells and weights.
+    /// The divisor is separable (the product of the two axes'), so these
+    /// give the 2-D average as two matrix products (Candle's form).
+    pub(crate) fn avg_taps(&self, a: usize, n: usize, out: usize) -> Vec<Vec<(usize, f64)>> {
+        (0..out)
+            .map(|o| {
+                let (c0, c1, padded) = self.window(a, o, n);
+                let div = if self.count_pad { padded } else { c1 - c0 };
+                (c0..c1).map(|c| (c, 1.0 / div.max(1) as f64)).collect()
+            })
+            .collect()
+    }
+
     /// Average pooling.
     pub(crate) fn avg_forward<T: Float>(&self, x: &[T], dims: &[usize], out: &[usize]) -> Vec<T> {
         window_means(&self.avg_windows(dims, out), x, dims)

@@ -1,11 +1,18 @@
-//! Architectures as plain data: a small graph of layers that can be saved as
-//! JSON (in a checkpoint's metadata), counted (parameters, FLOPs), pruned
-//! structurally and rebuilt physically smaller.
+//! Architectures as plain data, saved as JSON in a checkpoint's metadata,
+//! counted (parameters, MACs) and pruned. An architecture is either a
+//! [`Graph`] of operations (imported models and the newer built-in
+//! families) or a list of layers with nested residual blocks (the first
+//! four built-in families and every checkpoint of earlier versions), which
+//! [`compile`] turns into a graph. Both count, check and list their layers
+//! the same way.
+
+pub mod compile;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::{NormChoice, Preprocess};
 use crate::error::{Error, Result};
+use crate::model::graph::{Graph, Op, Role};
 
 /// One node of an architecture. Sequences of nodes run in order; a
 /// [`Node::Residual`] adds the output of its `body` to that of its `shortcut`
@@ -188,8 +195,13 @@ pub struct Architecture {
     pub input: [usize; 3],
     /// Number of output classes.
     pub num_classes: usize,
-    /// The layers, in order.
+    /// The layers, in order (empty for a graph architecture).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<Node>,
+    /// The architecture as a graph of operations, where it is not a list
+    /// of layers (absent in checkpoints of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Graph>,
     /// What inputs go through before the first layer (absent in older
     /// checkpoints: per-channel statistics fitted on the training data).
     #[serde(default, skip_serializing_if = "Preprocess::is_default")]
@@ -392,6 +404,7 @@ pub fn mlp(input: [usize; 3], hidden: &[usize], classes: usize) -> Architecture 
         family: Family::Mlp,
         input,
         num_classes: classes,
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     }
@@ -414,6 +427,7 @@ pub fn lenet5(input: [usize; 3], classes: usize) -> Architecture {
         family: Family::Lenet5,
         input,
         num_classes: classes,
+        graph: None,
         nodes: vec![
             conv("conv1", input[0], 6, 5, 1, pad, true),
             Node::Relu,
@@ -455,6 +469,7 @@ pub fn vgg(input: [usize; 3], channels: &[usize], classes: usize) -> Architectur
         family: Family::Vgg,
         input,
         num_classes: classes,
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     }
@@ -501,6 +516,7 @@ pub fn resnet20(input: [usize; 3], w: usize, classes: usize) -> Architecture {
         family: Family::Resnet20,
         input,
         num_classes: classes,
+        graph: None,
         nodes,
         preprocess: Preprocess::default(),
     }
@@ -537,6 +553,9 @@ impl Architecture {
     /// `num_classes` features; the error names the first layer that does not fit.
     pub fn check(&self) -> Result<()> {
         self.preprocess.check(self.input[0])?;
+        if let Some(g) = &self.graph {
+            return self.check_graph(g);
+        }
         let out = walk(&self.nodes, self.input_flow(), 0, &mut Seen::default())?;
         if out != Flow::Vec(self.num_classes) {
             return Err(Error::Shape(format!(
@@ -547,8 +566,41 @@ impl Architecture {
         Ok(())
     }
 
+    /// A graph architecture's checks: the graph is consistent, takes one
+    /// `[1, c, h, w]` input of [`Architecture::input`] and gives
+    /// `num_classes` scores.
+    fn check_graph(&self, g: &Graph) -> Result<()> {
+        g.lint()?;
+        let [c, h, w] = self.input;
+        let (&[x], &[y]) = (g.inputs.as_slice(), g.outputs.as_slice()) else {
+            return Err(Error::Shape(format!(
+                "the graph has {} inputs and {} outputs; Shears runs graphs of one image input and \
+                 one output of class scores",
+                g.inputs.len(),
+                g.outputs.len()
+            )));
+        };
+        if g.value(x).dims != [1, c, h, w] {
+            return Err(Error::Shape(format!(
+                "the graph's input is {:?} for one sample, the architecture says [1, {c}, {h}, {w}]",
+                g.value(x).dims
+            )));
+        }
+        if g.value(y).dims != [1, self.num_classes] {
+            return Err(Error::Shape(format!(
+                "the graph's output is {:?} for one sample, expected [1, {}] class scores",
+                g.value(y).dims,
+                self.num_classes
+            )));
+        }
+        Ok(())
+    }
+
     /// Every layer with a prunable weight, in forward order.
     pub fn layers(&self) -> Vec<LayerInfo> {
+        if let Some(g) = &self.graph {
+            return graph_layers(g);
+        }
         let mut seen = Seen::default();
         // `check` is run when an architecture is built or loaded; a failure here
         // leaves the list short, never panics.
@@ -569,10 +621,22 @@ impl Architecture {
         Flow::Map(self.input[0], self.input[1], self.input[2])
     }
 
-    /// Names and shapes of every trainable parameter and buffer, in order:
-    /// `(name, shape, is_buffer)`.
-    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>, bool)> {
+    /// Names, shapes and roles of every parameter and buffer, in order.
+    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>, Role)> {
+        if let Some(g) = &self.graph {
+            return g
+                .params()
+                .map(|p| (p.name.to_string(), p.dims.to_vec(), p.role))
+                .collect();
+        }
         let mut out = Vec::new();
+        let layer = |out: &mut Vec<_>, name: &str, w: Vec<usize>, bias: bool| {
+            let o = w[0];
+            out.push((format!("{name}.weight"), w, Role::Weight));
+            if bias {
+                out.push((format!("{name}.bias"), vec![o], Role::Bias));
+            }
+        };
         visit(&self.nodes, &mut |n| match n {
             Node::Conv2d {
                 name,
@@ -581,28 +645,22 @@ impl Architecture {
                 k,
                 bias,
                 ..
-            } => {
-                out.push((format!("{name}.weight"), vec![*out_c, *in_c, *k, *k], false));
-                if *bias {
-                    out.push((format!("{name}.bias"), vec![*out_c], false));
-                }
-            }
+            } => layer(&mut out, name, vec![*out_c, *in_c, *k, *k], *bias),
             Node::Linear {
                 name,
                 in_f,
                 out_f,
                 bias,
-            } => {
-                out.push((format!("{name}.weight"), vec![*out_f, *in_f], false));
-                if *bias {
-                    out.push((format!("{name}.bias"), vec![*out_f], false));
-                }
-            }
+            } => layer(&mut out, name, vec![*out_f, *in_f], *bias),
             Node::BatchNorm { name, c } => {
-                out.push((format!("{name}.weight"), vec![*c], false));
-                out.push((format!("{name}.bias"), vec![*c], false));
-                out.push((format!("{name}.running_mean"), vec![*c], true));
-                out.push((format!("{name}.running_var"), vec![*c], true));
+                for (part, role) in [
+                    ("weight", Role::Norm),
+                    ("bias", Role::Norm),
+                    ("running_mean", Role::Buffer),
+                    ("running_var", Role::Buffer),
+                ] {
+                    out.push((format!("{name}.{part}"), vec![*c], role));
+                }
             }
             _ => {}
         });
@@ -613,7 +671,7 @@ impl Architecture {
     pub fn num_params(&self) -> usize {
         self.tensor_specs()
             .iter()
-            .filter(|(_, _, buf)| !buf)
+            .filter(|(_, _, role)| role.trainable())
             .map(|(_, s, _)| s.iter().product::<usize>())
             .sum()
     }
@@ -623,6 +681,46 @@ impl Architecture {
     pub fn macs(&self) -> usize {
         self.layers().iter().map(|l| l.macs).sum()
     }
+}
+
+/// The prunable layers of a graph: its convolutions and linear layers whose
+/// weight is a [`Role::Weight`] parameter named `{layer}.weight`, in node
+/// order.
+fn graph_layers(g: &Graph) -> Vec<LayerInfo> {
+    let mut out = Vec::new();
+    for n in &g.nodes {
+        let kind = match n.op {
+            Op::Conv(_) => LayerKind::Conv2d,
+            Op::Linear => LayerKind::Linear,
+            _ => continue,
+        };
+        let Some(w) = n.inputs.get(1).and_then(|&w| g.producer(w)) else {
+            continue;
+        };
+        let (Op::Param { role: Role::Weight }, Some(name)) =
+            (&w.op, w.name.strip_suffix(".weight"))
+        else {
+            continue;
+        };
+        let dims: Vec<&[usize]> = n
+            .inputs
+            .iter()
+            .map(|&i| g.value(i).dims.as_slice())
+            .collect();
+        let y = &g.value(n.output).dims;
+        out.push(LayerInfo {
+            name: name.to_string(),
+            kind,
+            weight_shape: g.value(w.output).dims.clone(),
+            bias: n.inputs.len() > 2,
+            out_hw: match kind {
+                LayerKind::Conv2d => (y[2], y[3]),
+                LayerKind::Linear => (1, 1),
+            },
+            macs: n.op.macs(&dims, y),
+        });
+    }
+    out
 }
 
 /// Calls `f` on every node, recursing into residual branches.

@@ -4,18 +4,22 @@
 //! `Add`. Parameter names stay as they were (`layer1.0.conv1.weight`), so
 //! checkpoints and state dicts load unchanged.
 
-use super::{Dim, Graph, Op, Role, ValueId};
+use super::{Architecture, Node};
 use crate::error::Result;
-use crate::model::arch::{Architecture, Node};
+use crate::model::graph::{Dim, Graph, Op, Role, ValueId};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
 
 /// BatchNorm's epsilon and momentum in the layer list (PyTorch's defaults).
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
-/// The graph of `arch`: one input `input` of `[1, c, h, w]`, one output of
+/// The graph of `arch` (its own graph when it has one, else its layer
+/// list compiled): one input `input` of `[1, c, h, w]`, one output of
 /// class scores.
 pub fn compile(arch: &Architecture) -> Result<Graph> {
+    if let Some(g) = &arch.graph {
+        return Ok(g.clone());
+    }
     let mut b = Builder {
         g: Graph::new(),
         count: 0,
@@ -157,5 +161,57 @@ impl Builder {
                 self.g.add(&name, Op::Binary(Binary::Add), &[a, s])
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSpec;
+
+    /// Compiling keeps the layer list's parameters (names, dims, order) and
+    /// counts the same multiply-accumulates; the network's passes on the graph
+    /// are checked against Candle's autograd in `model::backprop`.
+    #[test]
+    fn layer_lists_compile_to_the_same_parameters() {
+        let archs = [
+            ModelSpec::Lenet5.build([1, 28, 28], 10).unwrap(),
+            ModelSpec::Resnet20 { width: 4 }
+                .build([3, 16, 16], 10)
+                .unwrap(),
+            ModelSpec::Vgg {
+                channels: vec![8, 0, 16, 0],
+            }
+            .build([3, 12, 12], 5)
+            .unwrap(),
+            ModelSpec::Mlp {
+                hidden: vec![20, 12],
+            }
+            .build([1, 6, 6], 4)
+            .unwrap(),
+        ];
+        for arch in archs {
+            let g = compile(&arch).unwrap();
+            g.lint().unwrap();
+            assert_eq!(g.macs(), arch.macs(), "{:?}", arch.family);
+            let ours: Vec<(String, Vec<usize>, Role)> = g
+                .params()
+                .map(|p| (p.name.to_string(), p.dims.to_vec(), p.role))
+                .collect();
+            assert_eq!(ours, arch.tensor_specs(), "{:?}", arch.family);
+            let out = &g.value(g.outputs[0]).dims;
+            assert_eq!(out, &vec![1, arch.num_classes]);
+        }
+    }
+
+    #[test]
+    fn graphs_round_trip_through_json() {
+        let arch = ModelSpec::Resnet20 { width: 4 }
+            .build([3, 16, 16], 10)
+            .unwrap();
+        let g = compile(&arch).unwrap();
+        let back: Graph = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
+        assert_eq!(back, g);
+        back.lint().unwrap();
     }
 }

@@ -1,0 +1,510 @@
+//! The built-in architectures that are graphs: the CIFAR ResNets (18, 34,
+//! 50: a 3x3 stride-1 stem and no max pool), MobileNetV2, EfficientNet-B0
+//! and a ViT for small images. Parameters are named as torchvision (the
+//! ResNets, MobileNetV2, EfficientNet) and timm (the ViT) name them, so a
+//! state dict Shears writes loads into those models with `strict=True`,
+//! and theirs load here.
+
+use super::{Architecture, Family, Preprocess};
+use crate::error::Result;
+use crate::model::graph::{Dim, Graph, Op, Role, ValueId};
+use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary};
+
+/// BatchNorm's epsilon and momentum (PyTorch's defaults).
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+/// Builds a graph node by node, naming unnamed nodes by kind.
+struct Builder {
+    g: Graph,
+    count: usize,
+}
+
+impl Builder {
+    fn new(input: [usize; 3]) -> (Self, ValueId) {
+        let mut g = Graph::new();
+        let [c, h, w] = input;
+        let x = g.input("input", vec![1, c, h, w]);
+        (Builder { g, count: 0 }, x)
+    }
+
+    fn fresh(&mut self, kind: &str) -> String {
+        self.count += 1;
+        format!("{kind}_{}", self.count)
+    }
+
+    fn channels(&self, x: ValueId) -> usize {
+        self.g.value(x).dims[1]
+    }
+
+    fn op(&mut self, kind: &str, op: Op, ins: &[ValueId]) -> Result<ValueId> {
+        let name = self.fresh(kind);
+        self.g.add(&name, op, ins)
+    }
+
+    /// Convolution `name` to `out` channels.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        name: &str,
+        x: ValueId,
+        out: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        bias: bool,
+    ) -> Result<ValueId> {
+        let c = self.channels(x);
+        let w = self.g.param(
+            &format!("{name}.weight"),
+            vec![out, c / groups, k, k],
+            Role::Weight,
+        );
+        let mut ins = vec![x, w];
+        if bias {
+            ins.push(self.g.param(&format!("{name}.bias"), vec![out], Role::Bias));
+        }
+        let conv = Conv {
+            stride: [stride; 2],
+            pad: [(k - 1) / 2; 4],
+            dilation: [1, 1],
+            groups,
+        };
+        self.g.add(name, Op::Conv(conv), &ins)
+    }
+
+    fn bn(&mut self, name: &str, x: ValueId) -> Result<ValueId> {
+        let c = self.channels(x);
+        let mut ins = vec![x];
+        for (part, role) in [
+            ("weight", Role::Norm),
+            ("bias", Role::Norm),
+            ("running_mean", Role::Buffer),
+            ("running_var", Role::Buffer),
+        ] {
+            ins.push(self.g.param(&format!("{name}.{part}"), vec![c], role));
+        }
+        let op = Op::BatchNorm {
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+        };
+        self.g.add(name, op, &ins)
+    }
+
+    fn act(&mut self, x: ValueId, a: Act) -> Result<ValueId> {
+        self.op(a.name(), Op::Act(a), &[x])
+    }
+
+    fn add(&mut self, a: ValueId, b: ValueId) -> Result<ValueId> {
+        self.op("add", Op::Binary(Binary::Add), &[a, b])
+    }
+
+    fn linear(&mut self, name: &str, x: ValueId, out: usize) -> Result<ValueId> {
+        let d = *self.g.value(x).dims.last().expect("a value has dims");
+        let w = self
+            .g
+            .param(&format!("{name}.weight"), vec![out, d], Role::Weight);
+        let b = self.g.param(&format!("{name}.bias"), vec![out], Role::Bias);
+        self.g.add(name, Op::Linear, &[x, w, b])
+    }
+
+    fn layer_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
+        let dims = self.g.value(x).dims.clone();
+        let d = *dims.last().expect("a value has dims");
+        let gamma = self
+            .g
+            .param(&format!("{name}.weight"), vec![d], Role::Norm);
+        let beta = self.g.param(&format!("{name}.bias"), vec![d], Role::Norm);
+        let op = Op::LayerNorm {
+            axis: dims.len() - 1,
+            eps,
+        };
+        self.g.add(name, op, &[x, gamma, beta])
+    }
+
+    /// Global average pooling and flattening: `[b, c, h, w] -> [b, c]`.
+    fn pool_flat(&mut self, x: ValueId) -> Result<ValueId> {
+        let op = Op::ReduceMean {
+            axes: vec![2, 3],
+            keep: false,
+        };
+        self.op("global_avg_pool", op, &[x])
+    }
+
+    fn finish(mut self, y: ValueId, family: Family, input: [usize; 3], classes: usize) -> Architecture {
+        self.g.output(y);
+        Architecture {
+            family,
+            input,
+            num_classes: classes,
+            nodes: Vec::new(),
+            graph: Some(self.g),
+            preprocess: Preprocess::default(),
+        }
+    }
+}
+
+/// torchvision's ResNet with the CIFAR stem (a 3x3 stride-1 `conv1`, no
+/// max pool): `depth` 18 or 34 (basic blocks) or 50 (bottlenecks), stage
+/// widths `width`, 2, 4 and 8 times `width` (64 in torchvision).
+pub fn resnet_cifar(
+    input: [usize; 3],
+    depth: usize,
+    width: usize,
+    classes: usize,
+) -> Result<Architecture> {
+    let (blocks, bottleneck): ([usize; 4], bool) = match depth {
+        18 => ([2, 2, 2, 2], false),
+        34 => ([3, 4, 6, 3], false),
+        50 => ([3, 4, 6, 3], true),
+        d => {
+            return Err(crate::error::Error::config(
+                "model.depth",
+                format!("a CIFAR ResNet of depth {d} (use 18, 34 or 50)"),
+            ))
+        }
+    };
+    let expansion = if bottleneck { 4 } else { 1 };
+    let (mut b, x) = Builder::new(input);
+    let mut x = b.conv("conv1", x, width, 3, 1, 1, false)?;
+    x = b.bn("bn1", x)?;
+    x = b.act(x, Act::Relu)?;
+    for (stage, &n) in blocks.iter().enumerate() {
+        let planes = width << stage;
+        for i in 0..n {
+            let p = format!("layer{}.{i}", stage + 1);
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            let c_in = b.channels(x);
+            let out = planes * expansion;
+            let mut y = if bottleneck {
+                let y = b.conv(&format!("{p}.conv1"), x, planes, 1, 1, 1, false)?;
+                let y = b.bn(&format!("{p}.bn1"), y)?;
+                let y = b.act(y, Act::Relu)?;
+                let y = b.conv(&format!("{p}.conv2"), y, planes, 3, stride, 1, false)?;
+                let y = b.bn(&format!("{p}.bn2"), y)?;
+                let y = b.act(y, Act::Relu)?;
+                let y = b.conv(&format!("{p}.conv3"), y, out, 1, 1, 1, false)?;
+                b.bn(&format!("{p}.bn3"), y)?
+            } else {
+                let y = b.conv(&format!("{p}.conv1"), x, planes, 3, stride, 1, false)?;
+                let y = b.bn(&format!("{p}.bn1"), y)?;
+                let y = b.act(y, Act::Relu)?;
+                let y = b.conv(&format!("{p}.conv2"), y, planes, 3, 1, 1, false)?;
+                b.bn(&format!("{p}.bn2"), y)?
+            };
+            let shortcut = if stride != 1 || c_in != out {
+                let s = b.conv(&format!("{p}.downsample.0"), x, out, 1, stride, 1, false)?;
+                b.bn(&format!("{p}.downsample.1"), s)?
+            } else {
+                x
+            };
+            y = b.add(y, shortcut)?;
+            x = b.act(y, Act::Relu)?;
+        }
+    }
+    let x = b.pool_flat(x)?;
+    let y = b.linear("fc", x, classes)?;
+    Ok(b.finish(y, Family::ResnetCifar, input, classes))
+}
+
+/// `v` rounded to a multiple of 8, never more than 10% below (torchvision's
+/// `_make_divisible`).
+fn divisible(v: f64) -> usize {
+    let d = 8.0;
+    let mut r = ((v + d / 2.0) / d).floor() * d;
+    r = r.max(d);
+    if r < 0.9 * v {
+        r += d;
+    }
+    r as usize
+}
+
+/// torchvision's MobileNetV2 (`width_mult` = `width` / 100): inverted
+/// residual blocks of a 1x1 expansion, a 3x3 depthwise convolution and a
+/// 1x1 projection, ReLU6, the residual where shapes allow.
+pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<Architecture> {
+    let mult = width as f64 / 100.0;
+    // (expansion, channels, repeats, stride), torchvision's table.
+    let table = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    let relu6 = Act::Clip { min: 0.0, max: 6.0 };
+    let (mut b, x) = Builder::new(input);
+    let stem = divisible(32.0 * mult);
+    let mut x = b.conv("features.0.0", x, stem, 3, 2, 1, false)?;
+    x = b.bn("features.0.1", x)?;
+    x = b.act(x, relu6)?;
+    let mut index = 1;
+    for (t, c, n, s) in table {
+        let out = divisible(c as f64 * mult);
+        for i in 0..n {
+            let stride = if i == 0 { s } else { 1 };
+            let p = format!("features.{index}.conv");
+            let c_in = b.channels(x);
+            let hidden = (c_in as f64 * t as f64).round() as usize;
+            let mut y = x;
+            let mut k = 0;
+            if t != 1 {
+                y = b.conv(&format!("{p}.0.0"), y, hidden, 1, 1, 1, false)?;
+                y = b.bn(&format!("{p}.0.1"), y)?;
+                y = b.act(y, relu6)?;
+                k = 1;
+            }
+            y = b.conv(&format!("{p}.{k}.0"), y, hidden, 3, stride, hidden, false)?;
+            y = b.bn(&format!("{p}.{k}.1"), y)?;
+            y = b.act(y, relu6)?;
+            y = b.conv(&format!("{p}.{}", k + 1), y, out, 1, 1, 1, false)?;
+            y = b.bn(&format!("{p}.{}", k + 2), y)?;
+            x = if stride == 1 && c_in == out {
+                b.add(x, y)?
+            } else {
+                y
+            };
+            index += 1;
+        }
+    }
+    let last = divisible(1280.0 * mult.max(1.0));
+    x = b.conv(&format!("features.{index}.0"), x, last, 1, 1, 1, false)?;
+    x = b.bn(&format!("features.{index}.1"), x)?;
+    x = b.act(x, relu6)?;
+    let x = b.pool_flat(x)?;
+    let x = b.op("dropout", Op::Dropout { p: 0.2 }, &[x])?;
+    let y = b.linear("classifier.1", x, classes)?;
+    Ok(b.finish(y, Family::MobilenetV2, input, classes))
+}
+
+/// torchvision's EfficientNet-B0 (`width_mult` = `width` / 100, depth
+/// multiplier 1): MBConv blocks with squeeze-excitation (SiLU, a sigmoid
+/// gate), stochastic depth rising to 0.2, dropout 0.2 before the head.
+pub fn efficientnet_b0(input: [usize; 3], width: usize, classes: usize) -> Result<Architecture> {
+    let mult = width as f64 / 100.0;
+    // (expansion, kernel, stride, in, out, layers), torchvision's B0 table.
+    let table = [
+        (1, 3, 1, 32, 16, 1),
+        (6, 3, 2, 16, 24, 2),
+        (6, 5, 2, 24, 40, 2),
+        (6, 3, 2, 40, 80, 3),
+        (6, 5, 1, 80, 112, 3),
+        (6, 5, 2, 112, 192, 4),
+        (6, 3, 1, 192, 320, 1),
+    ];
+    let total: usize = table.iter().map(|r| r.5).sum();
+    let (mut b, x) = Builder::new(input);
+    let stem = divisible(32.0 * mult);
+    let mut x = b.conv("features.0.0", x, stem, 3, 2, 1, false)?;
+    x = b.bn("features.0.1", x)?;
+    x = b.act(x, Act::Silu)?;
+    let mut block = 0usize;
+    for (stage, &(e, k, s, _, c, n)) in table.iter().enumerate() {
+        let out = divisible(c as f64 * mult);
+        for i in 0..n {
+            let p = format!("features.{}.{i}.block", stage + 1);
+            let stride = if i == 0 { s } else { 1 };
+            let c_in = b.channels(x);
+            let hidden = divisible(c_in as f64 * e as f64);
+            let mut y = x;
+            let mut j = 0;
+            if e != 1 {
+                y = b.conv(&format!("{p}.0.0"), y, hidden, 1, 1, 1, false)?;
+                y = b.bn(&format!("{p}.0.1"), y)?;
+                y = b.act(y, Act::Silu)?;
+                j = 1;
+            }
+            y = b.conv(&format!("{p}.{j}.0"), y, hidden, k, stride, hidden, false)?;
+            y = b.bn(&format!("{p}.{j}.1"), y)?;
+            y = b.act(y, Act::Silu)?;
+            // Squeeze-excitation: mean, 1x1 down (SiLU), 1x1 up, sigmoid gate.
+            let squeeze = (c_in / 4).max(1);
+            let se = format!("{p}.{}", j + 1);
+            let m = b.op(
+                "mean",
+                Op::ReduceMean {
+                    axes: vec![2, 3],
+                    keep: true,
+                },
+                &[y],
+            )?;
+            let m = b.conv(&format!("{se}.fc1"), m, squeeze, 1, 1, 1, true)?;
+            let m = b.act(m, Act::Silu)?;
+            let m = b.conv(&format!("{se}.fc2"), m, hidden, 1, 1, 1, true)?;
+            let m = b.act(m, Act::Sigmoid)?;
+            y = b.op("mul", Op::Binary(Binary::Mul), &[y, m])?;
+            y = b.conv(&format!("{p}.{}.0", j + 2), y, out, 1, 1, 1, false)?;
+            y = b.bn(&format!("{p}.{}.1", j + 2), y)?;
+            x = if stride == 1 && c_in == out {
+                let p = 0.2 * block as f32 / total as f32;
+                let y = b.op("drop_path", Op::DropPath { p }, &[y])?;
+                b.add(y, x)?
+            } else {
+                y
+            };
+            block += 1;
+        }
+    }
+    let last = 4 * divisible(320.0 * mult);
+    let head = table.len() + 1;
+    x = b.conv(&format!("features.{head}.0"), x, last, 1, 1, 1, false)?;
+    x = b.bn(&format!("features.{head}.1"), x)?;
+    x = b.act(x, Act::Silu)?;
+    let x = b.pool_flat(x)?;
+    let x = b.op("dropout", Op::Dropout { p: 0.2 }, &[x])?;
+    let y = b.linear("classifier.1", x, classes)?;
+    Ok(b.finish(y, Family::EfficientnetB0, input, classes))
+}
+
+/// A Vision Transformer as timm builds it (`patch_embed.proj`, `cls_token`,
+/// `pos_embed`, `blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
+/// mlp.fc2}`, `norm`, `head`): pre-norm blocks, GELU, the class token's
+/// output classified.
+pub fn vit(
+    input: [usize; 3],
+    patch: usize,
+    dim: usize,
+    depth: usize,
+    heads: usize,
+    classes: usize,
+) -> Result<Architecture> {
+    let bad = |msg: String| Err(crate::error::Error::config("model", msg));
+    let [_, h, w] = input;
+    if patch == 0 || h % patch != 0 || w % patch != 0 {
+        return bad(format!("patch {patch} does not tile a {h}x{w} input"));
+    }
+    if heads == 0 || dim % heads != 0 {
+        return bad(format!("{heads} heads do not divide width {dim}"));
+    }
+    let tokens = (h / patch) * (w / patch);
+    let hd = dim / heads;
+    let (mut b, x) = Builder::new(input);
+    let x = b.conv_patch(x, dim, patch)?;
+    // [b, dim, gh, gw] -> [b, tokens, dim]
+    let x = b.op(
+        "flatten",
+        Op::Reshape {
+            shape: vec![Dim::Batch(1), Dim::Fixed(dim), Dim::Fixed(tokens)],
+        },
+        &[x],
+    )?;
+    let x = b.op("transpose", Op::Transpose { perm: vec![0, 2, 1] }, &[x])?;
+    let cls = b.g.param("cls_token", vec![1, 1, dim], Role::Embedding);
+    let x = b.op("cat", Op::Concat { axis: 1 }, &[cls, x])?;
+    let pos = b
+        .g
+        .param("pos_embed", vec![1, tokens + 1, dim], Role::Embedding);
+    let mut x = b.add(x, pos)?;
+    let n = tokens + 1;
+    let scale = b.g.param("attn_scale", vec![1], Role::Constant);
+    for i in 0..depth {
+        let p = format!("blocks.{i}");
+        let y = b.layer_norm(&format!("{p}.norm1"), x, 1e-6)?;
+        let qkv = b.linear(&format!("{p}.attn.qkv"), y, 3 * dim)?;
+        let qkv = b.op(
+            "reshape",
+            Op::Reshape {
+                shape: vec![
+                    Dim::Batch(1),
+                    Dim::Fixed(n),
+                    Dim::Fixed(3),
+                    Dim::Fixed(heads),
+                    Dim::Fixed(hd),
+                ],
+            },
+            &[qkv],
+        )?;
+        // [3, b, heads, n, hd]
+        let qkv = b.op(
+            "permute",
+            Op::Transpose {
+                perm: vec![2, 0, 3, 1, 4],
+            },
+            &[qkv],
+        )?;
+        let part = |b: &mut Builder, k: usize| {
+            b.op(
+                "take",
+                Op::Gather {
+                    axis: 0,
+                    index: vec![k],
+                    keep_axis: false,
+                },
+                &[qkv],
+            )
+        };
+        let (q, k, v) = (part(&mut b, 0)?, part(&mut b, 1)?, part(&mut b, 2)?);
+        let q = b.op("scale", Op::Binary(Binary::Mul), &[q, scale])?;
+        let kt = b.op(
+            "transpose",
+            Op::Transpose {
+                perm: vec![0, 1, 3, 2],
+            },
+            &[k],
+        )?;
+        let att = b.op("matmul", Op::MatMul, &[q, kt])?;
+        let att = b.op("softmax", Op::Softmax { axis: 3 }, &[att])?;
+        let o = b.op("matmul", Op::MatMul, &[att, v])?;
+        let o = b.op(
+            "transpose",
+            Op::Transpose {
+                perm: vec![0, 2, 1, 3],
+            },
+            &[o],
+        )?;
+        let o = b.op(
+            "reshape",
+            Op::Reshape {
+                shape: vec![Dim::Batch(1), Dim::Fixed(n), Dim::Fixed(dim)],
+            },
+            &[o],
+        )?;
+        let o = b.linear(&format!("{p}.attn.proj"), o, dim)?;
+        x = b.add(x, o)?;
+        let y = b.layer_norm(&format!("{p}.norm2"), x, 1e-6)?;
+        let y = b.linear(&format!("{p}.mlp.fc1"), y, 4 * dim)?;
+        let y = b.act(y, Act::Gelu { tanh: false })?;
+        let y = b.linear(&format!("{p}.mlp.fc2"), y, dim)?;
+        x = b.add(x, y)?;
+    }
+    let x = b.layer_norm("norm", x, 1e-6)?;
+    let x = b.op(
+        "class_token",
+        Op::Gather {
+            axis: 1,
+            index: vec![0],
+            keep_axis: false,
+        },
+        &[x],
+    )?;
+    let y = b.linear("head", x, classes)?;
+    let mut arch = b.finish(y, Family::Vit, input, classes);
+    // The attention scale is a constant the graph holds by name.
+    arch.constants
+        .insert("attn_scale".into(), vec![1.0 / (hd as f32).sqrt()]);
+    Ok(arch)
+}
+
+impl Builder {
+    /// The patch embedding: a `patch`x`patch` convolution of stride `patch`.
+    fn conv_patch(&mut self, x: ValueId, dim: usize, patch: usize) -> Result<ValueId> {
+        let c = self.channels(x);
+        let w = self.g.param(
+            "patch_embed.proj.weight",
+            vec![dim, c, patch, patch],
+            Role::Weight,
+        );
+        let bias = self
+            .g
+            .param("patch_embed.proj.bias", vec![dim], Role::Bias);
+        let conv = Conv {
+            stride: [patch; 2],
+            pad: [0; 4],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        self.g.add("patch_embed.proj", Op::Conv(conv), &[x, w, bias])
+    }
+}
