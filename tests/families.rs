@@ -230,3 +230,75 @@ fn write_exports() {
         }
     }
 }
+
+/// The built-in architectures are torchvision's and timm's models: each
+/// fixture's state dict, loaded into the built-in of the same widths,
+/// gives PyTorch's logits (names, shapes and function all agree).
+#[test]
+fn built_in_families_compute_torchvision_and_timms_function() {
+    use shears::model::{ModelSpec, Network};
+    let cases = [
+        (
+            "resnet18_cifar",
+            ModelSpec::Resnet {
+                depth: 18,
+                width: 8,
+            },
+        ),
+        ("mobilenet_v2", ModelSpec::Mobilenetv2 { width: 25 }),
+        (
+            "efficientnet_b0",
+            ModelSpec::EfficientnetB0 {
+                width: 25,
+                depth: 25,
+            },
+        ),
+        (
+            "vit_timm",
+            ModelSpec::Vit {
+                patch: 8,
+                dim: 32,
+                depth: 2,
+                heads: 2,
+            },
+        ),
+    ];
+    for (name, spec) in cases {
+        let mut arch = spec.build([3, 32, 32], 10).unwrap();
+        // Dropout and stochastic depth off, as in PyTorch's training step.
+        for n in &mut arch.graph.as_mut().unwrap().nodes {
+            if let shears::model::graph::Op::Dropout { p }
+            | shears::model::graph::Op::DropPath { p } = &mut n.op
+            {
+                *p = 0.0;
+            }
+        }
+        let path = dir().join(format!("{name}.safetensors"));
+        let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .collect();
+        let mut net = Network::from_tensors(arch, tensors, BTreeMap::new(), &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = reference(name);
+        let got = net.forward(&r["x"], false).unwrap();
+        let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
+        assert!(err < 1e-4, "{name}: built-in logits off by {err}");
+        // And it trains: a training step's gradients are PyTorch's.
+        let labels = r["labels"].to_dtype(DType::U32).unwrap();
+        let pass = net.train_pass(&r["x"], &labels).unwrap().unwrap();
+        for (p, g) in &pass.grads {
+            let want = &r[&format!("grad.{p}")];
+            let tol = 2e-3f32.max(4.0 * flat(&r[&format!("torch_f32_error.grad.{p}")])[0]);
+            let scale = flat(want)
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()))
+                .max(1e-6);
+            let err = rel_err(&flat(g), &flat(want))
+                * flat(want).iter().fold(0f32, |m, v| m.max(v.abs()))
+                / scale;
+            assert!(err <= tol, "{name}: gradient of {p} off by {err}");
+        }
+    }
+}

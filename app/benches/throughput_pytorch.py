@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) counterpart of app/benches/throughput.rs.
 
-Training throughput (images/s) of LeNet-5 and ResNet-20 on random data:
+Training throughput (images/s) of LeNet-5, ResNet-20/56, the CIFAR
+ResNet-18/34/50, MobileNetV2, EfficientNet-B0 and the small ViT on random
+data (torchvision's and timm's modules for the new families):
 forward, backward and an SGD step per batch, as in a training loop; with
 --eval, the evaluation-mode forward pass without autograd instead. The
 networks, initialisation and optimiser mirror the Candle ones in
@@ -108,6 +110,43 @@ class ResNet20(nn.Module):
         return self.fc(x)
 
 
+def family(m):
+    """The network called `m`, as Shears's built-in of that name builds it
+    (app/src/model/arch/: the same layers, widths and names)."""
+    if m == "lenet5":
+        return LeNet5()
+    if m == "resnet20":
+        return ResNet20(width=16)
+    if m == "resnet56":
+        net = ResNet20(width=16)
+        blocks, c = [], 16
+        for stage in range(3):
+            out = 16 << stage
+            for block in range(9):
+                blocks.append(BasicBlock(c, out, 2 if stage > 0 and block == 0 else 1))
+                c = out
+        net.layers = nn.Sequential(*blocks)
+        return net
+    import torchvision.models as tvm
+
+    if m in ("resnet18", "resnet34", "resnet50"):
+        net = getattr(tvm, m)(num_classes=10)
+        net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+        return net
+    if m == "mobilenetv2":
+        return tvm.mobilenet_v2(num_classes=10)
+    if m == "efficientnet-b0":
+        return tvm.efficientnet_b0(num_classes=10)
+    if m == "vit":
+        import timm
+
+        return timm.models.vision_transformer.VisionTransformer(
+            img_size=32, patch_size=4, embed_dim=192, depth=6, num_heads=3, num_classes=10
+        )
+    sys.exit(f"error: unknown model `{m}`")
+
+
 def init_like_candle(net):
     """He-uniform (bound sqrt(6/fan_in)) weights, zero biases, BN 1/0."""
     for m in net.modules():
@@ -142,12 +181,9 @@ def main():
     batch, iters = args.batch, args.iters
 
     for m in args.models.split(","):
+        net, shape = family(m), (3, 32, 32)
         if m == "lenet5":
-            net, shape = LeNet5(), (1, 28, 28)
-        elif m == "resnet20":
-            net, shape = ResNet20(width=16), (3, 32, 32)
-        else:
-            sys.exit(f"error: unknown model `{m}` (expected lenet5 or resnet20)")
+            shape = (1, 28, 28)
         net = init_like_candle(net).train()
         opt = torch.optim.SGD(
             net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4

@@ -215,7 +215,8 @@ pub struct CompareArgs {
     /// Data and device overrides.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Model architecture override: mlp, lenet5, vgg, resnet20.
+    /// Model architecture override: mlp, lenet5, vgg, resnet20, resnet56, resnet18, resnet34,
+    /// resnet50 (CIFAR stem), mobilenetv2, efficientnet-b0, vit.
     #[arg(long)]
     pub model: Option<String>,
     /// Base training epochs.
@@ -316,7 +317,8 @@ pub struct TrainArgs {
     /// Data and device.
     #[command(flatten)]
     pub data: DataArgs,
-    /// Architecture: mlp, lenet5, vgg, resnet20.
+    /// Architecture: mlp, lenet5, vgg, resnet20, resnet56, resnet18, resnet34, resnet50 (CIFAR
+    /// stem), mobilenetv2, efficientnet-b0, vit.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
     /// Epochs.

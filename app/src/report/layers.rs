@@ -204,12 +204,7 @@ fn graph_rows(g: &Graph) -> Vec<LayerRow> {
             Some(Op::Param { .. }) | Some(Op::Input)
         )
     };
-    let mut last_use = vec![0usize; g.values.len()];
-    for (i, n) in g.nodes.iter().enumerate() {
-        for &v in &n.inputs {
-            last_use[v.index()] = i;
-        }
-    }
+    let last_use = g.last_uses();
     let last_layer = g
         .nodes
         .iter()

@@ -362,7 +362,7 @@ fn model(
         egui::ComboBox::from_id_salt("arch")
             .selected_text(name)
             .show_ui(ui, |ui| {
-                for n in ModelSpec::NAMES {
+                for n in ModelSpec::all_names() {
                     if ui.selectable_label(n == name, n).clicked() && n != name {
                         cfg.model = ModelSpec::from_name(n).expect("known architecture");
                     }
@@ -387,9 +387,42 @@ fn model(
                 )
                 .labelled_by(l.id);
             }
-            ModelSpec::Resnet20 { width } => {
+            ModelSpec::Resnet20 { width }
+            | ModelSpec::Resnet56 { width }
+            | ModelSpec::Resnet { width, .. } => {
                 let l = ui.label("base width");
-                ui.add(egui::DragValue::new(width)).labelled_by(l.id);
+                ui.add(egui::DragValue::new(width).range(1..=4096))
+                    .labelled_by(l.id);
+            }
+            ModelSpec::Mobilenetv2 { width } => {
+                let l = ui.label("width %");
+                ui.add(egui::DragValue::new(width).range(5..=400))
+                    .labelled_by(l.id);
+            }
+            ModelSpec::EfficientnetB0 { width, depth } => {
+                let l = ui.label("width %");
+                ui.add(egui::DragValue::new(width).range(5..=400))
+                    .labelled_by(l.id);
+                let l = ui.label("depth %");
+                ui.add(egui::DragValue::new(depth).range(5..=400))
+                    .labelled_by(l.id);
+            }
+            ModelSpec::Vit {
+                patch,
+                dim,
+                depth,
+                heads,
+            } => {
+                for (label, v, max) in [
+                    ("patch", patch, 64),
+                    ("width", dim, 4096),
+                    ("blocks", depth, 64),
+                    ("heads", heads, 64),
+                ] {
+                    let l = ui.label(label);
+                    ui.add(egui::DragValue::new(v).range(1..=max))
+                        .labelled_by(l.id);
+                }
             }
             ModelSpec::Lenet5 => {}
         }

@@ -7,7 +7,7 @@
 
 use super::{Architecture, Family, Preprocess};
 use crate::error::Result;
-use crate::model::graph::{Dim, Graph, Op, Role, ValueId};
+use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary};
 
 /// BatchNorm's epsilon and momentum (PyTorch's defaults).
@@ -76,12 +76,7 @@ impl Builder {
     fn bn(&mut self, name: &str, x: ValueId) -> Result<ValueId> {
         let c = self.channels(x);
         let mut ins = vec![x];
-        for (part, role) in [
-            ("weight", Role::Norm),
-            ("bias", Role::Norm),
-            ("running_mean", Role::Buffer),
-            ("running_var", Role::Buffer),
-        ] {
+        for (part, role) in BATCH_NORM_PARAMS {
             ins.push(self.g.param(&format!("{name}.{part}"), vec![c], role));
         }
         let op = Op::BatchNorm {
@@ -111,9 +106,7 @@ impl Builder {
     fn layer_norm(&mut self, name: &str, x: ValueId, eps: f64) -> Result<ValueId> {
         let dims = self.g.value(x).dims.clone();
         let d = *dims.last().expect("a value has dims");
-        let gamma = self
-            .g
-            .param(&format!("{name}.weight"), vec![d], Role::Norm);
+        let gamma = self.g.param(&format!("{name}.weight"), vec![d], Role::Norm);
         let beta = self.g.param(&format!("{name}.bias"), vec![d], Role::Norm);
         let op = Op::LayerNorm {
             axis: dims.len() - 1,
@@ -131,7 +124,13 @@ impl Builder {
         self.op("global_avg_pool", op, &[x])
     }
 
-    fn finish(mut self, y: ValueId, family: Family, input: [usize; 3], classes: usize) -> Architecture {
+    fn finish(
+        mut self,
+        y: ValueId,
+        family: Family,
+        input: [usize; 3],
+        classes: usize,
+    ) -> Architecture {
         self.g.output(y);
         Architecture {
             family,
@@ -279,11 +278,17 @@ pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<A
     Ok(b.finish(y, Family::MobilenetV2, input, classes))
 }
 
-/// torchvision's EfficientNet-B0 (`width_mult` = `width` / 100, depth
-/// multiplier 1): MBConv blocks with squeeze-excitation (SiLU, a sigmoid
+/// torchvision's EfficientNet-B0 (`width_mult` = `width` / 100,
+/// `depth_mult` = `depth` / 100): MBConv blocks with squeeze-excitation (SiLU, a sigmoid
 /// gate), stochastic depth rising to 0.2, dropout 0.2 before the head.
-pub fn efficientnet_b0(input: [usize; 3], width: usize, classes: usize) -> Result<Architecture> {
+pub fn efficientnet_b0(
+    input: [usize; 3],
+    width: usize,
+    depth: usize,
+    classes: usize,
+) -> Result<Architecture> {
     let mult = width as f64 / 100.0;
+    let layers = |n: usize| (n as f64 * depth as f64 / 100.0).ceil() as usize;
     // (expansion, kernel, stride, in, out, layers), torchvision's B0 table.
     let table = [
         (1, 3, 1, 32, 16, 1),
@@ -294,7 +299,7 @@ pub fn efficientnet_b0(input: [usize; 3], width: usize, classes: usize) -> Resul
         (6, 5, 2, 112, 192, 4),
         (6, 3, 1, 192, 320, 1),
     ];
-    let total: usize = table.iter().map(|r| r.5).sum();
+    let total: usize = table.iter().map(|r| layers(r.5)).sum();
     let (mut b, x) = Builder::new(input);
     let stem = divisible(32.0 * mult);
     let mut x = b.conv("features.0.0", x, stem, 3, 2, 1, false)?;
@@ -303,7 +308,7 @@ pub fn efficientnet_b0(input: [usize; 3], width: usize, classes: usize) -> Resul
     let mut block = 0usize;
     for (stage, &(e, k, s, _, c, n)) in table.iter().enumerate() {
         let out = divisible(c as f64 * mult);
-        for i in 0..n {
+        for i in 0..layers(n) {
             let p = format!("features.{}.{i}.block", stage + 1);
             let stride = if i == 0 { s } else { 1 };
             let c_in = b.channels(x);
@@ -375,7 +380,7 @@ pub fn vit(
     if patch == 0 || h % patch != 0 || w % patch != 0 {
         return bad(format!("patch {patch} does not tile a {h}x{w} input"));
     }
-    if heads == 0 || dim % heads != 0 {
+    if heads == 0 || !dim.is_multiple_of(heads) {
         return bad(format!("{heads} heads do not divide width {dim}"));
     }
     let tokens = (h / patch) * (w / patch);
@@ -390,15 +395,22 @@ pub fn vit(
         },
         &[x],
     )?;
-    let x = b.op("transpose", Op::Transpose { perm: vec![0, 2, 1] }, &[x])?;
+    let x = b.op(
+        "transpose",
+        Op::Transpose {
+            perm: vec![0, 2, 1],
+        },
+        &[x],
+    )?;
     let cls = b.g.param("cls_token", vec![1, 1, dim], Role::Embedding);
     let x = b.op("cat", Op::Concat { axis: 1 }, &[cls, x])?;
-    let pos = b
-        .g
-        .param("pos_embed", vec![1, tokens + 1, dim], Role::Embedding);
+    let pos =
+        b.g.param("pos_embed", vec![1, tokens + 1, dim], Role::Embedding);
     let mut x = b.add(x, pos)?;
     let n = tokens + 1;
-    let scale = b.g.param("attn_scale", vec![1], Role::Constant);
+    let scale = Act::Scale {
+        by: 1.0 / (hd as f32).sqrt(),
+    };
     for i in 0..depth {
         let p = format!("blocks.{i}");
         let y = b.layer_norm(&format!("{p}.norm1"), x, 1e-6)?;
@@ -436,7 +448,7 @@ pub fn vit(
             )
         };
         let (q, k, v) = (part(&mut b, 0)?, part(&mut b, 1)?, part(&mut b, 2)?);
-        let q = b.op("scale", Op::Binary(Binary::Mul), &[q, scale])?;
+        let q = b.act(q, scale)?;
         let kt = b.op(
             "transpose",
             Op::Transpose {
@@ -480,11 +492,7 @@ pub fn vit(
         &[x],
     )?;
     let y = b.linear("head", x, classes)?;
-    let mut arch = b.finish(y, Family::Vit, input, classes);
-    // The attention scale is a constant the graph holds by name.
-    arch.constants
-        .insert("attn_scale".into(), vec![1.0 / (hd as f32).sqrt()]);
-    Ok(arch)
+    Ok(b.finish(y, Family::Vit, input, classes))
 }
 
 impl Builder {
@@ -496,15 +504,14 @@ impl Builder {
             vec![dim, c, patch, patch],
             Role::Weight,
         );
-        let bias = self
-            .g
-            .param("patch_embed.proj.bias", vec![dim], Role::Bias);
+        let bias = self.g.param("patch_embed.proj.bias", vec![dim], Role::Bias);
         let conv = Conv {
             stride: [patch; 2],
             pad: [0; 4],
             dilation: [1, 1],
             groups: 1,
         };
-        self.g.add("patch_embed.proj", Op::Conv(conv), &[x, w, bias])
+        self.g
+            .add("patch_embed.proj", Op::Conv(conv), &[x, w, bias])
     }
 }

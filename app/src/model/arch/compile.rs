@@ -6,7 +6,7 @@
 
 use super::{Architecture, Node};
 use crate::error::Result;
-use crate::model::graph::{Dim, Graph, Op, Role, ValueId};
+use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
 
 /// BatchNorm's epsilon and momentum in the layer list (PyTorch's defaults).
@@ -90,12 +90,7 @@ impl Builder {
             }
             Node::BatchNorm { name, c } => {
                 let mut ins = vec![x];
-                for (part, role) in [
-                    ("weight", Role::Norm),
-                    ("bias", Role::Norm),
-                    ("running_mean", Role::Buffer),
-                    ("running_var", Role::Buffer),
-                ] {
+                for (part, role) in BATCH_NORM_PARAMS {
                     ins.push(g.param(&format!("{name}.{part}"), vec![*c], role));
                 }
                 g.add(

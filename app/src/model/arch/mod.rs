@@ -6,13 +6,14 @@
 //! [`compile`] turns into a graph. Both count, check and list their layers
 //! the same way.
 
+pub mod builtin;
 pub mod compile;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::{NormChoice, Preprocess};
 use crate::error::{Error, Result};
-use crate::model::graph::{Graph, Op, Role};
+use crate::model::graph::{Graph, Op, Role, BATCH_NORM_PARAMS};
 
 /// One node of an architecture. Sequences of nodes run in order; a
 /// [`Node::Residual`] adds the output of its `body` to that of its `shortcut`
@@ -162,6 +163,14 @@ pub enum Family {
     Sequential,
     /// A graph imported from ONNX.
     Onnx,
+    /// torchvision's ResNet with the CIFAR stem (built in: 18, 34, 50).
+    ResnetCifar,
+    /// torchvision's MobileNetV2 (built in).
+    MobilenetV2,
+    /// torchvision's EfficientNet-B0 (built in).
+    EfficientnetB0,
+    /// A Vision Transformer as timm builds it (built in).
+    Vit,
 }
 
 impl Family {
@@ -176,6 +185,10 @@ impl Family {
             Family::TorchVgg => "torchvision-vgg",
             Family::Sequential => "sequential",
             Family::Onnx => "onnx",
+            Family::ResnetCifar => "resnet-cifar",
+            Family::MobilenetV2 => "mobilenetv2",
+            Family::EfficientnetB0 => "efficientnet-b0",
+            Family::Vit => "vit",
         }
     }
 }
@@ -260,6 +273,74 @@ pub enum ModelSpec {
         #[serde(default = "default_resnet_width")]
         width: usize,
     },
+    /// ResNet-56: ResNet-20's design with nine blocks per stage.
+    Resnet56 {
+        /// Channels of the first stage.
+        #[serde(default = "default_resnet_width")]
+        width: usize,
+    },
+    /// torchvision's ResNet-18/34/50 with the CIFAR stem (3x3, stride 1,
+    /// no max pool).
+    Resnet {
+        /// 18, 34 or 50.
+        #[serde(default = "default_resnet_depth")]
+        depth: usize,
+        /// Channels of the first stage (64 in torchvision).
+        #[serde(default = "default_resnet_cifar_width")]
+        width: usize,
+    },
+    /// torchvision's MobileNetV2.
+    Mobilenetv2 {
+        /// Width multiplier in percent (100 = 1.0).
+        #[serde(default = "default_percent")]
+        width: usize,
+    },
+    /// torchvision's EfficientNet-B0.
+    EfficientnetB0 {
+        /// Width multiplier in percent.
+        #[serde(default = "default_percent")]
+        width: usize,
+        /// Depth multiplier in percent.
+        #[serde(default = "default_percent")]
+        depth: usize,
+    },
+    /// A Vision Transformer for small images (timm's layout).
+    Vit {
+        /// Patch size.
+        #[serde(default = "default_vit_patch")]
+        patch: usize,
+        /// Embedding width.
+        #[serde(default = "default_vit_dim")]
+        dim: usize,
+        /// Number of blocks.
+        #[serde(default = "default_vit_depth")]
+        depth: usize,
+        /// Attention heads.
+        #[serde(default = "default_vit_heads")]
+        heads: usize,
+    },
+}
+
+fn default_resnet_depth() -> usize {
+    18
+}
+fn default_resnet_cifar_width() -> usize {
+    64
+}
+fn default_percent() -> usize {
+    100
+}
+fn default_vit_patch() -> usize {
+    4
+}
+fn default_vit_dim() -> usize {
+    192
+}
+fn default_vit_depth() -> usize {
+    6
+}
+fn default_vit_heads() -> usize {
+    3
 }
 
 fn default_mlp_hidden() -> Vec<usize> {
@@ -293,17 +374,60 @@ impl ModelSpec {
                     return bad("channels", "needs at least one conv width".into());
                 }
             }
-            ModelSpec::Resnet20 { width } if !fits(*width) => {
+            ModelSpec::Resnet20 { width }
+            | ModelSpec::Resnet56 { width }
+            | ModelSpec::Resnet { width, .. }
+            | ModelSpec::Vit { dim: width, .. }
+                if !fits(*width) =>
+            {
                 return bad("width", format!("{width} is outside 1..=4096"));
             }
-            ModelSpec::Lenet5 | ModelSpec::Resnet20 { .. } => {}
+            ModelSpec::Resnet { depth, .. } if ![18, 34, 50].contains(depth) => {
+                return bad("depth", format!("{depth}: use 18, 34 or 50"));
+            }
+            ModelSpec::Mobilenetv2 { width } | ModelSpec::EfficientnetB0 { width, .. }
+                if !(5..=400).contains(width) =>
+            {
+                return bad("width", format!("{width}% is outside 5..=400"));
+            }
+            ModelSpec::EfficientnetB0 { depth, .. } if !(5..=400).contains(depth) => {
+                return bad("depth", format!("{depth}% is outside 5..=400"));
+            }
+            ModelSpec::Vit {
+                patch,
+                depth,
+                heads,
+                ..
+            } if *patch == 0 || *heads == 0 || !(1..=64).contains(depth) => {
+                return bad(
+                    "vit",
+                    "patch and heads must be positive, depth 1..=64".into(),
+                );
+            }
+            _ => {}
         }
         Ok(())
     }
 
     /// The names of the built-in architectures, as configs and the command
     /// line write them.
-    pub const NAMES: [&'static str; 4] = ["mlp", "lenet5", "vgg", "resnet20"];
+    pub const NAMES: [&'static str; 10] = [
+        "mlp",
+        "lenet5",
+        "vgg",
+        "resnet20",
+        "resnet56",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "mobilenetv2",
+        "efficientnet-b0",
+    ];
+
+    /// [`ModelSpec::NAMES`] and the ViT: every built-in architecture.
+    pub fn all_names() -> impl Iterator<Item = &'static str> {
+        Self::NAMES.into_iter().chain(["vit"])
+    }
 
     /// This spec's architecture name (one of [`ModelSpec::NAMES`]).
     pub fn name(&self) -> &'static str {
@@ -312,6 +436,13 @@ impl ModelSpec {
             ModelSpec::Lenet5 => Self::NAMES[1],
             ModelSpec::Vgg { .. } => Self::NAMES[2],
             ModelSpec::Resnet20 { .. } => Self::NAMES[3],
+            ModelSpec::Resnet56 { .. } => Self::NAMES[4],
+            ModelSpec::Resnet { depth: 34, .. } => Self::NAMES[6],
+            ModelSpec::Resnet { depth: 50, .. } => Self::NAMES[7],
+            ModelSpec::Resnet { .. } => Self::NAMES[5],
+            ModelSpec::Mobilenetv2 { .. } => Self::NAMES[8],
+            ModelSpec::EfficientnetB0 { .. } => Self::NAMES[9],
+            ModelSpec::Vit { .. } => "vit",
         }
     }
 
@@ -329,12 +460,34 @@ impl ModelSpec {
             "resnet20" | "resnet-20" => ModelSpec::Resnet20 {
                 width: default_resnet_width(),
             },
+            "resnet56" | "resnet-56" => ModelSpec::Resnet56 {
+                width: default_resnet_width(),
+            },
+            "resnet18" | "resnet34" | "resnet50" | "resnet-18" | "resnet-34" | "resnet-50" => {
+                ModelSpec::Resnet {
+                    depth: name[name.len() - 2..].parse().expect("two digits"),
+                    width: default_resnet_cifar_width(),
+                }
+            }
+            "mobilenetv2" | "mobilenet-v2" | "mobilenet_v2" => ModelSpec::Mobilenetv2 {
+                width: default_percent(),
+            },
+            "efficientnet-b0" | "efficientnet_b0" | "efficientnetb0" => ModelSpec::EfficientnetB0 {
+                width: default_percent(),
+                depth: default_percent(),
+            },
+            "vit" => ModelSpec::Vit {
+                patch: default_vit_patch(),
+                dim: default_vit_dim(),
+                depth: default_vit_depth(),
+                heads: default_vit_heads(),
+            },
             other => {
                 return Err(Error::config(
                     "model",
                     format!(
                         "unknown architecture `{other}` (use {})",
-                        Self::NAMES.join(", ")
+                        Self::all_names().collect::<Vec<_>>().join(", ")
                     ),
                 ))
             }
@@ -347,7 +500,21 @@ impl ModelSpec {
             ModelSpec::Mlp { hidden } => mlp(input, hidden, classes),
             ModelSpec::Lenet5 => lenet5(input, classes),
             ModelSpec::Vgg { channels } => vgg(input, channels, classes),
-            ModelSpec::Resnet20 { width } => resnet20(input, *width, classes),
+            ModelSpec::Resnet20 { width } => resnet20(input, 3, *width, classes),
+            ModelSpec::Resnet56 { width } => resnet20(input, 9, *width, classes),
+            ModelSpec::Resnet { depth, width } => {
+                builtin::resnet_cifar(input, *depth, *width, classes)?
+            }
+            ModelSpec::Mobilenetv2 { width } => builtin::mobilenet_v2(input, *width, classes)?,
+            ModelSpec::EfficientnetB0 { width, depth } => {
+                builtin::efficientnet_b0(input, *width, *depth, classes)?
+            }
+            ModelSpec::Vit {
+                patch,
+                dim,
+                depth,
+                heads,
+            } => builtin::vit(input, *patch, *dim, *depth, *heads, classes)?,
         };
         arch.check()?;
         Ok(arch)
@@ -478,7 +645,7 @@ pub fn vgg(input: [usize; 3], channels: &[usize], classes: usize) -> Architectur
 /// ResNet-20: a 3x3 stem, three stages of three basic blocks (widths `w`,
 /// `2w`, `4w`, stride 2 at the start of stages 2 and 3, 1x1 projection
 /// shortcuts where the shape changes), global average pooling, linear head.
-pub fn resnet20(input: [usize; 3], w: usize, classes: usize) -> Architecture {
+pub fn resnet20(input: [usize; 3], blocks: usize, w: usize, classes: usize) -> Architecture {
     let mut nodes = vec![
         conv("conv1", input[0], w, 3, 1, 1, false),
         bn("bn1", w),
@@ -487,7 +654,7 @@ pub fn resnet20(input: [usize; 3], w: usize, classes: usize) -> Architecture {
     let mut c = w;
     for stage in 0..3 {
         let out = w << stage;
-        for block in 0..3 {
+        for block in 0..blocks {
             let stride = if stage > 0 && block == 0 { 2 } else { 1 };
             let p = format!("layer{}.{}", stage + 1, block);
             let body = vec![
@@ -653,12 +820,7 @@ impl Architecture {
                 bias,
             } => layer(&mut out, name, vec![*out_f, *in_f], *bias),
             Node::BatchNorm { name, c } => {
-                for (part, role) in [
-                    ("weight", Role::Norm),
-                    ("bias", Role::Norm),
-                    ("running_mean", Role::Buffer),
-                    ("running_var", Role::Buffer),
-                ] {
+                for (part, role) in BATCH_NORM_PARAMS {
                     out.push((format!("{name}.{part}"), vec![*c], role));
                 }
             }
@@ -897,6 +1059,36 @@ mod tests {
             "{}",
             a.macs()
         );
+    }
+
+    #[test]
+    fn every_built_in_builds_at_its_defaults_and_trains_a_step() {
+        use crate::model::Network;
+        use candle_core::{Device, Tensor};
+        for name in ModelSpec::all_names() {
+            let spec = ModelSpec::from_name(name).unwrap();
+            spec.check().unwrap();
+            let arch = spec.build([3, 32, 32], 10).unwrap();
+            assert_eq!(spec.name(), name);
+            let mut net = Network::new(arch, 0, &Device::Cpu).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+            let labels = Tensor::new(&[1u32, 7], &Device::Cpu).unwrap();
+            let pass = net.train_pass(&x, &labels).unwrap().unwrap();
+            assert!(pass.loss.is_finite(), "{name}");
+            assert_eq!(pass.grads.len(), net.params.len(), "{name}");
+        }
+        // Parameter counts as the papers and torchvision give them (10 classes).
+        let count = |s: &str| {
+            ModelSpec::from_name(s)
+                .unwrap()
+                .build([3, 32, 32], 10)
+                .unwrap()
+                .num_params()
+        };
+        assert_eq!(count("resnet56"), 855_770);
+        assert_eq!(count("resnet18"), 11_173_962);
+        assert_eq!(count("mobilenetv2"), 2_236_682);
+        assert_eq!(count("efficientnet-b0"), 4_020_358);
     }
 
     #[test]

@@ -39,15 +39,7 @@ pub struct Run<'a> {
 /// Runs `graph` on `x` (its one input, any batch); returns its first output.
 pub fn forward(graph: &Graph, x: &Tensor, run: &mut Run<'_>) -> Result<Tensor> {
     let batch = x.dim(0)?;
-    let mut last_use = vec![0usize; graph.values.len()];
-    for (i, n) in graph.nodes.iter().enumerate() {
-        for &v in &n.inputs {
-            last_use[v.index()] = i;
-        }
-    }
-    for &o in &graph.outputs {
-        last_use[o.index()] = usize::MAX;
-    }
+    let last_use = graph.last_uses();
     let mut values: Vec<Option<Tensor>> = vec![None; graph.values.len()];
     let mut inputs = graph.inputs.iter();
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -393,6 +385,7 @@ fn activation(a: &Act, x: &Tensor) -> candle_core::Result<Tensor> {
         }
         Act::Tanh => x.tanh(),
         Act::Erf => x.erf(),
+        Act::Scale { by } => x * exact(by),
     }
 }
 

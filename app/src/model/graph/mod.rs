@@ -23,7 +23,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::ops::layout::Dim;
-pub use op::{Op, Role};
+pub use op::{Op, Role, BATCH_NORM_PARAMS};
 
 use crate::error::{Error, Result};
 
@@ -239,6 +239,21 @@ impl Graph {
             return Err(Error::Shape("the graph has no valid output".into()));
         }
         Ok(())
+    }
+
+    /// For each value, the index of the last node reading it (`usize::MAX`
+    /// for the graph's outputs, 0 for a value nothing reads).
+    pub fn last_uses(&self) -> Vec<usize> {
+        let mut last = vec![0usize; self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                last[v.index()] = i;
+            }
+        }
+        for &o in &self.outputs {
+            last[o.index()] = usize::MAX;
+        }
+        last
     }
 
     /// Multiply-accumulates of one forward pass of one sample in the

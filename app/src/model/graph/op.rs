@@ -38,6 +38,15 @@ impl Role {
     }
 }
 
+/// BatchNorm's parameter inputs after `x`, by the suffix PyTorch names them
+/// with (`bn1.weight`, ...), and their roles.
+pub const BATCH_NORM_PARAMS: [(&str, Role); 4] = [
+    ("weight", Role::Norm),
+    ("bias", Role::Norm),
+    ("running_mean", Role::Buffer),
+    ("running_var", Role::Buffer),
+];
+
 /// An operation with its attributes. Inputs are listed per variant, in
 /// order; `?` marks an optional one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -135,7 +135,7 @@ pub fn forward<'a, T: Float>(
         .first()
         .and_then(|b| b.dims.first().copied())
         .unwrap_or(1);
-    let last_use = last_uses(graph);
+    let last_use = graph.last_uses();
     let training = train.is_some();
     // In training, what a backward reads is kept; everything else is
     // dropped after its last use, as in evaluation.
@@ -296,20 +296,6 @@ fn inputs_of<'v, 'a, T>(
                 .expect("a value is kept while it is read")
         })
         .collect()
-}
-
-/// For each value, the index of the last node reading it (outputs: never).
-fn last_uses(graph: &Graph) -> Vec<usize> {
-    let mut last = vec![0usize; graph.values.len()];
-    for (i, n) in graph.nodes.iter().enumerate() {
-        for &v in &n.inputs {
-            last[v.index()] = i;
-        }
-    }
-    for &o in &graph.outputs {
-        last[o.index()] = usize::MAX;
-    }
-    last
 }
 
 /// One op forward: its output and what its backward needs; `update`

@@ -28,7 +28,7 @@ use super::proto::{attr, AttributeProto, GraphProto, ModelProto, NodeProto, Valu
 use super::tensor::{self, Const, Values};
 use crate::error::{Error, Result};
 use crate::model::arch::{Architecture, Family, Preprocess};
-use crate::model::graph::{Dim, Graph, Op, Role, ValueId};
+use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
 
 /// The operators [`read`] imports (beyond those it folds to constants).
@@ -699,19 +699,7 @@ impl<'a> Importer<'a> {
                 let Val::V(x) = self.input(n, 0)? else {
                     unreachable!("constants fold above")
                 };
-                let d = self.dims(x).to_vec();
-                let b = self.batch_axis(x);
-                let vals: Vec<i64> = d
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| {
-                        if Some(i) == b {
-                            BATCH * s as i64
-                        } else {
-                            s as i64
-                        }
-                    })
-                    .collect();
+                let vals = self.marked_dims(x);
                 let r = vals.len() as i64;
                 let clampi = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
                 let start = a("start").map_or(0, |a| clampi(a.i));
@@ -830,17 +818,7 @@ impl<'a> Importer<'a> {
                 let d = self.dims(x).to_vec();
                 let b = self.batch_axis(x);
                 // The new dims with the batch marked, then a reshape.
-                let mut marked: Vec<i64> = d
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| {
-                        if Some(i) == b {
-                            BATCH * s as i64
-                        } else {
-                            s as i64
-                        }
-                    })
-                    .collect();
+                let mut marked = self.marked_dims(x);
                 if n.op_type == "Squeeze" {
                     let r = marked.len() as i64;
                     let mut drop: Vec<usize> = if axes.is_empty() {
@@ -995,6 +973,22 @@ impl<'a> Importer<'a> {
     fn axis_incl_end(&self, x: ValueId, axis: i64) -> usize {
         let r = self.dims(x).len() as i64;
         (if axis < 0 { axis + r } else { axis }).clamp(0, r) as usize
+    }
+
+    /// `v`'s dims with the batch's axis marked ([`BATCH`] times its size).
+    fn marked_dims(&self, v: ValueId) -> Vec<i64> {
+        let b = self.batch_axis(v);
+        self.dims(v)
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                if Some(i) == b {
+                    BATCH * s as i64
+                } else {
+                    s as i64
+                }
+            })
+            .collect()
     }
 
     /// Where the batch sits in `v`'s row-major layout: `(blocks before it,
@@ -1181,15 +1175,7 @@ impl<'a> Importer<'a> {
         // ONNX's momentum weighs the running statistic; Shears's the new one.
         let momentum = 1.0 - attribute(n, "momentum").map_or(0.9, |a| a.f as f64);
         let mut ins = vec![x];
-        for (i, (suffix, role)) in [
-            ("weight", Role::Norm),
-            ("bias", Role::Norm),
-            ("running_mean", Role::Buffer),
-            ("running_var", Role::Buffer),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (i, (suffix, role)) in BATCH_NORM_PARAMS.into_iter().enumerate() {
             let c = self.konst(n, i + 1)?;
             ins.push(self.param(n, c, suffix, role));
         }

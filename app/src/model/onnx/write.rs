@@ -466,6 +466,10 @@ impl Writer<'_> {
             }
             Act::Tanh => self.push("Tanh", &[x], vec![]),
             Act::Erf => self.push("Erf", &[x], vec![]),
+            Act::Scale { by } => {
+                let k = self.constant(&[exact(by)], &[]);
+                self.push("Mul", &[x, &k], vec![])
+            }
         }
     }
 }

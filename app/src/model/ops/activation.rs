@@ -48,6 +48,11 @@ pub enum Act {
     /// The error function (what an ONNX export before opset 20 writes
     /// GELU with).
     Erf,
+    /// `x * by` (attention's `1 / sqrt(head dim)`).
+    Scale {
+        /// The factor.
+        by: f32,
+    },
 }
 
 impl Act {
@@ -64,6 +69,7 @@ impl Act {
             Act::Gelu { .. } => "gelu",
             Act::Tanh => "tanh",
             Act::Erf => "erf",
+            Act::Scale { .. } => "scale",
         }
     }
 
@@ -118,6 +124,10 @@ impl Act {
             Act::Erf => x
                 .iter_mut()
                 .for_each(|v| *v = T::from_f64(libm::erf(v.to_f64()))),
+            Act::Scale { by } => {
+                let by = c(exact(by));
+                x.iter_mut().for_each(|v| *v *= by);
+            }
         }
     }
 
@@ -185,6 +195,10 @@ impl Act {
                 let xf = x.to_f64();
                 T::from_f64(2.0 / std::f64::consts::PI.sqrt() * (-xf * xf).exp())
             }),
+            Act::Scale { by } => {
+                let by = c(exact(by));
+                dy.iter_mut().for_each(|d| *d *= by);
+            }
         }
     }
 }
