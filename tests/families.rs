@@ -302,3 +302,57 @@ fn built_in_families_compute_torchvision_and_timms_function() {
         }
     }
 }
+
+/// torchvision's MobileNetV2 and EfficientNet and timm's ViT open from
+/// their state dicts (names and shapes recognised, multipliers found) and
+/// compute PyTorch's function; the ResNets did before.
+#[test]
+fn state_dicts_of_the_graph_families_open_by_their_names() {
+    for (name, says, heads) in [
+        ("mobilenet_v2", "width multiplier 0.25", None),
+        ("efficientnet_b0", "depth multiplier 0.25", None),
+        ("vit_timm", "2 blocks", Some(2)),
+        ("resnet18_cifar", "", None),
+    ] {
+        let opts = ImportOptions {
+            heads,
+            ..Default::default()
+        };
+        let path = dir().join(format!("{name}.safetensors"));
+        let o = import::open(&path, &opts, [3, 32, 32], &Device::Cpu).unwrap();
+        assert!(
+            o.notes.iter().any(|n| n.contains(says)),
+            "{name}: {:?}",
+            o.notes
+        );
+        let mut net = o.net;
+        let r = reference(name);
+        let got = net.forward(&r["x"], false).unwrap();
+        let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
+        assert!(err < 1e-4, "{name}: logits off by {err}");
+    }
+    // A ViT's heads are asked for where the names cannot tell them: by
+    // default width / 64 (1 here), said in a note, and with the wrong
+    // number the function differs.
+    let mut o = open("vit_timm.safetensors");
+    assert!(o
+        .notes
+        .iter()
+        .any(|n| n.contains("1 attention heads assumed") && n.contains("--heads")));
+    let r = reference("vit_timm");
+    let got = o.net.forward(&r["x"], false).unwrap();
+    assert!(rel_err(&flat(&got), &flat(&r["eval.logits"])) > 1e-3);
+    // A layout none of them has is refused by name.
+    let e = import::open(
+        &dir().join("efficientnet_v2.safetensors"),
+        &ImportOptions::default(),
+        [3, 32, 32],
+        &Device::Cpu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("EfficientNet") && e.contains("efficientnet_v2.safetensors"),
+        "{e}"
+    );
+}

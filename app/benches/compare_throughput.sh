@@ -7,7 +7,8 @@
 # Environment:
 #   PYTHON        python with torch installed (default /tmp/torchvenv/bin/python)
 #   BATCHES       batch sizes, comma or space separated (default 128)
-#   ITERS_<MODEL> timed iterations for one model, e.g. ITERS_RESNET20=5
+#   ITERS_<MODEL> timed iterations for one model, e.g. ITERS_RESNET20=5 (a `-` in
+#                 the name as `_`: ITERS_EFFICIENTNET_B0)
 #                 (default: --iters, else 20; evaluation runs 4x as many)
 #   MODES         train, eval or both (default "train eval")
 #
@@ -60,7 +61,7 @@ TIMES=()
 for mode in ${MODES//,/ }; do
 for batch in ${BATCHES//,/ }; do
     for model in ${MODELS//,/ }; do
-        var="ITERS_$(tr '[:lower:]' '[:upper:]' <<<"$model")"
+        var="ITERS_$(tr '[:lower:]-' '[:upper:]_' <<<"$model")"
         iters="${!var:-$ITERS}"
         flag=()
         if [ "$mode" = eval ]; then

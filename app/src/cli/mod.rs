@@ -439,6 +439,9 @@ pub struct ImportArgs {
     /// Input shape CxHxW when no data tells it (default 3x224x224).
     #[arg(long, value_name = "CxHxW")]
     pub input: Option<String>,
+    /// A ViT state dict's attention heads (default: width / 64).
+    #[arg(long)]
+    pub heads: Option<usize>,
 }
 
 impl ImportArgs {
@@ -449,6 +452,7 @@ impl ImportArgs {
             mean: self.mean.clone(),
             std: self.std.clone(),
             resize: self.resize,
+            heads: self.heads,
         }
     }
 

@@ -165,6 +165,8 @@ pub struct ImportForm {
     /// Shorter side image files are resized to before the centre crop
     /// (empty: just enough to cover the input size).
     pub resize: String,
+    /// A ViT state dict's attention heads (empty: width / 64).
+    pub heads: String,
 }
 
 impl ImportForm {
@@ -180,6 +182,7 @@ impl ImportForm {
             mean: join(&opts.mean),
             std: join(&opts.std),
             resize: opts.resize.map(|r| r.to_string()).unwrap_or_default(),
+            heads: opts.heads.map(|h| h.to_string()).unwrap_or_default(),
         }
     }
 
@@ -205,19 +208,23 @@ impl ImportForm {
                 .collect::<crate::error::Result<Vec<f32>>>()
                 .map(Some)
         };
+        let whole = |field: &str, text: &str, what: &str| -> crate::error::Result<Option<usize>> {
+            match text.trim() {
+                "" => Ok(None),
+                r => r.parse().map(Some).map_err(|_| {
+                    crate::error::Error::config(
+                        field,
+                        format!("`{r}` is not a whole number of {what}"),
+                    )
+                }),
+            }
+        };
         let opts = ImportOptions {
             layers: Some(self.layers.trim().to_string()).filter(|l| !l.is_empty()),
             mean: numbers("import.mean", &self.mean)?,
             std: numbers("import.std", &self.std)?,
-            resize: match self.resize.trim() {
-                "" => None,
-                r => Some(r.parse().map_err(|_| {
-                    crate::error::Error::config(
-                        "import.resize",
-                        format!("`{r}` is not a whole number of pixels"),
-                    )
-                })?),
-            },
+            resize: whole("import.resize", &self.resize, "pixels")?,
+            heads: whole("import.heads", &self.heads, "heads")?,
         };
         opts.norm()?;
         Ok(opts)

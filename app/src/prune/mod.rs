@@ -266,8 +266,17 @@ fn host_layer(
         }
         g => g.cloned(),
     };
+    // A grouped convolution's inputs are `groups` times its weight's
+    // `shape[1]` (each group of outputs reads its own slice).
+    let grouped = |a: &[f32]| {
+        kind == shears_plugin_api::LayerKind::Conv2d
+            && shape.len() == 4
+            && shape[1] > 0
+            && a.len().is_multiple_of(shape[1])
+            && shape[0] % (a.len() / shape[1]).max(1) == 0
+    };
     let acts = match inputs.acts.and_then(|a| a.norms(name)) {
-        Some(a) if shape.get(1) != Some(&a.len()) => {
+        Some(a) if shape.get(1) != Some(&a.len()) && !grouped(&a) => {
             return Err(Error::Shape(format!(
                 "activation norms of `{name}` have {} values, the layer has {:?} inputs",
                 a.len(),
@@ -337,6 +346,34 @@ fn score_layer(
     l: &HostLayer,
     granularity: Granularity,
 ) -> Result<Vec<f32>> {
+    // A grouped convolution with activation norms for all its inputs is
+    // scored group by group: each group's output rows with the norms of
+    // the inputs they read, the contract's `act_norms` of `shape[1]`.
+    let groups = match &l.acts {
+        Some(a) if l.shape.len() == 4 && l.shape[1] > 0 => a.len() / l.shape[1],
+        _ => 1,
+    };
+    if groups > 1 && granularity == Granularity::Unstructured {
+        let rows = l.shape[0] / groups;
+        let per = l.weight.len() / groups;
+        let mut out = Vec::with_capacity(l.weight.len());
+        for g in 0..groups {
+            let part = HostLayer {
+                name: l.name.clone(),
+                kind: l.kind,
+                shape: [vec![rows], l.shape[1..].to_vec()].concat(),
+                weight: l.weight[g * per..(g + 1) * per].to_vec(),
+                mask: l.mask[g * per..(g + 1) * per].to_vec(),
+                grad: l.grad.as_ref().map(|v| v[g * per..(g + 1) * per].to_vec()),
+                acts: l
+                    .acts
+                    .as_ref()
+                    .map(|v| v[g * l.shape[1]..(g + 1) * l.shape[1]].to_vec()),
+            };
+            out.extend(score_layer(criterion, plugin, &part, granularity)?);
+        }
+        return Ok(out);
+    }
     let view = LayerView {
         name: &l.name,
         kind: l.kind,

@@ -325,3 +325,60 @@ mod properties {
         }
     }
 }
+
+/// |w| times the norm of the input it reads (Wanda's score), checking the
+/// norms are one per weight input.
+struct WandaLike;
+impl Criterion for WandaLike {
+    fn score(&mut self, l: &LayerView<'_>, out: &mut [f32]) -> PluginResult<()> {
+        let norms = l
+            .act_norms
+            .ok_or_else(|| PluginError::new("needs activations"))?;
+        if norms.len() != l.shape[1] {
+            return Err(PluginError::new("norms are not one per input"));
+        }
+        let per_in: usize = l.shape[2..].iter().product();
+        for (i, (o, w)) in out.iter_mut().zip(l.weight).enumerate() {
+            *o = w.abs() * norms[(i / per_in) % l.shape[1]];
+        }
+        Ok(())
+    }
+}
+
+/// A depthwise convolution (MobileNetV2's) is scored group by group: each
+/// output channel's weights with the norm of the one input channel it
+/// reads, as Wanda defines it.
+#[test]
+fn grouped_convolutions_get_each_groups_activation_norms() {
+    let mut n = net(ModelSpec::Mobilenetv2 { width: 25 }, [3, 32, 32]);
+    let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &Device::Cpu).unwrap();
+    let mut stats = crate::model::ActivationStats::default();
+    n.forward_recording(&x, &mut stats).unwrap();
+    let inputs = CriterionInputs {
+        acts: Some(&stats),
+        ..Default::default()
+    };
+    let dw = "features.2.conv.1.0";
+    let (h, scores) = Scorer::new(&mut WandaLike, "wanda-like", inputs)
+        .score(
+            &n,
+            dw,
+            shears_plugin_api::LayerKind::Conv2d,
+            Granularity::Unstructured,
+        )
+        .unwrap();
+    let norms = stats.norms(dw).unwrap();
+    assert_eq!(h.shape[1], 1);
+    assert_eq!(norms.len(), h.shape[0]);
+    for (i, (s, w)) in scores.iter().zip(&h.weight).enumerate() {
+        let want = w.abs() * norms[i / 9];
+        assert!(
+            (s - want).abs() <= 1e-6 * want.abs().max(1.0),
+            "{i}: {s} vs {want}"
+        );
+    }
+    // And a whole prune with it reaches its target on every layer.
+    let mode = PruneMode::default();
+    let out = prune_to(&mut n, &mut WandaLike, "wanda-like", mode, 0.5, inputs).unwrap();
+    assert!((out.reached - 0.5).abs() < 1e-2, "{}", out.reached);
+}

@@ -602,7 +602,16 @@ fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
                         &mut c.form.resize,
                         "image folders: e.g. 256 for a 224x224 model (empty: just cover)",
                     ),
+                    (
+                        "Attention heads",
+                        &mut c.form.heads,
+                        "a ViT state dict (empty: width / 64)",
+                    ),
                 ] {
+                    // Heads: only a state dict's names cannot tell them.
+                    if label == "Attention heads" && !state_dict {
+                        continue;
+                    }
                     let l = ui.label(label);
                     ui.add(egui::TextEdit::singleline(text).hint_text(hint))
                         .labelled_by(l.id);

@@ -2,6 +2,7 @@
 //! and VGG recognised by their names, `nn.Sequential` with a layer spec)
 //! and ONNX graphs, next to Shears's own checkpoints, through one [`open`].
 
+pub mod families;
 pub mod sequential;
 pub mod state_dict;
 pub mod torchvision;
@@ -41,6 +42,10 @@ pub struct ImportOptions {
     /// checkpoint's own, else just enough to cover the input size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resize: Option<usize>,
+    /// A ViT state dict's attention heads (the names cannot tell; absent:
+    /// width / 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
 }
 
 impl ImportOptions {
@@ -186,7 +191,9 @@ pub fn open(
     if let Some(k) = &sd.nested_key {
         notes.push(format!("the state dict is the checkpoint's `{k}` entry"));
     }
-    let (mut arch, name) = match (torchvision::recognise(&sd, input), &opts.layers) {
+    let recognised =
+        torchvision::recognise(&sd, input).or_else(|| families::recognise(&sd, input, opts.heads));
+    let (mut arch, name) = match (recognised, &opts.layers) {
         (_, Some(spec)) => (
             sequential::build(&sd, spec, input)?,
             "sequential".to_string(),
@@ -200,9 +207,10 @@ pub fn open(
             return Err(Error::format(
                 path,
                 format!(
-                    "a state dict that is not a torchvision ResNet or VGG ({}); for an \
-                     nn.Sequential give its layers (`--layers` or `import.layers`), e.g. \
-                     `flatten, linear, relu, linear`",
+                    "a state dict Shears does not recognise ({}): it reads torchvision's \
+                     ResNet, VGG, MobileNetV2 and EfficientNet and timm's ViT by their names, \
+                     other models from ONNX; for an nn.Sequential give its layers (`--layers` \
+                     or `import.layers`), e.g. `flatten, linear, relu, linear`",
                     sd.describe()
                 ),
             ))
