@@ -105,3 +105,85 @@ fn a_pytorch_cnn_evaluates_to_pytorchs_accuracy_prunes_and_goes_back() {
         );
     }
 }
+
+/// The same round trip for torchvision's MobileNetV2 and timm's ViT
+/// (`fixtures/families/train_mnist_families.py`: one input channel, trained
+/// on mnist-10k): opened from their state dicts by their names, they
+/// evaluate to PyTorch's accuracy, prune to 50% with a fine-tuning epoch,
+/// and go back as state dicts with the original names and shapes and half
+/// their convolution and linear weights zero.
+/// `roundtrip_in_pytorch.py` there loads them with `strict=True` and
+/// measures the accuracy Shears printed (by hand: it needs Python).
+#[test]
+fn mobilenet_v2_and_a_vit_go_from_pytorch_through_pruning_back() {
+    let dir_f = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/families");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["mobilenet_v2", "vit"] {
+        let info: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir_f.join(format!("mnist_{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        let model = dir_f.join(format!("mnist_{name}.pth"));
+        let mut common = vec![
+            "--checkpoint".to_string(),
+            model.display().to_string(),
+            "--mean".into(),
+            info["mean"][0].to_string(),
+            "--std".into(),
+            info["std"][0].to_string(),
+            "--data".into(),
+            mnist().display().to_string(),
+        ];
+        if let Some(h) = info.get("heads") {
+            common.extend(["--heads".to_string(), h.to_string()]);
+        }
+        let run = |cmd: &str, extra: &[String]| {
+            let mut args = vec![cmd.to_string()];
+            args.extend(common.iter().cloned());
+            args.extend(extra.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = shears(tmp.path(), &args);
+            assert!(o.status.success(), "{name}: {}", text(&o));
+            text(&o)
+        };
+        let out = run("eval", &[]);
+        let n = info["test_images"].as_f64().unwrap();
+        let (got, want) = (accuracy(&out), info["accuracy"].as_f64().unwrap());
+        assert!(
+            (got - want).abs() * n <= 1.0 + 1e-6,
+            "{name}: Shears {got}, PyTorch {want}"
+        );
+        let pruned = tmp.path().join(format!("{name}.pth"));
+        let out = run(
+            "prune",
+            &[
+                "--sparsity".into(),
+                "0.5".into(),
+                "--finetune-epochs".into(),
+                "1".into(),
+                "--out".into(),
+                pruned.display().to_string(),
+            ],
+        );
+        assert!(accuracy(&out) > 0.5, "{name}: {out}");
+        let original = StateDict::read(&model).unwrap();
+        let back = StateDict::read(&pruned).unwrap();
+        let shapes = |sd: &StateDict| -> Vec<(String, Vec<usize>)> {
+            sd.tensors
+                .iter()
+                .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+                .collect()
+        };
+        assert_eq!(shapes(&back), shapes(&original), "{name}: names and shapes");
+        let (mut zeros, mut total) = (0usize, 0usize);
+        for (k, t) in &back.tensors {
+            if k.ends_with(".weight") && t.rank() > 1 {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                zeros += v.iter().filter(|x| **x == 0.0).count();
+                total += v.len();
+            }
+        }
+        let share = zeros as f64 / total as f64;
+        assert!((share - 0.5).abs() < 0.01, "{name}: {share} zero");
+    }
+}
