@@ -1353,3 +1353,46 @@ fn a_plan_folder_shows_its_tasks_as_they_finish() {
         notices(&h)
     );
 }
+
+#[test]
+fn an_onnx_graph_opens_and_the_model_view_shows_its_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.step();
+    // The dynamo exporter's EfficientNet-B0 (weights in `.onnx.data`
+    // beside it, BatchNorm folded), on 32x32 RGB data.
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/families/efficientnet_b0.dynamo.onnx");
+    drop_file(&mut h, &model);
+    assert_eq!(
+        h.state().settings.config.base_checkpoint.as_deref(),
+        Some(model.as_path()),
+        "{}",
+        notices(&h)
+    );
+    // The Model tab (Setup has a "Model" section too).
+    h.query_all_by_label("Model").next().unwrap().click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().settings.tab, Tab::Model);
+    // Depthwise convolutions, the squeeze-excitation gate and the
+    // BatchNorm-folded note are all there.
+    assert!(
+        h.query_all_by_label_contains("depthwise").count() > 0,
+        "depthwise"
+    );
+    assert!(
+        h.query_all_by_label_contains("sigmoid").count() > 0,
+        "sigmoid"
+    );
+    assert!(
+        h.query_all_by_label_contains("features.1.0.block.0.0")
+            .count()
+            > 0,
+        "features.1.0.block.0.0"
+    );
+    assert!(
+        h.query_all_by_label_contains("folded").count() > 0,
+        "folded"
+    );
+}

@@ -46,6 +46,28 @@ fn accuracy(out: &str) -> f64 {
     pct.parse::<f64>().unwrap() / 100.0
 }
 
+/// A state dict's float tensors: names and shapes, in order.
+fn shapes(sd: &StateDict) -> Vec<(String, Vec<usize>)> {
+    sd.tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+        .collect()
+}
+
+/// The share of zeros among the convolution and linear weights (the
+/// `.weight`s of rank 2 and more: norms' scales are not pruned).
+fn zero_share(sd: &StateDict) -> f64 {
+    let (mut zeros, mut total) = (0usize, 0usize);
+    for (k, t) in &sd.tensors {
+        if k.ends_with(".weight") && t.rank() > 1 {
+            let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            zeros += v.iter().filter(|x| **x == 0.0).count();
+            total += v.len();
+        }
+    }
+    zeros as f64 / total as f64
+}
+
 #[test]
 fn a_pytorch_cnn_evaluates_to_pytorchs_accuracy_prunes_and_goes_back() {
     if !mnist().exists() {
@@ -83,22 +105,8 @@ fn a_pytorch_cnn_evaluates_to_pytorchs_accuracy_prunes_and_goes_back() {
         assert!(text(&o).contains("PyTorch state dict"), "{}", text(&o));
         assert!(accuracy(&text(&o)) > 0.9, "{}", text(&o));
         let back = StateDict::read(&out).unwrap();
-        let shapes = |sd: &StateDict| -> Vec<(String, Vec<usize>)> {
-            sd.tensors
-                .iter()
-                .map(|(k, t)| (k.clone(), t.dims().to_vec()))
-                .collect()
-        };
         assert_eq!(shapes(&back), shapes(&original), "{ext}: names and shapes");
-        let (mut zeros, mut total) = (0usize, 0usize);
-        for (k, t) in &back.tensors {
-            if k.ends_with(".weight") {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                zeros += v.iter().filter(|x| **x == 0.0).count();
-                total += v.len();
-            }
-        }
-        let share = zeros as f64 / total as f64;
+        let share = zero_share(&back);
         assert!(
             (share - 0.5).abs() < 0.01,
             "{ext}: {share} of the weights are zero"
@@ -168,22 +176,8 @@ fn mobilenet_v2_and_a_vit_go_from_pytorch_through_pruning_back() {
         assert!(accuracy(&out) > 0.5, "{name}: {out}");
         let original = StateDict::read(&model).unwrap();
         let back = StateDict::read(&pruned).unwrap();
-        let shapes = |sd: &StateDict| -> Vec<(String, Vec<usize>)> {
-            sd.tensors
-                .iter()
-                .map(|(k, t)| (k.clone(), t.dims().to_vec()))
-                .collect()
-        };
         assert_eq!(shapes(&back), shapes(&original), "{name}: names and shapes");
-        let (mut zeros, mut total) = (0usize, 0usize);
-        for (k, t) in &back.tensors {
-            if k.ends_with(".weight") && t.rank() > 1 {
-                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                zeros += v.iter().filter(|x| **x == 0.0).count();
-                total += v.len();
-            }
-        }
-        let share = zeros as f64 / total as f64;
+        let share = zero_share(&back);
         assert!((share - 0.5).abs() < 0.01, "{name}: {share} zero");
     }
 }
