@@ -17,10 +17,10 @@ use candle_core::{Shape, Tensor};
 use rayon::iter::Either;
 use rayon::prelude::*;
 
-use super::arch::window_out;
 use super::fused::{self, Layer};
 use super::gemm::{matmul_into, Mat};
 use super::kernel::{self, Float};
+use super::ops::window_out;
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

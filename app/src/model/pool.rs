@@ -182,7 +182,7 @@ pub fn avg_pool2d(
 ) -> candle_core::Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let axis = |n: usize| -> candle_core::Result<Vec<Vec<(usize, f64)>>> {
-        let out = super::arch::window_out(n, k, s, pad)
+        let out = super::ops::window_out(n, k, s, pad)
             .filter(|_| 2 * pad <= k)
             .ok_or_else(|| {
                 candle_core::Error::Msg(format!(
@@ -249,8 +249,8 @@ impl Geom {
         let &[b, c, h, w] = dims else {
             candle_core::bail!("max pool: input {dims:?} is not 4-D");
         };
-        let fits = super::arch::window_out(h, k, s, pad).is_some()
-            && super::arch::window_out(w, k, s, pad).is_some();
+        let fits = super::ops::window_out(h, k, s, pad).is_some()
+            && super::ops::window_out(w, k, s, pad).is_some();
         if !fits || 2 * pad > k {
             candle_core::bail!(
                 "max pool: window {k} (stride {s}, padding {pad}) does not fit a {h}x{w} map"

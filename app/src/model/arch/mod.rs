@@ -135,11 +135,7 @@ impl Node {
     }
 }
 
-/// Output size of a window `k`, stride `s`, padding `p` over `n` (PyTorch's
-/// floor rule); `None` when the window does not fit.
-pub fn window_out(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
-    (k > 0 && s > 0 && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
-}
+pub use crate::model::ops::window_out;
 
 /// The model families Shears builds or opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

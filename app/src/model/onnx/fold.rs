@@ -53,7 +53,7 @@ fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
     n.attribute
         .iter()
         .find(|a| a.name == name)
-        .map(super::read::ints)
+        .map(super::proto::AttributeProto::int_list)
 }
 
 fn need(ins: &[Option<Const>], i: usize) -> R<&Const> {

@@ -98,6 +98,17 @@ pub struct AttributeProto {
     pub ints: Vec<i64>,
 }
 
+impl AttributeProto {
+    /// The attribute's integers (one for an INT).
+    pub fn int_list(&self) -> Vec<i64> {
+        if self.r#type == attr::INT || (self.ints.is_empty() && self.r#type != attr::INTS) {
+            vec![self.i]
+        } else {
+            self.ints.clone()
+        }
+    }
+}
+
 /// `AttributeType` values used here.
 pub mod attr {
     pub const FLOAT: i32 = 1;

@@ -24,7 +24,7 @@ use std::path::Path;
 use prost::Message;
 
 use super::fold::{self, BATCH};
-use super::proto::{attr, AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use super::tensor::{self, Const, Values};
 use crate::error::{Error, Result};
 use crate::model::arch::{Architecture, Family, Preprocess};
@@ -785,7 +785,7 @@ impl<'a> Importer<'a> {
                 let x = self.value(n, 0)?;
                 let rank = self.dims(x).len();
                 let perm: Vec<usize> = match a("perm") {
-                    Some(p) => ints(p).iter().map(|&v| v as usize).collect(),
+                    Some(p) => p.int_list().iter().map(|&v| v as usize).collect(),
                     None => (0..rank).rev().collect(),
                 };
                 self.add(n, Op::Transpose { perm }, &[x])?
@@ -813,7 +813,7 @@ impl<'a> Importer<'a> {
                 let x = self.value(n, 0)?;
                 let axes: Vec<i64> = match self.opt_const(n, 1)? {
                     Some(c) => c.as_i64(),
-                    None => a("axes").map(ints).unwrap_or_default(),
+                    None => a("axes").map(AttributeProto::int_list).unwrap_or_default(),
                 };
                 let d = self.dims(x).to_vec();
                 let b = self.batch_axis(x);
@@ -860,7 +860,7 @@ impl<'a> Importer<'a> {
                 let rank = self.dims(x).len();
                 let axes: Vec<i64> = match self.opt_const(n, 1)? {
                     Some(c) => c.as_i64(),
-                    None => a("axes").map(ints).unwrap_or_default(),
+                    None => a("axes").map(AttributeProto::int_list).unwrap_or_default(),
                 };
                 let mut axes: Vec<usize> = if axes.is_empty() {
                     (0..rank).collect()
@@ -1133,7 +1133,7 @@ impl<'a> Importer<'a> {
         if w.dims.len() != 4 {
             return Err(self.unsupported(n, "only 2-D convolutions are supported"));
         }
-        let a = |name: &str| attribute(n, name).map(ints);
+        let a = |name: &str| attribute(n, name).map(AttributeProto::int_list);
         if let Some(p) = attribute(n, "auto_pad") {
             if !(p.s.is_empty() || p.s == b"NOTSET" || p.s == b"VALID") {
                 return Err(self.unsupported(n, "auto_pad SAME_* (export with explicit padding)"));
@@ -1268,7 +1268,7 @@ impl<'a> Importer<'a> {
         let sizes: Vec<usize> = match self.opt_const(n, 1)? {
             Some(c) => c.as_i64().iter().map(|&v| v as usize).collect(),
             None => match attribute(n, "split") {
-                Some(s) => ints(s).iter().map(|&v| v as usize).collect(),
+                Some(s) => s.int_list().iter().map(|&v| v as usize).collect(),
                 None => {
                     let each = size.div_ceil(parts.max(1));
                     (0..parts)
@@ -1334,7 +1334,7 @@ impl<'a> Importer<'a> {
 
     fn pool(&mut self, n: &NodeProto) -> Result<ValueId> {
         let x = self.value(n, 0)?;
-        let a = |name: &str| attribute(n, name).map(ints);
+        let a = |name: &str| attribute(n, name).map(AttributeProto::int_list);
         if let Some(p) = attribute(n, "auto_pad") {
             if !(p.s.is_empty() || p.s == b"NOTSET" || p.s == b"VALID") {
                 return Err(self.unsupported(n, "auto_pad SAME_*"));
@@ -1393,15 +1393,6 @@ fn averages(c: &Const) -> bool {
 /// The attribute `name` of `n`.
 fn attribute<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
-}
-
-/// An attribute's integers (one for an INT).
-pub(super) fn ints(a: &AttributeProto) -> Vec<i64> {
-    if a.r#type == attr::INT || (a.ints.is_empty() && a.r#type != attr::INTS) {
-        vec![a.i]
-    } else {
-        a.ints.clone()
-    }
 }
 
 /// A `Constant` node's value.

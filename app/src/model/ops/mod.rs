@@ -58,3 +58,9 @@ pub(crate) fn strided_offsets(out: &[usize], strides: &[usize]) -> Vec<usize> {
     }
     result
 }
+
+/// Output size of a window `k`, stride `s`, padding `p` on each side over
+/// `n` (PyTorch's floor rule); `None` when the window does not fit.
+pub fn window_out(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    (k > 0 && s > 0 && n + 2 * p >= k).then(|| (n + 2 * p - k) / s + 1)
+}
