@@ -51,6 +51,10 @@ fn the_seed_inputs_are_valid() {
         ("digits_csv", "two-rows.csv"),
         ("checkpoint", "mlp.safetensors"),
         ("results_json", "tiny.json"),
+        ("onnx", "squeezenet-ts"),
+        ("onnx", "vit_timm-ts"),
+        ("onnx_external", "densenet-dynamo"),
+        ("onnx_external", "shufflenet_v2-dynamo"),
     ] {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../fuzz/corpus")

@@ -15,7 +15,7 @@ use crate::model::import::ImportOptions;
 use crate::plugins::{schema, Registry};
 
 /// The formats, by the names the fuzz targets carry.
-pub const FORMATS: [&str; 12] = [
+pub const FORMATS: [&str; 13] = [
     "idx_images",
     "idx_labels",
     "cifar",
@@ -28,6 +28,7 @@ pub const FORMATS: [&str; 12] = [
     "state_dict_pth",
     "state_dict_safetensors",
     "onnx",
+    "onnx_external",
 ];
 
 /// Reads `data` as `format` (one of [`FORMATS`]); the error names the
@@ -70,6 +71,19 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
         "state_dict_pth" => with_file(data, "pth", open_model),
         "state_dict_safetensors" => with_file(data, "safetensors", open_model),
         "onnx" => with_file(data, "onnx", open_model),
+        // An ONNX model and the external data file beside it: a 4-byte
+        // little-endian length of the model, the model, then the data
+        // (written as `input.onnx` and `input.onnx.data` in a fresh folder).
+        "onnx_external" => {
+            let (model, weights) = split_model_and_data(data);
+            with_folder(|dir| {
+                let model_path = dir.join("input.onnx");
+                std::fs::write(&model_path, model).map_err(|e| crate::Error::io(&model_path, e))?;
+                let data_path = dir.join("input.onnx.data");
+                std::fs::write(&data_path, weights).map_err(|e| crate::Error::io(&data_path, e))?;
+                open_model(&model_path)
+            })
+        }
         other => Err(crate::Error::Other(format!(
             "unknown format `{other}` (known: {})",
             FORMATS.join(", ")
@@ -81,6 +95,36 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
 fn open_model(path: &Path) -> Result<()> {
     let opts = ImportOptions::default();
     crate::model::import::open(path, &opts, [3, 32, 32], &candle_core::Device::Cpu).map(drop)
+}
+
+/// `onnx_external`'s input split into the model and its data file.
+pub fn split_model_and_data(data: &[u8]) -> (&[u8], &[u8]) {
+    let Some((len, rest)) = data.split_first_chunk::<4>() else {
+        return (data, &[]);
+    };
+    let n = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    rest.split_at(n)
+}
+
+/// `onnx_external`'s input made from a model and its data file (the
+/// inverse of [`split_model_and_data`], for seeds).
+pub fn join_model_and_data(model: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut v = (model.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(model);
+    v.extend_from_slice(weights);
+    v
+}
+
+/// Runs `read` in a fresh temporary folder, removed afterwards.
+fn with_folder(read: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("shears-fuzz-{}-dir-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+    let out = read(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
 }
 
 /// Runs `read` on `data` written to a temporary file with extension `ext`

@@ -17,6 +17,18 @@ pub const BATCH: i64 = 1 << 40;
 
 type R<T> = std::result::Result<T, String>;
 
+/// The most values a folded constant may hold (what a model's shape
+/// arithmetic needs is tiny; a corrupt file could ask for more).
+const MAX_FOLDED: usize = 1 << 26;
+
+/// The number of values of `dims`, if it is at most [`MAX_FOLDED`].
+fn count(dims: &[usize]) -> R<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_FOLDED)
+        .ok_or_else(|| format!("a constant of shape {dims:?} is too large"))
+}
+
 /// `c` (a matrix) transposed.
 pub fn transpose2(c: Const) -> Const {
     let &[r, k] = c.dims.as_slice() else {
@@ -65,7 +77,7 @@ fn need(ins: &[Option<Const>], i: usize) -> R<&Const> {
 fn axis_of(axis: i64, rank: usize) -> R<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r.max(1)).contains(&a) {
+    if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
         Err(format!("axis {axis} of a rank-{rank} tensor"))
@@ -113,7 +125,7 @@ fn binary(
     int: impl Fn(i64, i64) -> R<i64>,
 ) -> R<Const> {
     let dims = crate::model::ops::layout::broadcast(&a.dims, &b.dims)?;
-    let n: usize = dims.iter().product();
+    let n = count(&dims)?;
     let index = |d: &[usize], k: usize| -> usize {
         // The input's index for output index k (broadcast axes read 0).
         let mut rem = k;
@@ -229,6 +241,9 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
                 Some(s) => s.as_i64(),
                 None => vec![1; starts.len()],
             };
+            if starts.len() < axes.len() || ends.len() < axes.len() || steps.len() < axes.len() {
+                return Err("slice starts, ends and steps shorter than its axes".into());
+            }
             for k in 0..axes.len() {
                 let axis = axis_of(axes[k], c.dims.len())?;
                 let size = c.dims[axis] as i64;
@@ -262,6 +277,17 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             let parts: Vec<&Const> = ins.iter().flatten().collect();
             let first = parts.first().ok_or("concat of nothing")?;
             let axis = axis_of(attr_i(n, "axis").unwrap_or(0), first.dims.len())?;
+            for p in &parts {
+                let same = p.dims.len() == first.dims.len()
+                    && p.dims
+                        .iter()
+                        .zip(&first.dims)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == axis || a == b);
+                if !same {
+                    return Err(format!("concat of {:?} and {:?}", first.dims, p.dims));
+                }
+            }
             let mut dims = first.dims.clone();
             dims[axis] = parts
                 .iter()
@@ -311,6 +337,9 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
                     .collect::<R<_>>()?;
                 ax.sort_unstable();
                 for a in ax.into_iter().rev() {
+                    if dims[a] != 1 {
+                        return Err(format!("axis {a} of {:?} is not of size 1", c.dims));
+                    }
                     dims.remove(a);
                 }
             }
@@ -346,7 +375,7 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
                     })
                     .collect()
             };
-            if dims.iter().product::<usize>() != c.len() {
+            if count(&dims)? != c.len() {
                 return Err(format!("cannot reshape {:?} to {dims:?}", c.dims));
             }
             one(c.clone().with_dims(dims))
@@ -355,8 +384,13 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             let c = x()?;
             let rank = c.dims.len();
             let perm: Vec<usize> = attr_ints(n, "perm")
-                .map(|p| p.iter().map(|&v| v as usize).collect())
+                .map(|p| p.iter().map(|&v| v.max(0) as usize).collect())
                 .unwrap_or_else(|| (0..rank).rev().collect());
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            if sorted != (0..rank).collect::<Vec<_>>() {
+                return Err(format!("{perm:?} is not a permutation of {rank} axes"));
+            }
             if rank == 2 && perm == [1, 0] {
                 return one(transpose2(c.clone()));
             }
@@ -473,10 +507,11 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             one(binary(&pick_a, &pick_b, |x, y| x + y, |x, y| Ok(x + y))?)
         }
         "Range" => {
+            let first = |c: &Const| c.as_f32().first().copied().ok_or("an empty range bound");
             let (s, l, d) = (
-                x()?.as_f32()[0] as f64,
-                need(ins, 1)?.as_f32()[0] as f64,
-                need(ins, 2)?.as_f32()[0] as f64,
+                first(x()?)? as f64,
+                first(need(ins, 1)?)? as f64,
+                first(need(ins, 2)?)? as f64,
             );
             let all_int = ins
                 .iter()
@@ -486,7 +521,11 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             if d == 0.0 {
                 return Err("a range with step 0".into());
             }
-            let count = ((l - s) / d).ceil().max(0.0) as usize;
+            let count = ((l - s) / d).ceil().max(0.0);
+            if count.is_nan() || count > MAX_FOLDED as f64 {
+                return Err(format!("a range of {count} values"));
+            }
+            let count = count as usize;
             let v: Vec<f64> = (0..count).map(|i| s + i as f64 * d).collect();
             one(if all_int {
                 Const::ints(vec![count], v.iter().map(|&x| x as i64).collect())
@@ -498,7 +537,7 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             let shape = x()?.as_i64();
             free_of_batch(&shape, "a constant's shape")?;
             let dims: Vec<usize> = shape.iter().map(|&v| v.max(0) as usize).collect();
-            let count: usize = dims.iter().product();
+            let count = count(&dims)?;
             let value = n
                 .attribute
                 .iter()
@@ -535,7 +574,7 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             let shape = need(ins, 1)?.as_i64();
             free_of_batch(&shape, "an expanded constant")?;
             let t: Vec<usize> = shape.iter().map(|&v| v.max(1) as usize).collect();
-            let zeros = Const::ints(t.clone(), vec![0; t.iter().product()]);
+            let zeros = Const::ints(t.clone(), vec![0; count(&t)?]);
             let mut out = binary(c, &zeros, |a, _| a, |a, _| Ok(a))?;
             out.origin = c.origin.clone();
             one(out)
@@ -554,6 +593,9 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
                         .collect()
                 }
             };
+            if sizes.iter().sum::<usize>() != size {
+                return Err(format!("split sizes {sizes:?} of an axis of {size}"));
+            }
             let mut start = 0;
             let mut outs = Vec::new();
             for s in sizes {

@@ -940,7 +940,12 @@ impl<'a> Importer<'a> {
                 }
                 let mut zdims = out.clone();
                 zdims[0] = 1;
-                let zeros = Const::floats(zdims.clone(), vec![0.0; zdims.iter().product()]);
+                let count = zdims
+                    .iter()
+                    .try_fold(1usize, |a, &v| a.checked_mul(v))
+                    .filter(|&c| c <= 1 << 26)
+                    .ok_or_else(|| self.unsupported(n, &format!("an expansion to {out:?}")))?;
+                let zeros = Const::floats(zdims.clone(), vec![0.0; count]);
                 let z = self.operand(n, zeros);
                 self.add(n, Op::Binary(Binary::Add), &[x, z])?
             }
@@ -1039,7 +1044,12 @@ impl<'a> Importer<'a> {
                     v => return Err(format!("target size {v}")),
                 });
             }
-            let known: usize = e.iter().flatten().product();
+            let too_big = || format!("cannot reshape {d:?} to {target:?}");
+            let known = e
+                .iter()
+                .flatten()
+                .try_fold(1usize, |a, &v| a.checked_mul(v))
+                .ok_or_else(too_big)?;
             if let Some(i) = e.iter().position(Option::is_none) {
                 if known == 0 || !numel.is_multiple_of(known) {
                     return Err(format!("cannot reshape {d:?} to {target:?}"));
@@ -1047,7 +1057,7 @@ impl<'a> Importer<'a> {
                 e[i] = Some(numel / known);
             }
             let e: Vec<usize> = e.into_iter().flatten().collect();
-            if e.iter().product::<usize>() != numel {
+            if e.iter().try_fold(1usize, |a, &v| a.checked_mul(v)) != Some(numel) {
                 return Err(format!("cannot reshape {d:?} to {target:?}"));
             }
             Ok(e)
@@ -1309,6 +1319,9 @@ impl<'a> Importer<'a> {
             Some(c) => c.as_i64().iter().map(|&v| self.axis(x, v)).collect(),
             None => (0..starts.len()).collect(),
         };
+        if starts.len() < axes.len() || ends.len() < axes.len() {
+            return Err(self.unsupported(n, "starts and ends shorter than its axes"));
+        }
         if let Some(steps) = self.opt_const(n, 4)? {
             if steps.as_i64().iter().any(|&s| s != 1) {
                 return Err(self.unsupported(n, "slices with a step other than 1"));
