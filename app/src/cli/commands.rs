@@ -91,7 +91,11 @@ pub(super) fn open_with_data(
 /// A model opened without data: the input shape from `--input`, else
 /// 3x224x224.
 fn open_without_data(path: &Path, import: &ImportArgs, device: &Device) -> Result<Opened> {
-    let input = import.input_shape()?.unwrap_or([3, 224, 224]);
+    // `--input`, else what the file declares (an ONNX graph's input, a
+    // checkpoint's), else 3x224x224.
+    let prep = crate::model::import::input_prep(Some(path), &import.options());
+    let declared = prep.size.zip(prep.channels).map(|([h, w], c)| [c, h, w]);
+    let input = import.input_shape()?.or(declared).unwrap_or([3, 224, 224]);
     let opened = crate::model::import::open(path, &import.options(), input, device)?;
     print_notes(path, &opened.notes);
     Ok(opened)

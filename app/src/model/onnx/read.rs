@@ -550,8 +550,15 @@ impl<'a> Importer<'a> {
     fn param(&mut self, n: &NodeProto, c: Const, suffix: &str, role: Role) -> ValueId {
         // `attn.in_proj_weight` (torch's MultiheadAttention) is layer
         // `attn.in_proj`: a prunable layer's weight is `{layer}.weight`.
-        let own = c
+        // The source's name: the initializer's, else the parameter the
+        // dynamo exporter's FX node names (`%p_blocks_0_attn_qkv_weight`:
+        // module `blocks.0.attn.qkv` and what follows its mangled name).
+        let origin = c
             .origin
+            .clone()
+            .filter(|o| o.ends_with(&format!(".{suffix}")) || o.ends_with(&format!("_{suffix}")))
+            .or_else(|| fx_param(n, suffix));
+        let own = origin
             .as_deref()
             .and_then(|o| {
                 if o.ends_with(&format!(".{suffix}")) {
@@ -1452,6 +1459,28 @@ fn folded_from_bn(n: &NodeProto) -> bool {
         .iter()
         .any(|p| p.value.contains("FuseBatchNormIntoConv"))
         || n.name.contains("BatchNorm")
+}
+
+/// The parameter of node `n` ending in `suffix` as the dynamo exporter's FX
+/// node names it (`%p_encoder_layers_encoder_layer_0_self_attention_in_proj_weight`),
+/// turned back into its dotted name by the node's module
+/// (`encoder.layers.encoder_layer_0.self_attention` + `.in_proj_weight`).
+fn fx_param(n: &NodeProto, suffix: &str) -> Option<String> {
+    let fx = &n
+        .metadata_props
+        .iter()
+        .find(|p| p.key == "pkg.torch.onnx.fx_node")?
+        .value;
+    let module = module_of(n);
+    let prefix = format!("%p_{}_", module.replace('.', "_"));
+    fx.match_indices(&prefix).find_map(|(at, _)| {
+        let rest: String = fx[at + prefix.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (rest == suffix || rest.ends_with(&format!("_{suffix}")))
+            .then(|| format!("{module}.{rest}"))
+    })
 }
 
 /// `a.b`, or `b` where `a` is empty.
