@@ -330,6 +330,7 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         ("efficientnet_b0", "depth multiplier 0.25", None),
         ("vit_timm", "2 blocks", Some(2)),
         ("resnet18_cifar", "", None),
+        ("vit_torchvision", "MLP 64", Some(2)),
     ] {
         let opts = ImportOptions {
             heads,
@@ -347,6 +348,22 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         let got = net.forward(&r["x"], false).unwrap();
         let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
         assert!(err < 1e-4, "{name}: logits off by {err}");
+        // Written back, the state dict has the file's names and shapes.
+        let sd = shears::model::export::state_dict(&net).unwrap();
+        let original = shears::model::import::StateDict::read(&path).unwrap();
+        let mut got: Vec<(String, Vec<usize>)> = sd
+            .iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+            .collect();
+        let mut want: Vec<(String, Vec<usize>)> = original
+            .tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{name}: names and shapes written back");
     }
     // A ViT's heads are asked for where the names cannot tell them: by
     // default width / 64 (1 here), said in a note, and with the wrong

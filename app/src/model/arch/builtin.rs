@@ -363,17 +363,64 @@ pub fn efficientnet_b0(
     Ok(b.finish(y, Family::EfficientnetB0, input, classes))
 }
 
-/// A Vision Transformer as timm builds it (`patch_embed.proj`, `cls_token`,
-/// `pos_embed`, `blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1,
-/// mlp.fc2}`, `norm`, `head`): pre-norm blocks, GELU, the class token's
-/// output classified.
-pub fn vit(
+/// Whose parameter names a ViT takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VitNames {
+    /// timm's: `patch_embed.proj`, `cls_token`, `pos_embed`,
+    /// `blocks.N.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`,
+    /// `norm`, `head`.
+    Timm,
+    /// torchvision's: `conv_proj`, `class_token`, `encoder.pos_embedding`,
+    /// `encoder.layers.encoder_layer_N.{ln_1, self_attention.in_proj_weight,
+    /// self_attention.out_proj, ln_2, mlp.0, mlp.3}`, `encoder.ln`,
+    /// `heads.head`.
+    Torchvision,
+}
+
+impl VitNames {
+    /// The name of part `what` (timm's word for it) of block `i`.
+    fn block(self, i: usize, what: &str) -> String {
+        match self {
+            VitNames::Timm => format!("blocks.{i}.{what}"),
+            VitNames::Torchvision => {
+                let part = match what {
+                    "norm1" => "ln_1",
+                    "attn.qkv" => "self_attention.in_proj",
+                    "attn.proj" => "self_attention.out_proj",
+                    "norm2" => "ln_2",
+                    "mlp.fc1" => "mlp.0",
+                    _ => "mlp.3",
+                };
+                format!("encoder.layers.encoder_layer_{i}.{part}")
+            }
+        }
+    }
+
+    /// The name of a part outside the blocks (timm's word for it).
+    fn top(self, what: &'static str) -> &'static str {
+        match (self, what) {
+            (VitNames::Timm, w) => w,
+            (VitNames::Torchvision, "patch_embed.proj") => "conv_proj",
+            (VitNames::Torchvision, "cls_token") => "class_token",
+            (VitNames::Torchvision, "pos_embed") => "encoder.pos_embedding",
+            (VitNames::Torchvision, "norm") => "encoder.ln",
+            (VitNames::Torchvision, _) => "heads.head",
+        }
+    }
+}
+
+/// A Vision Transformer (pre-norm blocks, GELU, the class token's output
+/// classified), named as `names` says; an MLP of `mlp` hidden units.
+#[allow(clippy::too_many_arguments)]
+pub fn vit_named(
     input: [usize; 3],
     patch: usize,
     dim: usize,
     depth: usize,
     heads: usize,
+    mlp: usize,
     classes: usize,
+    names: VitNames,
 ) -> Result<Architecture> {
     let bad = |msg: String| Err(crate::error::Error::config("model", msg));
     let [_, h, w] = input;
@@ -386,7 +433,7 @@ pub fn vit(
     let tokens = (h / patch) * (w / patch);
     let hd = dim / heads;
     let (mut b, x) = Builder::new(input);
-    let x = b.conv_patch(x, dim, patch)?;
+    let x = b.conv_patch(names.top("patch_embed.proj"), x, dim, patch)?;
     // [b, dim, gh, gw] -> [b, tokens, dim]
     let x = b.op(
         "flatten",
@@ -402,19 +449,30 @@ pub fn vit(
         },
         &[x],
     )?;
-    let cls = b.g.param("cls_token", vec![1, 1, dim], Role::Embedding);
+    let cls =
+        b.g.param(names.top("cls_token"), vec![1, 1, dim], Role::Embedding);
     let x = b.op("cat", Op::Concat { axis: 1 }, &[cls, x])?;
-    let pos =
-        b.g.param("pos_embed", vec![1, tokens + 1, dim], Role::Embedding);
+    let pos = b.g.param(
+        names.top("pos_embed"),
+        vec![1, tokens + 1, dim],
+        Role::Embedding,
+    );
     let mut x = b.add(x, pos)?;
     let n = tokens + 1;
     let scale = Act::Scale {
         by: 1.0 / (hd as f32).sqrt(),
     };
     for i in 0..depth {
-        let p = format!("blocks.{i}");
-        let y = b.layer_norm(&format!("{p}.norm1"), x, 1e-6)?;
-        let qkv = b.linear(&format!("{p}.attn.qkv"), y, 3 * dim)?;
+        let y = b.layer_norm(&names.block(i, "norm1"), x, 1e-6)?;
+        let qkv_name = names.block(i, "attn.qkv");
+        let qkv = b.linear(&qkv_name, y, 3 * dim)?;
+        if names == VitNames::Torchvision {
+            // torch's MultiheadAttention: `in_proj_weight`, `in_proj_bias`.
+            for part in ["weight", "bias"] {
+                let alias = format!("{}_{part}", qkv_name);
+                b.g.aliases.insert(format!("{qkv_name}.{part}"), alias);
+            }
+        }
         let qkv = b.op(
             "reshape",
             Op::Reshape {
@@ -473,15 +531,15 @@ pub fn vit(
             },
             &[o],
         )?;
-        let o = b.linear(&format!("{p}.attn.proj"), o, dim)?;
+        let o = b.linear(&names.block(i, "attn.proj"), o, dim)?;
         x = b.add(x, o)?;
-        let y = b.layer_norm(&format!("{p}.norm2"), x, 1e-6)?;
-        let y = b.linear(&format!("{p}.mlp.fc1"), y, 4 * dim)?;
+        let y = b.layer_norm(&names.block(i, "norm2"), x, 1e-6)?;
+        let y = b.linear(&names.block(i, "mlp.fc1"), y, mlp)?;
         let y = b.act(y, Act::Gelu { tanh: false })?;
-        let y = b.linear(&format!("{p}.mlp.fc2"), y, dim)?;
+        let y = b.linear(&names.block(i, "mlp.fc2"), y, dim)?;
         x = b.add(x, y)?;
     }
-    let x = b.layer_norm("norm", x, 1e-6)?;
+    let x = b.layer_norm(names.top("norm"), x, 1e-6)?;
     let x = b.op(
         "class_token",
         Op::Gather {
@@ -491,27 +549,48 @@ pub fn vit(
         },
         &[x],
     )?;
-    let y = b.linear("head", x, classes)?;
+    let y = b.linear(names.top("head"), x, classes)?;
     Ok(b.finish(y, Family::Vit, input, classes))
 }
 
+/// timm's Vision Transformer (an MLP 4 times the width).
+pub fn vit(
+    input: [usize; 3],
+    patch: usize,
+    dim: usize,
+    depth: usize,
+    heads: usize,
+    classes: usize,
+) -> Result<Architecture> {
+    vit_named(
+        input,
+        patch,
+        dim,
+        depth,
+        heads,
+        4 * dim,
+        classes,
+        VitNames::Timm,
+    )
+}
+
 impl Builder {
-    /// The patch embedding: a `patch`x`patch` convolution of stride `patch`.
-    fn conv_patch(&mut self, x: ValueId, dim: usize, patch: usize) -> Result<ValueId> {
+    /// The patch embedding `name`: a `patch`x`patch` convolution of stride
+    /// `patch`.
+    fn conv_patch(&mut self, name: &str, x: ValueId, dim: usize, patch: usize) -> Result<ValueId> {
         let c = self.channels(x);
         let w = self.g.param(
-            "patch_embed.proj.weight",
+            &format!("{name}.weight"),
             vec![dim, c, patch, patch],
             Role::Weight,
         );
-        let bias = self.g.param("patch_embed.proj.bias", vec![dim], Role::Bias);
+        let bias = self.g.param(&format!("{name}.bias"), vec![dim], Role::Bias);
         let conv = Conv {
             stride: [patch; 2],
             pad: [0; 4],
             dilation: [1, 1],
             groups: 1,
         };
-        self.g
-            .add("patch_embed.proj", Op::Conv(conv), &[x, w, bias])
+        self.g.add(name, Op::Conv(conv), &[x, w, bias])
     }
 }

@@ -34,16 +34,27 @@ pub fn recognise(
     if sd.has("cls_token") && sd.has("blocks.0.attn.qkv.weight") && sd.has("head.weight") {
         return Some(vit(sd, input, heads));
     }
+    if sd.has("class_token") && sd.has("conv_proj.weight") && sd.has("heads.head.weight") {
+        return Some(torchvision_vit(sd, input, heads));
+    }
     None
 }
 
-/// Whether `arch` has exactly the state dict's tensors (names and shapes).
+/// Whether `arch` has exactly the state dict's tensors (names, under the
+/// source's names where the graph keeps an alias, and shapes).
 fn fits(arch: &Architecture, sd: &StateDict) -> bool {
     let specs = arch.tensor_specs();
+    let source = |name: &str| {
+        arch.graph
+            .as_ref()
+            .and_then(|g| g.aliases.get(name))
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    };
     specs.len() == sd.tensors.len()
         && specs
             .iter()
-            .all(|(name, dims, _)| sd.shape(name) == Some(dims.as_slice()))
+            .all(|(name, dims, _)| sd.shape(&source(name)) == Some(dims.as_slice()))
 }
 
 /// The first width multiplier (in percent, round ones first) whose build
@@ -113,6 +124,93 @@ fn efficientnet(sd: &StateDict, input: [usize; 3], classes: usize) -> Result<Rec
     Ok(r)
 }
 
+/// torchvision's `VisionTransformer`: the same as timm's but for its names
+/// and a free MLP width.
+fn torchvision_vit(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recognised> {
+    let dim = sd
+        .shape("class_token")
+        .and_then(|d| d.last().copied())
+        .unwrap_or(0);
+    let patch = sd
+        .shape("conv_proj.weight")
+        .and_then(|d| d.get(2).copied())
+        .unwrap_or(0);
+    let layer = |i: usize| format!("encoder.layers.encoder_layer_{i}");
+    let depth = (0..)
+        .take_while(|&i| sd.has(&format!("{}.ln_1.weight", layer(i))))
+        .count();
+    let mlp = sd
+        .shape(&format!("{}.mlp.0.weight", layer(0)))
+        .map_or(0, |d| d[0]);
+    let classes = sd.shape("heads.head.weight").map_or(0, |d| d[0]);
+    let (heads, mut notes) = vit_heads(dim, heads);
+    check_tokens(sd.shape("encoder.pos_embedding"), input, patch)?;
+    let arch = builtin::vit_named(
+        input,
+        patch,
+        dim,
+        depth,
+        heads,
+        mlp,
+        classes,
+        builtin::VitNames::Torchvision,
+    )?;
+    if !fits(&arch, sd) {
+        return Err(Error::Shape(format!(
+            "the names are torchvision's ViT's, but the shapes are not those of a width-{dim}, \
+             {depth}-block ViT with patch {patch} ({})",
+            sd.describe()
+        )));
+    }
+    notes.insert(
+        0,
+        format!("recognised as torchvision's ViT: width {dim}, {depth} blocks, patch {patch}, MLP {mlp}"),
+    );
+    Ok(Recognised {
+        arch,
+        name: "vit".into(),
+        notes,
+    })
+}
+
+/// A ViT's heads: given, or width / 64 with a note saying so.
+fn vit_heads(dim: usize, heads: Option<usize>) -> (usize, Vec<String>) {
+    match heads {
+        Some(h) => (h, Vec::new()),
+        None => {
+            let h = (dim / 64).max(1);
+            (
+                h,
+                vec![format!(
+                    "{h} attention heads assumed (width {dim} / 64, as timm's ViT-Ti/S/B); the \
+                     names cannot tell: give `--heads` or the import form's Attention heads if it \
+                     has others"
+                )],
+            )
+        }
+    }
+}
+
+/// Refuses a position embedding of `dims` that does not fit `input` in
+/// `patch`x`patch` patches.
+fn check_tokens(dims: Option<&[usize]>, input: [usize; 3], patch: usize) -> Result<()> {
+    let Some(tokens) = dims.and_then(|d| d.get(1).copied()) else {
+        return Ok(());
+    };
+    let [_, h, w] = input;
+    let want = h
+        .checked_div(patch)
+        .zip(w.checked_div(patch))
+        .map_or(0, |(a, b)| a * b + 1);
+    if tokens != want {
+        return Err(Error::Shape(format!(
+            "the position embedding holds {tokens} tokens; a {h}x{w} input in {patch}x{patch} \
+             patches gives {want} (resize the images to what the model was trained on)"
+        )));
+    }
+    Ok(())
+}
+
 /// timm's Vision Transformer: width from the class token, patch from the
 /// patch embedding, depth from the blocks, heads given or width / 64.
 fn vit(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recognised> {
@@ -128,18 +226,7 @@ fn vit(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recogn
         .take_while(|i| sd.has(&format!("blocks.{i}.norm1.weight")))
         .count();
     let classes = sd.shape("head.weight").map_or(0, |d| d[0]);
-    let mut notes = Vec::new();
-    let heads = match heads {
-        Some(h) => h,
-        None => {
-            let h = (dim / 64).max(1);
-            notes.push(format!(
-                "{h} attention heads assumed (width {dim} / 64, as timm's ViT-Ti/S/B); the \
-                 names cannot tell: give `--heads` or the import form's Heads if it has others"
-            ));
-            h
-        }
-    };
+    let (heads, mut notes) = vit_heads(dim, heads);
     if sd.has("fc_norm.weight") {
         return Err(Error::Shape(
             "a ViT pooling its tokens by average (`fc_norm`): Shears builds the class-token \
@@ -147,19 +234,7 @@ fn vit(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recogn
             .into(),
         ));
     }
-    if let Some(tokens) = sd.shape("pos_embed").and_then(|d| d.get(1).copied()) {
-        let [_, h, w] = input;
-        let want = h
-            .checked_div(patch)
-            .zip(w.checked_div(patch))
-            .map_or(0, |(a, b)| a * b + 1);
-        if tokens != want {
-            return Err(Error::Shape(format!(
-                "`pos_embed` holds {tokens} tokens; a {h}x{w} input in {patch}x{patch} patches \
-                 gives {want} (resize the images to what the model was trained on)"
-            )));
-        }
-    }
+    check_tokens(sd.shape("pos_embed"), input, patch)?;
     let arch = builtin::vit(input, patch, dim, depth, heads, classes)?;
     if !fits(&arch, sd) {
         return Err(Error::Shape(format!(

@@ -219,9 +219,18 @@ pub fn open(
     set_preprocess(&mut arch, norm, opts.resize, &mut notes);
     arch.check().map_err(in_file)?;
     // Every tensor must be used; integer buffers such as
-    // `num_batches_tracked` were set aside in `sd.extra`.
+    // `num_batches_tracked` were set aside in `sd.extra`. A parameter the
+    // graph names differently from the source (an alias) is renamed.
+    let mut tensors = sd.tensors;
+    if let Some(g) = &arch.graph {
+        for (ours, source) in &g.aliases {
+            if let Some(t) = tensors.remove(source) {
+                tensors.insert(ours.clone(), t);
+            }
+        }
+    }
     let mut net =
-        Network::from_tensors(arch, sd.tensors, Default::default(), device).map_err(in_file)?;
+        Network::from_tensors(arch, tensors, Default::default(), device).map_err(in_file)?;
     mask_zeros(&mut net, &mut notes)?;
     Ok(Opened {
         net,
