@@ -1396,3 +1396,26 @@ fn an_onnx_graph_opens_and_the_model_view_shows_its_branches() {
         "folded"
     );
 }
+
+#[test]
+fn the_model_view_shows_setups_architecture_before_a_model_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(tiny(), &dir.path().join("out"));
+    h.state_mut().settings.config.model = shears::model::ModelSpec::Mobilenetv2 { width: 25 };
+    h.state_mut().settings.tab = Tab::Model;
+    h.step();
+    h.step();
+    assert!(
+        h.query_all_by_label_contains("built-in mobilenetv2")
+            .count()
+            > 0
+    );
+    assert!(h.query_all_by_label_contains("depthwise").count() > 0);
+    assert!(h.query_all_by_label_contains("features.1.conv.0.0").count() > 0);
+    // Another architecture, another table.
+    h.state_mut().settings.config.model = shears::model::ModelSpec::Lenet5;
+    h.step();
+    h.step();
+    assert!(h.query_all_by_label_contains("built-in lenet5").count() > 0);
+    assert_eq!(h.query_all_by_label_contains("depthwise").count(), 0);
+}

@@ -88,8 +88,11 @@ pub struct ShearsApp {
     /// `data_input`).
     data_shape: Option<(
         (crate::data::DatasetSpec, crate::data::InputPrep),
-        [usize; 3],
+        ([usize; 3], usize),
     )>,
+    /// The Model view of the architecture Setup names (when no model is
+    /// opened), by what it was built from (see `builtin_view`).
+    builtin: Option<(String, CheckpointInfo)>,
     launch: LaunchOptions,
     probes: Vec<Receiver<(PathBuf, Result<String>)>>,
     /// Screenshots and chart PNGs in progress.
@@ -152,6 +155,7 @@ impl ShearsApp {
             }),
             checkpoint: None,
             data_shape: None,
+            builtin: None,
             launch,
             probes: vec![],
             capture: Capture::default(),
@@ -296,6 +300,9 @@ impl ShearsApp {
         egui::Panel::bottom("notices").show(ui, |ui| {
             views::notices::show(ui, &self.notices, self.dialogs.is_open(), &mut actions);
         });
+        let builtin = (self.settings.tab == Tab::Model && self.checkpoint.is_none())
+            .then(|| self.builtin_view())
+            .flatten();
         egui::CentralPanel::default().show(ui, |ui| match self.settings.tab {
             Tab::Setup => views::setup::show(
                 ui,
@@ -343,7 +350,11 @@ impl ShearsApp {
                 &mut self.capture.plot_rects,
                 &mut actions,
             ),
-            Tab::Model => views::model::show(ui, self.checkpoint.as_ref(), &mut actions),
+            Tab::Model => views::model::show(
+                ui,
+                self.checkpoint.as_ref().or(builtin.as_ref()),
+                &mut actions,
+            ),
             Tab::Plugins => views::plugins::show(
                 ui,
                 &self.registry,

@@ -185,18 +185,63 @@ impl ShearsApp {
     /// model in `path` (loaded once per dataset and preparation, to build a
     /// state dict's layers for it).
     pub(super) fn data_input(&mut self, path: &Path) -> Result<[usize; 3]> {
+        self.data_input_and_classes(Some(path))
+            .map(|(shape, _)| shape)
+    }
+
+    /// The experiment data's input shape and number of classes, as the
+    /// model in `path` (or a built-in one, `None`) would see them; the data
+    /// is loaded once per dataset and preparation.
+    fn data_input_and_classes(&mut self, path: Option<&Path>) -> Result<([usize; 3], usize)> {
         let cfg = &self.settings.config;
-        let prep = crate::model::import::input_prep(Some(path), &cfg.import);
+        let prep = crate::model::import::input_prep(path, &cfg.import);
         let key = (cfg.data.clone(), prep);
-        if let Some((k, shape)) = &self.data_shape {
+        if let Some((k, found)) = &self.data_shape {
             if *k == key {
-                return Ok(*shape);
+                return Ok(*found);
             }
         }
         let (train, _) = cfg.data.load_for(&prep)?;
-        let shape = [train.channels, train.height, train.width];
-        self.data_shape = Some((key, shape));
-        Ok(shape)
+        let found = (
+            [train.channels, train.height, train.width],
+            train.num_classes,
+        );
+        self.data_shape = Some((key, found));
+        Ok(found)
+    }
+
+    /// The Model view of the architecture Setup names, built for the
+    /// experiment's data (rebuilt when either changes); `None` where it
+    /// cannot be built (the line on top of Setup says why).
+    pub(super) fn builtin_view(&mut self) -> Option<CheckpointInfo> {
+        let cfg = &self.settings.config;
+        let key = serde_json::to_string(&(&cfg.model, &cfg.data, &cfg.import)).ok()?;
+        if let Some((k, info)) = &self.builtin {
+            if *k == key {
+                return Some(info.clone());
+            }
+        }
+        let (input, classes) = self.data_input_and_classes(None).ok()?;
+        let spec = self.settings.config.model.clone();
+        let arch = spec.build(input, classes).ok()?;
+        let info = CheckpointInfo {
+            path: format!("built-in {} (Setup's architecture)", spec.name()).into(),
+            format: None,
+            summary: format!(
+                "{}, input {input:?}, {classes} classes, {} parameters, {} MACs per sample; \
+                 trained from scratch by the comparison",
+                spec.name(),
+                arch.num_params(),
+                arch.macs()
+            ),
+            problem: None,
+            notes: Vec::new(),
+            rows: layer_rows(&arch),
+            preprocess: preprocess_text(&arch),
+            form: ImportForm::default(),
+        };
+        self.builtin = Some((key, info.clone()));
+        Some(info)
     }
 
     /// Probes a new plugin library in a child process (when the app has a

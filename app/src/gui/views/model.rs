@@ -22,6 +22,14 @@ pub fn show(ui: &mut Ui, model: Option<&CheckpointInfo>, actions: &mut Vec<Actio
         return;
     };
     ui.heading(m.path.display().to_string());
+    // Setup's built-in architecture (no file opened): a file can be opened
+    // instead.
+    if m.format.is_none() && ui.button("Open a model instead…").clicked() {
+        actions.push(Action::dialog(
+            DialogPurpose::Open(FileKind::Checkpoint),
+            "",
+        ));
+    }
     if let Some(p) = &m.problem {
         ui.colored_label(Color32::from_rgb(200, 60, 60), p);
         if ui.button("Fill in the import form in Setup").clicked() {
