@@ -71,6 +71,10 @@ pub struct LaunchOptions {
     pub no_native_dialogs: bool,
 }
 
+/// What the experiment data's shape depends on: the dataset and how its
+/// images are prepared.
+type DataKey = (crate::data::DatasetSpec, crate::data::InputPrep);
+
 /// The desktop app.
 pub struct ShearsApp {
     /// Persisted state.
@@ -86,10 +90,7 @@ pub struct ShearsApp {
     checkpoint: Option<CheckpointInfo>,
     /// The experiment data's input shape, by dataset and preparation (see
     /// `data_input`).
-    data_shape: Option<(
-        (crate::data::DatasetSpec, crate::data::InputPrep),
-        ([usize; 3], usize),
-    )>,
+    data_shape: Option<(DataKey, ([usize; 3], usize))>,
     /// The Model view of the architecture Setup names (when no model is
     /// opened), by what it was built from (see `builtin_view`).
     builtin: Option<(String, CheckpointInfo)>,
