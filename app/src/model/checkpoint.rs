@@ -215,6 +215,43 @@ mod tests {
         Network::new(arch, 7, &Device::Cpu).unwrap()
     }
 
+    /// A graph architecture (the built-in MobileNetV2 and ViT) is stored as
+    /// its graph and comes back the same: graph, every tensor, the output.
+    #[test]
+    fn graph_architectures_round_trip_as_graphs() {
+        let dir = tempfile::tempdir().unwrap();
+        for spec in [
+            ModelSpec::Mobilenetv2 { width: 25 },
+            ModelSpec::Vit {
+                patch: 8,
+                dim: 32,
+                depth: 2,
+                heads: 2,
+            },
+        ] {
+            let arch = spec.build([3, 32, 32], 10).unwrap();
+            assert!(arch.graph.is_some() && arch.nodes.is_empty());
+            let mut net = Network::new(arch, 3, &Device::Cpu).unwrap();
+            let path = dir.path().join(format!("{}.safetensors", spec.name()));
+            save(&net, &serde_json::json!({}), &path).unwrap();
+            let mut back = load(&path, &Device::Cpu).unwrap();
+            assert_eq!(back.arch, net.arch, "{}", spec.name());
+            for (k, v) in &net.params {
+                assert_eq!(
+                    values(v.as_tensor()),
+                    values(back.params[k].as_tensor()),
+                    "{k}"
+                );
+            }
+            let x = candle_core::Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+            let (a, b) = (
+                net.forward(&x, false).unwrap(),
+                back.forward(&x, false).unwrap(),
+            );
+            assert_eq!(values(&a), values(&b), "{}", spec.name());
+        }
+    }
+
     #[test]
     fn round_trip_keeps_weights_masks_and_arch() {
         let dir = tempfile::tempdir().unwrap();
