@@ -23,20 +23,30 @@ fn info() -> serde_json::Value {
         .unwrap()
 }
 
-fn model_args(info: &serde_json::Value) -> Vec<String> {
-    let model = fixtures().join("mnist_cnn.pth");
-    vec![
+/// The flags that open `model` on mnist-10k as its fixture's JSON says:
+/// the normalisation, and the layer spec or attention heads where given.
+fn model_flags(model: &Path, info: &serde_json::Value) -> Vec<String> {
+    let mut v = vec![
         "--checkpoint".into(),
         model.display().to_string(),
-        "--layers".into(),
-        info["layers"].as_str().unwrap().into(),
         "--mean".into(),
         info["mean"][0].to_string(),
         "--std".into(),
         info["std"][0].to_string(),
         "--data".into(),
         mnist().display().to_string(),
-    ]
+    ];
+    if let Some(l) = info.get("layers").and_then(|l| l.as_str()) {
+        v.extend(["--layers".to_string(), l.to_string()]);
+    }
+    if let Some(h) = info.get("heads") {
+        v.extend(["--heads".to_string(), h.to_string()]);
+    }
+    v
+}
+
+fn model_args(info: &serde_json::Value) -> Vec<String> {
+    model_flags(&fixtures().join("mnist_cnn.pth"), info)
 }
 
 /// The accuracy `shears eval`/`prune` printed, as a fraction.
@@ -132,19 +142,7 @@ fn mobilenet_v2_and_a_vit_go_from_pytorch_through_pruning_back() {
         )
         .unwrap();
         let model = dir_f.join(format!("mnist_{name}.pth"));
-        let mut common = vec![
-            "--checkpoint".to_string(),
-            model.display().to_string(),
-            "--mean".into(),
-            info["mean"][0].to_string(),
-            "--std".into(),
-            info["std"][0].to_string(),
-            "--data".into(),
-            mnist().display().to_string(),
-        ];
-        if let Some(h) = info.get("heads") {
-            common.extend(["--heads".to_string(), h.to_string()]);
-        }
+        let common = model_flags(&model, &info);
         let run = |cmd: &str, extra: &[String]| {
             let mut args = vec![cmd.to_string()];
             args.extend(common.iter().cloned());

@@ -311,12 +311,23 @@ impl Network {
     /// [`Network::forward`] as Candle operations (their autograd graph kept
     /// for `backward`), on every device.
     pub fn forward_with_autograd(&mut self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.candle_pass(x, train, None)
+    }
+
+    /// The graph as Candle operations on `x`, `record` seeing each prunable
+    /// layer's input.
+    fn candle_pass<'r>(
+        &'r mut self,
+        x: &Tensor,
+        train: bool,
+        record: Option<candle::Recorder<'r>>,
+    ) -> Result<Tensor> {
         let mut run = candle::Run {
             params: &self.params,
             buffers: &mut self.buffers,
             train,
             rng: &mut self.dropout_rng,
-            record: None,
+            record,
         };
         candle::forward(&self.graph, x, &mut run)
     }
@@ -357,14 +368,7 @@ impl Network {
     /// per-input activation statistics into `stats`.
     pub fn forward_recording(&mut self, x: &Tensor, stats: &mut ActivationStats) -> Result<Tensor> {
         let mut record = |layer: &str, x: &Tensor| stats.add(layer, x);
-        let mut run = candle::Run {
-            params: &self.params,
-            buffers: &mut self.buffers,
-            train: false,
-            rng: &mut self.dropout_rng,
-            record: Some(&mut record),
-        };
-        candle::forward(&self.graph, x, &mut run)
+        self.candle_pass(x, false, Some(&mut record))
     }
 }
 

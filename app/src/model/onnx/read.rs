@@ -185,7 +185,7 @@ pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
             let dims = c.dims.clone();
             Ok((
                 k,
-                candle_core::Tensor::from_vec(c.as_f32(), dims, &candle_core::Device::Cpu)?,
+                candle_core::Tensor::from_vec(c.into_f32(), dims, &candle_core::Device::Cpu)?,
             ))
         })
         .collect::<Result<_>>()?;
@@ -276,10 +276,18 @@ fn build<'a>(
 fn samples_independent(im: &Importer<'_>, input: [usize; 3]) -> Result<()> {
     use crate::model::graph::run::{forward, Buf};
     use rand::{Rng, SeedableRng};
-    let params: BTreeMap<String, Vec<f32>> = im
+    // Borrowed where they are floats (all of a model's weights): a try
+    // copies no weight.
+    let ints: BTreeMap<&str, Vec<f32>> = im
         .params
         .iter()
-        .map(|(k, c)| (k.clone(), c.as_f32()))
+        .filter(|(_, c)| c.f32s().is_none())
+        .map(|(k, c)| (k.as_str(), c.as_f32()))
+        .collect();
+    let params: BTreeMap<&str, &[f32]> = im
+        .params
+        .iter()
+        .map(|(k, c)| (k.as_str(), c.f32s().unwrap_or_else(|| &ints[k.as_str()])))
         .collect();
     let n: usize = input.iter().product();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
@@ -582,9 +590,13 @@ impl<'a> Importer<'a> {
                 self.fresh(&format!("{module}.{suffix}"))
             }
         };
-        let dims = c.dims.clone();
-        let id = self.g.param(&name, dims.clone(), role);
-        self.dims2.push(dims);
+        self.push_param(name, c, role)
+    }
+
+    /// Adds parameter `name` holding `c` (its name already unique).
+    fn push_param(&mut self, name: String, c: Const, role: Role) -> ValueId {
+        let id = self.g.param(&name, c.dims.clone(), role);
+        self.dims2.push(c.dims.clone());
         self.outer.push(1);
         self.params.insert(name, c);
         id
@@ -614,18 +626,10 @@ impl<'a> Importer<'a> {
                 }
                 None => self.fresh(&format!("{}.{suffix}", module_of(n))),
             };
-            let id = self.g.param(&name, c.dims.clone(), Role::Embedding);
-            self.dims2.push(c.dims.clone());
-            self.outer.push(1);
-            self.params.insert(name, c);
-            id
+            self.push_param(name, c, Role::Embedding)
         } else {
             let name = self.fresh(&format!("{}.const", node_name(n)));
-            let id = self.g.param(&name, c.dims.clone(), Role::Constant);
-            self.dims2.push(c.dims.clone());
-            self.outer.push(1);
-            self.params.insert(name, c);
-            id
+            self.push_param(name, c, Role::Constant)
         }
     }
 
@@ -639,15 +643,9 @@ impl<'a> Importer<'a> {
 
     /// Imports one node; returns its outputs.
     fn node(&mut self, n: &NodeProto, bias: Option<&Const>) -> Result<Vec<(String, Val)>> {
-        let out = |v: Val| -> Vec<(String, Val)> {
-            n.output
-                .first()
-                .map(|o| vec![(o.clone(), v)])
-                .unwrap_or_default()
-        };
         if n.op_type == "Constant" {
             let c = constant_attr(n, self.path)?;
-            return Ok(out(Val::C(c)));
+            return Ok(out_val(n, Val::C(c)));
         }
         let ins: Vec<Option<Val>> = n
             .input
@@ -690,7 +688,7 @@ impl<'a> Importer<'a> {
         }
         let a = |name: &str| attribute(n, name);
         let v = match n.op_type.as_str() {
-            "Identity" | "Cast" => return Ok(out(self.input(n, 0)?)),
+            "Identity" | "Cast" => return Ok(out_val(n, self.input(n, 0)?)),
             "Dropout" => {
                 let x = self.value(n, 0)?;
                 let p = match self.opt_const(n, 1)? {
@@ -712,7 +710,7 @@ impl<'a> Importer<'a> {
                 let start = a("start").map_or(0, |a| clampi(a.i));
                 let end = a("end").map_or(r as usize, |a| clampi(a.i));
                 let vals = vals[start..end.max(start)].to_vec();
-                return Ok(out(Val::C(Const::ints(vec![vals.len()], vals))));
+                return Ok(out_val(n, Val::C(Const::ints(vec![vals.len()], vals))));
             }
             "Conv" => self.conv(n)?,
             "BatchNormalization" => self.batch_norm(n)?,
@@ -967,7 +965,7 @@ impl<'a> Importer<'a> {
                 ))
             }
         };
-        Ok(out(Val::V(v)))
+        Ok(out_val(n, Val::V(v)))
     }
 
     fn act(&mut self, n: &NodeProto, a: Act) -> Result<ValueId> {
@@ -1394,6 +1392,7 @@ impl<'a> Importer<'a> {
     }
 }
 
+/// Node `n`'s one output, named, holding `v`.
 fn out_val(n: &NodeProto, v: Val) -> Vec<(String, Val)> {
     n.output
         .first()

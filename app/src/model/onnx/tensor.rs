@@ -72,6 +72,22 @@ impl Const {
         }
     }
 
+    /// The values as floats, without a copy where they are floats.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self.values {
+            Values::F(v) => v,
+            Values::I(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    /// The values, where they are floats.
+    pub fn f32s(&self) -> Option<&[f32]> {
+        match &self.values {
+            Values::F(v) => Some(v),
+            Values::I(_) => None,
+        }
+    }
+
     /// The values as integers (floats truncated).
     pub fn as_i64(&self) -> Vec<i64> {
         match &self.values {
