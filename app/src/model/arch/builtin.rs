@@ -86,6 +86,27 @@ impl Builder {
         self.g.add(name, op, &ins)
     }
 
+    /// torchvision's `Conv2dNormActivation` named `p`: convolution `{p}.0`
+    /// (no bias), BatchNorm `{p}.1`, then `act` where given.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_norm(
+        &mut self,
+        p: &str,
+        x: ValueId,
+        out: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        act: Option<Act>,
+    ) -> Result<ValueId> {
+        let y = self.conv(&format!("{p}.0"), x, out, k, stride, groups, false)?;
+        let y = self.bn(&format!("{p}.1"), y)?;
+        match act {
+            Some(a) => self.act(y, a),
+            None => Ok(y),
+        }
+    }
+
     fn act(&mut self, x: ValueId, a: Act) -> Result<ValueId> {
         self.op(a.name(), Op::Act(a), &[x])
     }
@@ -236,9 +257,7 @@ pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<A
     let relu6 = Act::Clip { min: 0.0, max: 6.0 };
     let (mut b, x) = Builder::new(input);
     let stem = divisible(32.0 * mult);
-    let mut x = b.conv("features.0.0", x, stem, 3, 2, 1, false)?;
-    x = b.bn("features.0.1", x)?;
-    x = b.act(x, relu6)?;
+    let mut x = b.conv_norm("features.0", x, stem, 3, 2, 1, Some(relu6))?;
     let mut index = 1;
     for (t, c, n, s) in table {
         let out = divisible(c as f64 * mult);
@@ -250,14 +269,18 @@ pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<A
             let mut y = x;
             let mut k = 0;
             if t != 1 {
-                y = b.conv(&format!("{p}.0.0"), y, hidden, 1, 1, 1, false)?;
-                y = b.bn(&format!("{p}.0.1"), y)?;
-                y = b.act(y, relu6)?;
+                y = b.conv_norm(&format!("{p}.0"), y, hidden, 1, 1, 1, Some(relu6))?;
                 k = 1;
             }
-            y = b.conv(&format!("{p}.{k}.0"), y, hidden, 3, stride, hidden, false)?;
-            y = b.bn(&format!("{p}.{k}.1"), y)?;
-            y = b.act(y, relu6)?;
+            y = b.conv_norm(
+                &format!("{p}.{k}"),
+                y,
+                hidden,
+                3,
+                stride,
+                hidden,
+                Some(relu6),
+            )?;
             y = b.conv(&format!("{p}.{}", k + 1), y, out, 1, 1, 1, false)?;
             y = b.bn(&format!("{p}.{}", k + 2), y)?;
             x = if stride == 1 && c_in == out {
@@ -269,9 +292,7 @@ pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<A
         }
     }
     let last = divisible(1280.0 * mult.max(1.0));
-    x = b.conv(&format!("features.{index}.0"), x, last, 1, 1, 1, false)?;
-    x = b.bn(&format!("features.{index}.1"), x)?;
-    x = b.act(x, relu6)?;
+    x = b.conv_norm(&format!("features.{index}"), x, last, 1, 1, 1, Some(relu6))?;
     let x = b.pool_flat(x)?;
     let x = b.op("dropout", Op::Dropout { p: 0.2 }, &[x])?;
     let y = b.linear("classifier.1", x, classes)?;
@@ -302,9 +323,7 @@ pub fn efficientnet_b0(
     let total: usize = table.iter().map(|r| layers(r.5)).sum();
     let (mut b, x) = Builder::new(input);
     let stem = divisible(32.0 * mult);
-    let mut x = b.conv("features.0.0", x, stem, 3, 2, 1, false)?;
-    x = b.bn("features.0.1", x)?;
-    x = b.act(x, Act::Silu)?;
+    let mut x = b.conv_norm("features.0", x, stem, 3, 2, 1, Some(Act::Silu))?;
     let mut block = 0usize;
     for (stage, &(e, k, s, _, c, n)) in table.iter().enumerate() {
         let out = divisible(c as f64 * mult);
@@ -316,14 +335,18 @@ pub fn efficientnet_b0(
             let mut y = x;
             let mut j = 0;
             if e != 1 {
-                y = b.conv(&format!("{p}.0.0"), y, hidden, 1, 1, 1, false)?;
-                y = b.bn(&format!("{p}.0.1"), y)?;
-                y = b.act(y, Act::Silu)?;
+                y = b.conv_norm(&format!("{p}.0"), y, hidden, 1, 1, 1, Some(Act::Silu))?;
                 j = 1;
             }
-            y = b.conv(&format!("{p}.{j}.0"), y, hidden, k, stride, hidden, false)?;
-            y = b.bn(&format!("{p}.{j}.1"), y)?;
-            y = b.act(y, Act::Silu)?;
+            y = b.conv_norm(
+                &format!("{p}.{j}"),
+                y,
+                hidden,
+                k,
+                stride,
+                hidden,
+                Some(Act::Silu),
+            )?;
             // Squeeze-excitation: mean, 1x1 down (SiLU), 1x1 up, sigmoid gate.
             let squeeze = (c_in / 4).max(1);
             let se = format!("{p}.{}", j + 1);
@@ -340,8 +363,7 @@ pub fn efficientnet_b0(
             let m = b.conv(&format!("{se}.fc2"), m, hidden, 1, 1, 1, true)?;
             let m = b.act(m, Act::Sigmoid)?;
             y = b.op("mul", Op::Binary(Binary::Mul), &[y, m])?;
-            y = b.conv(&format!("{p}.{}.0", j + 2), y, out, 1, 1, 1, false)?;
-            y = b.bn(&format!("{p}.{}.1", j + 2), y)?;
+            y = b.conv_norm(&format!("{p}.{}", j + 2), y, out, 1, 1, 1, None)?;
             x = if stride == 1 && c_in == out {
                 let p = 0.2 * block as f32 / total as f32;
                 let y = b.op("drop_path", Op::DropPath { p }, &[y])?;
@@ -354,9 +376,15 @@ pub fn efficientnet_b0(
     }
     let last = 4 * divisible(320.0 * mult);
     let head = table.len() + 1;
-    x = b.conv(&format!("features.{head}.0"), x, last, 1, 1, 1, false)?;
-    x = b.bn(&format!("features.{head}.1"), x)?;
-    x = b.act(x, Act::Silu)?;
+    x = b.conv_norm(
+        &format!("features.{head}"),
+        x,
+        last,
+        1,
+        1,
+        1,
+        Some(Act::Silu),
+    )?;
     let x = b.pool_flat(x)?;
     let x = b.op("dropout", Op::Dropout { p: 0.2 }, &[x])?;
     let y = b.linear("classifier.1", x, classes)?;
