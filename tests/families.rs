@@ -75,92 +75,142 @@ fn both_exports_of_every_family_give_pytorchs_logits() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A training step on every family, opened from its TorchScript export
+/// and from its state dict, gives PyTorch's logits, loss and gradients.
 #[test]
 fn a_training_step_on_every_family_gives_pytorchs_gradients() {
     let mut failures = Vec::new();
     for name in families() {
-        let r = reference(&name);
-        let mut o = open(&format!("{name}.ts.onnx"));
-        let labels = r["labels"].to_dtype(DType::U32).unwrap();
-        // Shears's own pass, f32.
-        let pass = o.net.train_pass(&r["x"], &labels).unwrap().unwrap();
-        // A fixed tolerance, or four times PyTorch's own f32 error where
-        // that is larger (as tests/torch_reference.rs).
-        let torch_err = |key: &str| {
-            r.get(&format!("torch_f32_error.{key}"))
-                .map_or(0.0, |t| flat(t)[0])
+        let onnx = open(&format!("{name}.ts.onnx"));
+        failures.extend(training_step_failures(
+            &format!("{name}.ts.onnx"),
+            &name,
+            onnx.net,
+        ));
+        let opts = ImportOptions {
+            heads: Some(2),
+            ..Default::default()
         };
-        // Errors are relative to the largest value, or to a thousandth of
-        // the largest gradient of the model where a parameter's gradient is
-        // (mathematically) nearly zero: a BatchNorm shift followed by a
-        // linear map and a training-mode BatchNorm has gradient zero, and
-        // both sides compute rounding noise there.
-        let floor = r
-            .iter()
-            .filter(|(k, _)| k.starts_with("grad."))
-            .map(|(_, t)| flat(t).iter().fold(0f32, |m, v| m.max(v.abs())))
-            .fold(0f32, f32::max)
-            * 1e-3;
-        let mut check = |what: &str, got: &[f32], want: &[f32], tol: f32| {
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = rel_err(got, want) * scale.max(1e-12) / scale.max(floor).max(1e-12);
-            if err.is_nan() || err > tol {
-                failures.push(format!("{name} {what}: differs by {err} (relative)"));
-            }
-        };
-        let f32_tol = |key: &str, fixed: f32| fixed.max(4.0 * torch_err(key));
-        check(
-            "f32 logits",
-            &flat(&pass.logits),
-            &flat(&r["train.logits"]),
-            f32_tol("train.logits", 1e-4),
-        );
-        check(
-            "f32 loss",
-            &[pass.loss],
-            &flat(&r["train.loss"]),
-            f32_tol("train.loss", 1e-5),
-        );
-        let aliases = o.net.graph().aliases.clone();
-        let torch_name = |p: &str| aliases.get(p).cloned().unwrap_or_else(|| p.to_string());
-        let mut unknown = Vec::new();
-        for (p, g) in &pass.grads {
-            let key = format!("grad.{}", torch_name(p));
-            match r.get(&key) {
-                Some(want) => check(
-                    &format!("f32 {key}"),
-                    &flat(g),
-                    &flat(want),
-                    f32_tol(&key, 2e-3),
-                ),
-                None => unknown.push(format!("{name}: PyTorch has no parameter `{p}`")),
-            }
-        }
-        // Candle's pass, f64.
-        let mut net = o.net.to_dtype(DType::F64).unwrap();
-        let x = r["x"].to_dtype(DType::F64).unwrap();
-        let logits = net.forward(&x, true).unwrap();
-        let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
-        let grads = loss.backward().unwrap();
-        let f = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
-        check("f64 logits", &f(&logits), &flat(&r["train.logits"]), 1e-6);
-        for (p, v) in &net.params {
-            // A name PyTorch lacks was reported above.
-            let Some(want) = r.get(&format!("grad.{}", torch_name(p))) else {
-                continue;
-            };
-            let got = grads.get(v.as_tensor()).map(f).unwrap_or_default();
-            check(&format!("f64 grad {p}"), &got, &flat(want), 1e-5);
-        }
-        failures.extend(unknown);
-        // Every PyTorch parameter is trained in Shears too.
-        for k in r.keys().filter_map(|k| k.strip_prefix("grad.")) {
-            if !pass.grads.keys().any(|p| torch_name(p) == k) {
-                failures.push(format!("{name}: `{k}` gets no gradient in Shears"));
+        let path = dir().join(format!("{name}.safetensors"));
+        let sd = import::open(&path, &opts, [3, 32, 32], &Device::Cpu).unwrap();
+        let net = without_dropout(sd.net);
+        failures.extend(training_step_failures(
+            &format!("{name}.safetensors"),
+            &name,
+            net,
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `net` with dropout and stochastic depth off (as in PyTorch's training
+/// step of the fixtures).
+fn without_dropout(net: shears::model::Network) -> shears::model::Network {
+    use shears::model::graph::Op;
+    let mut arch = net.arch.clone();
+    // (A layer list, such as torchvision's ResNet's, has no dropout.)
+    if let Some(g) = arch.graph.as_mut() {
+        for n in &mut g.nodes {
+            if let Op::Dropout { p } | Op::DropPath { p } = &mut n.op {
+                *p = 0.0;
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let mut tensors: BTreeMap<String, Tensor> = net
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    tensors.extend(net.buffers.clone());
+    shears::model::Network::from_tensors(arch, tensors, BTreeMap::new(), &Device::Cpu).unwrap()
+}
+
+/// How a training step of `net` (fixture `name`, opened from `file`)
+/// differs from PyTorch's: logits, loss and every gradient, by Shears's
+/// own pass in `f32` and by Candle's in `f64`; every PyTorch parameter
+/// must get a gradient.
+fn training_step_failures(file: &str, name: &str, mut net: shears::model::Network) -> Vec<String> {
+    let mut failures = Vec::new();
+    let r = reference(name);
+    let labels = r["labels"].to_dtype(DType::U32).unwrap();
+    // Shears's own pass, f32.
+    let pass = net.train_pass(&r["x"], &labels).unwrap().unwrap();
+    // A fixed tolerance, or four times PyTorch's own f32 error where
+    // that is larger (as tests/torch_reference.rs).
+    let torch_err = |key: &str| {
+        r.get(&format!("torch_f32_error.{key}"))
+            .map_or(0.0, |t| flat(t)[0])
+    };
+    // Errors are relative to the largest value, or to a thousandth of
+    // the largest gradient of the model where a parameter's gradient is
+    // (mathematically) nearly zero: a BatchNorm shift followed by a
+    // linear map and a training-mode BatchNorm has gradient zero, and
+    // both sides compute rounding noise there.
+    let floor = r
+        .iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .map(|(_, t)| flat(t).iter().fold(0f32, |m, v| m.max(v.abs())))
+        .fold(0f32, f32::max)
+        * 1e-3;
+    let mut check = |what: &str, got: &[f32], want: &[f32], tol: f32| {
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = rel_err(got, want) * scale.max(1e-12) / scale.max(floor).max(1e-12);
+        if err.is_nan() || err > tol {
+            failures.push(format!("{file} {what}: differs by {err} (relative)"));
+        }
+    };
+    let f32_tol = |key: &str, fixed: f32| fixed.max(4.0 * torch_err(key));
+    check(
+        "f32 logits",
+        &flat(&pass.logits),
+        &flat(&r["train.logits"]),
+        f32_tol("train.logits", 1e-4),
+    );
+    check(
+        "f32 loss",
+        &[pass.loss],
+        &flat(&r["train.loss"]),
+        f32_tol("train.loss", 1e-5),
+    );
+    let aliases = net.graph().aliases.clone();
+    let torch_name = |p: &str| aliases.get(p).cloned().unwrap_or_else(|| p.to_string());
+    let mut unknown = Vec::new();
+    for (p, g) in &pass.grads {
+        let key = format!("grad.{}", torch_name(p));
+        match r.get(&key) {
+            Some(want) => check(
+                &format!("f32 {key}"),
+                &flat(g),
+                &flat(want),
+                f32_tol(&key, 2e-3),
+            ),
+            None => unknown.push(format!("{file}: PyTorch has no parameter `{p}`")),
+        }
+    }
+    // Candle's pass, f64.
+    let mut net = net.to_dtype(DType::F64).unwrap();
+    let x = r["x"].to_dtype(DType::F64).unwrap();
+    let logits = net.forward(&x, true).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+    let grads = loss.backward().unwrap();
+    let f = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
+    check("f64 logits", &f(&logits), &flat(&r["train.logits"]), 1e-6);
+    for (p, v) in &net.params {
+        // A name PyTorch lacks was reported above.
+        let Some(want) = r.get(&format!("grad.{}", torch_name(p))) else {
+            continue;
+        };
+        let got = grads.get(v.as_tensor()).map(f).unwrap_or_default();
+        check(&format!("f64 grad {p}"), &got, &flat(want), 1e-5);
+    }
+    failures.extend(unknown);
+    // Every PyTorch parameter is trained in Shears too.
+    for k in r.keys().filter_map(|k| k.strip_prefix("grad.")) {
+        if !pass.grads.keys().any(|p| torch_name(p) == k) {
+            failures.push(format!("{file}: `{k}` gets no gradient in Shears"));
+        }
+    }
+    failures
 }
 
 /// What Shears writes of a model opened from the TorchScript export: a
@@ -281,57 +331,56 @@ fn built_in_families_compute_torchvision_and_timms_function() {
         ),
     ];
     for (name, spec) in cases {
-        let mut arch = spec.build([3, 32, 32], 10).unwrap();
-        // Dropout and stochastic depth off, as in PyTorch's training step.
-        for n in &mut arch.graph.as_mut().unwrap().nodes {
-            if let shears::model::graph::Op::Dropout { p }
-            | shears::model::graph::Op::DropPath { p } = &mut n.op
-            {
-                *p = 0.0;
-            }
-        }
+        let arch = spec.build([3, 32, 32], 10).unwrap();
         let path = dir().join(format!("{name}.safetensors"));
         let tensors: BTreeMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu)
             .unwrap()
             .into_iter()
             .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
             .collect();
-        let mut net = Network::from_tensors(arch, tensors, BTreeMap::new(), &Device::Cpu)
+        let net = Network::from_tensors(arch, tensors, BTreeMap::new(), &Device::Cpu)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut net = without_dropout(net);
         let r = reference(name);
         let got = net.forward(&r["x"], false).unwrap();
         let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
         assert!(err < 1e-4, "{name}: built-in logits off by {err}");
         // And it trains: a training step's gradients are PyTorch's.
-        let labels = r["labels"].to_dtype(DType::U32).unwrap();
-        let pass = net.train_pass(&r["x"], &labels).unwrap().unwrap();
-        for (p, g) in &pass.grads {
-            let want = &r[&format!("grad.{p}")];
-            let tol = 2e-3f32.max(4.0 * flat(&r[&format!("torch_f32_error.grad.{p}")])[0]);
-            let scale = flat(want)
-                .iter()
-                .fold(0f32, |m, v| m.max(v.abs()))
-                .max(1e-6);
-            let err = rel_err(&flat(g), &flat(want))
-                * flat(want).iter().fold(0f32, |m, v| m.max(v.abs()))
-                / scale;
-            assert!(err <= tol, "{name}: gradient of {p} off by {err}");
-        }
+        let failures = training_step_failures(&format!("built-in {name}"), name, net);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
 
-/// torchvision's MobileNetV2 and EfficientNet and timm's ViT open from
-/// their state dicts (names and shapes recognised, multipliers found) and
-/// compute PyTorch's function; the ResNets did before.
+/// Every family opens from its state dict (names and shapes recognised,
+/// widths, depths and multipliers read) and computes PyTorch's function;
+/// written back, the state dict has the file's names and shapes.
 #[test]
 fn state_dicts_of_the_graph_families_open_by_their_names() {
     for (name, says, heads) in [
         ("mobilenet_v2", "width multiplier 0.25", None),
-        ("efficientnet_b0", "depth multiplier 0.25", None),
+        (
+            "mobilenet_v3_small",
+            "mobilenet_v3_small with width multiplier 0.25",
+            None,
+        ),
+        ("efficientnet_b0", "blocks [1, 1, 1, 1, 1, 1, 1]", None),
+        (
+            "efficientnet_v2",
+            "6 stages (3 of fused MBConv blocks)",
+            None,
+        ),
         ("vit_timm", "2 blocks", Some(2)),
         ("resnet18_cifar", "", None),
+        ("resnet50", "", None),
         ("vit_torchvision", "MLP 64", Some(2)),
+        ("convnext", "widths [8, 16, 32], blocks [1, 1, 1]", None),
+        ("densenet", "growth rate 8, layers per block [2, 2]", None),
+        ("regnet_x", "regnet_x", None),
+        ("regnet_y", "squeeze-excitation", None),
+        ("shufflenet_v2", "channels [8, 16, 32, 64, 128]", None),
+        ("squeezenet", "8 Fire modules", None),
     ] {
+        assert!(families().contains(&name.to_string()), "{name}");
         let opts = ImportOptions {
             heads,
             ..Default::default()
@@ -376,17 +425,48 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
     let r = reference("vit_timm");
     let got = o.net.forward(&r["x"], false).unwrap();
     assert!(rel_err(&flat(&got), &flat(&r["eval.logits"])) > 1e-3);
-    // A layout none of them has is refused by name.
-    let e = import::open(
-        &dir().join("efficientnet_v2.safetensors"),
-        &ImportOptions::default(),
-        [3, 32, 32],
-        &Device::Cpu,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("EfficientNet") && e.contains("efficientnet_v2.safetensors"),
-        "{e}"
-    );
+    // Names of a family with a layout it does not have are refused, by
+    // name: a MobileNetV3 missing a block.
+    let mut sd =
+        shears::model::import::StateDict::read(&dir().join("mobilenet_v3_small.safetensors"))
+            .unwrap();
+    sd.tensors.retain(|k, _| !k.starts_with("features.5."));
+    let e = import::recognise(&sd, [3, 32, 32], None)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("MobileNetV3") && e.contains("4 blocks"), "{e}");
+}
+
+/// Every torchvision classification model of the families Shears reads
+/// (`torchvision_layouts.json`: the names and shapes of each state dict,
+/// made by `torchvision_layouts.py`) is recognised as that model from its
+/// names and shapes at 224x224: the architecture built has exactly its
+/// tensors. The small fixtures above check the function of each family.
+#[test]
+fn every_torchvision_model_is_recognised_by_its_state_dict() {
+    let text = std::fs::read_to_string(dir().join("torchvision_layouts.json")).unwrap();
+    let layouts: BTreeMap<String, Vec<(String, Vec<usize>)>> = serde_json::from_str(&text).unwrap();
+    assert!(layouts.len() > 50, "{} layouts", layouts.len());
+    let mut failures = Vec::new();
+    for (model, tensors) in &layouts {
+        let shapes = tensors.iter().map(|(n, d)| (n.as_str(), d.as_slice()));
+        let sd = import::StateDict::from_shapes(shapes).unwrap();
+        match import::recognise(&sd, [3, 224, 224], None) {
+            None => failures.push(format!("{model}: not recognised")),
+            Some(Err(e)) => failures.push(format!("{model}: {e}")),
+            Some(Ok(r)) => {
+                let generic = ["vit", "regnet_x", "regnet_y"].contains(&r.name.as_str());
+                let named = if generic {
+                    model.starts_with(&r.name)
+                } else {
+                    *model == r.name
+                };
+                if !named {
+                    failures.push(format!("{model}: recognised as {}", r.name));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

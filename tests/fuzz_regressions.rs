@@ -55,6 +55,10 @@ fn the_seed_inputs_are_valid() {
         ("onnx", "vit_timm-ts"),
         ("onnx_external", "densenet-dynamo"),
         ("onnx_external", "shufflenet_v2-dynamo"),
+        ("state_dict_layout", "convnext"),
+        ("state_dict_layout", "regnet_y"),
+        ("state_dict_layout", "tv-efficientnet_v2_s"),
+        ("state_dict_layout", "tv-mobilenet_v3_large"),
     ] {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../fuzz/corpus")

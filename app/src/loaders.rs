@@ -11,11 +11,11 @@ use crate::data::{
 use crate::error::Result;
 use crate::experiment::{output, ExperimentConfig};
 use crate::model::checkpoint::Checkpoint;
-use crate::model::import::ImportOptions;
+use crate::model::import::{ImportOptions, StateDict};
 use crate::plugins::{schema, Registry};
 
 /// The formats, by the names the fuzz targets carry.
-pub const FORMATS: [&str; 13] = [
+pub const FORMATS: [&str; 14] = [
     "idx_images",
     "idx_labels",
     "cifar",
@@ -29,6 +29,7 @@ pub const FORMATS: [&str; 13] = [
     "state_dict_safetensors",
     "onnx",
     "onnx_external",
+    "state_dict_layout",
 ];
 
 /// Reads `data` as `format` (one of [`FORMATS`]); the error names the
@@ -84,11 +85,48 @@ pub fn read(format: &str, data: &[u8]) -> Result<()> {
                 open_model(&model_path)
             })
         }
+        // The state-dict recognisers alone: a text of `name d1 d2 ...`
+        // lines, a state dict of those names and shapes holding no data.
+        "state_dict_layout" => {
+            let sd = state_dict_layout(data, origin)?;
+            match crate::model::import::recognise(&sd, [3, 32, 32], None) {
+                Some(r) => r.map(drop),
+                None => Ok(()),
+            }
+        }
         other => Err(crate::Error::Other(format!(
             "unknown format `{other}` (known: {})",
             FORMATS.join(", ")
         ))),
     }
+}
+
+/// `state_dict_layout`'s text read: at most 100,000 lines of a name and
+/// up to 8 dimensions of at most 2^20 each.
+pub fn state_dict_layout(data: &[u8], origin: &Path) -> Result<StateDict> {
+    let bad = |line: usize, what: &str| {
+        crate::Error::format(origin, format!("line {}: {what}", line + 1))
+    };
+    let text = std::str::from_utf8(data).map_err(|_| bad(0, "not UTF-8"))?;
+    let mut shapes = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        if shapes.len() >= 100_000 {
+            return Err(bad(i, "more than 100,000 tensors"));
+        }
+        let mut words = line.split_whitespace();
+        let name = words.next().unwrap_or_default();
+        let dims = words
+            .map(|w| w.parse::<usize>().ok().filter(|&d| d <= 1 << 20))
+            .collect::<Option<Vec<usize>>>()
+            .filter(|d| d.len() <= 8)
+            .ok_or_else(|| bad(i, "dimensions must be at most 8 numbers up to 2^20"))?;
+        shapes.push((name.to_string(), dims));
+    }
+    StateDict::from_shapes(shapes.iter().map(|(n, d)| (n.as_str(), d.as_slice())))
 }
 
 /// A model file opened as the app and the CLI open it (for 3x32x32 inputs).

@@ -167,6 +167,23 @@ pub enum Family {
     EfficientnetB0,
     /// A Vision Transformer as timm builds it (built in).
     Vit,
+    /// torchvision's MobileNetV3 (small or large), opened from a state dict.
+    MobilenetV3,
+    /// torchvision's EfficientNetV2 (fused MBConv stages first), opened
+    /// from a state dict.
+    EfficientnetV2,
+    /// torchvision's ConvNeXt, opened from a state dict.
+    Convnext,
+    /// torchvision's DenseNet, opened from a state dict.
+    Densenet,
+    /// torchvision's RegNetX, opened from a state dict.
+    RegnetX,
+    /// torchvision's RegNetY (squeeze-excitation), opened from a state dict.
+    RegnetY,
+    /// torchvision's ShuffleNetV2, opened from a state dict.
+    ShufflenetV2,
+    /// torchvision's SqueezeNet, opened from a state dict.
+    Squeezenet,
 }
 
 impl Family {
@@ -185,6 +202,14 @@ impl Family {
             Family::MobilenetV2 => "mobilenetv2",
             Family::EfficientnetB0 => "efficientnet-b0",
             Family::Vit => "vit",
+            Family::MobilenetV3 => "mobilenetv3",
+            Family::EfficientnetV2 => "efficientnet-v2",
+            Family::Convnext => "convnext",
+            Family::Densenet => "densenet",
+            Family::RegnetX => "regnet-x",
+            Family::RegnetY => "regnet-y",
+            Family::ShufflenetV2 => "shufflenetv2",
+            Family::Squeezenet => "squeezenet",
         }
     }
 }

@@ -18,6 +18,7 @@ use super::network::Network;
 use crate::data::InputPrep;
 use crate::error::{Error, Result};
 pub use state_dict::StateDict;
+pub use torchvision::Recognised;
 
 /// What opening a model needs beyond the file: the part a PyTorch state
 /// dict cannot tell (the `[import]` table of a config, the import form in
@@ -127,6 +128,18 @@ pub fn input_prep(path: Option<&Path>, opts: &ImportOptions) -> InputPrep {
     }
 }
 
+/// The architecture a state dict's names and shapes describe, for inputs
+/// of shape `input`: torchvision's ResNet or VGG (as layer lists) or one
+/// of the graph families (`heads`: a ViT's attention heads, which the
+/// names cannot tell). `None` when the names look like none of them.
+pub fn recognise(
+    sd: &StateDict,
+    input: [usize; 3],
+    heads: Option<usize>,
+) -> Option<Result<Recognised>> {
+    torchvision::recognise(sd, input).or_else(|| families::recognise(sd, input, heads))
+}
+
 /// The file extensions [`open`] accepts.
 pub const EXTENSIONS: [&str; 4] = ["safetensors", "pth", "pt", "onnx"];
 
@@ -191,8 +204,7 @@ pub fn open(
     if let Some(k) = &sd.nested_key {
         notes.push(format!("the state dict is the checkpoint's `{k}` entry"));
     }
-    let recognised =
-        torchvision::recognise(&sd, input).or_else(|| families::recognise(&sd, input, opts.heads));
+    let recognised = recognise(&sd, input, opts.heads);
     let (mut arch, name) = match (recognised, &opts.layers) {
         (_, Some(spec)) => (
             sequential::build(&sd, spec, input)?,
@@ -208,8 +220,9 @@ pub fn open(
                 path,
                 format!(
                     "a state dict Shears does not recognise ({}): it reads torchvision's \
-                     ResNet, VGG, MobileNetV2 and EfficientNet and timm's ViT by their names, \
-                     other models from ONNX; for an nn.Sequential give its layers (`--layers` \
+                     ResNet, VGG, MobileNetV2 and V3, EfficientNet (B0–B7, V2), ConvNeXt, \
+                     DenseNet, RegNet, ShuffleNetV2, SqueezeNet and ViT and timm's ViT by their \
+                     names, other models from ONNX; for an nn.Sequential give its layers (`--layers` \
                      or `import.layers`), e.g. `flatten, linear, relu, linear`",
                     sd.describe()
                 ),

@@ -149,6 +149,30 @@ impl StateDict {
         Ok(out)
     }
 
+    /// A state dict of these names and shapes that holds no data (each
+    /// tensor a broadcast view of one zero): what the recognisers read,
+    /// for checking layouts and for fuzzing them. `num_batches_tracked`
+    /// goes to `extra`, as when read from a file.
+    pub fn from_shapes<'a>(
+        shapes: impl IntoIterator<Item = (&'a str, &'a [usize])>,
+    ) -> Result<Self> {
+        let zero = Tensor::zeros(1, DType::F32, &Device::Cpu)?;
+        let mut sd = StateDict {
+            tensors: BTreeMap::new(),
+            extra: BTreeMap::new(),
+            nested_key: None,
+        };
+        for (name, dims) in shapes {
+            let t = zero.reshape(vec![1; dims.len()])?.broadcast_as(dims)?;
+            if name.ends_with("num_batches_tracked") {
+                sd.extra.insert(name.to_string(), t);
+            } else {
+                sd.tensors.insert(name.to_string(), t);
+            }
+        }
+        Ok(sd)
+    }
+
     /// Shape of tensor `name`, if present.
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|t| t.dims())
