@@ -386,6 +386,21 @@ fn activation(a: &Act, x: &Tensor) -> candle_core::Result<Tensor> {
         Act::Tanh => x.tanh(),
         Act::Erf => x.erf(),
         Act::Scale { by } => x * exact(by),
+        Act::Sqrt => x.sqrt(),
+        Act::Pow { exponent } => {
+            let e = exact(exponent);
+            if e.fract() == 0.0 && (1.0..=8.0).contains(&e) {
+                // Repeated products: Candle's `powf` goes through `ln`,
+                // NaN for negative values.
+                let mut y = x.clone();
+                for _ in 1..e as usize {
+                    y = y.mul(x)?;
+                }
+                Ok(y)
+            } else {
+                x.powf(e)
+            }
+        }
     }
 }
 

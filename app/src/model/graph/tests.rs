@@ -257,6 +257,10 @@ fn activations_match_finite_differences() {
         Act::Tanh,
         Act::Erf,
         Act::Scale { by: 0.35 },
+        Act::Pow { exponent: 2.0 },
+        Act::Pow { exponent: 3.0 },
+        Act::Pow { exponent: 0.5 },
+        Act::Sqrt,
     ];
     for (i, a) in acts.into_iter().enumerate() {
         // A linear layer first, so parameters get gradients through it; the
@@ -268,6 +272,9 @@ fn activations_match_finite_differences() {
         let l = if a == Act::HardSwish {
             let s = g.param("scale", vec![1], Role::Constant);
             g.add("scaled", Op::Binary(Binary::Mul), &[l, s]).unwrap()
+        } else if matches!(a, Act::Sqrt | Act::Pow { exponent: 0.5 }) {
+            // Positive inputs, away from zero.
+            g.add("positive", Op::Act(Act::Sigmoid), &[l]).unwrap()
         } else {
             l
         };

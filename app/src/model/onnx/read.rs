@@ -32,7 +32,7 @@ use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
 
 /// The operators [`read`] imports (beyond those it folds to constants).
-pub const SUPPORTED_OPS: [&str; 38] = [
+pub const SUPPORTED_OPS: [&str; 40] = [
     "Conv",
     "BatchNormalization",
     "LayerNormalization",
@@ -45,6 +45,8 @@ pub const SUPPORTED_OPS: [&str; 38] = [
     "Gelu",
     "Tanh",
     "Erf",
+    "Sqrt",
+    "Pow",
     "Softmax",
     "Add",
     "Sub",
@@ -761,6 +763,14 @@ impl<'a> Importer<'a> {
             }
             "Tanh" => self.act(n, Act::Tanh)?,
             "Erf" => self.act(n, Act::Erf)?,
+            "Sqrt" => self.act(n, Act::Sqrt)?,
+            "Pow" => {
+                let e = self.konst(n, 1)?.as_f32();
+                let [exponent] = e[..] else {
+                    return Err(self.unsupported(n, "the exponent must be one number"));
+                };
+                self.act(n, Act::Pow { exponent })?
+            }
             "Softmax" => {
                 let x = self.value(n, 0)?;
                 let axis = self.axis(x, a("axis").map_or(-1, |a| a.i));

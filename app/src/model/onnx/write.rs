@@ -470,6 +470,11 @@ impl Writer<'_> {
                 let k = self.constant(&[exact(by)], &[]);
                 self.push("Mul", &[x, &k], vec![])
             }
+            Act::Sqrt => self.push("Sqrt", &[x], vec![]),
+            Act::Pow { exponent } => {
+                let e = self.constant(&[exact(exponent)], &[]);
+                self.push("Pow", &[x, &e], vec![])
+            }
         }
     }
 }

@@ -53,6 +53,15 @@ pub enum Act {
         /// The factor.
         by: f32,
     },
+    /// `sqrt(x)` (NaN below zero; what an ONNX export before opset 17
+    /// writes LayerNorm with).
+    Sqrt,
+    /// `x` to the power `exponent` (a whole exponent works on negative
+    /// values too; another gives NaN there, as in PyTorch).
+    Pow {
+        /// The exponent.
+        exponent: f32,
+    },
 }
 
 impl Act {
@@ -70,12 +79,14 @@ impl Act {
             Act::Tanh => "tanh",
             Act::Erf => "erf",
             Act::Scale { .. } => "scale",
+            Act::Sqrt => "sqrt",
+            Act::Pow { .. } => "pow",
         }
     }
 
     /// Whether the backward reads the output (else the input).
     pub(crate) fn backward_reads_output(&self) -> bool {
-        matches!(self, Act::Relu | Act::Sigmoid | Act::Tanh)
+        matches!(self, Act::Relu | Act::Sigmoid | Act::Tanh | Act::Sqrt)
     }
 
     /// `f(x)` for every value, in place.
@@ -127,6 +138,12 @@ impl Act {
             Act::Scale { by } => {
                 let by = c(exact(by));
                 x.iter_mut().for_each(|v| *v *= by);
+            }
+            Act::Sqrt => x.iter_mut().for_each(|v| *v = v.sqrt()),
+            Act::Pow { exponent } => {
+                let e = exact(exponent);
+                x.iter_mut()
+                    .for_each(|v| *v = T::from_f64(pow(v.to_f64(), e)));
             }
         }
     }
@@ -199,7 +216,22 @@ impl Act {
                 let by = c(exact(by));
                 dy.iter_mut().for_each(|d| *d *= by);
             }
+            Act::Sqrt => each(dy, &|y| c(0.5) / y),
+            Act::Pow { exponent } => {
+                let e = exact(exponent);
+                each(dy, &|x| T::from_f64(e * pow(x.to_f64(), e - 1.0)))
+            }
         }
+    }
+}
+
+/// `x^e`, by repeated multiplication for a whole `e` (so negative `x`
+/// works, as `torch.pow` with an integer exponent).
+pub(crate) fn pow(x: f64, e: f64) -> f64 {
+    if e.fract() == 0.0 && e.abs() <= 64.0 {
+        x.powi(e as i32)
+    } else {
+        x.powf(e)
     }
 }
 
