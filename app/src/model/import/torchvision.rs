@@ -63,7 +63,12 @@ fn conv(sd: &StateDict, name: &str, k: Option<usize>, stride: usize) -> Result<N
 }
 
 fn bn(sd: &StateDict, name: &str) -> Result<Node> {
-    let c = dims(sd, &format!("{name}.weight"))?[0];
+    let d = dims(sd, &format!("{name}.weight"))?;
+    let &[c] = d else {
+        return Err(Error::Shape(format!(
+            "`{name}.weight` has shape {d:?}, a BatchNorm's has one dimension"
+        )));
+    };
     Ok(Node::BatchNorm {
         name: name.into(),
         c,
@@ -128,11 +133,10 @@ fn resnet(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
                 if let (Node::Conv2d { in_c, .. }, Some(d)) =
                     (&c2, sd.shape(&format!("{p}.conv1.weight")))
                 {
-                    if *in_c != d[0] {
+                    if d.first() != Some(in_c) {
                         return Err(Error::Shape(format!(
-                            "`{p}.conv2` takes {in_c} of {} channels per group: grouped \
-                             convolutions (ResNeXt) are not supported",
-                            d[0]
+                            "`{p}.conv2` takes {in_c} of {d:?} channels per group: grouped \
+                             convolutions (ResNeXt) are not supported"
                         )));
                     }
                 }

@@ -21,8 +21,12 @@ pub fn torchvision(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> R
         .count();
     let mlp = sd
         .shape(&format!("{}.mlp.0.weight", layer(0)))
-        .map_or(0, |d| d[0]);
-    let classes = sd.shape("heads.head.weight").map_or(0, |d| d[0]);
+        .and_then(|d| d.first().copied())
+        .unwrap_or(0);
+    let classes = sd
+        .shape("heads.head.weight")
+        .and_then(|d| d.first().copied())
+        .unwrap_or(0);
     let (heads, mut notes) = vit_heads(dim, heads);
     check_tokens(sd.shape("encoder.pos_embedding"), input, patch)?;
     let arch = builtin::vit_named(
@@ -105,7 +109,10 @@ pub fn timm(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<R
     let depth = (0..)
         .take_while(|i| sd.has(&format!("blocks.{i}.norm1.weight")))
         .count();
-    let classes = sd.shape("head.weight").map_or(0, |d| d[0]);
+    let classes = sd
+        .shape("head.weight")
+        .and_then(|d| d.first().copied())
+        .unwrap_or(0);
     let (heads, mut notes) = vit_heads(dim, heads);
     if sd.has("fc_norm.weight") {
         return Err(Error::Shape(
