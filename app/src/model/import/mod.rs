@@ -179,7 +179,7 @@ pub fn open(
         });
     }
     if is_onnx(path) {
-        let m = super::onnx::read(&bytes, path, input)?;
+        let m = super::onnx::read(bytes, path, input)?;
         let mut arch = m.arch;
         let mut notes = m.notes;
         set_preprocess(&mut arch, norm, opts.resize, &mut notes);
@@ -195,10 +195,16 @@ pub fn open(
             info: serde_json::Value::Null,
         });
     }
+    // The file is read once: the state dict is parsed from these bytes
+    // (a zip is read by its entries), which are dropped before the
+    // network is built.
     let sd = if bytes.starts_with(b"PK\x03\x04") {
+        drop(bytes);
         StateDict::read_pth(path)?
     } else {
-        StateDict::read(path)?
+        let sd = StateDict::from_bytes(&bytes, path)?;
+        drop(bytes);
+        sd
     };
     let mut notes = Vec::new();
     if let Some(k) = &sd.nested_key {

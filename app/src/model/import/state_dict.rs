@@ -34,6 +34,12 @@ impl StateDict {
     /// safetensors); errors name `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// A state dict from the bytes of the file at `path`: a `torch.save`
+    /// zip (read again from `path`, entry by entry) or safetensors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
         if bytes.starts_with(b"PK\x03\x04") {
             Self::read_pth(path)
         } else if bytes.starts_with(b"\x80\x02") || bytes.starts_with(b"\x80\x01") {
@@ -43,7 +49,7 @@ impl StateDict {
                  (torch.save(torch.load(f), f) keeps the content, written as a zip)",
             ))
         } else {
-            Self::from_safetensors(&bytes, path)
+            Self::from_safetensors(bytes, path)
         }
     }
 

@@ -10,6 +10,7 @@
 
 use super::proto::{attr, dtype, NodeProto};
 use super::tensor::{Const, Values};
+use std::rc::Rc;
 
 /// Marks "the batch size" in a folded shape: `BATCH * k` is `k` times it.
 /// Far above any real dimension and exact in `i64` arithmetic.
@@ -43,7 +44,7 @@ pub fn transpose2(c: Const) -> Const {
     }
     Const {
         dims: vec![k, r],
-        values: Values::F(t),
+        values: Values::F(Rc::new(t)),
         origin: c.origin,
     }
 }
@@ -52,7 +53,7 @@ pub fn transpose2(c: Const) -> Const {
 pub fn scale(c: Const, f: f32) -> Const {
     let v = c.as_f32().into_iter().map(|x| x * f).collect();
     Const {
-        values: Values::F(v),
+        values: Values::F(Rc::new(v)),
         ..c
     }
 }
@@ -107,8 +108,8 @@ fn take(c: &Const, axis: usize, pick: &[usize]) -> Const {
     let mut dims = c.dims.clone();
     dims[axis] = pick.len();
     let values = match &c.values {
-        Values::F(v) => Values::F(idx.iter().map(|&i| v[i]).collect()),
-        Values::I(v) => Values::I(idx.iter().map(|&i| v[i]).collect()),
+        Values::F(v) => Values::F(Rc::new(idx.iter().map(|&i| v[i]).collect())),
+        Values::I(v) => Values::I(Rc::new(idx.iter().map(|&i| v[i]).collect())),
     };
     Const {
         dims,
@@ -145,18 +146,18 @@ fn binary(
         idx
     };
     let values = match (&a.values, &b.values) {
-        (Values::I(x), Values::I(y)) => Values::I(
+        (Values::I(x), Values::I(y)) => Values::I(Rc::new(
             (0..n)
                 .map(|k| int(x[index(&a.dims, k)], y[index(&b.dims, k)]))
                 .collect::<R<_>>()?,
-        ),
+        )),
         _ => {
             let (x, y) = (a.as_f32(), b.as_f32());
-            Values::F(
+            Values::F(Rc::new(
                 (0..n)
                     .map(|k| f(x[index(&a.dims, k)] as f64, y[index(&b.dims, k)] as f64) as f32)
                     .collect(),
-            )
+            ))
         }
     };
     Ok(Const {
@@ -192,9 +193,11 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             let to = attr_i(n, "to").unwrap_or(dtype::FLOAT as i64) as i32;
             let c = x()?;
             let values = match to {
-                dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 => Values::F(c.as_f32()),
-                dtype::BOOL => Values::I(c.as_f32().iter().map(|&v| (v != 0.0) as i64).collect()),
-                _ => Values::I(c.as_i64()),
+                dtype::FLOAT | dtype::DOUBLE | dtype::FLOAT16 => Values::F(Rc::new(c.as_f32())),
+                dtype::BOOL => Values::I(Rc::new(
+                    c.as_f32().iter().map(|&v| (v != 0.0) as i64).collect(),
+                )),
+                _ => Values::I(Rc::new(c.as_i64())),
             };
             one(Const {
                 values,
@@ -310,7 +313,11 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
             }
             one(Const {
                 dims,
-                values: if float { Values::F(f) } else { Values::I(i) },
+                values: if float {
+                    Values::F(Rc::new(f))
+                } else {
+                    Values::I(Rc::new(i))
+                },
                 origin: None,
             })
         }
@@ -413,8 +420,8 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
                 })
                 .collect();
             let values = match &c.values {
-                Values::F(v) => Values::F(src.iter().map(|&i| v[i]).collect()),
-                Values::I(v) => Values::I(src.iter().map(|&i| v[i]).collect()),
+                Values::F(v) => Values::F(Rc::new(src.iter().map(|&i| v[i]).collect())),
+                Values::I(v) => Values::I(Rc::new(src.iter().map(|&i| v[i]).collect())),
             };
             one(Const {
                 dims,

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::rc::Rc;
 
 use prost::Message;
 
@@ -102,11 +103,14 @@ pub struct Declared {
 /// Reads an ONNX model. Its input is the shape the graph declares; where
 /// the graph leaves it open, `input` (`[c, h, w]`, from the data). Errors
 /// name `path` and, for a node that cannot be imported, the node, its op
-/// and why.
-pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
-    let model = ModelProto::decode(bytes)
+/// and why. The file's bytes are dropped once decoded and each weight is
+/// held once from then on (the decoded initializers are shared with every
+/// try of the graph and become the tensors without a copy).
+pub fn read(bytes: Vec<u8>, path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
+    let model = ModelProto::decode(bytes.as_slice())
         .map_err(|e| Error::format(path, format!("not an ONNX model ({e})")))?;
-    let graph = model
+    drop(bytes);
+    let mut graph = model
         .graph
         .ok_or_else(|| Error::format(path, "an ONNX model without a graph"))?;
     let mut notes = Vec::new();
@@ -130,8 +134,8 @@ pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
         None => input,
     };
     let mut inits = HashMap::new();
-    for t in &graph.initializer {
-        inits.insert(t.name.clone(), tensor::decode(t, path)?);
+    for t in std::mem::take(&mut graph.initializer) {
+        inits.insert(t.name.clone(), tensor::decode(&t, path)?);
     }
     let batch = declared.and_then(|d| d.batch).unwrap_or(1);
     // Where a reshape written for the file's fixed batch can place the
@@ -180,8 +184,10 @@ pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
                 .into(),
         );
     }
-    let tensors = im
-        .params
+    // Only the graph's parameters hold the weights now.
+    drop(inits);
+    let Importer { g, params, .. } = im;
+    let tensors = params
         .into_iter()
         .map(|(k, c)| {
             let dims = c.dims.clone();
@@ -196,7 +202,7 @@ pub fn read(bytes: &[u8], path: &Path, input: [usize; 3]) -> Result<OnnxModel> {
         input,
         num_classes,
         nodes: Vec::new(),
-        graph: Some(im.g),
+        graph: Some(g),
         preprocess: Preprocess::default(),
     };
     arch.check()
@@ -610,7 +616,7 @@ impl<'a> Importer<'a> {
     fn operand(&mut self, n: &NodeProto, c: Const) -> ValueId {
         let learned = c.origin.is_some() && c.len() > 1 && matches!(c.values, Values::F(_));
         let c = Const {
-            values: Values::F(c.as_f32()),
+            values: Values::F(Rc::new(c.as_f32())),
             ..c
         };
         if learned {

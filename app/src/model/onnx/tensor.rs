@@ -5,18 +5,21 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
+use std::rc::Rc;
 
 use super::proto::{dtype, TensorProto};
 use crate::error::{Error, Result};
 
 /// A constant tensor's values: floating point (any float type, as `f32`)
-/// or integer (any integer or bool type, as `i64`).
+/// or integer (any integer or bool type, as `i64`). Shared: the importer
+/// passes a weight from the file to the graph without copying it, however
+/// many ways it tries the graph.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
     /// Floats.
-    F(Vec<f32>),
+    F(Rc<Vec<f32>>),
     /// Integers and booleans.
-    I(Vec<i64>),
+    I(Rc<Vec<i64>>),
 }
 
 /// A constant tensor: dims, values and the initializer it comes from
@@ -37,7 +40,7 @@ impl Const {
     pub fn floats(dims: Vec<usize>, v: Vec<f32>) -> Self {
         Const {
             dims,
-            values: Values::F(v),
+            values: Values::F(Rc::new(v)),
             origin: None,
         }
     }
@@ -46,7 +49,7 @@ impl Const {
     pub fn ints(dims: Vec<usize>, v: Vec<i64>) -> Self {
         Const {
             dims,
-            values: Values::I(v),
+            values: Values::I(Rc::new(v)),
             origin: None,
         }
     }
@@ -67,15 +70,16 @@ impl Const {
     /// The values as floats.
     pub fn as_f32(&self) -> Vec<f32> {
         match &self.values {
-            Values::F(v) => v.clone(),
+            Values::F(v) => v.to_vec(),
             Values::I(v) => v.iter().map(|&x| x as f32).collect(),
         }
     }
 
-    /// The values as floats, without a copy where they are floats.
+    /// The values as floats, without a copy where they are floats held
+    /// nowhere else.
     pub fn into_f32(self) -> Vec<f32> {
         match self.values {
-            Values::F(v) => v,
+            Values::F(v) => Rc::try_unwrap(v).unwrap_or_else(|v| v.to_vec()),
             Values::I(v) => v.iter().map(|&x| x as f32).collect(),
         }
     }
@@ -83,7 +87,7 @@ impl Const {
     /// The values, where they are floats.
     pub fn f32s(&self) -> Option<&[f32]> {
         match &self.values {
-            Values::F(v) => Some(v),
+            Values::F(v) => Some(v.as_slice()),
             Values::I(_) => None,
         }
     }
@@ -92,7 +96,7 @@ impl Const {
     pub fn as_i64(&self) -> Vec<i64> {
         match &self.values {
             Values::F(v) => v.iter().map(|&x| x as i64).collect(),
-            Values::I(v) => v.clone(),
+            Values::I(v) => v.to_vec(),
         }
     }
 
@@ -170,45 +174,47 @@ fn values_len(v: &Values) -> usize {
 /// Values stored in the typed fields (`float_data`, `int64_data`, ...).
 fn typed_fields(t: &TensorProto) -> Values {
     match t.data_type {
-        dtype::FLOAT => Values::F(t.float_data.clone()),
-        dtype::DOUBLE => Values::F(t.double_data.iter().map(|&v| v as f32).collect()),
+        dtype::FLOAT => Values::F(Rc::new(t.float_data.clone())),
+        dtype::DOUBLE => Values::F(Rc::new(t.double_data.iter().map(|&v| v as f32).collect())),
         // float16 values sit in int32_data, one per entry.
-        dtype::FLOAT16 => Values::F(t.int32_data.iter().map(|&v| f16(v as u16)).collect()),
-        dtype::INT64 => Values::I(t.int64_data.clone()),
-        _ => Values::I(t.int32_data.iter().map(|&v| v as i64).collect()),
+        dtype::FLOAT16 => Values::F(Rc::new(
+            t.int32_data.iter().map(|&v| f16(v as u16)).collect(),
+        )),
+        dtype::INT64 => Values::I(Rc::new(t.int64_data.clone())),
+        _ => Values::I(Rc::new(t.int32_data.iter().map(|&v| v as i64).collect())),
     }
 }
 
 /// Little-endian values of type `ty` (sizes already checked).
 fn from_bytes(ty: i32, raw: &[u8]) -> Values {
     match ty {
-        dtype::FLOAT => Values::F(
+        dtype::FLOAT => Values::F(Rc::new(
             raw.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
-        ),
-        dtype::DOUBLE => Values::F(
+        )),
+        dtype::DOUBLE => Values::F(Rc::new(
             raw.chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
                 .collect(),
-        ),
-        dtype::FLOAT16 => Values::F(
+        )),
+        dtype::FLOAT16 => Values::F(Rc::new(
             raw.chunks_exact(2)
                 .map(|b| f16(u16::from_le_bytes([b[0], b[1]])))
                 .collect(),
-        ),
-        dtype::INT64 => Values::I(
+        )),
+        dtype::INT64 => Values::I(Rc::new(
             raw.chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
                 .collect(),
-        ),
-        dtype::INT32 => Values::I(
+        )),
+        dtype::INT32 => Values::I(Rc::new(
             raw.chunks_exact(4)
                 .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
                 .collect(),
-        ),
-        dtype::INT8 => Values::I(raw.iter().map(|&b| b as i8 as i64).collect()),
-        _ => Values::I(raw.iter().map(|&b| b as i64).collect()),
+        )),
+        dtype::INT8 => Values::I(Rc::new(raw.iter().map(|&b| b as i8 as i64).collect())),
+        _ => Values::I(Rc::new(raw.iter().map(|&b| b as i64).collect())),
     }
 }
 
@@ -327,7 +333,7 @@ mod tests {
             .collect();
         std::fs::write(dir.path().join("m.onnx.data"), &data).unwrap();
         let c = decode(&external("m.onnx.data", 4, 16), &model).unwrap();
-        assert_eq!(c.values, Values::F(vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(c.values, Values::F(Rc::new(vec![1.0, 2.0, 3.0, 4.0])));
         assert_eq!(c.dims, vec![2, 2]);
         let err = |t: TensorProto| decode(&t, &model).unwrap_err().to_string();
         let e = err(external("../m.onnx.data", 0, 16));
