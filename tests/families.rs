@@ -481,3 +481,18 @@ fn every_torchvision_model_is_recognised_by_its_state_dict() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// timm models whose exports need more than the families' ops give
+/// PyTorch's logits: TF "same" padding (explicit `Pad`, `Ceil` and `Clip`
+/// in the shape arithmetic; an EfficientNetV2), strided slices (a LeViT)
+/// and shifted windows (a Swin: rolls, window reshapes, attention masks).
+#[test]
+fn timm_models_with_pads_strides_and_windows_give_pytorchs_logits() {
+    for name in ["timm_tf_efficientnetv2", "timm_levit", "timm_swin"] {
+        let mut o = open(&format!("{name}.ts.onnx"));
+        let r = reference(name);
+        let got = o.net.forward(&r["x"], false).unwrap();
+        let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
+        assert!(err < 1e-4, "{name}: logits differ by {err} (relative)");
+    }
+}

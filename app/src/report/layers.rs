@@ -309,6 +309,12 @@ fn op_label(op: &Op, dims: &[&[usize]]) -> String {
         Op::Softmax { axis } => format!("softmax (axis {axis})"),
         Op::Concat { axis } => format!("concat (axis {axis})"),
         Op::Slice { axis, start, end } => format!("slice {start}..{end} (axis {axis})"),
+        Op::Pad {
+            axis,
+            before,
+            after,
+            value,
+        } => format!("pad {before}+{after} of {value} (axis {axis})"),
         Op::Transpose { perm } => format!("transpose {perm:?}"),
         Op::Reshape { .. } => "reshape".into(),
         Op::ReduceMean { axes, .. } if axes == &[2, 3] => "global avg pool".into(),

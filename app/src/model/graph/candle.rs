@@ -200,6 +200,27 @@ fn apply(
             Tensor::cat(&parts, *axis)?
         }
         Op::Slice { axis, start, end } => x.narrow(*axis, *start, end - start)?,
+        Op::Pad {
+            axis,
+            before,
+            after,
+            value,
+        } => {
+            let fill = |n: usize| -> candle_core::Result<Tensor> {
+                let mut dims = x.dims().to_vec();
+                dims[*axis] = n;
+                Tensor::full(exact(*value), dims, x.device())?.to_dtype(x.dtype())
+            };
+            let mut parts = Vec::new();
+            if *before > 0 {
+                parts.push(fill(*before)?);
+            }
+            parts.push(x.clone());
+            if *after > 0 {
+                parts.push(fill(*after)?);
+            }
+            Tensor::cat(&parts, *axis)?
+        }
         Op::Transpose { perm } => x.permute(perm.as_slice())?.contiguous()?,
         Op::Reshape { .. } => x.contiguous()?.reshape(out)?,
         Op::ReduceMean { axes, keep } => {

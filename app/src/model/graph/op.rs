@@ -102,6 +102,18 @@ pub enum Op {
         /// One past the last index.
         end: usize,
     },
+    /// `x` padded along `axis` with `before` and `after` entries of
+    /// `value` (ONNX `Pad` in constant mode, one axis per node): `x`.
+    Pad {
+        /// The axis.
+        axis: usize,
+        /// Entries added before.
+        before: usize,
+        /// Entries added after.
+        after: usize,
+        /// The value they hold.
+        value: f32,
+    },
     /// Axes permuted: output axis `i` is input axis `perm[i]`: `x`.
     Transpose {
         /// The permutation.
@@ -181,6 +193,12 @@ impl Op {
             Op::Slice { axis, start, end } => {
                 arity(1..=1).and_then(|_| layout::slice_dims(*axis, *start, *end, dims[0]))
             }
+            Op::Pad {
+                axis,
+                before,
+                after,
+                ..
+            } => arity(1..=1).and_then(|_| layout::pad_dims(*axis, *before, *after, dims[0])),
             Op::Transpose { perm } => {
                 arity(1..=1).and_then(|_| layout::transpose_dims(perm, dims[0]))
             }
@@ -263,6 +281,7 @@ impl Op {
             Op::Softmax { .. } => "softmax",
             Op::Concat { .. } => "concat",
             Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
             Op::Transpose { .. } => "transpose",
             Op::Reshape { .. } => "reshape",
             Op::ReduceMean { .. } => "reduce_mean",

@@ -401,6 +401,19 @@ fn run_op<T: Float>(
             nothing(layout::concat(*axis, &parts, out))
         }
         Op::Slice { axis, start, end } => nothing(layout::slice(*axis, *start, *end, xd, &x.dims)),
+        Op::Pad {
+            axis,
+            before,
+            after,
+            value,
+        } => nothing(layout::pad(
+            *axis,
+            *before,
+            *after,
+            T::from_f64(crate::model::ops::activation::exact(*value)),
+            xd,
+            &x.dims,
+        )),
         Op::Transpose { perm } => nothing(layout::transpose(perm, xd, &x.dims)),
         Op::Reshape { .. } => unreachable!("shares its input's values (the caller)"),
         Op::ReduceMean { axes, .. } => nothing(pool::reduce_mean(axes, xd, &x.dims)),
@@ -650,6 +663,11 @@ fn op_backward<T: Float>(
         }
         (Op::Slice { axis, start, end }, _) => {
             only_x(layout::slice_backward(*axis, *start, *end, x.dims, &dy))
+        }
+        // The gradient of a pad is the slice of `dy` the input became.
+        (Op::Pad { axis, before, .. }, _) => {
+            let end = before + x.dims[*axis];
+            only_x(layout::slice(*axis, *before, end, &dy, y.dims))
         }
         (Op::Transpose { perm }, _) => only_x(layout::transpose_backward(perm, x.dims, &dy)),
         (Op::Reshape { .. }, _) => only_x(dy),

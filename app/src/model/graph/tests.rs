@@ -25,7 +25,8 @@ fn random_params(g: &Graph, seed: u64) -> BTreeMap<String, Vec<f64>> {
     g.params()
         .map(|p| {
             let n: usize = p.dims.iter().product();
-            let v = if p.name.ends_with("running_var") {
+            // Variances (and a written-out layer norm's epsilon) positive.
+            let v = if p.name.ends_with("running_var") || p.name.ends_with(".eps") {
                 (0..n).map(|_| r.random_range(0.5..1.5)).collect()
             } else {
                 randn(&mut r, n)
@@ -388,15 +389,28 @@ fn layout_ops_match_finite_differences() {
             &[t],
         )
         .unwrap();
+    // Padded with a constant, which the gather below takes too.
+    let p = g
+        .add(
+            "p",
+            Op::Pad {
+                axis: 2,
+                before: 1,
+                after: 2,
+                value: 0.5,
+            },
+            &[s],
+        )
+        .unwrap();
     let q = g
         .add(
             "q",
             Op::Gather {
                 axis: 2,
-                index: vec![2, 0, 0],
+                index: vec![2, 0, 1],
                 keep_axis: true,
             },
-            &[s],
+            &[p],
         )
         .unwrap();
     let r = g
@@ -561,7 +575,7 @@ fn random_step(g: &mut Graph, x: ValueId, choice: u8, k: usize) -> Option<ValueI
     let dims = g.value(x).dims.clone();
     let c = dims[1];
     let name = format!("n{k}");
-    let op = match choice % 8 {
+    let op = match choice % 10 {
         0 => {
             let w = g.param(&format!("{name}.weight"), vec![c, 1, 3, 3], Role::Weight);
             let conv = Conv {
@@ -603,6 +617,53 @@ fn random_step(g: &mut Graph, x: ValueId, choice: u8, k: usize) -> Option<ValueI
                 .ok()?;
             return g.add(&name, Op::Concat { axis: 1 }, &[x, a]).ok();
         }
+        7 => Op::Pad {
+            axis: 3,
+            before: 1,
+            after: 0,
+            value: 0.25,
+        },
+        8 => {
+            // The layer norm before opset 17: written out.
+            let m = g
+                .add(
+                    &format!("{name}.mean"),
+                    Op::ReduceMean {
+                        axes: vec![1],
+                        keep: true,
+                    },
+                    &[x],
+                )
+                .ok()?;
+            let d = g
+                .add(&format!("{name}.d"), Op::Binary(Binary::Sub), &[x, m])
+                .ok()?;
+            let sq = g
+                .add(
+                    &format!("{name}.sq"),
+                    Op::Act(Act::Pow { exponent: 2.0 }),
+                    &[d],
+                )
+                .ok()?;
+            let v = g
+                .add(
+                    &format!("{name}.var"),
+                    Op::ReduceMean {
+                        axes: vec![1],
+                        keep: true,
+                    },
+                    &[sq],
+                )
+                .ok()?;
+            let e = g.param(&format!("{name}.eps"), vec![1], Role::Constant);
+            let v = g
+                .add(&format!("{name}.v"), Op::Binary(Binary::Add), &[v, e])
+                .ok()?;
+            let r = g
+                .add(&format!("{name}.sqrt"), Op::Act(Act::Sqrt), &[v])
+                .ok()?;
+            return g.add(&name, Op::Binary(Binary::Div), &[d, r]).ok();
+        }
         _ => Op::AvgPool(Pool::square(3, 1, 1)),
     };
     g.add(&name, op, &[x]).ok()
@@ -613,7 +674,7 @@ proptest! {
     /// Random small graphs of the op set: the backward pass equals finite
     /// differences.
     #[test]
-    fn random_graphs_match_finite_differences(steps in proptest::collection::vec(0u8..8, 1..5), seed in 0u64..1000) {
+    fn random_graphs_match_finite_differences(steps in proptest::collection::vec(0u8..10, 1..5), seed in 0u64..1000) {
         let mut g = Graph::new();
         let mut x = g.input("x", vec![1, 2, 4, 4]);
         for (k, &s) in steps.iter().enumerate() {

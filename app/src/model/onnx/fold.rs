@@ -480,6 +480,31 @@ pub fn eval(n: &NodeProto, ins: &[Option<Const>]) -> R<Vec<Const>> {
         "Min" => one(binary(x()?, need(ins, 1)?, f64::min, |a, b| Ok(a.min(b)))?),
         "Max" => one(binary(x()?, need(ins, 1)?, f64::max, |a, b| Ok(a.max(b)))?),
         "Sqrt" => one(map(x()?, f64::sqrt)),
+        "Ceil" => one(map(x()?, f64::ceil)),
+        "Clip" => {
+            // Bounds from inputs (opset 11 on) or attributes (before).
+            let bound = |i: usize, name: &str| -> Option<f64> {
+                match ins.get(i).and_then(Option::as_ref) {
+                    Some(b) => b.as_f32().first().map(|&v| v as f64),
+                    None => n
+                        .attribute
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map(|a| a.f as f64),
+                }
+            };
+            let (lo, hi) = (bound(1, "min"), bound(2, "max"));
+            let clip = |v: f64| v.max(lo.unwrap_or(f64::MIN)).min(hi.unwrap_or(f64::MAX));
+            let c = x()?;
+            one(match &c.values {
+                Values::I(v) => Const::ints(
+                    c.dims.clone(),
+                    v.iter().map(|&a| clip(a as f64) as i64).collect(),
+                ),
+                _ => map(c, clip),
+            })
+        }
+        "Floor" => one(map(x()?, f64::floor)),
         "Reciprocal" => one(map(x()?, |v| 1.0 / v)),
         "Exp" => one(map(x()?, f64::exp)),
         "Neg" => {

@@ -33,7 +33,7 @@ use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
 use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
 
 /// The operators [`read`] imports (beyond those it folds to constants).
-pub const SUPPORTED_OPS: [&str; 40] = [
+pub const SUPPORTED_OPS: [&str; 41] = [
     "Conv",
     "BatchNormalization",
     "LayerNormalization",
@@ -56,6 +56,7 @@ pub const SUPPORTED_OPS: [&str; 40] = [
     "Concat",
     "Split",
     "Slice",
+    "Pad",
     "Transpose",
     "Reshape",
     "Flatten",
@@ -802,6 +803,7 @@ impl<'a> Importer<'a> {
             }
             "Split" => return self.split(n),
             "Slice" => self.slice(n)?,
+            "Pad" => self.pad(n)?,
             "Transpose" => {
                 let x = self.value(n, 0)?;
                 let rank = self.dims(x).len();
@@ -1343,25 +1345,111 @@ impl<'a> Importer<'a> {
         if starts.len() < axes.len() || ends.len() < axes.len() {
             return Err(self.unsupported(n, "starts and ends shorter than its axes"));
         }
-        if let Some(steps) = self.opt_const(n, 4)? {
-            if steps.as_i64().iter().any(|&s| s != 1) {
-                return Err(self.unsupported(n, "slices with a step other than 1"));
-            }
+        let steps = match self.opt_const(n, 4)? {
+            Some(c) => c.as_i64(),
+            None => vec![1; axes.len()],
+        };
+        if steps.len() < axes.len() || steps.contains(&0) {
+            return Err(self.unsupported(n, "steps shorter than its axes, or a step of 0"));
         }
         for (k, &axis) in axes.iter().enumerate() {
             let size = self.dims(x)[axis] as i64;
-            let clampi = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size) as usize;
-            let (start, end) = (clampi(starts[k]), clampi(ends[k]));
-            if start == 0 && end == size as usize {
-                continue;
-            }
+            let step = steps[k];
+            let op = if step == 1 {
+                let clampi = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size) as usize;
+                let (start, end) = (clampi(starts[k]), clampi(ends[k]));
+                if start == 0 && end == size as usize {
+                    continue;
+                }
+                Op::Slice { axis, start, end }
+            } else {
+                // Another step takes the entries it lands on.
+                let index = strided(starts[k], ends[k], step, size);
+                if index.is_empty() {
+                    return Err(self.unsupported(n, "a slice that takes nothing"));
+                }
+                Op::Gather {
+                    axis,
+                    index,
+                    keep_axis: true,
+                }
+            };
             if Some(axis) == self.batch_axis(x) {
                 return Err(self.unsupported(n, "a slice of the batch"));
             }
             let name = self.fresh(&node_name(n));
             x = self
-                .add_named(&name, Op::Slice { axis, start, end }, &[x])
+                .add_named(&name, op, &[x])
                 .map_err(|e| self.unsupported(n, &e.to_string()))?;
+        }
+        Ok(x)
+    }
+
+    /// ONNX `Pad` in constant mode, one axis at a time (negative pads crop).
+    fn pad(&mut self, n: &NodeProto) -> Result<ValueId> {
+        let mut x = self.value(n, 0)?;
+        if let Some(m) = attribute(n, "mode") {
+            if !(m.s.is_empty() || m.s == b"constant") {
+                let mode = String::from_utf8_lossy(&m.s).into_owned();
+                return Err(
+                    self.unsupported(n, &format!("mode `{mode}` (Shears pads with a constant)"))
+                );
+            }
+        }
+        let rank = self.dims(x).len();
+        let pads = match self.opt_const(n, 1)? {
+            Some(c) => c.as_i64(),
+            None => attribute(n, "pads")
+                .map(AttributeProto::int_list)
+                .unwrap_or_default(),
+        };
+        let value = match self.opt_const(n, 2)? {
+            Some(c) => c.as_f32().first().copied().unwrap_or(0.0),
+            None => attribute(n, "value").map_or(0.0, |a| a.f),
+        };
+        let axes: Vec<usize> = match self.opt_const(n, 3)? {
+            Some(c) => c.as_i64().iter().map(|&v| self.axis(x, v)).collect(),
+            None => (0..rank).collect(),
+        };
+        if pads.len() != 2 * axes.len() {
+            return Err(
+                self.unsupported(n, &format!("{} pads for {} axes", pads.len(), axes.len()))
+            );
+        }
+        for (k, &axis) in axes.iter().enumerate() {
+            let (before, after) = (pads[k], pads[k + axes.len()]);
+            if before == 0 && after == 0 {
+                continue;
+            }
+            if Some(axis) == self.batch_axis(x) {
+                return Err(self.unsupported(n, "padding the batch"));
+            }
+            let size = self.dims(x)[axis] as i64;
+            // Negative pads crop first.
+            let (start, end) = ((-before).max(0), size - (-after).max(0));
+            if start >= end {
+                return Err(self.unsupported(n, "pads that crop away the whole axis"));
+            }
+            if start > 0 || end < size {
+                let (start, end) = (start as usize, end as usize);
+                let name = self.fresh(&node_name(n));
+                x = self
+                    .add_named(&name, Op::Slice { axis, start, end }, &[x])
+                    .map_err(|e| self.unsupported(n, &e.to_string()))?;
+            }
+            let (before, after) = (before.max(0) as usize, after.max(0) as usize);
+            if before + after > 0 {
+                let op = Op::Pad {
+                    axis,
+                    before,
+                    after,
+                    value,
+                };
+                let name = self.fresh(&node_name(n));
+                x = self
+                    .add_named(&name, op, &[x])
+                    .map_err(|e| self.unsupported(n, &e.to_string()))?;
+            }
         }
         Ok(x)
     }
@@ -1409,6 +1497,27 @@ impl<'a> Importer<'a> {
 }
 
 /// Node `n`'s one output, named, holding `v`.
+/// The indices ONNX `Slice` takes along an axis of `size` from `start`
+/// towards `end` in steps of `step` (not 0), after its clamping rules.
+fn strided(start: i64, end: i64, step: i64, size: i64) -> Vec<usize> {
+    let wrap = |v: i64| if v < 0 { v + size } else { v };
+    let (start, end) = if step > 0 {
+        (wrap(start).clamp(0, size), wrap(end).clamp(0, size))
+    } else {
+        (
+            wrap(start).clamp(-1, size - 1),
+            wrap(end).clamp(-1, size - 1),
+        )
+    };
+    let mut out = Vec::new();
+    let mut i = start;
+    while (step > 0 && i < end) || (step < 0 && i > end) {
+        out.push(i as usize);
+        i += step;
+    }
+    out
+}
+
 fn out_val(n: &NodeProto, v: Val) -> Vec<(String, Val)> {
     n.output
         .first()

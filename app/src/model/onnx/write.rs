@@ -324,6 +324,22 @@ impl Writer<'_> {
                 let a = self.ints_const(&[*axis as i64]);
                 self.push("Slice", &[x, &s, &e, &a], vec![])
             }
+            Op::Pad {
+                axis,
+                before,
+                after,
+                value,
+            } => {
+                // Opset 17's Pad takes the pads of every axis: all the
+                // befores, then all the afters.
+                let rank = self.dims(n, 0).len();
+                let mut pads = vec![0i64; 2 * rank];
+                pads[*axis] = *before as i64;
+                pads[rank + axis] = *after as i64;
+                let pads = self.ints_const(&pads);
+                let v = self.constant(&[exact(*value)], &[]);
+                self.push("Pad", &[x, &pads, &v], vec![])
+            }
             Op::Transpose { perm } => self.push("Transpose", &[x], vec![ints("perm", perm)]),
             Op::Reshape { shape } => {
                 let batch_axes = shape.iter().filter(|d| matches!(d, Dim::Batch(_))).count();

@@ -159,6 +159,38 @@ pub(crate) fn slice_backward<T: Float>(
     dx
 }
 
+/// Pad's output dims.
+pub fn pad_dims(
+    axis: usize,
+    before: usize,
+    after: usize,
+    x: &[usize],
+) -> Result<Vec<usize>, String> {
+    check_axis(axis, x.len())?;
+    let mut out = x.to_vec();
+    out[axis] += before + after;
+    Ok(out)
+}
+
+/// `x` with `before` and `after` entries of `value` along `axis`.
+pub(crate) fn pad<T: Float>(
+    axis: usize,
+    before: usize,
+    after: usize,
+    value: T,
+    x: &[T],
+    dims: &[usize],
+) -> Vec<T> {
+    let (outer, size, inner) = around(dims, axis);
+    let mut y = Vec::with_capacity(outer * (size + before + after) * inner);
+    for o in 0..outer {
+        y.extend(std::iter::repeat_n(value, before * inner));
+        y.extend_from_slice(&x[o * size * inner..(o + 1) * size * inner]);
+        y.extend(std::iter::repeat_n(value, after * inner));
+    }
+    y
+}
+
 /// Transpose's output dims; `perm` must be a permutation of the axes.
 pub fn transpose_dims(perm: &[usize], x: &[usize]) -> Result<Vec<usize>, String> {
     let mut seen = vec![false; x.len()];
