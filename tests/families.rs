@@ -436,6 +436,11 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
     let r = reference("vit_timm");
     let got = o.net.forward(&r["x"], false).unwrap();
     assert!(rel_err(&flat(&got), &flat(&r["eval.logits"])) > 1e-3);
+    // The model's first convolution decides the input channels, not the
+    // data (a state dict opened for 1-channel images).
+    let path = dir().join("convnext.safetensors");
+    let o = import::open(&path, &ImportOptions::default(), [1, 32, 32], &Device::Cpu).unwrap();
+    assert_eq!(o.net.arch.input, [3, 32, 32]);
     // Names of a family with a layout it does not have are refused, by
     // name: a MobileNetV3 missing a block.
     let mut sd =
@@ -447,6 +452,19 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("MobileNetV3") && e.contains("4 blocks"), "{e}");
+    // A tensor of another shape is named, with both shapes.
+    let mut sd =
+        shears::model::import::StateDict::read(&dir().join("regnet_x.safetensors")).unwrap();
+    let t = candle_core::Tensor::zeros((16, 3, 3, 3), DType::F32, &Device::Cpu).unwrap();
+    sd.tensors.insert("stem.0.weight".into(), t);
+    let e = import::recognise(&sd, [3, 32, 32], None)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stem.1.weight") || e.contains("stem.0.weight"),
+        "{e}"
+    );
 }
 
 /// Every torchvision classification model of the families Shears reads

@@ -32,6 +32,20 @@ pub fn recognise(
     heads: Option<usize>,
 ) -> Option<Result<Recognised>> {
     let has = |name: &str| sd.has(name);
+    // The input channels are the first convolution's.
+    let stem = [
+        "features.0.0.weight",
+        "features.conv0.weight",
+        "stem.0.weight",
+        "conv1.0.weight",
+        "features.0.weight",
+        "patch_embed.proj.weight",
+        "conv_proj.weight",
+    ]
+    .into_iter()
+    .find(|w| has(w))
+    .unwrap_or("");
+    let input = channels_of(sd, stem, input);
     let found = if has("features.1.conv.0.0.weight") && has("classifier.1.weight") {
         mobilenet::v2(sd, input)
     } else if has("features.1.block.0.0.weight") && has("classifier.3.weight") {
@@ -64,6 +78,12 @@ pub fn recognise(
 /// Whether `arch` has exactly the state dict's tensors (names, under the
 /// source's names where the graph keeps an alias, and shapes).
 fn fits(arch: &Architecture, sd: &StateDict) -> bool {
+    difference(arch, sd).is_none()
+}
+
+/// The first way `arch`'s tensors differ from the state dict's, if any: a
+/// tensor the file lacks, one of another shape, or one too many.
+fn difference(arch: &Architecture, sd: &StateDict) -> Option<String> {
     let specs = arch.tensor_specs();
     let source = |name: &str| {
         arch.graph
@@ -72,10 +92,41 @@ fn fits(arch: &Architecture, sd: &StateDict) -> bool {
             .cloned()
             .unwrap_or_else(|| name.to_string())
     };
-    specs.len() == sd.tensors.len()
-        && specs
-            .iter()
-            .all(|(name, dims, _)| sd.shape(&source(name)) == Some(dims.as_slice()))
+    for (name, dims, _) in &specs {
+        let name = source(name);
+        match sd.shape(&name) {
+            None => return Some(format!("the file has no `{name}`")),
+            Some(d) if d != dims.as_slice() => {
+                return Some(format!(
+                    "`{name}` is {d:?} in the file, the network needs {dims:?}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if specs.len() != sd.tensors.len() {
+        let ours: std::collections::HashSet<String> =
+            specs.iter().map(|(n, ..)| source(n)).collect();
+        let extra = sd.tensors.keys().find(|k| !ours.contains(k.as_str()));
+        return Some(format!(
+            "the file has `{}`, which the network does not use",
+            extra.map_or("?", String::as_str)
+        ));
+    }
+    None
+}
+
+/// `input` with the channels the model's first convolution `weight` takes
+/// (the model decides them, not the data).
+fn channels_of(sd: &StateDict, weight: &str, input: [usize; 3]) -> [usize; 3] {
+    let [c, h, w] = input;
+    [
+        sd.shape(weight)
+            .and_then(|d| d.get(1).copied())
+            .unwrap_or(c),
+        h,
+        w,
+    ]
 }
 
 /// `arch`, read from the state dict as torchvision's `name`, if it has
@@ -87,12 +138,11 @@ fn checked(
     name: &str,
     notes: Vec<String>,
 ) -> Result<Recognised> {
-    if !fits(&arch, sd) {
+    if let Some(diff) = difference(&arch, sd) {
         return Err(Error::Shape(format!(
             "the names are torchvision's {name}'s, but the network they describe ({}) does not \
-             have these tensors ({})",
+             have these tensors: {diff}",
             notes.first().map_or("", String::as_str),
-            sd.describe()
         )));
     }
     Ok(Recognised {
