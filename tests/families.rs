@@ -384,6 +384,7 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         ("resnet18_cifar", "", None),
         ("resnet50", "", None),
         ("vit_torchvision", "MLP 64", Some(2)),
+        ("deit_distilled", "timm's distilled DeiT", Some(2)),
         ("convnext", "widths [8, 16, 32], blocks [1, 1, 1]", None),
         ("densenet", "growth rate 8, layers per block [2, 2]", None),
         ("regnet_x", "regnet_x", None),
@@ -467,14 +468,15 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
     );
 }
 
-/// Every torchvision classification model of the families Shears reads
-/// (`torchvision_layouts.json`: the names and shapes of each state dict,
-/// made by `torchvision_layouts.py`) is recognised as that model from its
-/// names and shapes at 224x224: the architecture built has exactly its
-/// tensors. The small fixtures above check the function of each family.
+/// Every torchvision classification model of the families Shears reads,
+/// and timm's ViTs and DeiTs (`model_layouts.json`: the names and shapes of
+/// each state dict, made by `model_layouts.py`) is recognised as that
+/// model from its names and shapes at 224x224: the architecture built has
+/// exactly its tensors. The small fixtures above check the function of
+/// each family.
 #[test]
-fn every_torchvision_model_is_recognised_by_its_state_dict() {
-    let text = std::fs::read_to_string(dir().join("torchvision_layouts.json")).unwrap();
+fn every_torchvision_and_timm_vit_model_is_recognised_by_its_state_dict() {
+    let text = std::fs::read_to_string(dir().join("model_layouts.json")).unwrap();
     let layouts: BTreeMap<String, Vec<(String, Vec<usize>)>> = serde_json::from_str(&text).unwrap();
     assert!(layouts.len() > 50, "{} layouts", layouts.len());
     let mut failures = Vec::new();
@@ -486,10 +488,11 @@ fn every_torchvision_model_is_recognised_by_its_state_dict() {
             Some(Err(e)) => failures.push(format!("{model}: {e}")),
             Some(Ok(r)) => {
                 let generic = ["vit", "regnet_x", "regnet_y"].contains(&r.name.as_str());
+                let plain = model.strip_prefix("timm/").unwrap_or(model);
                 let named = if generic {
-                    model.starts_with(&r.name)
+                    plain.starts_with(&r.name) || (r.name == "vit" && plain.starts_with("deit"))
                 } else {
-                    *model == r.name
+                    plain == r.name
                 };
                 if !named {
                     failures.push(format!("{model}: recognised as {}", r.name));

@@ -531,3 +531,48 @@ fn runs_in_parallel_jobs_equal_runs_one_after_another() {
     }
     assert_eq!(most, 2, "jobs = 2 runs two at once");
 }
+
+/// Every schedule (with magnitude) and every criterion (one-shot) reaches
+/// its targets on graph models: a MobileNetV2 (depthwise convolutions,
+/// residual sums) and a ViT (attention projections, a class token and a
+/// position embedding, which are not pruned).
+#[test]
+fn every_schedule_and_criterion_runs_on_graph_models() {
+    let builtin = Registry::builtin();
+    let mut strategies = String::new();
+    for s in builtin.schedule_names() {
+        strategies.push_str(&format!(
+            "[[strategy]]\nschedule = \"{s}\"\ncriterion = \"magnitude\"\n"
+        ));
+    }
+    for c in ["channel-norm", "random", "taylor", "wanda"] {
+        strategies.push_str(&format!(
+            "[[strategy]]\nschedule = \"one-shot\"\ncriterion = \"{c}\"\n"
+        ));
+    }
+    let models = [
+        shears::model::ModelSpec::Mobilenetv2 { width: 25 },
+        shears::model::ModelSpec::Vit {
+            patch: 7,
+            dim: 16,
+            depth: 1,
+            heads: 2,
+        },
+    ];
+    for model in models {
+        let mut cfg = config(&strategies);
+        cfg.model = model.clone();
+        cfg.dense_control = false;
+        let (r, _) = run(&cfg, &builtin);
+        assert_eq!(r.status, Some(Status::Complete), "{model:?}");
+        assert_eq!(r.runs.len(), 11 * 2, "{model:?}");
+        for run in &r.runs {
+            shears_tests::assert_reached_target(run, false);
+            assert!(
+                run.last().unwrap().test.acc > 0.0,
+                "{model:?} {}",
+                run.strategy
+            );
+        }
+    }
+}

@@ -449,7 +449,17 @@ fn choose(scores: &[Vec<f32>], scope: Scope, target: f32) -> Vec<Vec<bool>> {
             .flat_map(|s| split_keep_one(lowest_k(s, count(target, s.len())), s, &[s.len()]))
             .collect(),
         Scope::Global => {
-            let all: Vec<f32> = scores.concat();
+            // Each layer's best-scored unit is set aside before the lowest
+            // are taken, so a layer that would lose everything keeps it and
+            // the target is still met with the next-lowest elsewhere.
+            let mut all: Vec<f32> = scores.concat();
+            let mut off = 0;
+            for s in scores {
+                if let Some(best) = (0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])) {
+                    all[off + best] = f32::INFINITY;
+                }
+                off += s.len();
+            }
             let sizes: Vec<usize> = scores.iter().map(Vec::len).collect();
             split_keep_one(lowest_k(&all, count(target, all.len())), &all, &sizes)
         }

@@ -244,6 +244,24 @@ fn the_host_copy_for_scoring_is_measured() {
 }
 
 /// Invariants over random models, weights and targets (proptest).
+/// Global pruning meets its target exactly even when one layer's scores
+/// are all below the others' (Wanda on a ViT: the inner layers' inputs
+/// are small): that layer keeps its best unit and the shortfall is taken
+/// from the next-lowest elsewhere, not left unpruned.
+#[test]
+fn global_pruning_keeps_one_per_layer_and_still_meets_the_target() {
+    let low: Vec<f32> = (0..10).map(|i| i as f32 * 0.001).collect();
+    let high: Vec<f32> = (0..10).map(|i| 10.0 + i as f32).collect();
+    let chosen = choose(&[low, high], Scope::Global, 0.9);
+    let pruned: Vec<usize> = chosen
+        .iter()
+        .map(|l| l.iter().filter(|&&p| p).count())
+        .collect();
+    assert_eq!(pruned, vec![9, 9], "18 of 20, each layer keeping one");
+    // The first layer keeps its best unit, the second its best too.
+    assert!(!chosen[0][9] && !chosen[1][9]);
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

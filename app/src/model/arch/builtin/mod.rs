@@ -27,7 +27,7 @@ pub use regnet::{regnet, RegnetStage};
 pub use resnet::resnet_cifar;
 pub use shufflenet::{shufflenet_v2, ShufflenetConfig};
 pub use squeezenet::{squeezenet, SqueezenetStep};
-pub use vit::{vit, vit_named, VitNames};
+pub use vit::{vit, vit_named, VitConfig, VitNames};
 
 use super::{Architecture, Family, Preprocess};
 use crate::error::Result;

@@ -52,19 +52,59 @@ impl VitNames {
     }
 }
 
+/// A Vision Transformer's sizes and names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VitConfig {
+    /// Side of the square patches.
+    pub patch: usize,
+    /// Width (embedding dimension).
+    pub dim: usize,
+    /// Number of blocks.
+    pub depth: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Hidden units of each block's MLP.
+    pub mlp: usize,
+    /// DeiT's distillation token (`dist_token`) after the class token, with
+    /// its own head (`head_dist`); the two heads' mean is the output.
+    pub distilled: bool,
+    /// Whose parameter names.
+    pub names: VitNames,
+}
+
+impl VitConfig {
+    /// timm's ViT: an MLP 4 times the width, no distillation token.
+    pub fn timm(patch: usize, dim: usize, depth: usize, heads: usize) -> Self {
+        VitConfig {
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp: 4 * dim,
+            distilled: false,
+            names: VitNames::Timm,
+        }
+    }
+
+    /// Tokens before the patches: the class token, and the distillation
+    /// token where there is one.
+    pub fn extra_tokens(&self) -> usize {
+        1 + usize::from(self.distilled)
+    }
+}
+
 /// A Vision Transformer (pre-norm blocks, GELU, the class token's output
-/// classified), named as `names` says; an MLP of `mlp` hidden units.
-#[allow(clippy::too_many_arguments)]
-pub fn vit_named(
-    input: [usize; 3],
-    patch: usize,
-    dim: usize,
-    depth: usize,
-    heads: usize,
-    mlp: usize,
-    classes: usize,
-    names: VitNames,
-) -> Result<Architecture> {
+/// classified, or with DeiT's distillation token the mean of both heads).
+pub fn vit_named(input: [usize; 3], cfg: &VitConfig, classes: usize) -> Result<Architecture> {
+    let VitConfig {
+        patch,
+        dim,
+        depth,
+        heads,
+        mlp,
+        distilled,
+        names,
+    } = *cfg;
     let [_, h, w] = input;
     if patch == 0 || h % patch != 0 || w % patch != 0 {
         return bad(
@@ -105,14 +145,19 @@ pub fn vit_named(
     )?;
     let cls =
         b.g.param(names.top("cls_token"), vec![1, 1, dim], Role::Embedding);
-    let x = b.op("cat", Op::Concat { axis: 1 }, &[cls, x])?;
+    let mut first = vec![cls];
+    if distilled {
+        first.push(b.g.param("dist_token", vec![1, 1, dim], Role::Embedding));
+    }
+    first.push(x);
+    let x = b.op("cat", Op::Concat { axis: 1 }, &first)?;
     let pos = b.g.param(
         names.top("pos_embed"),
-        vec![1, tokens + 1, dim],
+        vec![1, tokens + cfg.extra_tokens(), dim],
         Role::Embedding,
     );
     let mut x = b.add(x, pos)?;
-    let n = tokens + 1;
+    let n = tokens + cfg.extra_tokens();
     let scale = Act::Scale {
         by: 1.0 / (hd as f32).sqrt(),
     };
@@ -194,16 +239,22 @@ pub fn vit_named(
         x = b.add(x, y)?;
     }
     let x = b.layer_norm(names.top("norm"), x, 1e-6)?;
-    let x = b.op(
-        "class_token",
-        Op::Gather {
+    let token = |b: &mut Builder, k: usize| {
+        let op = Op::Gather {
             axis: 1,
-            index: vec![0],
+            index: vec![k],
             keep_axis: false,
-        },
-        &[x],
-    )?;
-    let y = b.linear(names.top("head"), x, classes)?;
+        };
+        b.op(if k == 0 { "class_token" } else { "dist_token" }, op, &[x])
+    };
+    let c = token(&mut b, 0)?;
+    let mut y = b.linear(names.top("head"), c, classes)?;
+    if distilled {
+        let d = token(&mut b, 1)?;
+        let yd = b.linear("head_dist", d, classes)?;
+        let sum = b.add(y, yd)?;
+        y = b.act(sum, Act::Scale { by: 0.5 })?;
+    }
     Ok(b.finish(y, Family::Vit, input, classes))
 }
 
@@ -216,14 +267,5 @@ pub fn vit(
     heads: usize,
     classes: usize,
 ) -> Result<Architecture> {
-    vit_named(
-        input,
-        patch,
-        dim,
-        depth,
-        heads,
-        4 * dim,
-        classes,
-        VitNames::Timm,
-    )
+    vit_named(input, &VitConfig::timm(patch, dim, depth, heads), classes)
 }

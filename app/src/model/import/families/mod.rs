@@ -66,6 +66,7 @@ pub fn recognise(
     {
         squeezenet::read(sd, input)
     } else if has("cls_token") && has("blocks.0.attn.qkv.weight") && has("head.weight") {
+        // timm's ViT and DeiT.
         vit::timm(sd, input, heads)
     } else if has("class_token") && has("conv_proj.weight") && has("heads.head.weight") {
         vit::torchvision(sd, input, heads)
@@ -140,8 +141,8 @@ fn checked(
 ) -> Result<Recognised> {
     if let Some(diff) = difference(&arch, sd) {
         return Err(Error::Shape(format!(
-            "the names are torchvision's {name}'s, but the network they describe ({}) does not \
-             have these tensors: {diff}",
+            "the names look like {name}'s, but the network they describe ({}) does not have \
+             these tensors: {diff}",
             notes.first().map_or("", String::as_str),
         )));
     }

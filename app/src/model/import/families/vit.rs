@@ -1,60 +1,104 @@
-//! Vision Transformers: timm's and torchvision's names.
+//! Vision Transformers: timm's names (ViT and DeiT, with or without the
+//! distillation token) and torchvision's.
 
-use super::{fits, Recognised, StateDict};
+use super::{checked, count, dim, Recognised, StateDict};
 use crate::error::{Error, Result};
-use crate::model::arch::builtin;
+use crate::model::arch::builtin::{self, VitConfig, VitNames};
 
-/// torchvision's `VisionTransformer`: the same as timm's but for its names
-/// and a free MLP width.
+/// torchvision's `VisionTransformer`: width from the class token, patch
+/// from the patch embedding, depth from the layers, the MLP's width from
+/// its first layer.
 pub fn torchvision(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recognised> {
-    let dim = sd
-        .shape("class_token")
-        .and_then(|d| d.last().copied())
-        .unwrap_or(0);
-    let patch = sd
-        .shape("conv_proj.weight")
-        .and_then(|d| d.get(2).copied())
-        .unwrap_or(0);
     let layer = |i: usize| format!("encoder.layers.encoder_layer_{i}");
-    let depth = (0..)
-        .take_while(|&i| sd.has(&format!("{}.ln_1.weight", layer(i))))
-        .count();
-    let mlp = sd
-        .shape(&format!("{}.mlp.0.weight", layer(0)))
-        .and_then(|d| d.first().copied())
-        .unwrap_or(0);
-    let classes = sd
-        .shape("heads.head.weight")
-        .and_then(|d| d.first().copied())
-        .unwrap_or(0);
-    let (heads, mut notes) = vit_heads(dim, heads);
-    check_tokens(sd.shape("encoder.pos_embedding"), input, patch)?;
-    let arch = builtin::vit_named(
+    let cfg = VitConfig {
+        patch: dim(sd, "conv_proj.weight", 2)?,
+        dim: width(sd, "class_token")?,
+        depth: count(sd, |i| format!("{}.ln_1.weight", layer(i))),
+        heads: 0,
+        mlp: dim(sd, &format!("{}.mlp.0.weight", layer(0)), 0)?,
+        distilled: false,
+        names: VitNames::Torchvision,
+    };
+    let pos = sd.shape("encoder.pos_embedding");
+    build(
+        sd,
         input,
-        patch,
-        dim,
-        depth,
         heads,
-        mlp,
-        classes,
-        builtin::VitNames::Torchvision,
-    )?;
-    if !fits(&arch, sd) {
-        return Err(Error::Shape(format!(
-            "the names are torchvision's ViT's, but the shapes are not those of a width-{dim}, \
-             {depth}-block ViT with patch {patch} ({})",
-            sd.describe()
-        )));
+        cfg,
+        pos,
+        "heads.head.weight",
+        "torchvision's ViT",
+    )
+}
+
+/// timm's `VisionTransformer` and DeiT (`dist_token` and `head_dist`: the
+/// distilled one, whose output is the mean of its two heads).
+pub fn timm(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recognised> {
+    if sd.has("fc_norm.weight") {
+        return Err(Error::Shape(
+            "a ViT pooling its tokens by average (`fc_norm`): Shears builds the class-token \
+             ViT"
+            .into(),
+        ));
     }
+    let distilled = sd.has("dist_token");
+    let cfg = VitConfig {
+        patch: dim(sd, "patch_embed.proj.weight", 2)?,
+        dim: width(sd, "cls_token")?,
+        depth: count(sd, |i| format!("blocks.{i}.norm1.weight")),
+        heads: 0,
+        mlp: dim(sd, "blocks.0.mlp.fc1.weight", 0)?,
+        distilled,
+        names: VitNames::Timm,
+    };
+    let what = if distilled {
+        "timm's distilled DeiT"
+    } else {
+        "timm's ViT"
+    };
+    build(
+        sd,
+        input,
+        heads,
+        cfg,
+        sd.shape("pos_embed"),
+        "head.weight",
+        what,
+    )
+}
+
+/// The width: the last dimension of the class token `name`.
+fn width(sd: &StateDict, name: &str) -> Result<usize> {
+    sd.shape(name)
+        .and_then(|d| d.last().copied())
+        .ok_or_else(|| Error::Shape(format!("`{name}` is missing or has no dimensions")))
+}
+
+/// The ViT of `cfg` with `heads` (given, or width / 64), its position
+/// embedding `pos` checked against the input, kept if it has exactly the
+/// state dict's tensors.
+fn build(
+    sd: &StateDict,
+    input: [usize; 3],
+    heads: Option<usize>,
+    mut cfg: VitConfig,
+    pos: Option<&[usize]>,
+    head: &str,
+    what: &str,
+) -> Result<Recognised> {
+    let (h, mut notes) = vit_heads(cfg.dim, heads);
+    cfg.heads = h;
+    check_tokens(pos, input, &cfg)?;
+    let classes = dim(sd, head, 0)?;
+    let arch = builtin::vit_named(input, &cfg, classes)?;
     notes.insert(
         0,
-        format!("recognised as torchvision's ViT: width {dim}, {depth} blocks, patch {patch}, MLP {mlp}"),
+        format!(
+            "recognised as {what}: width {}, {} blocks, patch {}, MLP {}",
+            cfg.dim, cfg.depth, cfg.patch, cfg.mlp
+        ),
     );
-    Ok(Recognised {
-        arch,
-        name: "vit".into(),
-        notes,
-    })
+    checked(arch, sd, "vit", notes)
 }
 
 /// A ViT's heads: given, or width / 64 with a note saying so.
@@ -76,67 +120,22 @@ fn vit_heads(dim: usize, heads: Option<usize>) -> (usize, Vec<String>) {
 }
 
 /// Refuses a position embedding of `dims` that does not fit `input` in
-/// `patch`x`patch` patches.
-fn check_tokens(dims: Option<&[usize]>, input: [usize; 3], patch: usize) -> Result<()> {
+/// the patches of `cfg`.
+fn check_tokens(dims: Option<&[usize]>, input: [usize; 3], cfg: &VitConfig) -> Result<()> {
     let Some(tokens) = dims.and_then(|d| d.get(1).copied()) else {
         return Ok(());
     };
     let [_, h, w] = input;
+    let p = cfg.patch;
     let want = h
-        .checked_div(patch)
-        .zip(w.checked_div(patch))
-        .map_or(0, |(a, b)| a * b + 1);
+        .checked_div(p)
+        .zip(w.checked_div(p))
+        .map_or(0, |(a, b)| a * b + cfg.extra_tokens());
     if tokens != want {
         return Err(Error::Shape(format!(
-            "the position embedding holds {tokens} tokens; a {h}x{w} input in {patch}x{patch} \
-             patches gives {want} (resize the images to what the model was trained on)"
+            "the position embedding holds {tokens} tokens; a {h}x{w} input in {p}x{p} patches \
+             gives {want} (resize the images to what the model was trained on)"
         )));
     }
     Ok(())
-}
-
-/// timm's Vision Transformer: width from the class token, patch from the
-/// patch embedding, depth from the blocks, heads given or width / 64.
-pub fn timm(sd: &StateDict, input: [usize; 3], heads: Option<usize>) -> Result<Recognised> {
-    let dim = sd
-        .shape("cls_token")
-        .and_then(|d| d.last().copied())
-        .unwrap_or(0);
-    let patch = sd
-        .shape("patch_embed.proj.weight")
-        .and_then(|d| d.get(2).copied())
-        .unwrap_or(0);
-    let depth = (0..)
-        .take_while(|i| sd.has(&format!("blocks.{i}.norm1.weight")))
-        .count();
-    let classes = sd
-        .shape("head.weight")
-        .and_then(|d| d.first().copied())
-        .unwrap_or(0);
-    let (heads, mut notes) = vit_heads(dim, heads);
-    if sd.has("fc_norm.weight") {
-        return Err(Error::Shape(
-            "a ViT pooling its tokens by average (`fc_norm`): Shears builds the class-token \
-             ViT"
-            .into(),
-        ));
-    }
-    check_tokens(sd.shape("pos_embed"), input, patch)?;
-    let arch = builtin::vit(input, patch, dim, depth, heads, classes)?;
-    if !fits(&arch, sd) {
-        return Err(Error::Shape(format!(
-            "the names are timm's ViT's, but the shapes are not those of a width-{dim}, \
-             {depth}-block ViT with patch {patch} and an MLP of 4x the width ({})",
-            sd.describe()
-        )));
-    }
-    notes.insert(
-        0,
-        format!("recognised as timm's ViT: width {dim}, {depth} blocks, patch {patch}"),
-    );
-    Ok(Recognised {
-        arch,
-        name: "vit".into(),
-        notes,
-    })
 }
