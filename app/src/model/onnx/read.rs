@@ -30,7 +30,8 @@ use super::tensor::{self, Const, Values};
 use crate::error::{Error, Result};
 use crate::model::arch::{Architecture, Family, Preprocess};
 use crate::model::graph::{Dim, Graph, Op, Role, ValueId, BATCH_NORM_PARAMS};
-use crate::model::ops::{activation::Act, conv::Conv, elementwise::Binary, pool::Pool};
+use crate::model::ops::activation::{exact, Act};
+use crate::model::ops::{conv::Conv, elementwise::Binary, pool::Pool};
 
 /// The operators [`read`] imports (beyond those it folds to constants).
 pub const SUPPORTED_OPS: [&str; 41] = [
@@ -728,7 +729,8 @@ impl<'a> Importer<'a> {
                 let rank = self.dims(x).len() as i64;
                 let axis = a("axis").map_or(-1, |a| a.i);
                 let axis = if axis < 0 { axis + rank } else { axis } as usize;
-                let eps = a("epsilon").map_or(1e-5, |a| a.f as f64);
+                // Stored as f32: the number it stands for (1e-5, not 9.99e-6).
+                let eps = a("epsilon").map_or(1e-5, |a| exact(a.f));
                 let norm_dims = self.dims(x)[axis.min(self.dims(x).len())..].to_vec();
                 let gamma = self.konst(n, 1)?;
                 let beta = match self.opt_const(n, 2)? {
@@ -1204,9 +1206,10 @@ impl<'a> Importer<'a> {
 
     fn batch_norm(&mut self, n: &NodeProto) -> Result<ValueId> {
         let x = self.value(n, 0)?;
-        let eps = attribute(n, "epsilon").map_or(1e-5, |a| a.f as f64);
+        // Stored as f32: the numbers they stand for (1e-5, not 9.99e-6).
+        let eps = attribute(n, "epsilon").map_or(1e-5, |a| exact(a.f));
         // ONNX's momentum weighs the running statistic; Shears's the new one.
-        let momentum = 1.0 - attribute(n, "momentum").map_or(0.9, |a| a.f as f64);
+        let momentum = 1.0 - attribute(n, "momentum").map_or(0.9, |a| exact(a.f));
         let mut ins = vec![x];
         for (i, (suffix, role)) in BATCH_NORM_PARAMS.into_iter().enumerate() {
             let c = self.konst(n, i + 1)?;
