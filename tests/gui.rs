@@ -1419,3 +1419,43 @@ fn the_model_view_shows_setups_architecture_before_a_model_is_opened() {
     assert!(h.query_all_by_label_contains("built-in lenet5").count() > 0);
     assert_eq!(h.query_all_by_label_contains("depthwise").count(), 0);
 }
+
+/// The import form asks only what the file cannot tell: a RegNet state
+/// dict (recognised by its names) gets no layer spec and no attention
+/// heads, a ViT state dict gets the heads, an nn.Sequential the layers.
+#[test]
+fn the_import_form_asks_only_what_the_file_cannot_tell() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness_sized(
+        tiny(),
+        &dir.path().join("out"),
+        LaunchOptions::default(),
+        [1280.0, 2000.0],
+    );
+    h.step();
+    let families = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/families");
+    let layers = "Layers (an nn.Sequential only; one per module index)";
+    drop_file(&mut h, &families.join("regnet_y.safetensors"));
+    h.step();
+    assert!(
+        h.query_by_label("Normalisation mean").is_some(),
+        "{}",
+        notices(&h)
+    );
+    assert!(h.query_by_label(layers).is_none());
+    assert!(h.query_by_label("Attention heads").is_none());
+    // A ViT for 32x32 inputs on 28x28 glyphs: refused, and its heads asked.
+    drop_file(&mut h, &families.join("vit_timm.safetensors"));
+    h.step();
+    assert!(
+        h.query_by_label("Attention heads").is_some(),
+        "{}",
+        notices(&h)
+    );
+    assert!(h.query_by_label(layers).is_none());
+    let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/mlp.pth");
+    drop_file(&mut h, &mlp);
+    h.step();
+    assert!(h.query_by_label(layers).is_some(), "{}", notices(&h));
+    assert!(h.query_by_label("Attention heads").is_none());
+}

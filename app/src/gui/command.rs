@@ -151,6 +151,18 @@ pub struct CheckpointInfo {
     pub preprocess: String,
     /// The import form's text fields.
     pub form: ImportForm,
+    /// Which of the form's questions this file leaves open.
+    pub asks: FormAsks,
+}
+
+/// The import form's questions that only some files leave open (the
+/// normalisation and resize are asked of every file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormAsks {
+    /// An `nn.Sequential`'s layers: a state dict whose names no family has.
+    pub layers: bool,
+    /// A ViT's attention heads: a ViT state dict.
+    pub heads: bool,
 }
 
 /// The import form's fields as typed (parsed when applied).

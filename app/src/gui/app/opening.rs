@@ -11,7 +11,7 @@ use crate::experiment::load_results;
 use crate::experiment::output::RESULTS_JSON;
 use crate::fsutil::write_atomic;
 use crate::gui::command::shown_sets;
-use crate::gui::command::ImportForm;
+use crate::gui::command::{FormAsks, ImportForm};
 use crate::gui::files::{classify, DialogPurpose};
 use crate::gui::state::{FileKind, Tab};
 use crate::model::export::ExportFormat;
@@ -128,19 +128,30 @@ impl ShearsApp {
             Ok(o) => o,
             Err(e) if format == ModelFormat::StateDict => {
                 // A file that is no state dict at all is refused; one whose
-                // layers cannot be built yet goes to the import form.
-                import::StateDict::read(path)?;
+                // layers cannot be built yet goes to the import form, which
+                // asks for layers only where no family has these names.
+                let sd = import::StateDict::read(path)?;
+                let asks = FormAsks {
+                    layers: opts.layers.is_some()
+                        || import::recognise(&sd, input, opts.heads).is_none(),
+                    heads: sd.has("cls_token") || sd.has("class_token"),
+                };
                 self.checkpoint = Some(CheckpointInfo {
                     path: path.to_path_buf(),
                     format: Some(format),
                     summary: "not opened yet".into(),
                     problem: Some(e.to_string()),
                     form,
+                    asks,
                     ..Default::default()
                 });
                 return Ok(());
             }
             Err(e) => return Err(e),
+        };
+        let asks = FormAsks {
+            layers: opened.name == "sequential",
+            heads: format == ModelFormat::StateDict && opened.name == "vit",
         };
         let net = &opened.net;
         let sp = crate::prune::sparsity(net)?;
@@ -160,6 +171,7 @@ impl ShearsApp {
             rows: layer_rows(&net.arch),
             preprocess: preprocess_text(&net.arch),
             form,
+            asks,
         });
         Ok(())
     }
@@ -239,6 +251,7 @@ impl ShearsApp {
             rows: layer_rows(&arch),
             preprocess: preprocess_text(&arch),
             form: ImportForm::default(),
+            asks: FormAsks::default(),
         };
         self.builtin = Some((key, info.clone()));
         Some(info)

@@ -564,10 +564,10 @@ fn train_config(ui: &mut Ui, id: &str, tc: &mut TrainConfig) {
     });
 }
 
-/// What a PyTorch state dict or an ONNX file cannot tell: an
-/// nn.Sequential's layers (state dicts only), the normalisation the model
-/// was trained with and the resize before its centre crop; **Apply** opens
-/// the model again.
+/// What a PyTorch state dict or an ONNX file cannot tell: the
+/// normalisation the model was trained with and the resize before its
+/// centre crop, and only where the file leaves them open an nn.Sequential's
+/// layers and a ViT's attention heads; **Apply** opens the model again.
 fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
     let state_dict = c.format == Some(ModelFormat::StateDict);
     ui.group(|ui| {
@@ -576,8 +576,8 @@ fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
         } else {
             "ONNX model: what the file cannot tell"
         });
-        // An ONNX graph has its layers; a state dict has only their tensors.
-        if state_dict {
+        // An ONNX graph has its layers, a recognised state dict its family.
+        if c.asks.layers {
             let l = ui.label("Layers (an nn.Sequential only; one per module index)");
             ui.add(
                 egui::TextEdit::multiline(&mut c.form.layers)
@@ -608,8 +608,8 @@ fn import_form(ui: &mut Ui, c: &mut CheckpointInfo, actions: &mut Vec<Action>) {
                         "a ViT state dict (empty: width / 64)",
                     ),
                 ] {
-                    // Heads: only a state dict's names cannot tell them.
-                    if label == "Attention heads" && !state_dict {
+                    // Heads: only a ViT state dict's names cannot tell them.
+                    if label == "Attention heads" && !c.asks.heads {
                         continue;
                     }
                     let l = ui.label(label);
