@@ -153,13 +153,14 @@ pub fn open(
     input: [usize; 3],
     device: &Device,
 ) -> Result<Opened> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let in_file = |e: Error| match e {
         e @ (Error::Format { .. } | Error::Io { .. } | Error::Config { .. }) => e,
         e => Error::format(path, e.to_string()),
     };
     let norm = opts.norm()?;
-    if is_shears_checkpoint(&bytes) {
+    let onnx = is_onnx(path);
+    if !onnx && is_shears_checkpoint(path)? {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let mut ck = Checkpoint::from_bytes(&bytes, path)?;
         if let Some(n) = norm {
             ck.arch.preprocess.norm = n;
@@ -178,7 +179,8 @@ pub fn open(
             info,
         });
     }
-    if is_onnx(path) {
+    if onnx {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let m = super::onnx::read(bytes, path, input)?;
         let mut arch = m.arch;
         let mut notes = m.notes;
@@ -195,17 +197,9 @@ pub fn open(
             info: serde_json::Value::Null,
         });
     }
-    // The file is read once: the state dict is parsed from these bytes
-    // (a zip is read by its entries), which are dropped before the
-    // network is built.
-    let sd = if bytes.starts_with(b"PK\x03\x04") {
-        drop(bytes);
-        StateDict::read_pth(path)?
-    } else {
-        let sd = StateDict::from_bytes(&bytes, path)?;
-        drop(bytes);
-        sd
-    };
+    // Read tensor by tensor (a zip by its entries, safetensors from the
+    // offsets in its header): the file is never held whole next to them.
+    let sd = StateDict::read(path)?;
     let mut notes = Vec::new();
     if let Some(k) = &sd.nested_key {
         notes.push(format!("the state dict is the checkpoint's `{k}` entry"));
@@ -315,20 +309,35 @@ fn is_onnx(path: &Path) -> bool {
 /// What the model file at `path` is, from its content: a Shears checkpoint
 /// or (anything else) a PyTorch state dict for [`open`] to read.
 pub fn sniff(path: &Path) -> Result<ModelFormat> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     Ok(if is_onnx(path) {
         ModelFormat::Onnx
-    } else if is_shears_checkpoint(&bytes) {
+    } else if is_shears_checkpoint(path)? {
         ModelFormat::Shears
     } else {
         ModelFormat::StateDict
     })
 }
 
-/// Whether `bytes` are a safetensors file with Shears's metadata.
-fn is_shears_checkpoint(bytes: &[u8]) -> bool {
-    safetensors::SafeTensors::read_metadata(bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().clone())
-        .is_some_and(|m| m.contains_key(checkpoint::ARCH_KEY))
+/// Whether the file at `path` is a safetensors file with Shears's metadata
+/// (its header alone is read).
+fn is_shears_checkpoint(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let io = |e| Error::io(path, e);
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut n8 = [0u8; 8];
+    if f.read_exact(&mut n8).is_err() {
+        return Ok(false);
+    }
+    let n = u64::from_le_bytes(n8);
+    if n > len.saturating_sub(8) || n > 100 << 20 {
+        return Ok(false);
+    }
+    let mut head = vec![0u8; n as usize];
+    f.read_exact(&mut head).map_err(io)?;
+    let header: serde_json::Value = match serde_json::from_slice(&head) {
+        Ok(v) => v,
+        Err(_) => return Ok(false),
+    };
+    Ok(header["__metadata__"].get(checkpoint::ARCH_KEY).is_some())
 }

@@ -4,6 +4,7 @@
 //! files.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -33,8 +34,71 @@ impl StateDict {
     /// archive is `torch.save`'s format, anything else is tried as
     /// safetensors); errors name `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, path)
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut magic = [0u8; 4];
+        let n = f.read(&mut magic).map_err(|e| Error::io(path, e))?;
+        let magic = &magic[..n];
+        if magic == b"PK\x03\x04" {
+            Self::read_pth(path)
+        } else if magic.starts_with(b"\x80\x02") || magic.starts_with(b"\x80\x01") {
+            Err(legacy_pickle(path))
+        } else {
+            Self::read_safetensors(path)
+        }
+    }
+
+    /// A state dict from a safetensors file, read tensor by tensor: the
+    /// file is never held whole in memory, so a model is held once. The
+    /// header is checked before anything else is read (its size against
+    /// the file's, every tensor's bytes against its shape and type and
+    /// against the file's end).
+    pub fn read_safetensors(path: &Path) -> Result<Self> {
+        use std::io::{Seek, SeekFrom};
+        let bad = |msg: String| {
+            Error::format(
+                path,
+                format!("neither a torch.save zip nor safetensors ({msg})"),
+            )
+        };
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut n8 = [0u8; 8];
+        f.read_exact(&mut n8)
+            .map_err(|_| bad("shorter than a safetensors header".into()))?;
+        let n = u64::from_le_bytes(n8);
+        if n > len.saturating_sub(8) || n > MAX_HEADER {
+            return Err(bad(format!("a header of {n} bytes in a file of {len}")));
+        }
+        let mut head = vec![0u8; n as usize];
+        f.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+        let header: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&head).map_err(|e| bad(e.to_string()))?;
+        let start = 8 + n;
+        let mut entries = Vec::new();
+        for (name, info) in header {
+            if name == "__metadata__" {
+                continue;
+            }
+            let e = SafetensorsEntry::parse(&info).map_err(|m| bad(format!("`{name}`: {m}")))?;
+            if start + e.end > len {
+                return Err(bad(format!(
+                    "`{name}` ends at byte {}, past the file's end ({len})",
+                    start + e.end
+                )));
+            }
+            entries.push((name, e));
+        }
+        entries.sort_by_key(|(_, e)| e.begin);
+        let mut tensors = Vec::with_capacity(entries.len());
+        for (name, e) in entries {
+            let mut buf = vec![0u8; (e.end - e.begin) as usize];
+            f.seek(SeekFrom::Start(start + e.begin))
+                .and_then(|_| f.read_exact(&mut buf))
+                .map_err(|err| Error::io(path, err))?;
+            let t = e.tensor(&buf).map_err(|m| bad(format!("`{name}`: {m}")))?;
+            tensors.push((name, t));
+        }
+        Self::from_tensors(tensors, None, path)
     }
 
     /// A state dict from the bytes of the file at `path`: a `torch.save`
@@ -43,11 +107,7 @@ impl StateDict {
         if bytes.starts_with(b"PK\x03\x04") {
             Self::read_pth(path)
         } else if bytes.starts_with(b"\x80\x02") || bytes.starts_with(b"\x80\x01") {
-            Err(Error::format(
-                path,
-                "a legacy (pre-1.6) torch.save file; save it again with a current PyTorch \
-                 (torch.save(torch.load(f), f) keeps the content, written as a zip)",
-            ))
+            Err(legacy_pickle(path))
         } else {
             Self::from_safetensors(bytes, path)
         }
@@ -246,6 +306,115 @@ fn check_records(path: &Path, infos: &[candle_core::pickle::TensorInfo]) -> Resu
     Ok(())
 }
 
+/// The largest safetensors header read (the format's own limit).
+const MAX_HEADER: u64 = 100 << 20;
+
+/// The error for a pre-1.6 `torch.save` file.
+fn legacy_pickle(path: &Path) -> Error {
+    Error::format(
+        path,
+        "a legacy (pre-1.6) torch.save file; save it again with a current PyTorch \
+         (torch.save(torch.load(f), f) keeps the content, written as a zip)",
+    )
+}
+
+/// One tensor of a safetensors header: type, shape and where its bytes
+/// are (after the header).
+struct SafetensorsEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    begin: u64,
+    end: u64,
+}
+
+impl SafetensorsEntry {
+    /// The entry `info` of tensor `name`, its size checked against its
+    /// shape and type.
+    fn parse(info: &serde_json::Value) -> std::result::Result<Self, String> {
+        let dtype = info["dtype"].as_str().ok_or("no dtype")?.to_string();
+        let shape = info["shape"]
+            .as_array()
+            .ok_or("no shape")?
+            .iter()
+            .map(|d| {
+                d.as_u64()
+                    .map(|d| d as usize)
+                    .ok_or("a dimension that is no number")
+            })
+            .collect::<std::result::Result<Vec<usize>, _>>()?;
+        let offsets = info["data_offsets"].as_array().ok_or("no data_offsets")?;
+        let [begin, end] = offsets.as_slice() else {
+            return Err("data_offsets is not [begin, end]".into());
+        };
+        let (begin, end) = (
+            begin.as_u64().ok_or("an offset that is no number")?,
+            end.as_u64().ok_or("an offset that is no number")?,
+        );
+        let size = match dtype.as_str() {
+            "F64" | "I64" => 8,
+            "F32" | "I32" | "U32" => 4,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "I8" | "U8" | "BOOL" => 1,
+            other => return Err(format!("data type {other}")),
+        };
+        let bytes = shape
+            .iter()
+            .try_fold(size as u64, |a, &d| a.checked_mul(d as u64))
+            .ok_or("a shape too large")?;
+        if end < begin || end - begin != bytes {
+            return Err(format!(
+                "{} bytes for a {dtype} tensor of shape {shape:?} ({bytes} bytes)",
+                end.saturating_sub(begin)
+            ));
+        }
+        Ok(SafetensorsEntry {
+            dtype,
+            shape,
+            begin,
+            end,
+        })
+    }
+
+    /// The tensor from its bytes (integers Candle has no type for become
+    /// `i64`).
+    fn tensor(&self, bytes: &[u8]) -> std::result::Result<Tensor, String> {
+        let d = &Device::Cpu;
+        let raw = |dt: DType| Tensor::from_raw_buffer(bytes, dt, &self.shape, d);
+        let ints = |v: Vec<i64>| Tensor::from_vec(v, self.shape.as_slice(), d);
+        let t = match self.dtype.as_str() {
+            "F64" => raw(DType::F64),
+            "F32" => raw(DType::F32),
+            "F16" => raw(DType::F16),
+            "BF16" => raw(DType::BF16),
+            "I64" => raw(DType::I64),
+            "U32" => raw(DType::U32),
+            "U8" => raw(DType::U8),
+            "I32" => ints(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+                    .collect(),
+            ),
+            "I16" => ints(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as i64)
+                    .collect(),
+            ),
+            "U16" => ints(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]) as i64)
+                    .collect(),
+            ),
+            "I8" => ints(bytes.iter().map(|&b| b as i8 as i64).collect()),
+            "BOOL" => ints(bytes.iter().map(|&b| (b != 0) as i64).collect()),
+            other => return Err(format!("data type {other}")),
+        };
+        t.map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,6 +486,39 @@ mod tests {
         let a = StateDict::read(&fixture("resnet18.ckpt.pth")).unwrap();
         assert_eq!(a.nested_key.as_deref(), Some("state_dict"));
         assert_eq!(a.shape("conv1.weight"), Some(&[8, 3, 7, 7][..]));
+    }
+
+    #[test]
+    fn safetensors_are_read_tensor_by_tensor_and_checked_first() {
+        // The same tensors as the whole-buffer reader.
+        let path = fixture("resnet18.safetensors");
+        let a = StateDict::read(&path).unwrap();
+        let b = StateDict::from_bytes(&std::fs::read(&path).unwrap(), &path).unwrap();
+        assert_eq!(a.tensors.len(), b.tensors.len());
+        for (k, t) in &a.tensors {
+            let u = &b.tensors[k];
+            assert_eq!(t.dims(), u.dims(), "{k}");
+            let diff = (t - u).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{k}");
+        }
+        assert_eq!(a.extra.len(), b.extra.len());
+        // Cut short: refused by the header's check, naming the file.
+        let bytes = std::fs::read(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+        let e = StateDict::read(&cut).unwrap_err().to_string();
+        assert!(
+            e.contains("cut.safetensors") && e.contains("past the file's end"),
+            "{e}"
+        );
+        // A header longer than the file.
+        let mut huge = bytes.clone();
+        huge[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let h = dir.path().join("huge.safetensors");
+        std::fs::write(&h, &huge).unwrap();
+        let e = StateDict::read(&h).unwrap_err().to_string();
+        assert!(e.contains("header of"), "{e}");
     }
 
     #[test]
