@@ -385,6 +385,12 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         ("resnet50", "", None),
         ("vit_torchvision", "MLP 64", Some(2)),
         ("deit_distilled", "timm's distilled DeiT", Some(2)),
+        ("timm_efficientnet_b0", "timm's efficientnet", None),
+        (
+            "timm_mobilenetv2",
+            "timm's mobilenet_v2 with width multiplier 0.25",
+            None,
+        ),
         ("convnext", "widths [8, 16, 32], blocks [1, 1, 1]", None),
         ("densenet", "growth rate 8, layers per block [2, 2]", None),
         ("regnet_x", "regnet_x", None),
@@ -409,17 +415,18 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         let got = net.forward(&r["x"], false).unwrap();
         let err = rel_err(&flat(&got), &flat(&r["eval.logits"]));
         assert!(err < 1e-4, "{name}: logits off by {err}");
-        // Written back, the state dict has the file's names and shapes.
+        // Written back, the state dict has the file's names and shapes,
+        // every BatchNorm's `num_batches_tracked` included.
         let sd = shears::model::export::state_dict(&net).unwrap();
         let original = shears::model::import::StateDict::read(&path).unwrap();
         let mut got: Vec<(String, Vec<usize>)> = sd
             .iter()
-            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
             .map(|(k, t)| (k.clone(), t.dims().to_vec()))
             .collect();
         let mut want: Vec<(String, Vec<usize>)> = original
             .tensors
             .iter()
+            .chain(&original.extra)
             .map(|(k, t)| (k.clone(), t.dims().to_vec()))
             .collect();
         got.sort();
@@ -469,7 +476,7 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
 }
 
 /// Every torchvision classification model of the families Shears reads,
-/// and timm's ViTs and DeiTs (`model_layouts.json`: the names and shapes of
+/// and timm's ViTs, DeiTs, EfficientNet B0–B7 and MobileNetV2s (`model_layouts.json`: the names and shapes of
 /// each state dict, made by `model_layouts.py`) is recognised as that
 /// model from its names and shapes at 224x224: the architecture built has
 /// exactly its tensors. The small fixtures above check the function of
@@ -492,7 +499,9 @@ fn every_torchvision_and_timm_vit_model_is_recognised_by_its_state_dict() {
                 let named = if generic {
                     plain.starts_with(&r.name) || (r.name == "vit" && plain.starts_with("deit"))
                 } else {
+                    // timm spells MobileNetV2 `mobilenetv2_100` (width in the name).
                     plain == r.name
+                        || (r.name == "mobilenet_v2" && plain.starts_with("mobilenetv2"))
                 };
                 if !named {
                     failures.push(format!("{model}: recognised as {}", r.name));

@@ -112,6 +112,7 @@ pub fn state_dict(net: &Network) -> Result<Vec<(String, Tensor)>> {
             }
             Op::BatchNorm { .. } => {
                 let var = &graph.value(n.inputs[4]).name;
+                let var = graph.aliases.get(var).unwrap_or(var);
                 let prefix = var.strip_suffix(".running_var").unwrap_or(var);
                 out.push((
                     format!("{prefix}.num_batches_tracked"),

@@ -24,8 +24,9 @@ const B_VARIANTS: [(&str, usize, usize, f32); 8] = [
     ("efficientnet_b7", 200, 310, 0.5),
 ];
 
-/// An EfficientNet read from the state dict.
-pub fn read(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
+/// An EfficientNet read from the state dict (torchvision's names; `timm`:
+/// renamed from timm's, whose B0–B7 keep PyTorch's BatchNorm defaults).
+pub fn read(sd: &StateDict, input: [usize; 3], timm: bool) -> Result<Recognised> {
     let c = classes(sd, "classifier.1.weight")?;
     let mut cfg = layout(sd)?;
     let fused = cfg.stages.iter().any(|s| s.fused);
@@ -57,12 +58,13 @@ pub fn read(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
         match variant {
             Some(&(name, w, _, dropout)) => {
                 cfg.dropout = dropout;
-                if w >= 160 {
+                if w >= 160 && !timm {
                     cfg.bn_eps = 1e-3;
                     cfg.bn_momentum = 0.01;
                 }
+                let whose = if timm { "timm" } else { "torchvision" };
                 let note = format!(
-                    "BatchNorm epsilon {} and dropout {dropout} as torchvision's {name}",
+                    "BatchNorm epsilon {} and dropout {dropout} as {whose}'s {name}",
                     cfg.bn_eps
                 );
                 (name, Family::EfficientnetB0, note)
@@ -77,8 +79,9 @@ pub fn read(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
         }
     };
     let arch = builtin::efficientnet(input, &cfg, c, family)?;
+    let whose = if timm { "timm" } else { "torchvision" };
     let notes = vec![
-        format!("recognised as torchvision's {name}: {described}"),
+        format!("recognised as {whose}'s {name}: {described}"),
         assumed,
     ];
     checked(arch, sd, name, notes)

@@ -1,7 +1,8 @@
 //! State dicts of the graph families recognised by their names and shapes:
 //! torchvision's MobileNetV2 and V3, EfficientNet (B0–B7 and V2),
-//! ConvNeXt, DenseNet, RegNet (X and Y), ShuffleNetV2 and SqueezeNet, and
-//! the Vision Transformers of timm and torchvision. Each reader takes the
+//! ConvNeXt, DenseNet, RegNet (X and Y), ShuffleNetV2 and SqueezeNet, the
+//! Vision Transformers of timm and torchvision, and timm's EfficientNet
+//! B0–B7 and MobileNetV2 (renamed onto torchvision's layout). Each reader takes the
 //! sizes the names and shapes give (blocks per stage, widths, kernels,
 //! groups), fills in what they cannot give from torchvision's own
 //! constructors (strides, activations, BatchNorm's epsilon), builds the
@@ -15,6 +16,7 @@ mod mobilenet;
 mod regnet;
 mod shufflenet;
 mod squeezenet;
+mod timm;
 mod vit;
 
 use super::state_dict::StateDict;
@@ -51,7 +53,12 @@ pub fn recognise(
     } else if has("features.1.block.0.0.weight") && has("classifier.3.weight") {
         mobilenet::v3(sd, input)
     } else if has("features.1.0.block.0.0.weight") && has("classifier.1.weight") {
-        efficientnet::read(sd, input)
+        efficientnet::read(sd, input, false)
+    } else if has("conv_stem.weight")
+        && has("blocks.0.0.conv_dw.weight")
+        && has("classifier.weight")
+    {
+        timm::efficientnet_family(sd, input)
     } else if has("features.1.0.block.0.weight") && has("features.1.0.layer_scale") {
         convnext::read(sd, input)
     } else if has("features.conv0.weight") && has("features.norm5.weight") {

@@ -1,0 +1,142 @@
+//! timm's EfficientNet B0–B7 (`efficientnet_b*`) and MobileNetV2
+//! (`mobilenetv2_*`): the same networks as torchvision's under other names
+//! (`conv_stem`, `blocks.S.I.conv_dw`, `conv_head`, `classifier`). The state
+//! dict is renamed onto torchvision's layout, read by torchvision's
+//! readers, and the graph keeps timm's names as aliases, so what Shears
+//! writes back loads into the timm model. TensorFlow-ported models
+//! (`tf_*`: "same" padding) have the same names but compute differently:
+//! they open from ONNX.
+
+use std::collections::BTreeMap;
+
+use super::{efficientnet, mobilenet, Recognised, StateDict};
+use crate::error::{Error, Result};
+
+/// timm's EfficientNet or MobileNetV2 (with squeeze-excitation: the
+/// former).
+pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
+    let se = sd.tensors.keys().any(|k| k.contains(".se.conv_reduce."));
+    let head_bn = sd.has("bn2.weight");
+    let fused = sd
+        .tensors
+        .keys()
+        .any(|k| k.contains(".conv_exp.") || k.starts_with("blocks.0.0.conv."));
+    if !head_bn || fused {
+        return Err(Error::Shape(
+            "timm's names of a network other than EfficientNet B0–B7 or MobileNetV2 (a \
+             MobileNetV3, an EfficientNetV2, ...): Shears reads those from ONNX \
+             (torch.onnx.export)"
+                .into(),
+        ));
+    }
+    let renames = renames(sd, se)?;
+    let mut tv = StateDict {
+        tensors: BTreeMap::new(),
+        extra: BTreeMap::new(),
+        nested_key: sd.nested_key.clone(),
+    };
+    for (timm_name, t) in &sd.tensors {
+        let ours = renames.get(timm_name).ok_or_else(|| {
+            Error::Shape(format!("timm's `{timm_name}` has no place in the layout"))
+        })?;
+        tv.tensors.insert(ours.clone(), t.clone());
+    }
+    let mut r = if se {
+        efficientnet::read(&tv, input, true)?
+    } else {
+        let mut r = mobilenet::v2(&tv, input)?;
+        r.notes[0] = r.notes[0].replace("torchvision's", "timm's");
+        r
+    };
+    let g = r
+        .arch
+        .graph
+        .as_mut()
+        .expect("the family readers build graphs");
+    for (timm_name, ours) in renames {
+        g.aliases.insert(ours, timm_name);
+    }
+    r.notes.push(
+        "timm's names; symmetric padding as timm's own models (a `tf_` model pads as \
+         TensorFlow does: open its ONNX export instead)"
+            .into(),
+    );
+    Ok(r)
+}
+
+/// Every timm name of the state dict (and its BatchNorm statistics) to
+/// torchvision's: EfficientNet's `features.{s+1}.{i}.block.{j}` (`se`) or
+/// MobileNetV2's `features.{k}.conv.{j}`.
+fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
+        for p in parts {
+            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
+        }
+    };
+    const BN: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
+    const CONV: [&str; 1] = ["weight"];
+    const SE: [&str; 2] = ["weight", "bias"];
+    put("conv_stem", "features.0.0", &CONV);
+    put("bn1", "features.0.1", &BN);
+    let stages = (0..)
+        .take_while(|s| sd.has(&format!("blocks.{s}.0.bn1.weight")))
+        .count();
+    let mut k = 1; // MobileNetV2's running block index
+    for s in 0..stages {
+        let blocks = (0..)
+            .take_while(|i| sd.has(&format!("blocks.{s}.{i}.bn1.weight")))
+            .count();
+        for i in 0..blocks {
+            let t = format!("blocks.{s}.{i}");
+            let ours = if se {
+                format!("features.{}.{i}.block", s + 1)
+            } else {
+                format!("features.{k}.conv")
+            };
+            let o = |j: &str| format!("{ours}.{j}");
+            // Depthwise-separable (no expansion) or inverted residual.
+            let ds = !sd.has(&format!("{t}.conv_pwl.weight"));
+            match (ds, se) {
+                (true, true) => {
+                    put(&format!("{t}.conv_dw"), &o("0.0"), &CONV);
+                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                    put(&format!("{t}.se.conv_reduce"), &o("1.fc1"), &SE);
+                    put(&format!("{t}.se.conv_expand"), &o("1.fc2"), &SE);
+                    put(&format!("{t}.conv_pw"), &o("2.0"), &CONV);
+                    put(&format!("{t}.bn2"), &o("2.1"), &BN);
+                }
+                (false, true) => {
+                    put(&format!("{t}.conv_pw"), &o("0.0"), &CONV);
+                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                    put(&format!("{t}.conv_dw"), &o("1.0"), &CONV);
+                    put(&format!("{t}.bn2"), &o("1.1"), &BN);
+                    put(&format!("{t}.se.conv_reduce"), &o("2.fc1"), &SE);
+                    put(&format!("{t}.se.conv_expand"), &o("2.fc2"), &SE);
+                    put(&format!("{t}.conv_pwl"), &o("3.0"), &CONV);
+                    put(&format!("{t}.bn3"), &o("3.1"), &BN);
+                }
+                (true, false) => {
+                    put(&format!("{t}.conv_dw"), &o("0.0"), &CONV);
+                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                    put(&format!("{t}.conv_pw"), &o("1"), &CONV);
+                    put(&format!("{t}.bn2"), &o("2"), &BN);
+                }
+                (false, false) => {
+                    put(&format!("{t}.conv_pw"), &o("0.0"), &CONV);
+                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                    put(&format!("{t}.conv_dw"), &o("1.0"), &CONV);
+                    put(&format!("{t}.bn2"), &o("1.1"), &BN);
+                    put(&format!("{t}.conv_pwl"), &o("2"), &CONV);
+                    put(&format!("{t}.bn3"), &o("3"), &BN);
+                }
+            }
+            k += 1;
+        }
+    }
+    let head = if se { stages + 1 } else { k };
+    put("conv_head", &format!("features.{head}.0"), &CONV);
+    put("bn2", &format!("features.{head}.1"), &BN);
+    put("classifier", "classifier.1", &SE);
+    Ok(map)
+}
