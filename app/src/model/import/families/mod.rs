@@ -2,7 +2,7 @@
 //! torchvision's MobileNetV2 and V3, EfficientNet (B0–B7 and V2),
 //! ConvNeXt, DenseNet, RegNet (X and Y), ShuffleNetV2 and SqueezeNet, the
 //! Vision Transformers of timm and torchvision, and timm's EfficientNet
-//! B0–B7 and MobileNetV2 (renamed onto torchvision's layout). Each reader takes the
+//! B0–B7, MobileNetV2 and RegNet (renamed onto torchvision's layout). Each reader takes the
 //! sizes the names and shapes give (blocks per stage, widths, kernels,
 //! groups), fills in what they cannot give from torchvision's own
 //! constructors (strides, activations, BatchNorm's epsilon), builds the
@@ -59,6 +59,8 @@ pub fn recognise(
         && has("classifier.weight")
     {
         timm::efficientnet_family(sd, input)
+    } else if has("stem.conv.weight") && has("s1.b1.conv1.conv.weight") && has("head.fc.weight") {
+        timm::regnet(sd, input)
     } else if has("features.1.0.block.0.weight") && has("features.1.0.layer_scale") {
         convnext::read(sd, input)
     } else if has("features.conv0.weight") && has("features.norm5.weight") {

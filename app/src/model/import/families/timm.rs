@@ -1,15 +1,16 @@
-//! timm's EfficientNet B0–B7 (`efficientnet_b*`) and MobileNetV2
-//! (`mobilenetv2_*`): the same networks as torchvision's under other names
-//! (`conv_stem`, `blocks.S.I.conv_dw`, `conv_head`, `classifier`). The state
-//! dict is renamed onto torchvision's layout, read by torchvision's
-//! readers, and the graph keeps timm's names as aliases, so what Shears
-//! writes back loads into the timm model. TensorFlow-ported models
-//! (`tf_*`: "same" padding) have the same names but compute differently:
-//! they open from ONNX.
+//! timm's EfficientNet B0–B7 (`efficientnet_b*`), MobileNetV2
+//! (`mobilenetv2_*`) and RegNet X/Y (`regnetx_*`, `regnety_*`): the same
+//! networks as torchvision's under other names (`conv_stem`,
+//! `blocks.S.I.conv_dw`, `conv_head`, `classifier`; `s1.b1.conv1.conv`,
+//! `head.fc`). The state dict is renamed onto torchvision's layout, read by
+//! torchvision's readers, and the graph keeps timm's names as aliases, so
+//! what Shears writes back loads into the timm model. TensorFlow-ported
+//! models (`tf_*`: "same" padding) have the same names but compute
+//! differently: they open from ONNX.
 
 use std::collections::BTreeMap;
 
-use super::{efficientnet, mobilenet, Recognised, StateDict};
+use super::{efficientnet, mobilenet, regnet, Recognised, StateDict};
 use crate::error::{Error, Result};
 
 /// timm's EfficientNet or MobileNetV2 (with squeeze-excitation: the
@@ -29,7 +30,70 @@ pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognis
                 .into(),
         ));
     }
-    let renames = renames(sd, se)?;
+    let mut r = via_torchvision(sd, renames(sd, se), |tv| {
+        if se {
+            efficientnet::read(tv, input, true)
+        } else {
+            mobilenet::v2(tv, input)
+        }
+    })?;
+    r.notes.push(
+        "timm's names; symmetric padding as timm's own models (a `tf_` model pads as \
+         TensorFlow does: open its ONNX export instead)"
+            .into(),
+    );
+    Ok(r)
+}
+
+/// timm's RegNet X or Y.
+pub fn regnet(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
+    let mut map = BTreeMap::new();
+    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
+        for p in parts {
+            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
+        }
+    };
+    put("stem.conv", "stem.0", &CONV);
+    put("stem.bn", "stem.1", &BN);
+    for s in (1..).take_while(|s| sd.has(&format!("s{s}.b1.conv1.conv.weight"))) {
+        for i in (1..).take_while(|i| sd.has(&format!("s{s}.b{i}.conv1.conv.weight"))) {
+            let (t, o) = (
+                format!("s{s}.b{i}"),
+                format!("trunk_output.block{s}.block{s}-{}", i - 1),
+            );
+            for (a, b) in [
+                ("conv1", "f.a"),
+                ("conv2", "f.b"),
+                ("conv3", "f.c"),
+                ("downsample", "proj"),
+            ] {
+                put(&format!("{t}.{a}.conv"), &format!("{o}.{b}.0"), &CONV);
+                put(&format!("{t}.{a}.bn"), &format!("{o}.{b}.1"), &BN);
+            }
+            put(&format!("{t}.se.fc1"), &format!("{o}.f.se.fc1"), &BIASED);
+            put(&format!("{t}.se.fc2"), &format!("{o}.f.se.fc2"), &BIASED);
+        }
+    }
+    put("head.fc", "fc", &BIASED);
+    via_torchvision(sd, Ok(map), |tv| regnet::read(tv, input))
+}
+
+/// A convolution's tensors.
+const CONV: [&str; 1] = ["weight"];
+/// A BatchNorm's tensors.
+const BN: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
+/// A layer's weight and bias.
+const BIASED: [&str; 2] = ["weight", "bias"];
+
+/// The state dict renamed by `renames` (timm's name to torchvision's; a
+/// name it lacks is an error), read by torchvision's `read`, with timm's
+/// names kept as the graph's aliases.
+fn via_torchvision(
+    sd: &StateDict,
+    renames: Result<BTreeMap<String, String>>,
+    read: impl FnOnce(&StateDict) -> Result<Recognised>,
+) -> Result<Recognised> {
+    let renames = renames?;
     let mut tv = StateDict {
         tensors: BTreeMap::new(),
         extra: BTreeMap::new(),
@@ -41,26 +105,22 @@ pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognis
         })?;
         tv.tensors.insert(ours.clone(), t.clone());
     }
-    let mut r = if se {
-        efficientnet::read(&tv, input, true)?
-    } else {
-        let mut r = mobilenet::v2(&tv, input)?;
-        r.notes[0] = r.notes[0].replace("torchvision's", "timm's");
-        r
-    };
+    let mut r = read(&tv)?;
+    if let Some(first) = r.notes.first_mut() {
+        *first = first.replace("torchvision's", "timm's");
+    }
     let g = r
         .arch
         .graph
         .as_mut()
         .expect("the family readers build graphs");
     for (timm_name, ours) in renames {
-        g.aliases.insert(ours, timm_name);
+        // Only the names of tensors the graph has (a rename of a part the
+        // layout lacks, e.g. squeeze-excitation in a RegNetX, is unused).
+        if tv.tensors.contains_key(&ours) {
+            g.aliases.insert(ours, timm_name);
+        }
     }
-    r.notes.push(
-        "timm's names; symmetric padding as timm's own models (a `tf_` model pads as \
-         TensorFlow does: open its ONNX export instead)"
-            .into(),
-    );
     Ok(r)
 }
 
@@ -74,9 +134,7 @@ fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
             map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
         }
     };
-    const BN: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
-    const CONV: [&str; 1] = ["weight"];
-    const SE: [&str; 2] = ["weight", "bias"];
+    const SE: [&str; 2] = BIASED;
     put("conv_stem", "features.0.0", &CONV);
     put("bn1", "features.0.1", &BN);
     let stages = (0..)
