@@ -17,7 +17,7 @@ mod shufflenet;
 mod squeezenet;
 mod vit;
 
-pub use convnext::{convnext, ConvnextStage};
+pub use convnext::{convnext, ConvnextNames, ConvnextStage};
 pub use densenet::{densenet, DensenetConfig};
 pub use efficientnet::{
     b_layout, efficientnet, efficientnet_b0, EfficientnetConfig, EfficientnetStage, STAGE_STRIDES,

@@ -2,7 +2,8 @@
 //! torchvision's MobileNetV2 and V3, EfficientNet (B0–B7 and V2),
 //! ConvNeXt, DenseNet, RegNet (X and Y), ShuffleNetV2 and SqueezeNet, the
 //! Vision Transformers of timm and torchvision, and timm's EfficientNet
-//! B0–B7, MobileNetV2 and RegNet (renamed onto torchvision's layout). Each reader takes the
+//! B0–B7, MobileNetV2 and RegNet (renamed onto torchvision's layout) and
+//! ConvNeXt (built with timm's names). Each reader takes the
 //! sizes the names and shapes give (blocks per stage, widths, kernels,
 //! groups), fills in what they cannot give from torchvision's own
 //! constructors (strides, activations, BatchNorm's epsilon), builds the
@@ -39,6 +40,7 @@ pub fn recognise(
         "features.0.0.weight",
         "features.conv0.weight",
         "stem.0.weight",
+        "stem.conv.weight",
         "conv1.0.weight",
         "features.0.weight",
         "patch_embed.proj.weight",
@@ -63,6 +65,11 @@ pub fn recognise(
         timm::regnet(sd, input)
     } else if has("features.1.0.block.0.weight") && has("features.1.0.layer_scale") {
         convnext::read(sd, input)
+    } else if has("stem.0.weight")
+        && has("stages.0.blocks.0.conv_dw.weight")
+        && has("head.fc.weight")
+    {
+        convnext::read_timm(sd, input)
     } else if has("features.conv0.weight") && has("features.norm5.weight") {
         densenet::read(sd, input)
     } else if has("stem.0.weight") && has("trunk_output.block1.block1-0.f.a.0.weight") {
