@@ -313,11 +313,22 @@ fn every_family_exports_its_state_dict_and_onnx_back() {
 fn write_exports() {
     let out = PathBuf::from(std::env::var("SHEARS_EXPORT_DIR").expect("SHEARS_EXPORT_DIR"));
     std::fs::create_dir_all(&out).unwrap();
+    // Every export of every family (older opsets too) and the timm models
+    // with pads, strides and windows, each written again by Shears.
+    let mut files: Vec<String> = Vec::new();
     for name in families() {
-        for kind in ["ts", "dynamo"] {
-            let o = open(&format!("{name}.{kind}.onnx"));
-            shears::model::onnx::save(&o.net, &out.join(format!("{name}.{kind}.onnx"))).unwrap();
+        files.push(format!("{name}.ts.onnx"));
+        files.push(format!("{name}.dynamo.onnx"));
+        for opset in 13..=16 {
+            files.push(format!("{name}.op{opset}.onnx"));
         }
+    }
+    for name in ["timm_tf_efficientnetv2", "timm_levit", "timm_swin"] {
+        files.push(format!("{name}.ts.onnx"));
+    }
+    for file in files.iter().filter(|f| dir().join(f).exists()) {
+        let o = open(file);
+        shears::model::onnx::save(&o.net, &out.join(file)).unwrap();
     }
 }
 
