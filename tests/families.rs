@@ -420,6 +420,17 @@ fn state_dicts_of_the_graph_families_open_by_their_names() {
         ("regnet_y", "squeeze-excitation", None),
         ("shufflenet_v2", "channels [8, 16, 32, 64, 128]", None),
         ("squeezenet", "8 Fire modules", None),
+        ("timm_regnety", "timm's regnet_y", None),
+        (
+            "timm_convnext",
+            "timm's convnext: widths [8, 16, 24, 32]",
+            None,
+        ),
+        (
+            "timm_efficientnetv2",
+            "timm's efficientnet_v2: 6 stages (3 of fused",
+            None,
+        ),
     ] {
         assert!(families().contains(&name.to_string()), "{name}");
         let opts = ImportOptions {
@@ -520,14 +531,15 @@ fn every_torchvision_and_timm_layout_is_recognised_by_its_state_dict() {
             Some(Ok(r)) => {
                 let generic = ["vit", "regnet_x", "regnet_y"].contains(&r.name.as_str());
                 let plain = model.strip_prefix("timm/").unwrap_or(model);
+                // timm spells RegNets `regnetx_002` and EfficientNetV2
+                // `efficientnetv2_s`.
+                let bare = |n: &str| n.replace('_', "");
                 let named = if generic {
-                    // timm spells RegNets `regnetx_002`.
-                    let bare = |n: &str| n.replace('_', "");
                     bare(plain).starts_with(&bare(&r.name))
                         || (r.name == "vit" && plain.starts_with("deit"))
                 } else {
                     // timm spells MobileNetV2 `mobilenetv2_100` (width in the name).
-                    plain == r.name
+                    bare(plain) == bare(&r.name)
                         || (r.name == "mobilenet_v2" && plain.starts_with("mobilenetv2"))
                 };
                 if !named {

@@ -31,8 +31,10 @@ pub fn read(sd: &StateDict, input: [usize; 3], timm: bool) -> Result<Recognised>
     let mut cfg = layout(sd)?;
     let fused = cfg.stages.iter().any(|s| s.fused);
     let described = describe(&cfg);
+    let whose = if timm { "timm" } else { "torchvision" };
     let (name, family, assumed) = if fused {
-        cfg.bn_eps = 1e-3;
+        // timm's own (not TensorFlow-ported) V2 keep PyTorch's default.
+        cfg.bn_eps = if timm { 1e-5 } else { 1e-3 };
         // V2-S, -M and -L by their last stage; stochastic depth 0.2 in all.
         let (variant, dropout) = match (cfg.stages.len(), cfg.stages.last().map(|s| s.out)) {
             (6, Some(256)) => ("efficientnet_v2_s", 0.2),
@@ -62,7 +64,6 @@ pub fn read(sd: &StateDict, input: [usize; 3], timm: bool) -> Result<Recognised>
                     cfg.bn_eps = 1e-3;
                     cfg.bn_momentum = 0.01;
                 }
-                let whose = if timm { "timm" } else { "torchvision" };
                 let note = format!(
                     "BatchNorm epsilon {} and dropout {dropout} as {whose}'s {name}",
                     cfg.bn_eps

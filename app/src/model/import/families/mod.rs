@@ -57,8 +57,10 @@ pub fn recognise(
     } else if has("features.1.0.block.0.0.weight") && has("classifier.1.weight") {
         efficientnet::read(sd, input, false)
     } else if has("conv_stem.weight")
-        && has("blocks.0.0.conv_dw.weight")
         && has("classifier.weight")
+        && ["conv_dw", "conv", "conv_exp"]
+            .iter()
+            .any(|c| has(&format!("blocks.0.0.{c}.weight")))
     {
         timm::efficientnet_family(sd, input)
     } else if has("stem.conv.weight") && has("s1.b1.conv1.conv.weight") && has("head.fc.weight") {

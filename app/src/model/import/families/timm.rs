@@ -1,4 +1,4 @@
-//! timm's EfficientNet B0–B7 (`efficientnet_b*`), MobileNetV2
+//! timm's EfficientNet B0–B7 (`efficientnet_b*`) and V2 (`efficientnetv2_*`), MobileNetV2
 //! (`mobilenetv2_*`) and RegNet X/Y (`regnetx_*`, `regnety_*`): the same
 //! networks as torchvision's under other names (`conv_stem`,
 //! `blocks.S.I.conv_dw`, `conv_head`, `classifier`; `s1.b1.conv1.conv`,
@@ -17,16 +17,10 @@ use crate::error::{Error, Result};
 /// former).
 pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
     let se = sd.tensors.keys().any(|k| k.contains(".se.conv_reduce."));
-    let head_bn = sd.has("bn2.weight");
-    let fused = sd
-        .tensors
-        .keys()
-        .any(|k| k.contains(".conv_exp.") || k.starts_with("blocks.0.0.conv."));
-    if !head_bn || fused {
+    if !sd.has("bn2.weight") {
         return Err(Error::Shape(
-            "timm's names of a network other than EfficientNet B0–B7 or MobileNetV2 (a \
-             MobileNetV3, an EfficientNetV2, ...): Shears reads those from ONNX \
-             (torch.onnx.export)"
+            "timm's names of a network other than EfficientNet B0–B7 and V2 or MobileNetV2 (a \
+             MobileNetV3, ...): Shears reads those from ONNX (torch.onnx.export)"
                 .into(),
         ));
     }
@@ -153,6 +147,22 @@ fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
                 format!("features.{k}.conv")
             };
             let o = |j: &str| format!("{ours}.{j}");
+            // EfficientNetV2's fused blocks: one convolution (ConvBnAct)
+            // or an expanding one and a projection (EdgeResidual).
+            if sd.has(&format!("{t}.conv.weight")) {
+                put(&format!("{t}.conv"), &o("0.0"), &CONV);
+                put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                k += 1;
+                continue;
+            }
+            if sd.has(&format!("{t}.conv_exp.weight")) {
+                put(&format!("{t}.conv_exp"), &o("0.0"), &CONV);
+                put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                put(&format!("{t}.conv_pwl"), &o("1.0"), &CONV);
+                put(&format!("{t}.bn2"), &o("1.1"), &BN);
+                k += 1;
+                continue;
+            }
             // Depthwise-separable (no expansion) or inverted residual.
             let ds = !sd.has(&format!("{t}.conv_pwl.weight"));
             match (ds, se) {
