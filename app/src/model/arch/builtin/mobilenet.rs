@@ -6,6 +6,7 @@ use crate::model::arch::{Architecture, Family};
 use crate::model::ops::activation::Act;
 
 use super::divisible;
+use crate::model::graph::{Dim, Op};
 
 /// torchvision's MobileNetV2 (`width_mult` = `width` / 100): inverted
 /// residual blocks of a 1x1 expansion, a 3x3 depthwise convolution and a
@@ -67,6 +68,19 @@ pub fn mobilenet_v2(input: [usize; 3], width: usize, classes: usize) -> Result<A
     Ok(b.finish(y, Family::MobilenetV2, input, classes))
 }
 
+/// What timm's MobileNetV3 has where torchvision's differs: the width of
+/// its stem (not scaled below a multiplier of 0.75), of its `conv_head`
+/// and each block's expanded width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimmMobilenetV3 {
+    /// Channels of the stem.
+    pub stem: usize,
+    /// Channels of `conv_head`.
+    pub head: usize,
+    /// Each block's expanded width, in order.
+    pub expanded: Vec<usize>,
+}
+
 /// MobileNetV3's two sizes (torchvision's `mobilenet_v3_small` and
 /// `mobilenet_v3_large`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +95,17 @@ pub enum MobilenetV3Size {
 /// residual blocks with ReLU or hard swish, squeeze-excitation with a hard
 /// sigmoid gate where the table has it, BatchNorm with epsilon 1e-3 and
 /// momentum 0.01, dropout 0.2 in the classifier.
+///
+/// `timm`: timm's MobileNetV3 instead, whose head is a 1x1 convolution
+/// `conv_head` (with bias, no BatchNorm) after the pooling, whose expanded
+/// widths are its input's times a ratio (not the table's widths scaled),
+/// and whose BatchNorm keeps PyTorch's defaults.
 pub fn mobilenet_v3(
     input: [usize; 3],
     size: MobilenetV3Size,
     width: usize,
     classes: usize,
+    timm: Option<&TimmMobilenetV3>,
 ) -> Result<Architecture> {
     let mult = width as f64 / 100.0;
     let ch = |c: usize| divisible(c as f64 * mult);
@@ -131,13 +151,22 @@ pub fn mobilenet_v3(
         beta: 0.5,
     };
     let (mut b, x) = Builder::new(input);
-    b.bn_eps = 1e-3;
-    b.bn_momentum = 0.01;
-    let mut x = b.conv_norm("features.0", x, ch(16), 3, 2, 1, Some(hswish))?;
+    if timm.is_none() {
+        b.bn_eps = 1e-3;
+        b.bn_momentum = 0.01;
+    }
+    let stem = timm.map_or(ch(16), |t| t.stem);
+    let mut x = b.conv_norm("features.0", x, stem, 3, 2, 1, Some(hswish))?;
     for (i, &(k, exp, out, se, hs, stride)) in table.iter().enumerate() {
         let p = format!("features.{}.block", i + 1);
         let act = if hs { hswish } else { Act::Relu };
-        let (c_in, exp, out) = (b.channels(x), ch(exp), ch(out));
+        let exp = match timm {
+            Some(t) => *t.expanded.get(i).ok_or_else(|| {
+                crate::error::Error::config("model", format!("no expanded width for block {i}"))
+            })?,
+            None => ch(exp),
+        };
+        let (c_in, out) = (b.channels(x), ch(out));
         let mut y = x;
         let mut j = 0;
         if exp != c_in {
@@ -160,9 +189,26 @@ pub fn mobilenet_v3(
     let last = 6 * b.channels(x);
     let p = format!("features.{}", table.len() + 1);
     x = b.conv_norm(&p, x, last, 1, 1, 1, Some(hswish))?;
-    let x = b.pool_flat(x)?;
-    let x = b.linear("classifier.0", x, ch(head))?;
-    let x = b.act(x, hswish)?;
+    let x = match timm.map(|t| t.head) {
+        None => {
+            let x = b.pool_flat(x)?;
+            let x = b.linear("classifier.0", x, ch(head))?;
+            b.act(x, hswish)?
+        }
+        Some(h) => {
+            let m = b.op(
+                "global_avg_pool",
+                Op::ReduceMean {
+                    axes: vec![2, 3],
+                    keep: true,
+                },
+                &[x],
+            )?;
+            let m = b.conv("conv_head", m, h, 1, 1, 1, true)?;
+            let m = b.act(m, hswish)?;
+            b.reshape(m, vec![Dim::Batch(1), Dim::Fixed(h)])?
+        }
+    };
     let x = b.dropout(x, 0.2)?;
     let y = b.linear("classifier.3", x, classes)?;
     Ok(b.finish(y, Family::MobilenetV3, input, classes))

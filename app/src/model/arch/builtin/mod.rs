@@ -22,7 +22,7 @@ pub use densenet::{densenet, DensenetConfig};
 pub use efficientnet::{
     b_layout, efficientnet, efficientnet_b0, EfficientnetConfig, EfficientnetStage, STAGE_STRIDES,
 };
-pub use mobilenet::{mobilenet_v2, mobilenet_v3, MobilenetV3Size};
+pub use mobilenet::{mobilenet_v2, mobilenet_v3, MobilenetV3Size, TimmMobilenetV3};
 pub use regnet::{regnet, RegnetStage};
 pub use resnet::resnet_cifar;
 pub use shufflenet::{shufflenet_v2, ShufflenetConfig};

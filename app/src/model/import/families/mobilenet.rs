@@ -12,8 +12,12 @@ pub fn v2(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
 }
 
 /// MobileNetV3: small (11 blocks) or large (15), at the width multiplier
-/// that fits.
-pub fn v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
+/// that fits (`timm`: timm's, as read from its names).
+pub fn v3(
+    sd: &StateDict,
+    input: [usize; 3],
+    timm: Option<&builtin::TimmMobilenetV3>,
+) -> Result<Recognised> {
     let c = classes(sd, "classifier.3.weight")?;
     let blocks = count(sd, |i| format!("features.{}.block.0.0.weight", i + 1));
     let (size, name) = match blocks {
@@ -26,5 +30,5 @@ pub fn v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
             )))
         }
     };
-    by_width(sd, name, |w| builtin::mobilenet_v3(input, size, w, c))
+    by_width(sd, name, |w| builtin::mobilenet_v3(input, size, w, c, timm))
 }

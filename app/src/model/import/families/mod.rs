@@ -53,7 +53,7 @@ pub fn recognise(
     let found = if has("features.1.conv.0.0.weight") && has("classifier.1.weight") {
         mobilenet::v2(sd, input)
     } else if has("features.1.block.0.0.weight") && has("classifier.3.weight") {
-        mobilenet::v3(sd, input)
+        mobilenet::v3(sd, input, None)
     } else if has("features.1.0.block.0.0.weight") && has("classifier.1.weight") {
         efficientnet::read(sd, input, false)
     } else if has("conv_stem.weight")

@@ -17,10 +17,13 @@ use crate::error::{Error, Result};
 /// former).
 pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
     let se = sd.tensors.keys().any(|k| k.contains(".se.conv_reduce."));
+    if sd.has("conv_head.bias") && !sd.has("bn2.weight") {
+        return mobilenet_v3(sd, input);
+    }
     if !sd.has("bn2.weight") {
         return Err(Error::Shape(
-            "timm's names of a network other than EfficientNet B0–B7 and V2 or MobileNetV2 (a \
-             MobileNetV3, ...): Shears reads those from ONNX (torch.onnx.export)"
+            "timm's names of a network other than EfficientNet B0–B7 and V2, MobileNetV2 or \
+             MobileNetV3: Shears reads it from ONNX (torch.onnx.export)"
                 .into(),
         ));
     }
@@ -34,6 +37,90 @@ pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognis
     r.notes.push(
         "timm's names; symmetric padding as timm's own models (a `tf_` model pads as \
          TensorFlow does: open its ONNX export instead)"
+            .into(),
+    );
+    Ok(r)
+}
+
+/// timm's MobileNetV3 (small or large): blocks onto torchvision's
+/// `features.K.block.J`, its last 1x1 convolution onto `features.N`, and
+/// its head (`conv_head`, a convolution after the pooling) kept as timm has
+/// it.
+fn mobilenet_v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
+    let mut map = BTreeMap::new();
+    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
+        for p in parts {
+            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
+        }
+    };
+    put("conv_stem", "features.0.0", &CONV);
+    put("bn1", "features.0.1", &BN);
+    let mut k = 1;
+    let mut expanded = Vec::new();
+    for s in (0..).take_while(|s| sd.has(&format!("blocks.{s}.0.bn1.weight"))) {
+        for i in (0..).take_while(|i| sd.has(&format!("blocks.{s}.{i}.bn1.weight"))) {
+            let t = format!("blocks.{s}.{i}");
+            if let Some(&c) = sd
+                .shape(&format!("{t}.conv_dw.weight"))
+                .and_then(|d| d.first())
+            {
+                expanded.push(c);
+            }
+            if sd.has(&format!("{t}.conv.weight")) {
+                // The last 1x1 convolution (timm's `cn` stage).
+                put(&format!("{t}.conv"), &format!("features.{k}.0"), &CONV);
+                put(&format!("{t}.bn1"), &format!("features.{k}.1"), &BN);
+                k += 1;
+                continue;
+            }
+            let o = |j: usize| format!("features.{k}.block.{j}");
+            let se = sd.has(&format!("{t}.se.conv_reduce.weight"));
+            let mut j = 0;
+            let conv_bn =
+                |put: &mut dyn FnMut(&str, &str, &[&str]), conv: &str, bn: &str, j: &mut usize| {
+                    put(&format!("{t}.{conv}"), &format!("{}.0", o(*j)), &CONV);
+                    put(&format!("{t}.{bn}"), &format!("{}.1", o(*j)), &BN);
+                    *j += 1;
+                };
+            let ir = sd.has(&format!("{t}.conv_pwl.weight"));
+            if ir {
+                conv_bn(&mut put, "conv_pw", "bn1", &mut j);
+                conv_bn(&mut put, "conv_dw", "bn2", &mut j);
+            } else {
+                conv_bn(&mut put, "conv_dw", "bn1", &mut j);
+            }
+            if se {
+                put(
+                    &format!("{t}.se.conv_reduce"),
+                    &format!("{}.fc1", o(j)),
+                    &BIASED,
+                );
+                put(
+                    &format!("{t}.se.conv_expand"),
+                    &format!("{}.fc2", o(j)),
+                    &BIASED,
+                );
+                j += 1;
+            }
+            if ir {
+                conv_bn(&mut put, "conv_pwl", "bn3", &mut j);
+            } else {
+                conv_bn(&mut put, "conv_pw", "bn2", &mut j);
+            }
+            k += 1;
+        }
+    }
+    put("conv_head", "conv_head", &BIASED);
+    put("classifier", "classifier.3", &BIASED);
+    let timm = crate::model::arch::builtin::TimmMobilenetV3 {
+        stem: super::dim(sd, "conv_stem.weight", 0)?,
+        head: super::dim(sd, "conv_head.weight", 0)?,
+        expanded,
+    };
+    let mut r = via_torchvision(sd, Ok(map), |tv| mobilenet::v3(tv, input, Some(&timm)))?;
+    r.notes.push(
+        "timm's names and BatchNorm defaults; symmetric padding as timm's own models (a `tf_` \
+         model pads as TensorFlow does: open its ONNX export instead)"
             .into(),
     );
     Ok(r)
