@@ -196,6 +196,12 @@ fn train_prune_eval_inspect_chain() {
         "{}",
         text(&o)
     );
+    // The granularity as the flag spells it (issue 27, item 13).
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(structured)"),
+        "{}",
+        text(&o)
+    );
     let o = shears(
         dir.path(),
         &["eval", "--checkpoint", "p.safetensors", "--data", &d],

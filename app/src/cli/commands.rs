@@ -237,7 +237,7 @@ pub(super) fn prune(a: PruneArgs, registry: &Registry) -> Result<()> {
         inputs,
     )?
     .reached;
-    println!("pruned to {:.2}% ({:?})", reached * 100.0, granularity);
+    println!("pruned to {:.2}% ({})", reached * 100.0, granularity.name());
     if let Some(d) = &data {
         if a.finetune_epochs > 0 {
             let tc = TrainConfig {

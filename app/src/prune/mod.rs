@@ -33,6 +33,15 @@ pub enum GranularityChoice {
 }
 
 impl GranularityChoice {
+    /// The name configs and the command line use (`unstructured`,
+    /// `structured`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GranularityChoice::Unstructured => "unstructured",
+            GranularityChoice::Structured => "structured",
+        }
+    }
+
     /// The plugin-contract granularity.
     pub fn api(self) -> Granularity {
         match self {

@@ -115,6 +115,8 @@ pub struct Progress {
     trained_at: Duration,
     /// Set when the comparison ended.
     pub ended: Option<Status>,
+    /// How long it ran, once it ended (the clock stops there).
+    ended_after: Option<Duration>,
 }
 
 /// The key events carry for a training: phase label, seed, target.
@@ -146,9 +148,11 @@ impl Progress {
         }
     }
 
-    /// Time since the start.
+    /// Time since the start, or how long the comparison ran once it ended.
     pub fn elapsed(&self) -> Duration {
-        self.started.map(|t| t.elapsed()).unwrap_or_default()
+        self.ended_after
+            .or_else(|| self.started.map(|t| t.elapsed()))
+            .unwrap_or_default()
     }
 
     /// Estimated time left: the epochs still expected times the time per
@@ -383,6 +387,7 @@ impl Progress {
             }
             Event::Finished { status } => {
                 self.ended = Some(status.clone());
+                self.ended_after = Some(at);
                 self.running.clear();
                 self.phase_epoch = (0, 0);
                 if *status == Status::Complete {
@@ -658,6 +663,10 @@ mod tests {
         assert!(p.current.contains("cancelled"));
         assert!(p.eta().is_none());
         assert!(p.log.last().unwrap().contains("cancelled"));
+        // The clock stops when the comparison ends (issue 27, item 6).
+        assert_eq!(p.elapsed(), s(15));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(p.elapsed(), s(15));
     }
 
     /// Two fine-tuning phases back to back (no prune between), the first
