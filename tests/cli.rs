@@ -915,3 +915,23 @@ fn an_image_folder_is_data_for_a_comparison() {
 fn dir_name(label: u32) -> String {
     format!("class-{label:02}")
 }
+
+/// `inspect` of an nn.Sequential state dict without `--input` takes the
+/// channels from its first convolution and, where the size does not fit,
+/// says that `--input` is needed (issue 27, item 13).
+#[test]
+fn inspect_without_input_takes_the_first_convs_channels_and_asks_for_the_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/mnist_cnn.pth");
+    let layers =
+        "conv(p=1), relu, maxpool(2), conv(p=1), relu, maxpool(2), flatten, linear, relu, \
+                  dropout(0.25), linear";
+    let m = model.to_str().unwrap();
+    let o = shears(dir.path(), &["inspect", m, "--layers", layers]);
+    assert_clean_error(&o, &["[1, 224, 224]", "--input CxHxW"]);
+    let o = shears(
+        dir.path(),
+        &["inspect", m, "--layers", layers, "--input", "1x28x28"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}

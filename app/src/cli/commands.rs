@@ -95,10 +95,42 @@ fn open_without_data(path: &Path, import: &ImportArgs, device: &Device) -> Resul
     // checkpoint's), else 3x224x224.
     let prep = crate::model::import::input_prep(Some(path), &import.options());
     let declared = prep.size.zip(prep.channels).map(|([h, w], c)| [c, h, w]);
-    let input = import.input_shape()?.or(declared).unwrap_or([3, 224, 224]);
-    let opened = crate::model::import::open(path, &import.options(), input, device)?;
+    let given = import.input_shape()?.or(declared);
+    // Without one, 224x224 with the channels of the model's first
+    // convolution (a state dict's).
+    let input = given.unwrap_or_else(|| [first_conv_channels(path).unwrap_or(3), 224, 224]);
+    let opened =
+        crate::model::import::open(path, &import.options(), input, device).map_err(|e| {
+            if given.is_some() {
+                e
+            } else {
+                crate::error::Error::Other(format!(
+                "{e} (no --input was given, so a {input:?} input was assumed: give the model's \
+                 input as --input CxHxW)"
+            ))
+            }
+        })?;
     print_notes(path, &opened.notes);
     Ok(opened)
+}
+
+/// The input channels of the first convolution of the state dict at
+/// `path` (by module order), if it is one and has a convolution.
+fn first_conv_channels(path: &Path) -> Option<usize> {
+    if crate::model::import::sniff(path).ok()? != crate::model::import::ModelFormat::StateDict {
+        return None;
+    }
+    let sd = crate::model::import::StateDict::read(path).ok()?;
+    let index = |name: &str| -> Vec<usize> {
+        name.split('.')
+            .map(|p| p.parse::<usize>().unwrap_or(usize::MAX))
+            .collect()
+    };
+    sd.tensors
+        .iter()
+        .filter(|(k, t)| k.ends_with(".weight") && t.dims().len() == 4)
+        .min_by_key(|(k, _)| index(k))
+        .map(|(_, t)| t.dims()[1])
 }
 
 fn print_notes(path: &Path, notes: &[String]) {
