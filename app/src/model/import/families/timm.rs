@@ -47,14 +47,9 @@ pub fn efficientnet_family(sd: &StateDict, input: [usize; 3]) -> Result<Recognis
 /// its head (`conv_head`, a convolution after the pooling) kept as timm has
 /// it.
 fn mobilenet_v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
-    let mut map = BTreeMap::new();
-    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
-        for p in parts {
-            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
-        }
-    };
-    put("conv_stem", "features.0.0", &CONV);
-    put("bn1", "features.0.1", &BN);
+    let mut map = Renames::default();
+    map.put("conv_stem", "features.0.0", &CONV);
+    map.put("bn1", "features.0.1", &BN);
     let mut k = 1;
     let mut expanded = Vec::new();
     for s in (0..).take_while(|s| sd.has(&format!("blocks.{s}.0.bn1.weight"))) {
@@ -68,34 +63,31 @@ fn mobilenet_v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
             }
             if sd.has(&format!("{t}.conv.weight")) {
                 // The last 1x1 convolution (timm's `cn` stage).
-                put(&format!("{t}.conv"), &format!("features.{k}.0"), &CONV);
-                put(&format!("{t}.bn1"), &format!("features.{k}.1"), &BN);
+                map.put(&format!("{t}.conv"), &format!("features.{k}.0"), &CONV);
+                map.put(&format!("{t}.bn1"), &format!("features.{k}.1"), &BN);
                 k += 1;
                 continue;
             }
             let o = |j: usize| format!("features.{k}.block.{j}");
             let se = sd.has(&format!("{t}.se.conv_reduce.weight"));
             let mut j = 0;
-            let conv_bn =
-                |put: &mut dyn FnMut(&str, &str, &[&str]), conv: &str, bn: &str, j: &mut usize| {
-                    put(&format!("{t}.{conv}"), &format!("{}.0", o(*j)), &CONV);
-                    put(&format!("{t}.{bn}"), &format!("{}.1", o(*j)), &BN);
-                    *j += 1;
-                };
             let ir = sd.has(&format!("{t}.conv_pwl.weight"));
             if ir {
-                conv_bn(&mut put, "conv_pw", "bn1", &mut j);
-                conv_bn(&mut put, "conv_dw", "bn2", &mut j);
+                map.conv_bn(&t, "conv_pw", "bn1", &o(j));
+                j += 1;
+                map.conv_bn(&t, "conv_dw", "bn2", &o(j));
+                j += 1;
             } else {
-                conv_bn(&mut put, "conv_dw", "bn1", &mut j);
+                map.conv_bn(&t, "conv_dw", "bn1", &o(j));
+                j += 1;
             }
             if se {
-                put(
+                map.put(
                     &format!("{t}.se.conv_reduce"),
                     &format!("{}.fc1", o(j)),
                     &BIASED,
                 );
-                put(
+                map.put(
                     &format!("{t}.se.conv_expand"),
                     &format!("{}.fc2", o(j)),
                     &BIASED,
@@ -103,21 +95,21 @@ fn mobilenet_v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
                 j += 1;
             }
             if ir {
-                conv_bn(&mut put, "conv_pwl", "bn3", &mut j);
+                map.conv_bn(&t, "conv_pwl", "bn3", &o(j));
             } else {
-                conv_bn(&mut put, "conv_pw", "bn2", &mut j);
+                map.conv_bn(&t, "conv_pw", "bn2", &o(j));
             }
             k += 1;
         }
     }
-    put("conv_head", "conv_head", &BIASED);
-    put("classifier", "classifier.3", &BIASED);
+    map.put("conv_head", "conv_head", &BIASED);
+    map.put("classifier", "classifier.3", &BIASED);
     let timm = crate::model::arch::builtin::TimmMobilenetV3 {
         stem: super::dim(sd, "conv_stem.weight", 0)?,
         head: super::dim(sd, "conv_head.weight", 0)?,
         expanded,
     };
-    let mut r = via_torchvision(sd, Ok(map), |tv| mobilenet::v3(tv, input, Some(&timm)))?;
+    let mut r = via_torchvision(sd, Ok(map.0), |tv| mobilenet::v3(tv, input, Some(&timm)))?;
     r.notes.push(
         "timm's names and BatchNorm defaults; symmetric padding as timm's own models (a `tf_` \
          model pads as TensorFlow does: open its ONNX export instead)"
@@ -128,14 +120,9 @@ fn mobilenet_v3(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
 
 /// timm's RegNet X or Y.
 pub fn regnet(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
-    let mut map = BTreeMap::new();
-    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
-        for p in parts {
-            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
-        }
-    };
-    put("stem.conv", "stem.0", &CONV);
-    put("stem.bn", "stem.1", &BN);
+    let mut map = Renames::default();
+    map.put("stem.conv", "stem.0", &CONV);
+    map.put("stem.bn", "stem.1", &BN);
     for s in (1..).take_while(|s| sd.has(&format!("s{s}.b1.conv1.conv.weight"))) {
         for i in (1..).take_while(|i| sd.has(&format!("s{s}.b{i}.conv1.conv.weight"))) {
             let (t, o) = (
@@ -148,15 +135,39 @@ pub fn regnet(sd: &StateDict, input: [usize; 3]) -> Result<Recognised> {
                 ("conv3", "f.c"),
                 ("downsample", "proj"),
             ] {
-                put(&format!("{t}.{a}.conv"), &format!("{o}.{b}.0"), &CONV);
-                put(&format!("{t}.{a}.bn"), &format!("{o}.{b}.1"), &BN);
+                map.conv_bn(
+                    &t,
+                    &format!("{a}.conv"),
+                    &format!("{a}.bn"),
+                    &format!("{o}.{b}"),
+                );
             }
-            put(&format!("{t}.se.fc1"), &format!("{o}.f.se.fc1"), &BIASED);
-            put(&format!("{t}.se.fc2"), &format!("{o}.f.se.fc2"), &BIASED);
+            map.put(&format!("{t}.se.fc1"), &format!("{o}.f.se.fc1"), &BIASED);
+            map.put(&format!("{t}.se.fc2"), &format!("{o}.f.se.fc2"), &BIASED);
         }
     }
-    put("head.fc", "fc", &BIASED);
-    via_torchvision(sd, Ok(map), |tv| regnet::read(tv, input))
+    map.put("head.fc", "fc", &BIASED);
+    via_torchvision(sd, Ok(map.0), |tv| regnet::read(tv, input))
+}
+
+/// timm's names to torchvision's, built up module by module.
+#[derive(Default)]
+struct Renames(BTreeMap<String, String>);
+
+impl Renames {
+    /// Module `timm`'s tensors `parts` are module `ours`'s.
+    fn put(&mut self, timm: &str, ours: &str, parts: &[&str]) {
+        for p in parts {
+            self.0.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
+        }
+    }
+
+    /// Block `t`'s convolution `conv` and BatchNorm `bn` are torchvision's
+    /// `Conv2dNormActivation` `ours` (`ours.0`, `ours.1`).
+    fn conv_bn(&mut self, t: &str, conv: &str, bn: &str, ours: &str) {
+        self.put(&format!("{t}.{conv}"), &format!("{ours}.0"), &CONV);
+        self.put(&format!("{t}.{bn}"), &format!("{ours}.1"), &BN);
+    }
 }
 
 /// A convolution's tensors.
@@ -209,15 +220,10 @@ fn via_torchvision(
 /// torchvision's: EfficientNet's `features.{s+1}.{i}.block.{j}` (`se`) or
 /// MobileNetV2's `features.{k}.conv.{j}`.
 fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
-    let mut map = BTreeMap::new();
-    let mut put = |timm: &str, ours: &str, parts: &[&str]| {
-        for p in parts {
-            map.insert(format!("{timm}.{p}"), format!("{ours}.{p}"));
-        }
-    };
+    let mut map = Renames::default();
     const SE: [&str; 2] = BIASED;
-    put("conv_stem", "features.0.0", &CONV);
-    put("bn1", "features.0.1", &BN);
+    map.put("conv_stem", "features.0.0", &CONV);
+    map.put("bn1", "features.0.1", &BN);
     let stages = (0..)
         .take_while(|s| sd.has(&format!("blocks.{s}.0.bn1.weight")))
         .count();
@@ -237,16 +243,13 @@ fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
             // EfficientNetV2's fused blocks: one convolution (ConvBnAct)
             // or an expanding one and a projection (EdgeResidual).
             if sd.has(&format!("{t}.conv.weight")) {
-                put(&format!("{t}.conv"), &o("0.0"), &CONV);
-                put(&format!("{t}.bn1"), &o("0.1"), &BN);
+                map.conv_bn(&t, "conv", "bn1", &o("0"));
                 k += 1;
                 continue;
             }
             if sd.has(&format!("{t}.conv_exp.weight")) {
-                put(&format!("{t}.conv_exp"), &o("0.0"), &CONV);
-                put(&format!("{t}.bn1"), &o("0.1"), &BN);
-                put(&format!("{t}.conv_pwl"), &o("1.0"), &CONV);
-                put(&format!("{t}.bn2"), &o("1.1"), &BN);
+                map.conv_bn(&t, "conv_exp", "bn1", &o("0"));
+                map.conv_bn(&t, "conv_pwl", "bn2", &o("1"));
                 k += 1;
                 continue;
             }
@@ -254,44 +257,36 @@ fn renames(sd: &StateDict, se: bool) -> Result<BTreeMap<String, String>> {
             let ds = !sd.has(&format!("{t}.conv_pwl.weight"));
             match (ds, se) {
                 (true, true) => {
-                    put(&format!("{t}.conv_dw"), &o("0.0"), &CONV);
-                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
-                    put(&format!("{t}.se.conv_reduce"), &o("1.fc1"), &SE);
-                    put(&format!("{t}.se.conv_expand"), &o("1.fc2"), &SE);
-                    put(&format!("{t}.conv_pw"), &o("2.0"), &CONV);
-                    put(&format!("{t}.bn2"), &o("2.1"), &BN);
+                    map.conv_bn(&t, "conv_dw", "bn1", &o("0"));
+                    map.put(&format!("{t}.se.conv_reduce"), &o("1.fc1"), &SE);
+                    map.put(&format!("{t}.se.conv_expand"), &o("1.fc2"), &SE);
+                    map.conv_bn(&t, "conv_pw", "bn2", &o("2"));
                 }
                 (false, true) => {
-                    put(&format!("{t}.conv_pw"), &o("0.0"), &CONV);
-                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
-                    put(&format!("{t}.conv_dw"), &o("1.0"), &CONV);
-                    put(&format!("{t}.bn2"), &o("1.1"), &BN);
-                    put(&format!("{t}.se.conv_reduce"), &o("2.fc1"), &SE);
-                    put(&format!("{t}.se.conv_expand"), &o("2.fc2"), &SE);
-                    put(&format!("{t}.conv_pwl"), &o("3.0"), &CONV);
-                    put(&format!("{t}.bn3"), &o("3.1"), &BN);
+                    map.conv_bn(&t, "conv_pw", "bn1", &o("0"));
+                    map.conv_bn(&t, "conv_dw", "bn2", &o("1"));
+                    map.put(&format!("{t}.se.conv_reduce"), &o("2.fc1"), &SE);
+                    map.put(&format!("{t}.se.conv_expand"), &o("2.fc2"), &SE);
+                    map.conv_bn(&t, "conv_pwl", "bn3", &o("3"));
                 }
                 (true, false) => {
-                    put(&format!("{t}.conv_dw"), &o("0.0"), &CONV);
-                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
-                    put(&format!("{t}.conv_pw"), &o("1"), &CONV);
-                    put(&format!("{t}.bn2"), &o("2"), &BN);
+                    map.conv_bn(&t, "conv_dw", "bn1", &o("0"));
+                    map.put(&format!("{t}.conv_pw"), &o("1"), &CONV);
+                    map.put(&format!("{t}.bn2"), &o("2"), &BN);
                 }
                 (false, false) => {
-                    put(&format!("{t}.conv_pw"), &o("0.0"), &CONV);
-                    put(&format!("{t}.bn1"), &o("0.1"), &BN);
-                    put(&format!("{t}.conv_dw"), &o("1.0"), &CONV);
-                    put(&format!("{t}.bn2"), &o("1.1"), &BN);
-                    put(&format!("{t}.conv_pwl"), &o("2"), &CONV);
-                    put(&format!("{t}.bn3"), &o("3"), &BN);
+                    map.conv_bn(&t, "conv_pw", "bn1", &o("0"));
+                    map.conv_bn(&t, "conv_dw", "bn2", &o("1"));
+                    map.put(&format!("{t}.conv_pwl"), &o("2"), &CONV);
+                    map.put(&format!("{t}.bn3"), &o("3"), &BN);
                 }
             }
             k += 1;
         }
     }
     let head = if se { stages + 1 } else { k };
-    put("conv_head", &format!("features.{head}.0"), &CONV);
-    put("bn2", &format!("features.{head}.1"), &BN);
-    put("classifier", "classifier.1", &SE);
-    Ok(map)
+    map.put("conv_head", &format!("features.{head}.0"), &CONV);
+    map.put("bn2", &format!("features.{head}.1"), &BN);
+    map.put("classifier", "classifier.1", &SE);
+    Ok(map.0)
 }
