@@ -42,6 +42,12 @@ fn harness_with(
     harness_sized(config, out, launch, [1280.0, 900.0])
 }
 
+/// A tall harness (all of Setup in view, the import form included) for
+/// `config`, writing under `out`.
+fn tall_harness(config: ExperimentConfig, out: &Path) -> Harness<'static, ShearsApp> {
+    harness_sized(config, out, LaunchOptions::default(), [1280.0, 2000.0])
+}
+
 /// A harness whose window is `size` (a tall one shows every strategy box of
 /// Setup at once).
 fn harness_sized(
@@ -1191,12 +1197,7 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
     let digits = shears_tests::shared_datasets().join("uci-digits/digits.csv.gz");
     let mut cfg = tiny();
     cfg.data = shears::data::DatasetSpec::detect(&digits).unwrap();
-    let mut h = harness_sized(
-        cfg,
-        &dir.path().join("out"),
-        LaunchOptions::default(),
-        [1280.0, 2000.0],
-    );
+    let mut h = tall_harness(cfg, &dir.path().join("out"));
     h.step();
     let mlp = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torchvision/mlp.pth");
     drop_file(&mut h, &mlp);
@@ -1268,12 +1269,7 @@ fn a_pytorch_state_dict_is_completed_in_the_import_form_and_shown_in_model() {
 #[test]
 fn setup_fixes_the_normalisation_of_the_model_it_trains() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness_sized(
-        tiny(),
-        &dir.path().join("out"),
-        LaunchOptions::default(),
-        [1280.0, 2000.0],
-    );
+    let mut h = tall_harness(tiny(), &dir.path().join("out"));
     h.step();
     h.get_by_label("Normalisation mean").focus();
     h.step();
@@ -1426,12 +1422,7 @@ fn the_model_view_shows_setups_architecture_before_a_model_is_opened() {
 #[test]
 fn the_import_form_asks_only_what_the_file_cannot_tell() {
     let dir = tempfile::tempdir().unwrap();
-    let mut h = harness_sized(
-        tiny(),
-        &dir.path().join("out"),
-        LaunchOptions::default(),
-        [1280.0, 2000.0],
-    );
+    let mut h = tall_harness(tiny(), &dir.path().join("out"));
     h.step();
     let families = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/families");
     let layers = "Layers (an nn.Sequential only; one per module index)";
