@@ -934,4 +934,16 @@ fn inspect_without_input_takes_the_first_convs_channels_and_asks_for_the_size() 
         &["inspect", m, "--layers", layers, "--input", "1x28x28"],
     );
     assert!(o.status.success(), "{}", text(&o));
+    // A layer spec given as a flag is named as the flag in errors.
+    let short = [
+        "inspect",
+        m,
+        "--layers",
+        "conv(p=1), relu",
+        "--input",
+        "1x28x28",
+    ];
+    let o = shears(dir.path(), &short);
+    assert_clean_error(&o, &["`--layers`"]);
+    assert!(!text(&o).contains("import.layers"), "{}", text(&o));
 }

@@ -81,7 +81,8 @@ pub(super) fn open_with_data(
     let prep = crate::model::import::input_prep(Some(path), &opts);
     let (spec, train, test) = load_raw(data, &prep)?;
     let input = [train.channels, train.height, train.width];
-    let opened = crate::model::import::open(path, &opts, input, device)?;
+    let opened =
+        crate::model::import::open(path, &opts, input, device).map_err(|e| import.flag_names(e))?;
     print_notes(path, &opened.notes);
     let splits = prepare_normalised(train, test, 0.1, 0, &opened.net.arch.preprocess.norm)?;
     check_fits(&opened.net, &splits, path)?;
@@ -101,6 +102,7 @@ fn open_without_data(path: &Path, import: &ImportArgs, device: &Device) -> Resul
     let input = given.unwrap_or_else(|| [first_conv_channels(path).unwrap_or(3), 224, 224]);
     let opened =
         crate::model::import::open(path, &import.options(), input, device).map_err(|e| {
+            let e = import.flag_names(e);
             if given.is_some() {
                 e
             } else {

@@ -445,6 +445,17 @@ pub struct ImportArgs {
 }
 
 impl ImportArgs {
+    /// An error about an import option named as its flag (`--layers`),
+    /// not as the config key it becomes (`import.layers`).
+    pub fn flag_names(&self, e: crate::error::Error) -> crate::error::Error {
+        match e {
+            crate::error::Error::Config { field, msg } if field.starts_with("import.") => {
+                crate::error::Error::Other(format!("`--{}`: {msg}", &field["import.".len()..]))
+            }
+            e => e,
+        }
+    }
+
     /// The options for [`crate::model::import::open`].
     pub fn options(&self) -> crate::model::import::ImportOptions {
         crate::model::import::ImportOptions {
