@@ -79,9 +79,12 @@ fn tasks_run_one_by_one_merge_into_the_single_process_results() {
         e.contains("waits for task 0") && e.contains("base model, seed 0"),
         "{e}"
     );
+    // Named as what was asked, not as a config key (issue 27, item 13).
+    assert!(e.starts_with("task 3: ") && !e.contains("config"), "{e}");
     assert_eq!(plan::task_state(&planned, 3), TaskState::Pending);
     let e = plan::merge(&planned).unwrap_err().to_string();
     assert!(e.contains("12 of 12 tasks are not done"), "{e}");
+    assert!(e.starts_with("merge: ") && !e.contains("config"), "{e}");
 
     // Bases, then the runs in reverse order, then the controls.
     for i in [1, 0] {

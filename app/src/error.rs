@@ -33,6 +33,14 @@ pub enum Error {
         /// What is wrong with it.
         msg: String,
     },
+    /// A plan folder's task cannot run (yet), or its tasks cannot be merged.
+    #[error("{what}: {msg}")]
+    Plan {
+        /// What was asked: `task 3`, `merge`.
+        what: String,
+        /// Why it cannot be done.
+        msg: String,
+    },
     /// Tensors or layers do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),

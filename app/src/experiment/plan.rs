@@ -290,14 +290,14 @@ pub fn run_task(
 ) -> Result<TaskOutcome> {
     let mut plan = Plan::load(dir)?;
     if index >= plan.tasks.len() {
-        return Err(Error::config(
-            "task index",
-            format!(
-                "{index} is past the plan's {} tasks (0..{})",
+        return Err(Error::Plan {
+            what: format!("task {index}"),
+            msg: format!(
+                "past the plan's {} tasks (0..{})",
                 plan.tasks.len(),
                 plan.tasks.len()
             ),
-        ));
+        });
     }
     if task_state(dir, index) == TaskState::Done {
         return Ok(TaskOutcome::AlreadyDone);
@@ -307,13 +307,13 @@ pub fn run_task(
         .into_iter()
         .find(|&d| task_state(dir, d) != TaskState::Done)
     {
-        return Err(Error::config(
-            format!("task {index}"),
-            format!(
+        return Err(Error::Plan {
+            what: format!("task {index}"),
+            msg: format!(
                 "it waits for task {wait} ({}), which is not done",
                 plan.describe(wait)
             ),
-        ));
+        });
     }
     if let Some(path) = data {
         plan.config.data = plan.config.data.with_path(path);
@@ -504,15 +504,15 @@ pub fn merge(dir: &Path) -> Result<ComparisonResults> {
         .map(|(i, _)| format!("{i} ({})", plan.describe(i)))
         .collect();
     if !open.is_empty() {
-        return Err(Error::config(
-            "merge",
-            format!(
+        return Err(Error::Plan {
+            what: "merge".into(),
+            msg: format!(
                 "{} of {} tasks are not done: {}",
                 open.len(),
                 plan.tasks.len(),
                 open.join(", ")
             ),
-        ));
+        });
     }
     let results = collect(&plan, dir, &states)?;
     save_results(dir, &results)?;
