@@ -321,23 +321,11 @@ pub fn sniff(path: &Path) -> Result<ModelFormat> {
 /// Whether the file at `path` is a safetensors file with Shears's metadata
 /// (its header alone is read).
 fn is_shears_checkpoint(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let io = |e| Error::io(path, e);
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
-    let mut n8 = [0u8; 8];
-    if f.read_exact(&mut n8).is_err() {
-        return Ok(false);
-    }
-    let n = u64::from_le_bytes(n8);
-    if n > len.saturating_sub(8) || n > 100 << 20 {
-        return Ok(false);
-    }
-    let mut head = vec![0u8; n as usize];
-    f.read_exact(&mut head).map_err(io)?;
-    let header: serde_json::Value = match serde_json::from_slice(&head) {
-        Ok(v) => v,
-        Err(_) => return Ok(false),
-    };
-    Ok(header["__metadata__"].get(checkpoint::ARCH_KEY).is_some())
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(match state_dict::safetensors_header(&mut f, path)? {
+        Ok((_, header)) => header
+            .get("__metadata__")
+            .is_some_and(|m| m.get(checkpoint::ARCH_KEY).is_some()),
+        Err(_) => false,
+    })
 }

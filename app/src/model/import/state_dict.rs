@@ -62,18 +62,7 @@ impl StateDict {
         };
         let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        let mut n8 = [0u8; 8];
-        f.read_exact(&mut n8)
-            .map_err(|_| bad("shorter than a safetensors header".into()))?;
-        let n = u64::from_le_bytes(n8);
-        if n > len.saturating_sub(8) || n > MAX_HEADER {
-            return Err(bad(format!("a header of {n} bytes in a file of {len}")));
-        }
-        let mut head = vec![0u8; n as usize];
-        f.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
-        let header: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&head).map_err(|e| bad(e.to_string()))?;
-        let start = 8 + n;
+        let (start, header) = safetensors_header(&mut f, path)?.map_err(bad)?;
         let mut entries = Vec::new();
         for (name, info) in header {
             if name == "__metadata__" {
@@ -98,29 +87,6 @@ impl StateDict {
             let t = e.tensor(&buf).map_err(|m| bad(format!("`{name}`: {m}")))?;
             tensors.push((name, t));
         }
-        Self::from_tensors(tensors, None, path)
-    }
-
-    /// A state dict from the bytes of the file at `path`: a `torch.save`
-    /// zip (read again from `path`, entry by entry) or safetensors.
-    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        if bytes.starts_with(b"PK\x03\x04") {
-            Self::read_pth(path)
-        } else if bytes.starts_with(b"\x80\x02") || bytes.starts_with(b"\x80\x01") {
-            Err(legacy_pickle(path))
-        } else {
-            Self::from_safetensors(bytes, path)
-        }
-    }
-
-    /// A state dict from a safetensors file's bytes.
-    pub fn from_safetensors(bytes: &[u8], path: &Path) -> Result<Self> {
-        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(|e| {
-            Error::format(
-                path,
-                format!("neither a torch.save zip nor safetensors ({e})"),
-            )
-        })?;
         Self::from_tensors(tensors, None, path)
     }
 
@@ -309,6 +275,33 @@ fn check_records(path: &Path, infos: &[candle_core::pickle::TensorInfo]) -> Resu
 /// The largest safetensors header read (the format's own limit).
 const MAX_HEADER: u64 = 100 << 20;
 
+/// A safetensors header: where the data starts and the entries by name.
+pub(crate) type SafetensorsHeader = (u64, BTreeMap<String, serde_json::Value>);
+
+/// The header of the safetensors file `f` (at `path`): where the data
+/// starts and the header's entries, or why it is not one (a header longer
+/// than the file or the format allows, or not JSON). Only the header is
+/// read; its size is checked before it is.
+pub(crate) fn safetensors_header(
+    f: &mut std::fs::File,
+    path: &Path,
+) -> Result<std::result::Result<SafetensorsHeader, String>> {
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n8 = [0u8; 8];
+    if f.read_exact(&mut n8).is_err() {
+        return Ok(Err("shorter than a safetensors header".into()));
+    }
+    let n = u64::from_le_bytes(n8);
+    if n > len.saturating_sub(8) || n > MAX_HEADER {
+        return Ok(Err(format!("a header of {n} bytes in a file of {len}")));
+    }
+    let mut head = vec![0u8; n as usize];
+    f.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+    Ok(serde_json::from_slice(&head)
+        .map(|h| (8 + n, h))
+        .map_err(|e| e.to_string()))
+}
+
 /// The error for a pre-1.6 `torch.save` file.
 fn legacy_pickle(path: &Path) -> Error {
     Error::format(
@@ -493,7 +486,9 @@ mod tests {
         // The same tensors as the whole-buffer reader.
         let path = fixture("resnet18.safetensors");
         let a = StateDict::read(&path).unwrap();
-        let b = StateDict::from_bytes(&std::fs::read(&path).unwrap(), &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let all = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        let b = StateDict::from_tensors(all, None, &path).unwrap();
         assert_eq!(a.tensors.len(), b.tensors.len());
         for (k, t) in &a.tensors {
             let u = &b.tensors[k];
@@ -503,7 +498,6 @@ mod tests {
         }
         assert_eq!(a.extra.len(), b.extra.len());
         // Cut short: refused by the header's check, naming the file.
-        let bytes = std::fs::read(&path).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cut = dir.path().join("cut.safetensors");
         std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
